@@ -1,0 +1,3 @@
+from vipcli.cli import main
+
+main()

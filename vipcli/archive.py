@@ -1,0 +1,315 @@
+"""Customer archives (客户档案): create and complete them, change them with a change log (修改记录),
+find, show and search them."""
+
+import json
+from datetime import date, datetime
+
+from vipcli import cards, fields, ledger
+from vipcli.dates import iso, months_before
+from vipcli.db import audit
+from vipcli.errors import InvalidInput, NotFound, Refused
+from vipcli.rules import Rules
+
+PROFILE_FIELDS = ("phone", "name", "gender", "birthday", "id_number", "email", "address", "store")
+REGISTRATION_FIELDS = ("name", "gender", "birthday", "phone")
+_LIMITS = {"name": 50, "address": 200}
+
+
+def clean_profile(raw: dict, today: date) -> dict:
+    """Validate the profile fields given (None = not given) into stored form."""
+    clean: dict = {}
+    for key, value in raw.items():
+        if value is None:
+            continue
+        if key == "phone":
+            clean[key] = fields.normalize_phone(value)
+        elif key == "gender":
+            clean[key] = fields.parse_gender(value)
+        elif key == "birthday":
+            clean[key] = iso(fields.parse_birthday(value, today))
+        elif key == "id_number":
+            clean[key] = fields.check_id_number(value)
+        elif key == "email":
+            clean[key] = fields.check_email(value)
+        elif key == "store":
+            clean[key] = fields.check_store(value)
+        elif key in _LIMITS:
+            clean[key] = fields.clean_text(value, key, _LIMITS[key])
+        else:
+            raise InvalidInput(f"{key}: not a profile field")
+    return clean
+
+
+def parse_prefs(pairs: list[str] | None) -> dict:
+    """'--pref size=M --pref 口味=清淡' -> {'size': 'M', '口味': '清淡'}; an empty value removes."""
+    prefs = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"pref: {pair!r} must be KEY=VALUE", code="bad_pref")
+        key = fields.clean_text(key, "pref key", 40)
+        prefs[key] = fields.clean_text(value, f"pref {key}", 200) if value.strip() else None
+    return prefs
+
+
+def is_registered(customer) -> bool:
+    return all(customer[f] for f in REGISTRATION_FIELDS)
+
+
+def resolve(conn, rules: Rules, ref: str):
+    """CARD/PHONE argument -> (customer row, card row or None). A phone means that customer and
+    their current card; a card number means that card, whatever its state."""
+    if fields.looks_like_phone(ref):
+        phone = fields.normalize_phone(ref)
+        customer = conn.execute("SELECT * FROM customers WHERE phone = ?", (phone,)).fetchone()
+        if customer is None:
+            raise NotFound(f"no customer with phone {fields.mask_phone(phone)}", code="unknown_phone")
+        return customer, cards.live_card(conn, customer["id"]) or cards.latest_card(conn, customer["id"])
+    card = cards.get(conn, cards.parse_number(ref, rules))
+    customer = conn.execute("SELECT * FROM customers WHERE id = ?", (card["customer_id"],)).fetchone()
+    return customer, card
+
+
+def _log_changes(conn, customer_id: int, old: dict, new: dict, at: datetime, operator: str) -> list[str]:
+    changed = []
+    for key, value in new.items():
+        before = old.get(key)
+        if before == value:
+            continue
+        conn.execute(
+            "INSERT INTO changes(customer_id, field, old, new, at, operator) VALUES (?, ?, ?, ?, ?, ?)",
+            (customer_id, key, before, value, iso(at), operator),
+        )
+        changed.append(key)
+    return changed
+
+
+def _store_values(conn, clean: dict, vault_for, customer_id: int | None) -> tuple[dict, dict]:
+    """Column values to write, and the loggable (masked) form of each changed field."""
+    columns, loggable = {}, {}
+    for key, value in clean.items():
+        if key == "id_number":
+            vault = vault_for(create=True)
+            digest = vault.lookup_hash(value)
+            owner = conn.execute("SELECT id FROM customers WHERE id_hmac = ?", (digest,)).fetchone()
+            if owner is not None and owner["id"] != customer_id:
+                raise Refused(f"that ID number already belongs to customer {owner['id']}",
+                              code="duplicate_id")
+            columns.update(id_enc=vault.encrypt(value), id_hmac=digest, id_masked=fields.mask_id(value))
+            loggable["id_number"] = fields.mask_id(value)
+        else:
+            if key == "phone":
+                owner = conn.execute("SELECT id FROM customers WHERE phone = ?", (value,)).fetchone()
+                if owner is not None and owner["id"] != customer_id:
+                    raise Refused(f"phone {fields.mask_phone(value)} already belongs to customer "
+                                  f"{owner['id']}", code="duplicate_phone")
+            columns[key] = value
+            loggable[key] = value
+    return columns, loggable
+
+
+def _current_loggable(customer) -> dict:
+    values = {k: customer[k] for k in PROFILE_FIELDS if k != "id_number"}
+    values["id_number"] = customer["id_masked"]
+    return values
+
+
+def create_prospect(conn, phone: str, at: datetime, operator: str, store: str | None = None) -> int:
+    customer_id = conn.execute(
+        "INSERT INTO customers(phone, store, created_at) VALUES (?, ?, ?)", (phone, store, iso(at))
+    ).lastrowid
+    _log_changes(conn, customer_id, {}, {"phone": phone, "store": store} if store else {"phone": phone},
+                 at, operator)
+    return customer_id
+
+
+def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: str,
+           grant: str | None = None, region: str | None = None) -> dict:
+    """Create an archive, or complete an existing one (only empty fields; changing a recorded value
+    is `vip update`'s job). `grant` issues a card without qualifying (audited)."""
+    phone = clean["phone"]
+    customer = conn.execute("SELECT * FROM customers WHERE phone = ?", (phone,)).fetchone()
+    created = customer is None
+    if created:
+        customer_id = conn.execute(
+            "INSERT INTO customers(phone, created_at) VALUES (?, ?)", (phone, iso(at))
+        ).lastrowid
+        customer = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
+    old = _current_loggable(customer)
+    if not created:
+        for key, value in clean.items():
+            if key == "id_number":
+                value = fields.mask_id(value)
+            if old.get(key) not in (None, value):
+                raise Refused(
+                    f"customer {customer['id']} already has a different {key}; "
+                    "use `vip update` to change it", code="conflicting_field")
+    columns, loggable = _store_values(conn, clean, vault_for, customer["id"])
+    _write_columns(conn, customer["id"], columns)
+    changed = _log_changes(conn, customer["id"], {} if created else old, loggable, at, operator)
+    _mark_registration(conn, customer["id"], at)
+    card_no = None
+    live = cards.live_card(conn, customer["id"])
+    if grant:
+        if live is not None:
+            raise Refused(f"customer {customer['id']} already holds card {live['card_no']}",
+                          code="has_card")
+        card_no = cards.issue(conn, rules, customer["id"], at, f"granted: {grant}", region,
+                              clean.get("store"))
+        set_tier(conn, customer["id"], None, rules.tiers[0].code, at, "card issued", operator)
+        audit(conn, at, operator, "enroll --grant", card_no, customer_id=customer["id"], reason=grant)
+    elif region:
+        raise InvalidInput("region: only used when a card is issued (--grant)", code="bad_usage")
+    audit(conn, at, operator, "enroll", str(customer["id"]), created=created, changed=changed)
+    return {"customer_id": customer["id"], "created": created, "changed": changed,
+            "card_issued": card_no is not None}
+
+
+def _write_columns(conn, customer_id: int, columns: dict) -> None:
+    if columns:
+        sets = ", ".join(f"{k} = ?" for k in columns)
+        conn.execute(f"UPDATE customers SET {sets} WHERE id = ?", (*columns.values(), customer_id))
+
+
+def _mark_registration(conn, customer_id: int, at: datetime) -> None:
+    """registered_at: the moment all registration fields are first present (第七条)."""
+    conn.execute(
+        "UPDATE customers SET registered_at = ? WHERE id = ? AND registered_at IS NULL "
+        "AND name IS NOT NULL AND gender IS NOT NULL AND birthday IS NOT NULL AND phone IS NOT NULL",
+        (iso(at), customer_id),
+    )
+
+
+def set_tier(conn, customer_id, old, new, at, reason, operator) -> None:
+    conn.execute("UPDATE customers SET tier = ?, tier_since = ? WHERE id = ?", (new, iso(at), customer_id))
+    conn.execute(
+        "INSERT INTO tier_changes(customer_id, from_tier, to_tier, at, reason, operator) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (customer_id, old, new, iso(at), reason, operator),
+    )
+
+
+def update(conn, rules: Rules, vault_for, ref: str, clean: dict, prefs: dict, at: datetime,
+           operator: str) -> list[str]:
+    customer, _ = resolve(conn, rules, ref)
+    if customer["erased_at"]:
+        raise Refused(f"customer {customer['id']} was erased", code="erased")
+    old = _current_loggable(customer)
+    columns, loggable = _store_values(conn, clean, vault_for, customer["id"])
+    _write_columns(conn, customer["id"], columns)
+    changed = _log_changes(conn, customer["id"], old, loggable, at, operator)
+    if prefs:
+        current = json.loads(customer["prefs"])
+        before = {f"pref.{k}": current.get(k) for k in prefs}
+        for key, value in prefs.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        conn.execute("UPDATE customers SET prefs = ? WHERE id = ?",
+                     (json.dumps(current, ensure_ascii=False, sort_keys=True), customer["id"]))
+        changed += _log_changes(conn, customer["id"], before,
+                                {f"pref.{k}": v for k, v in prefs.items()}, at, operator)
+    _mark_registration(conn, customer["id"], at)
+    if changed:
+        audit(conn, at, operator, "update", str(customer["id"]), changed=changed)
+    return changed
+
+
+def history(conn, rules: Rules, ref: str, unmask: bool) -> tuple[int, list[dict]]:
+    customer, _ = resolve(conn, rules, ref)
+    rows = conn.execute(
+        "SELECT field, old, new, at, operator FROM changes WHERE customer_id = ? ORDER BY id",
+        (customer["id"],),
+    ).fetchall()
+    out = []
+    for row in rows:
+        item = dict(row)
+        if row["field"] == "phone" and not unmask:
+            item["old"], item["new"] = fields.mask_phone(row["old"]), fields.mask_phone(row["new"])
+        out.append(item)
+    return customer["id"], out
+
+
+def spend(conn, customer_id: int, since: datetime, until: datetime) -> tuple[int, int]:
+    """(purchases, net paid) in (since, until]: every recorded purchase, whatever the card."""
+    row = conn.execute(
+        "SELECT COUNT(*), COALESCE(SUM(paid - refunded), 0) FROM purchases "
+        "WHERE customer_id = ? AND purchased_at > ? AND purchased_at <= ?",
+        (customer_id, iso(since), iso(until)),
+    ).fetchone()
+    return row[0], row[1]
+
+
+def summary(conn, rules: Rules, customer, card, now: datetime, unmask: bool) -> dict:
+    """Everything `vip show` prints about one archive."""
+    today = now.date()
+    registered = is_registered(customer)
+    status = cards.effective_status(card, registered, rules, today) if card else "prospect"
+    count, spent = spend(conn, customer["id"], months_before(now, rules.upgrade_window_months), now)
+    class_count, class_spend = spend(conn, customer["id"], months_before(now, rules.class_window_months), now)
+    id_number = customer["id_masked"]
+    if unmask and customer["id_enc"] is not None:
+        from vipcli.vault import open_vault
+
+        id_number = open_vault(conn, create=False).decrypt(customer["id_enc"])
+    recent = conn.execute(
+        "SELECT receipt, purchased_at, store, regular, promo, paid, refunded, points_earned "
+        "FROM purchases WHERE customer_id = ? ORDER BY purchased_at DESC, id DESC LIMIT 10",
+        (customer["id"],),
+    ).fetchall()
+    return {
+        "customer_id": customer["id"],
+        "name": customer["name"],
+        "phone": customer["phone"] if unmask else fields.mask_phone(customer["phone"]),
+        "gender": customer["gender"],
+        "birthday": customer["birthday"],
+        "id_number": id_number,
+        "email": customer["email"],
+        "address": customer["address"],
+        "store": customer["store"],
+        "prefs": json.loads(customer["prefs"]),
+        "created_at": customer["created_at"],
+        "registered": registered,
+        "registration_days_left": cards.registration_days_left(card, registered, rules, today)
+        if card and status in ("active", "discount_only") else None,
+        "card_no": card["card_no"] if card else None,
+        "status": status,
+        "valid_to": card["valid_to"] if card else None,
+        "tier": customer["tier"] if card else None,
+        "tier_since": customer["tier_since"] if card else None,
+        "points_balance": ledger.balance(conn, card["card_no"], now) if card else 0,
+        "spend_12m": spent,
+        "purchases_12m": count,
+        "class": rules.customer_class(class_count, class_spend).code,
+        "recent_purchases": [dict(r) for r in recent],
+    }
+
+
+def search(conn, rules: Rules, text: str, now: datetime, tier=None, cls=None, store=None,
+           status=None, limit: int = 200) -> list[dict]:
+    """Archives whose name, phone or card number contains TEXT (empty TEXT: all), filtered."""
+    text = text.strip()
+    like = f"%{text}%"
+    digits = "".join(ch for ch in text if ch.isdigit())
+    rows = conn.execute(
+        "SELECT c.*, k.card_no AS k_card_no FROM customers c "
+        "LEFT JOIN cards k ON k.customer_id = c.id AND k.status IN ('active','discount_only','blocked','expired') "
+        "WHERE (? = '' OR c.name LIKE ? OR (? != '' AND (c.phone LIKE ? OR k.card_no LIKE ?))) "
+        "AND (? IS NULL OR c.tier = ?) AND (? IS NULL OR c.store = ?) "
+        "ORDER BY c.id",
+        (text, like, digits, f"%{digits}%", f"%{digits}%", tier, tier, store, store),
+    ).fetchall()
+    results = []
+    for row in rows:
+        card = cards.get(conn, row["k_card_no"]) if row["k_card_no"] else None
+        info = summary(conn, rules, row, card, now, unmask=False)
+        if cls and info["class"] != cls:
+            continue
+        if status and info["status"] != status:
+            continue
+        results.append({k: info[k] for k in ("customer_id", "name", "phone", "card_no", "status",
+                                             "tier", "points_balance", "spend_12m", "class")})
+        if len(results) >= limit:
+            break
+    return results

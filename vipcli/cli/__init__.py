@@ -1,0 +1,171 @@
+"""The `vip` command line: a thin skin that parses, calls one domain function and renders.
+
+Errors are translated here, once: a VipError becomes one line on stderr (a JSON object under
+--json, also on stdout) and its exit code; a usage error exits 2; a database failure exits 4.
+No traceback ever reaches a user (and none would carry locals: personal data).
+"""
+
+import getpass
+import json
+import sqlite3
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import typer
+
+from vipcli.cli.fastparams import PlainCommand, PlainGroup
+from vipcli.errors import DatabaseProblem, InvalidInput, VipError
+
+
+class VipGroup(PlainGroup):
+    """Root group: runs the command and translates every failure to a line and an exit code."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+        try:
+            result = super().main(args=argv, prog_name=prog_name or "vip", complete_var=complete_var,
+                                  standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0
+        except VipError as exc:
+            code = report(exc.code, exc.message, exc.exit_code, as_json)
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except typer.Abort:
+            code = report("aborted", "aborted", 1, as_json)
+        except _click_exception() as exc:
+            code = report("usage", _usage_line(exc), 2, as_json)
+        except sqlite3.Error as exc:
+            from vipcli.db import translate
+
+            problem = translate(exc)
+            code = report(problem.code, problem.message, problem.exit_code, as_json)
+        except KeyboardInterrupt:
+            code = report("interrupted", "interrupted; the current transaction was rolled back", 130, as_json)
+        except OSError as exc:
+            code = report("os_error", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1, as_json)
+        except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
+            code = report("internal", f"internal error ({type(exc).__name__}); nothing was written", 1, as_json)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _click_exception():
+    from typer._click.exceptions import ClickException
+
+    return ClickException
+
+
+def _usage_line(exc) -> str:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    command = getattr(getattr(exc, "ctx", None), "command_path", None)
+    line = " ".join(message.split())
+    return f"{command}: {line}" if command else line
+
+
+def report(code: str, message: str, exit_code: int, as_json: bool) -> int:
+    line = " ".join(str(message).split())
+    if as_json:
+        payload = json.dumps({"error": {"code": code, "message": line}}, ensure_ascii=False)
+        print(payload)
+        print(payload, file=sys.stderr)
+    else:
+        print(f"error: {line}", file=sys.stderr)
+    return exit_code
+
+
+@dataclass
+class Session:
+    """What every command needs: where the database is, who is working, what time it is."""
+
+    db_path: Path
+    json: bool
+    operator: str
+    now: datetime
+    _conn: sqlite3.Connection | None = field(default=None, repr=False)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            from vipcli.db import connect
+
+            self._conn = connect(self.db_path)
+        return self._conn
+
+    def rules(self):
+        from vipcli.db import current_rules
+
+        return current_rules(self.conn)
+
+    def vault_for(self, create: bool):
+        from vipcli.vault import open_vault
+
+        return open_vault(self.conn, create=create)
+
+
+app = typer.Typer(
+    cls=VipGroup,
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    help="VIP membership and customer archive over one SQLite file.",
+)
+
+
+def _operator_default() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    db: str = typer.Option(None, "--db", envvar="VIPCLI_DB", help="Database file.", show_default=False),
+    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+    operator: str = typer.Option(None, "--operator", envvar="VIPCLI_OPERATOR",
+                                 help="Who is doing this (recorded on every write)."),
+) -> None:
+    from vipcli.dates import now
+    from vipcli.fields import clean_text
+
+    if db is not None and not db.strip():
+        raise InvalidInput("--db: must not be empty")
+    if db is None:
+        from vipcli.db import default_path
+
+        path = default_path()
+    else:
+        path = Path(db).expanduser()
+    who = clean_text(operator, "operator", 40) if operator is not None else _operator_default()
+    ctx.obj = Session(db_path=path, json=json_output, operator=who, now=now())
+
+
+def session(ctx: typer.Context) -> Session:
+    return ctx.find_root().obj
+
+
+def command(group: typer.Typer, name: str | None = None):
+    return group.command(name, cls=PlainCommand)
+
+
+def subgroup(name: str, help_text: str) -> typer.Typer:
+    group = typer.Typer(cls=PlainGroup, help=help_text, no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(group, name=name)
+    return group
+
+
+# Command modules register themselves on `app` when imported.
+from vipcli.cli import members, rules_cmd, sales_cmd, tiers  # noqa: E402,F401
+
+
+def main() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        if (getattr(stream, "encoding", "") or "").lower() not in ("utf-8", "utf8"):
+            stream.reconfigure(encoding="utf-8", errors="replace")
+    app()

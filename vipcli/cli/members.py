@@ -1,0 +1,237 @@
+"""init, info, enroll, show, search, update, history."""
+
+import typer
+
+from vipcli.cli import app, command, session
+from vipcli.cli.output import emit, fields_panel, table, yuan
+
+
+def _fmt_card(rules, card_no):
+    from vipcli.cards import format_number
+
+    return format_number(card_no, rules)
+
+
+@command(app, "init")
+def init(
+    ctx: typer.Context,
+    rules_file: str = typer.Option(None, "--rules", help="A rules profile (TOML) instead of the built-in one."),
+    region: str = typer.Option(None, "--region", help="Default card region code."),
+) -> None:
+    """Create the database with its rules. Example: vip init --region 755"""
+    from vipcli.db import SCHEMA_VERSION, audit, store_rules, transaction
+    from vipcli.errors import Refused
+    from vipcli.rules import read_rules_file, with_default_region
+
+    s = session(ctx)
+    text = read_rules_file(rules_file) if rules_file else None
+    if text is None:
+        from vipcli.rules import default_text
+
+        text = default_text()
+    if region is not None:
+        text = with_default_region(text, region)
+    with transaction(s.conn) as conn:
+        if conn.execute("SELECT COUNT(*) FROM rules").fetchone()[0]:
+            raise Refused(f"{s.db_path} is already initialised (use `vip rules load` to change rules)",
+                          code="already_initialised")
+        version = store_rules(conn, text, rules_file or "built-in:store", s.operator)
+        audit(conn, s.now, s.operator, "init", str(s.db_path), rules_version=version)
+    data = {"db": str(s.db_path), "schema_version": SCHEMA_VERSION, "rules_version": version}
+    emit(s, data, lambda c: c.print(f"Created {s.db_path} (schema {SCHEMA_VERSION}, rules version {version})."))
+
+
+@command(app, "info")
+def info(ctx: typer.Context) -> None:
+    """Which database file is used, its schema and rules versions. Example: vip info"""
+    from vipcli.db import SCHEMA_VERSION
+
+    s = session(ctx)
+    rules = s.rules()
+    conn = s.conn
+    counts = {
+        name: conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
+        for name in ("customers", "cards", "purchases", "ledger")
+    }
+    data = {"db": str(s.db_path), "schema_version": SCHEMA_VERSION, "rules_version": rules.version,
+            "profile": rules.name, "operator": s.operator, "counts": counts}
+    emit(s, data, lambda c: c.print(fields_panel([
+        ("database", s.db_path), ("schema version", SCHEMA_VERSION),
+        ("rules version", f"{rules.version} ({rules.name})"), ("operator", s.operator),
+        *[(k, v) for k, v in counts.items()],
+    ])))
+
+
+@command(app, "enroll")
+def enroll(
+    ctx: typer.Context,
+    phone: str = typer.Option(..., "--phone", help="Mobile number (+86, spaces and dashes accepted)."),
+    name: str = typer.Option(None, "--name"),
+    gender: str = typer.Option(None, "--gender", help="F or M."),
+    birthday: str = typer.Option(None, "--birthday", help="YYYY-MM-DD."),
+    id_number: str = typer.Option(None, "--id-number", help="18-character resident ID (stored encrypted)."),
+    email: str = typer.Option(None, "--email"),
+    address: str = typer.Option(None, "--address"),
+    store: str = typer.Option(None, "--store", help="Store of registration."),
+    region: str = typer.Option(None, "--region", help="Card region when a card is granted."),
+    grant: str = typer.Option(None, "--grant", help="Issue a card without qualifying; the reason is audited."),
+    at: str = typer.Option(None, "--at", help="Back-date (YYYY-MM-DD[THH:MM])."),
+) -> None:
+    """Create or complete a customer archive. Example: vip enroll --phone 13800138000 --name 王芳 --gender F --birthday 1990-05-01"""
+    from vipcli import archive, cards
+    from vipcli.cli.sales_cmd import when
+    from vipcli.db import transaction
+    from vipcli.fields import clean_text
+
+    s = session(ctx)
+    moment = when(at, s.now)
+    clean = archive.clean_profile(
+        {"phone": phone, "name": name, "gender": gender, "birthday": birthday, "id_number": id_number,
+         "email": email, "address": address, "store": store}, moment.date())
+    reason = clean_text(grant, "grant", 200) if grant is not None else None
+    rules = s.rules()
+    with transaction(s.conn) as conn:
+        result = archive.enroll(conn, rules, s.vault_for, clean, moment, s.operator, reason, region)
+        customer = conn.execute("SELECT * FROM customers WHERE id = ?", (result["customer_id"],)).fetchone()
+        card = cards.live_card(conn, customer["id"])
+    status = (cards.effective_status(card, archive.is_registered(customer), rules, moment.date())
+              if card else "prospect")
+    data = {"customer_id": customer["id"], "card_no": card["card_no"] if card else None, "status": status,
+            "tier": customer["tier"] if card else None, "created": result["created"],
+            "changed": result["changed"], "card_issued": result["card_issued"],
+            "registered": archive.is_registered(customer)}
+
+    def human(c):
+        verb = "Created" if result["created"] else "Updated"
+        c.print(f"{verb} customer {customer['id']} ({status}).")
+        if result["card_issued"]:
+            c.print(f"Card issued: [bold]{_fmt_card(rules, card['card_no'])}[/bold] ({customer['tier']})")
+        if card and not data["registered"]:
+            c.print(f"Registration incomplete: name, gender, birthday and phone are needed within "
+                    f"{rules.registration_days} days of the card.")
+
+    emit(s, data, human)
+
+
+@command(app, "show")
+def show(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
+    unmask: bool = typer.Option(False, "--unmask", help="Show phone and ID in full (audited)."),
+) -> None:
+    """The whole archive of one customer. Example: vip show 13800138000"""
+    from vipcli import archive
+    from vipcli.db import audit, transaction
+
+    s = session(ctx)
+    rules = s.rules()
+    customer, card = archive.resolve(s.conn, rules, ref)
+    if unmask:
+        with transaction(s.conn) as conn:
+            audit(conn, s.now, s.operator, "unmask", str(customer["id"]), command="show")
+    data = archive.summary(s.conn, rules, customer, card, s.now, unmask)
+
+    def human(c):
+        c.print(fields_panel([
+            ("customer", data["customer_id"]), ("name", data["name"]), ("phone", data["phone"]),
+            ("gender", data["gender"]), ("birthday", data["birthday"]), ("ID", data["id_number"]),
+            ("email", data["email"]), ("address", data["address"]), ("store", data["store"]),
+            ("card", _fmt_card(rules, data["card_no"])), ("status", data["status"]),
+            ("valid to", data["valid_to"]), ("tier", data["tier"]),
+            ("points", data["points_balance"]), ("spend 12 months", yuan(data["spend_12m"])),
+            ("class", data["class"]),
+            ("registration", "complete" if data["registered"] else
+             f"incomplete, {data['registration_days_left']} days left"
+             if data["registration_days_left"] is not None else "incomplete"),
+            *[(f"pref {k}", v) for k, v in data["prefs"].items()],
+        ]))
+        if data["recent_purchases"]:
+            c.print(table("Recent purchases", ["receipt", "time", "store", "paid", "refunded", "points"], [
+                [p["receipt"], p["purchased_at"], p["store"], yuan(p["paid"]), yuan(p["refunded"]),
+                 p["points_earned"]] for p in data["recent_purchases"]], justify_right=("paid", "refunded", "points")))
+
+    emit(s, data, human)
+
+
+@command(app, "search")
+def search(
+    ctx: typer.Context,
+    text: str = typer.Argument("", metavar="TEXT", help="Part of a name, phone or card number."),
+    tier: str = typer.Option(None, "--tier"),
+    cls: str = typer.Option(None, "--class", help="A–E."),
+    store: str = typer.Option(None, "--store"),
+    status: str = typer.Option(None, "--status", help="prospect, active, discount_only, blocked, expired..."),
+) -> None:
+    """Find archives. Example: vip search 王 --tier gold"""
+    from vipcli import archive
+    from vipcli.errors import InvalidInput
+
+    s = session(ctx)
+    rules = s.rules()
+    if tier is not None:
+        rules.tier(tier)
+    if cls is not None and cls not in [c.code for c in rules.classes]:
+        raise InvalidInput(f"class: {cls!r} is not one of {', '.join(c.code for c in rules.classes)}")
+    statuses = ("prospect", "active", "discount_only", "blocked", "replaced", "expired", "cancelled")
+    if status is not None and status not in statuses:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}")
+    results = archive.search(s.conn, rules, text, s.now, tier, cls, store, status)
+    emit(s, {"results": results, "count": len(results)}, lambda c: c.print(table(
+        f"{len(results)} found", ["id", "name", "phone", "card", "status", "tier", "points", "spend 12m", "class"],
+        [[r["customer_id"], r["name"], r["phone"], _fmt_card(rules, r["card_no"]), r["status"], r["tier"],
+          r["points_balance"], yuan(r["spend_12m"]), r["class"]] for r in results],
+        justify_right=("points", "spend 12m"))))
+
+
+@command(app, "update")
+def update(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
+    name: str = typer.Option(None, "--name"),
+    gender: str = typer.Option(None, "--gender"),
+    birthday: str = typer.Option(None, "--birthday"),
+    phone: str = typer.Option(None, "--phone", help="New phone number."),
+    id_number: str = typer.Option(None, "--id-number"),
+    email: str = typer.Option(None, "--email"),
+    address: str = typer.Option(None, "--address"),
+    store: str = typer.Option(None, "--store"),
+    pref: list[str] = typer.Option(None, "--pref", help="KEY=VALUE preference (软件档案); KEY= removes."),
+) -> None:
+    """Change profile fields; every change is recorded. Example: vip update 13800138000 --address 深圳市南山区"""
+    from vipcli import archive
+    from vipcli.db import transaction
+    from vipcli.errors import InvalidInput
+
+    s = session(ctx)
+    clean = archive.clean_profile(
+        {"phone": phone, "name": name, "gender": gender, "birthday": birthday, "id_number": id_number,
+         "email": email, "address": address, "store": store}, s.now.date())
+    prefs = archive.parse_prefs(pref)
+    if not clean and not prefs:
+        raise InvalidInput("nothing to change: give at least one --FIELD VALUE", code="bad_usage")
+    rules = s.rules()
+    with transaction(s.conn) as conn:
+        changed = archive.update(conn, rules, s.vault_for, ref, clean, prefs, s.now, s.operator)
+    emit(s, {"changed": changed}, lambda c: c.print(
+        f"Changed: {', '.join(changed)}." if changed else "Nothing changed (same values)."))
+
+
+@command(app, "history")
+def history(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
+    unmask: bool = typer.Option(False, "--unmask", help="Show old and new phone numbers in full (audited)."),
+) -> None:
+    """The archive's change log (修改记录). Example: vip history 13800138000"""
+    from vipcli import archive
+    from vipcli.db import audit, transaction
+
+    s = session(ctx)
+    rules = s.rules()
+    customer_id, changes = archive.history(s.conn, rules, ref, unmask)
+    if unmask:
+        with transaction(s.conn) as conn:
+            audit(conn, s.now, s.operator, "unmask", str(customer_id), command="history")
+    emit(s, {"customer_id": customer_id, "changes": changes}, lambda c: c.print(table(
+        f"Changes to customer {customer_id}", ["time", "field", "old", "new", "operator"],
+        [[x["at"], x["field"], x["old"], x["new"], x["operator"]] for x in changes])))

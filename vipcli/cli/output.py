@@ -1,0 +1,74 @@
+"""Rendering: one JSON object for scripts, rich tables for people. Money leaves as yuan text."""
+
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+
+MONEY_KEYS = frozenset({
+    "paid", "regular", "promo", "refunded", "refunded_total", "spend_12m", "needed_for_next",
+    "single_purchase_for_next", "amount", "value", "spend", "total_spend", "qualify_single",
+    "max_amount",
+})
+
+
+def jsonable(data, key: str | None = None):
+    """Fen -> '880.00' for money keys; Decimal -> text; dates -> ISO; recursively."""
+    if isinstance(data, dict):
+        return {k: jsonable(v, k) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [jsonable(v, key) for v in data]
+    if isinstance(data, bool) or data is None:
+        return data
+    if isinstance(data, int) and key in MONEY_KEYS:
+        from vipcli.money import format_fen
+
+        return format_fen(data)
+    if isinstance(data, Decimal):
+        return str(data)
+    if isinstance(data, (date, datetime)):
+        return data.isoformat()
+    return data
+
+
+def emit(session, data: dict, human) -> None:
+    """Print `data` as one JSON object under --json, else call `human(console)`."""
+    if session.json:
+        sys.stdout.write(json.dumps(jsonable(data), ensure_ascii=False) + "\n")
+        return
+    human(console())
+
+
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def table(title: str | None, columns: list[str], rows: list[list], justify_right=()):
+    from rich.table import Table
+
+    grid = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        grid.add_column(column, justify="right" if column in justify_right else "left")
+    for row in rows:
+        grid.add_row(*["" if v is None else str(v) for v in row])
+    return grid
+
+
+def yuan(fen: int | None) -> str:
+    from vipcli.money import format_fen
+
+    return "" if fen is None else format_fen(fen)
+
+
+def fields_panel(pairs: list[tuple[str, object]]):
+    """A two-column key/value grid for one record."""
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for label, value in pairs:
+        grid.add_row(label, "" if value is None else str(value))
+    return grid

@@ -1,0 +1,70 @@
+"""rules show / validate / load."""
+
+import typer
+
+from vipcli.cli import command, session, subgroup
+from vipcli.cli.output import emit, fields_panel, table, yuan
+
+rules_app = subgroup("rules", "The business rules in force: show, validate, load.")
+
+
+def _summary(rules) -> dict:
+    return {
+        "rules_version": rules.version,
+        "profile": rules.name,
+        "description": rules.description,
+        "qualify_single": rules.qualify_single,
+        "qualify_windows": [{"months": w.months, "amount": w.amount} for w in rules.qualify_windows],
+        "birthday_rate": str(rules.birthday_rate),
+        "points_per_yuan": rules.points_per_yuan,
+        "expiry": rules.expiry,
+        "tiers": [{"code": t.code, "name": t.name, "rate": str(t.rate), "single_purchase": t.single_purchase,
+                   "spend": t.spend} for t in rules.tiers],
+    }
+
+
+@command(rules_app, "show")
+def rules_show(ctx: typer.Context) -> None:
+    """Print the rules in force (the TOML text under --json too). Example: vip rules show"""
+    s = session(ctx)
+    rules = s.rules()
+    data = {**_summary(rules), "text": rules.text}
+
+    def human(c):
+        c.print(fields_panel([("version", rules.version), ("profile", f"{rules.name}: {rules.description}"),
+                              ("qualify", f"one purchase {yuan(rules.qualify_single)}; " + "; ".join(
+                                  f"{w.months} months {yuan(w.amount)}" for w in rules.qualify_windows)),
+                              ("birthday rate", rules.birthday_rate),
+                              ("points", f"{rules.points_per_yuan} per yuan, expiry {rules.expiry}")]))
+        c.print(table("Tiers", ["code", "name", "rate", "one purchase", "spend"], [
+            [t.code, t.name, t.rate, yuan(t.single_purchase), yuan(t.spend)] for t in rules.tiers]))
+        c.print(rules.text, markup=False, highlight=False)
+
+    emit(s, data, human)
+
+
+@command(rules_app, "validate")
+def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE")) -> None:
+    """Check a rules file without loading it. Example: vip rules validate examples/rules/store.toml"""
+    from vipcli.rules import parse, read_rules_file
+
+    s = session(ctx)
+    rules = parse(read_rules_file(path))
+    emit(s, {"valid": True, "file": path, "profile": rules.name},
+         lambda c: c.print(f"{path}: valid ({rules.name})."))
+
+
+@command(rules_app, "load")
+def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE")) -> None:
+    """Load a rules file as the next rules version; earlier purchases keep theirs. Example: vip rules load my.toml"""
+    from vipcli.db import audit, store_rules, transaction
+    from vipcli.rules import read_rules_file
+
+    s = session(ctx)
+    text = read_rules_file(path)
+    s.rules()  # a database without rules gets version 1 first
+    with transaction(s.conn) as conn:
+        version = store_rules(conn, text, path, s.operator)
+        audit(conn, s.now, s.operator, "rules load", path, rules_version=version)
+    emit(s, {"rules_version": version, "file": path},
+         lambda c: c.print(f"Loaded {path} as rules version {version}."))

@@ -1,0 +1,91 @@
+"""purchase, refund."""
+
+import typer
+
+from vipcli.cli import app, command, session
+from vipcli.cli.output import emit, yuan
+
+
+def when(at: str | None, now):
+    """--at: back-dating, never into the future."""
+    if at is None:
+        return now
+    from vipcli.dates import iso, parse_when
+    from vipcli.errors import InvalidInput
+
+    moment = parse_when(at, "at")
+    if moment > now:
+        raise InvalidInput(f"at: {iso(moment)} is in the future", code="bad_date")
+    return moment
+
+
+@command(app, "purchase")
+def purchase(
+    ctx: typer.Context,
+    card: str = typer.Argument(None, metavar="[CARD]", help="Card number (or use --phone)."),
+    phone: str = typer.Option(None, "--phone", help="Buyer's phone; an unknown phone becomes a prospect."),
+    amount: str = typer.Option(..., "--amount", help="Regular goods at list price, in yuan."),
+    promo: str = typer.Option(None, "--promo", help="Promo/special goods at list price (no discount)."),
+    paid: str = typer.Option(None, "--paid", help="Total already paid at the till (POS data): no discount computed."),
+    receipt: str = typer.Option(None, "--receipt", help="Receipt number (generated if not given)."),
+    store: str = typer.Option(None, "--store"),
+    at: str = typer.Option(None, "--at", help="Back-date (YYYY-MM-DD[THH:MM])."),
+    birthday_id_checked: bool = typer.Option(False, "--birthday-id-checked",
+                                             help="ID seen on the birthday: birthday rate applies (第十四条)."),
+) -> None:
+    """Record a purchase: discount, points, qualification, tier. Example: vip purchase 755000018 --amount 1000"""
+    from vipcli import cards, fields, sales
+    from vipcli.db import transaction
+    from vipcli.money import parse_yuan
+
+    s = session(ctx)
+    rules = s.rules()
+    sale = sales.Sale(
+        regular=parse_yuan(amount, "amount"),
+        promo=parse_yuan(promo, "promo") if promo is not None else 0,
+        paid=parse_yuan(paid, "paid") if paid is not None else None,
+        card_no=cards.parse_number(card, rules) if card is not None else None,
+        phone=fields.normalize_phone(phone) if phone is not None else None,
+        receipt=receipt.strip() if receipt is not None else None,
+        store=fields.check_store(store) if store is not None else None,
+        at=when(at, s.now),
+        birthday_checked=birthday_id_checked,
+    )
+    sales.validate_sale(sale, rules, s.now)
+    with transaction(s.conn) as conn:
+        result = sales.record_purchase(conn, rules, sale, s.now, s.operator)
+
+    def human(c):
+        shown = cards.format_number(result["card_no"], rules) or "no card (prospect)"
+        if result["duplicate"]:
+            c.print(f"Receipt {result['receipt']} was already recorded; nothing changed.")
+            return
+        rate = f" at {result['discount_rate']}" if result["discount_rate"] else ""
+        c.print(f"Receipt {result['receipt']}: paid [bold]{yuan(result['paid'])}[/bold]{rate}, card {shown}.")
+        if result["card_issued"]:
+            c.print(f"[bold green]Qualified: card {shown} issued[/bold green] ({result['tier']}).")
+        c.print(f"Points earned {result['points_earned']}, balance {result['points_balance']}.")
+        if result["note"]:
+            c.print(result["note"])
+
+    emit(s, result, human)
+
+
+@command(app, "refund")
+def refund(
+    ctx: typer.Context,
+    receipt: str = typer.Argument(..., metavar="RECEIPT"),
+    amount: str = typer.Option(None, "--amount", help="Part of the paid amount to refund (default: all that is left)."),
+) -> None:
+    """Return goods of a receipt, whole or in part. Example: vip refund R20261123-000001 --amount 100"""
+    from vipcli import sales
+    from vipcli.db import transaction
+    from vipcli.money import parse_yuan
+
+    s = session(ctx)
+    value = parse_yuan(amount, "amount") if amount is not None else None
+    with transaction(s.conn) as conn:
+        result = sales.refund(conn, receipt.strip(), value, s.now, s.operator)
+    emit(s, result, lambda c: c.print(
+        f"Refunded {yuan(result['refunded'])} of {receipt}; points reversed {result['points_reversed']}, "
+        f"balance {result['points_balance']}."))

@@ -1,0 +1,67 @@
+"""tier show / review / set."""
+
+import typer
+
+from vipcli.cli import command, session, subgroup
+from vipcli.cli.output import emit, fields_panel, table, yuan
+
+tier_app = subgroup("tier", "Tier status, the periodic review, manual override.")
+
+
+@command(tier_app, "show")
+def tier_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
+    """Tier, rate and what the next tier needs. Example: vip tier show 755000018"""
+    from vipcli import sales
+
+    s = session(ctx)
+    rules = s.rules()
+    data = sales.tier_status(s.conn, rules, ref, s.now)
+    emit(s, data, lambda c: c.print(fields_panel([
+        ("tier", f"{data['tier']} ({data['tier_name']})"), ("discount rate", data["discount_rate"]),
+        ("since", data["tier_since"]), ("held at least until", data["held_until"]),
+        ("spend 12 months", yuan(data["spend_12m"])),
+        ("next tier", data["next_tier"] or "— (highest)"),
+        ("needed for next", f"{yuan(data['needed_for_next'])} more spend, or one purchase of "
+                            f"{yuan(data['single_purchase_for_next'])}" if data["next_tier"] else ""),
+    ])))
+
+
+@command(tier_app, "review")
+def tier_review(
+    ctx: typer.Context,
+    as_of: str = typer.Option(None, "--as-of", help="Review date (default today)."),
+) -> None:
+    """Confirm or lower tiers held past their hold period. Example: vip tier review --as-of 2026-12-31"""
+    from vipcli import sales
+    from vipcli.dates import parse_when
+    from vipcli.db import transaction
+
+    s = session(ctx)
+    moment = parse_when(as_of, "as-of") if as_of else s.now
+    rules = s.rules()
+    with transaction(s.conn) as conn:
+        data = sales.tier_review(conn, rules, moment, s.operator)
+    emit(s, data, lambda c: (c.print(f"Reviewed {data['reviewed']}: {data['confirmed']} confirmed, "
+                                     f"{len(data['changes'])} changed."),
+                             data["changes"] and c.print(table(None, ["card", "from", "to"], [
+                                 [x["card_no"], x["from"], x["to"]] for x in data["changes"]]))))
+
+
+@command(tier_app, "set")
+def tier_set(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
+    tier: str = typer.Argument(..., metavar="TIER"),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the audit log)."),
+) -> None:
+    """Set a tier by hand (audited). Example: vip tier set 755000018 gold --reason "store manager decision" """
+    from vipcli import sales
+    from vipcli.db import transaction
+    from vipcli.fields import clean_text
+
+    s = session(ctx)
+    why = clean_text(reason, "reason", 200)
+    rules = s.rules()
+    with transaction(s.conn) as conn:
+        data = sales.tier_set(conn, rules, ref, tier, why, s.now, s.operator)
+    emit(s, data, lambda c: c.print(f"Tier of {data['card_no']}: {data['from']} -> {data['to']}."))

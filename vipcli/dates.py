@@ -1,0 +1,72 @@
+"""Dates and times: parsing what users type, "now", and calendar-month arithmetic.
+
+Times are naive local wall-clock times stored as ISO text ('2026-11-23T14:05:00'), which sorts
+and compares correctly as text. Calendar months come from dateutil's relativedelta, which clamps
+to the month's last day (31 August - 6 months = 28/29 February).
+"""
+
+import os
+from datetime import date, datetime, time
+
+from dateutil.relativedelta import relativedelta
+
+from vipcli.errors import InvalidInput
+
+
+def parse_date(text: str, field: str = "date") -> date:
+    try:
+        value = date.fromisoformat(text.strip())
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidInput(f"{field}: {text!r} is not a date (YYYY-MM-DD)", code="bad_date") from None
+    return value
+
+
+def parse_when(text: str, field: str = "time") -> datetime:
+    """An ISO date (midnight) or date-time, to the second."""
+    try:
+        cleaned = text.strip()
+        if len(cleaned) == 10:
+            return datetime.combine(date.fromisoformat(cleaned), time())
+        value = datetime.fromisoformat(cleaned)
+    except (ValueError, AttributeError, TypeError):
+        raise InvalidInput(
+            f"{field}: {text!r} is not a date or date-time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)",
+            code="bad_date",
+        ) from None
+    if value.tzinfo is not None:
+        raise InvalidInput(f"{field}: {text!r} has a time zone; give local time", code="bad_date")
+    return value.replace(microsecond=0)
+
+
+def now() -> datetime:
+    """VIPCLI_NOW when set (tests, back-office replays), else the system clock."""
+    fixed = os.environ.get("VIPCLI_NOW")
+    if fixed:
+        return parse_when(fixed, "VIPCLI_NOW")
+    return datetime.now().replace(microsecond=0)
+
+
+def iso(moment: datetime | date) -> str:
+    if isinstance(moment, datetime):
+        return moment.isoformat(timespec="seconds")
+    return moment.isoformat()
+
+
+def months_before(moment: datetime, months: int) -> datetime:
+    return moment - relativedelta(months=months)
+
+
+def months_after(moment, months: int):
+    return moment + relativedelta(months=months)
+
+
+def start_of_next_year(moment: datetime) -> datetime:
+    return datetime(moment.year + 1, 1, 1)
+
+
+def is_birthday(birthday: date, today: date) -> bool:
+    """Birthday today; someone born on 29 February celebrates on 28 February in common years."""
+    if birthday.month == 2 and birthday.day == 29:
+        leap = today.year % 4 == 0 and (today.year % 100 != 0 or today.year % 400 == 0)
+        return (today.month, today.day) == ((2, 29) if leap else (2, 28))
+    return (today.month, today.day) == (birthday.month, birthday.day)

@@ -1,0 +1,321 @@
+"""The database file: opening (WAL, busy timeout, 0600), numbered forward-only migrations, write
+transactions taken with BEGIN IMMEDIATE, the stored rules and the audit log.
+
+sqlite3 from the standard library on purpose: `vip purchase` must start fast, and sqlite-utils
+costs ~150 ms of imports (it is used by the exporters and benchmarks, off the hot path).
+"""
+
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from vipcli import rules as rules_mod
+from vipcli.dates import iso
+from vipcli.errors import DatabaseProblem, NotFound
+
+BUSY_TIMEOUT_S = float(os.environ.get("VIPCLI_BUSY_TIMEOUT", "15"))
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "core: archive, cards, purchases, points ledger, rules, audit",
+        """
+        CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE rules (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            body TEXT NOT NULL,
+            source TEXT NOT NULL,
+            loaded_at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE TABLE customers (
+            id INTEGER PRIMARY KEY,
+            phone TEXT UNIQUE,
+            name TEXT,
+            gender TEXT CHECK (gender IN ('F', 'M')),
+            birthday TEXT,
+            id_enc BLOB,
+            id_hmac TEXT UNIQUE,
+            id_masked TEXT,
+            email TEXT,
+            address TEXT,
+            store TEXT,
+            prefs TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            registered_at TEXT,
+            tier TEXT,
+            tier_since TEXT,
+            erased_at TEXT
+        );
+        CREATE INDEX customers_name ON customers(name);
+        CREATE TABLE card_sequences (region TEXT PRIMARY KEY, last INTEGER NOT NULL);
+        CREATE TABLE cards (
+            card_no TEXT PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            region TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('active', 'discount_only', 'blocked', 'replaced', 'expired', 'cancelled')),
+            issued_at TEXT NOT NULL,
+            valid_to TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            renewals INTEGER NOT NULL DEFAULT 0,
+            replaced_by TEXT REFERENCES cards(card_no),
+            status_at TEXT NOT NULL,
+            UNIQUE (region, sequence)
+        );
+        CREATE INDEX cards_customer ON cards(customer_id);
+        CREATE TABLE purchases (
+            id INTEGER PRIMARY KEY,
+            receipt TEXT NOT NULL UNIQUE,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            card_no TEXT REFERENCES cards(card_no),
+            store TEXT,
+            purchased_at TEXT NOT NULL,
+            regular INTEGER NOT NULL CHECK (regular >= 0),
+            promo INTEGER NOT NULL CHECK (promo >= 0),
+            paid INTEGER NOT NULL CHECK (paid >= 0),
+            paid_given INTEGER NOT NULL,
+            discount_rate TEXT,
+            points_earned INTEGER NOT NULL DEFAULT 0,
+            refunded INTEGER NOT NULL DEFAULT 0 CHECK (refunded >= 0 AND refunded <= paid),
+            rules_version INTEGER NOT NULL REFERENCES rules(version),
+            note TEXT,
+            operator TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        );
+        CREATE INDEX purchases_customer_time ON purchases(customer_id, purchased_at);
+        CREATE INDEX purchases_time ON purchases(purchased_at);
+        CREATE TABLE refunds (
+            id INTEGER PRIMARY KEY,
+            purchase_id INTEGER NOT NULL REFERENCES purchases(id),
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            points_reversed INTEGER NOT NULL,
+            refunded_at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE TABLE point_lots (
+            id INTEGER PRIMARY KEY,
+            card_no TEXT NOT NULL REFERENCES cards(card_no),
+            purchase_id INTEGER REFERENCES purchases(id),
+            points INTEGER NOT NULL,
+            earned_at TEXT NOT NULL,
+            usable_from TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            remaining INTEGER NOT NULL
+        );
+        CREATE INDEX point_lots_card ON point_lots(card_no, expires_at);
+        CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY,
+            card_no TEXT NOT NULL REFERENCES cards(card_no),
+            lot_id INTEGER NOT NULL REFERENCES point_lots(id),
+            kind TEXT NOT NULL CHECK (kind IN
+                ('earn', 'redeem', 'expire', 'refund', 'adjust', 'transfer', 'forfeit', 'settle')),
+            delta INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            purchase_id INTEGER REFERENCES purchases(id),
+            reason TEXT
+        );
+        CREATE INDEX ledger_card ON ledger(card_no);
+        CREATE INDEX ledger_lot ON ledger(lot_id);
+        CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+            BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+        CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+            BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+        CREATE TABLE tier_changes (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            from_tier TEXT,
+            to_tier TEXT NOT NULL,
+            at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE INDEX tier_changes_customer ON tier_changes(customer_id);
+        CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            field TEXT NOT NULL,
+            old TEXT,
+            new TEXT,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE INDEX changes_customer ON changes(customer_id);
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            command TEXT NOT NULL,
+            target TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_at ON audit(at);
+        """,
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_path() -> Path:
+    import typer  # already imported by the CLI; only used for its app-dir convention
+
+    return Path(typer.get_app_dir("vipcli")) / "vip.db"
+
+
+def connect(path: str | os.PathLike) -> sqlite3.Connection:
+    """Open (creating with mode 0600 when new) and migrate the database file."""
+    path = Path(path)
+    if not path.exists():
+        _create_private(path)
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        _migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise translate(exc, path) from None
+    return conn
+
+
+def _create_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(fd)
+    except FileExistsError:
+        pass  # another process created it first
+    except OSError as exc:
+        raise DatabaseProblem(f"cannot create database {path}: {exc.strerror}") from None
+
+
+def translate(exc: sqlite3.Error, path=None) -> DatabaseProblem:
+    """A plain one-line message for a database failure; never SQLite's raw text alone."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return DatabaseProblem(
+            f"the database is busy: another vip command held it for over {BUSY_TIMEOUT_S:g} s; "
+            "nothing was written, try again",
+            code="busy",
+        )
+    if "not a database" in text or "malformed" in text:
+        return DatabaseProblem(f"{path or 'the database'} is damaged or not a vipcli database ({text})",
+                               code="corrupt")
+    return DatabaseProblem(f"database error: {text}")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise DatabaseProblem(
+            f"this database has schema version {current}, newer than this vipcli knows "
+            f"({SCHEMA_VERSION}); upgrade vipcli",
+            code="newer_schema",
+        )
+    if current == SCHEMA_VERSION:
+        return
+    with transaction(conn):
+        current = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
+        for number in range(current + 1, SCHEMA_VERSION + 1):
+            name, script = MIGRATIONS[number - 1]
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations VALUES (?, ?, ?)", (number, name, iso(datetime.now()))
+            )
+            conn.execute(f"PRAGMA user_version = {number}")
+
+
+def _statements(script: str):
+    """Split a migration script into statements (sqlite3.execute runs one at a time; executescript
+    would commit our transaction)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer
+            buffer = ""
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection):
+    """One write transaction holding the write lock from its first statement (BEGIN IMMEDIATE), so
+    what it reads cannot change under it before it writes."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise translate(exc) from None
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        conn.execute("ROLLBACK")
+        raise translate(exc) from None
+
+
+# --- meta, rules, audit ---------------------------------------------------------------------------
+
+
+def get_meta(conn, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(conn, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def current_rules(conn) -> rules_mod.Rules:
+    """The rules in force; a database without any gets the built-in profile as version 1."""
+    row = conn.execute("SELECT version, body FROM rules ORDER BY version DESC LIMIT 1").fetchone()
+    if row is None:
+        with transaction(conn):
+            row = conn.execute("SELECT version, body FROM rules ORDER BY version DESC LIMIT 1").fetchone()
+            if row is None:
+                text = rules_mod.default_text()
+                version = store_rules(conn, text, "built-in:store", "vipcli")
+                return rules_mod.parse(text, version)
+    return rules_mod.parse(row["body"], row["version"])
+
+
+def rules_version(conn, version: int) -> rules_mod.Rules:
+    row = conn.execute("SELECT body FROM rules WHERE version = ?", (version,)).fetchone()
+    if row is None:
+        raise NotFound(f"rules version {version} is not in this database")
+    return rules_mod.parse(row["body"], version)
+
+
+def store_rules(conn, text: str, source: str, operator: str) -> int:
+    """Store a validated profile as the next rules version (inside the caller's transaction)."""
+    parsed = rules_mod.parse(text)
+    cur = conn.execute(
+        "INSERT INTO rules(name, body, source, loaded_at, operator) VALUES (?, ?, ?, ?, ?)",
+        (parsed.name, text, source, iso(datetime.now()), operator),
+    )
+    return cur.lastrowid
+
+
+def audit(conn, at: datetime, operator: str, command: str, target: str | None = None, **detail) -> None:
+    conn.execute(
+        "INSERT INTO audit(at, operator, command, target, detail) VALUES (?, ?, ?, ?, ?)",
+        (iso(at), operator, command, target, json.dumps(detail, ensure_ascii=False, default=str)),
+    )

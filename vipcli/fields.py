@@ -1,0 +1,118 @@
+"""Validation and masking of archive fields: phone, resident ID, gender, birthday, text."""
+
+import re
+import unicodedata
+from datetime import date
+
+from vipcli.dates import parse_date
+from vipcli.errors import InvalidInput
+
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+_PHONE_NOISE = re.compile(r"[\s\-()（）]")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
+_STORE = re.compile(r"[A-Za-z0-9_\-]{1,20}")
+# GB 11643-1999: weights of the first 17 digits and the check character for each sum mod 11.
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def normalize_phone(text: str, field: str = "phone") -> str:
+    """'+86 138-0013-8000' or full-width digits -> '13800138000'; else InvalidInput."""
+    digits = _phone_digits(text)
+    if digits is None or not _MOBILE.fullmatch(digits):
+        raise InvalidInput(
+            f"{field}: {text!r} is not a mainland mobile number (11 digits starting 13-19)",
+            code="bad_phone",
+        )
+    return digits
+
+
+def looks_like_phone(text: str) -> bool:
+    digits = _phone_digits(text)
+    return digits is not None and bool(_MOBILE.fullmatch(digits))
+
+
+def _phone_digits(text: str) -> str | None:
+    if not isinstance(text, str):
+        return None
+    folded = unicodedata.normalize("NFKC", text).strip()
+    folded = _PHONE_NOISE.sub("", folded)
+    if folded.startswith("+86"):
+        folded = folded[3:]
+    elif folded.startswith("0086"):
+        folded = folded[4:]
+    return folded if folded.isascii() and folded.isdigit() else None
+
+
+def check_id_number(text: str, field: str = "id_number") -> str:
+    """An 18-character resident ID whose GB 11643 check character and birth date are right."""
+    value = unicodedata.normalize("NFKC", text).strip().upper() if isinstance(text, str) else ""
+    if len(value) != 18 or not value[:17].isdigit() or value[17] not in "0123456789X":
+        raise InvalidInput(f"{field}: must be 18 characters, 17 digits and a digit or X", code="bad_id")
+    total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS))
+    if _ID_CHECK[total % 11] != value[17]:
+        raise InvalidInput(f"{field}: check character is wrong (typo?)", code="bad_id")
+    try:
+        date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        raise InvalidInput(f"{field}: the birth date inside it is not a date", code="bad_id") from None
+    return value
+
+
+def parse_gender(text: str) -> str:
+    value = text.strip().upper() if isinstance(text, str) else ""
+    aliases = {"F": "F", "M": "M", "女": "F", "男": "M"}
+    if value not in aliases:
+        raise InvalidInput(f"gender: {text!r} must be F or M", code="bad_gender")
+    return aliases[value]
+
+
+def parse_birthday(text: str, today: date) -> date:
+    value = parse_date(text, "birthday")
+    if value > today:
+        raise InvalidInput(f"birthday: {text!r} is in the future", code="bad_date")
+    if value.year < 1900:
+        raise InvalidInput(f"birthday: {text!r} is before 1900", code="bad_date")
+    return value
+
+
+def clean_text(text: str, field: str, max_length: int) -> str:
+    """Free text (name, address, note): trimmed, no control characters, bounded length."""
+    value = unicodedata.normalize("NFC", text).strip() if isinstance(text, str) else ""
+    if not value:
+        raise InvalidInput(f"{field}: must not be empty", code="bad_text")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
+        raise InvalidInput(f"{field}: contains control or invalid characters", code="bad_text")
+    if len(value) > max_length:
+        raise InvalidInput(f"{field}: longer than {max_length} characters", code="bad_text")
+    return value
+
+
+def check_email(text: str) -> str:
+    value = text.strip() if isinstance(text, str) else ""
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise InvalidInput(f"email: {text!r} is not an e-mail address", code="bad_email")
+    return value
+
+
+def check_store(text: str) -> str:
+    value = text.strip() if isinstance(text, str) else ""
+    if not _STORE.fullmatch(value):
+        raise InvalidInput(
+            f"store: {text!r} must be 1-20 letters, digits, '-' or '_'", code="bad_store"
+        )
+    return value
+
+
+def mask_phone(phone: str | None) -> str | None:
+    """13800138000 -> 138****8000."""
+    if not phone:
+        return phone
+    return phone[:3] + "****" + phone[-4:]
+
+
+def mask_id(id_number: str | None) -> str | None:
+    """First 6 and last 4 characters shown (SPEC §4)."""
+    if not id_number:
+        return id_number
+    return id_number[:6] + "*" * (len(id_number) - 10) + id_number[-4:]

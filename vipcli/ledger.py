@@ -1,0 +1,161 @@
+"""Points as lots with an expiry, and an append-only ledger of every change to them.
+
+A lot is what one purchase earned (or what a replacement card received). Each ledger entry names
+the lot it draws from, so a lot's `remaining` always equals the sum of its entries and a card's
+balance the sum of its lots. A refund of points already spent leaves a lot negative: a debt that
+the next points earned settle first ('settle' entries, net zero) and that blocks redemption.
+
+Points past their expiry are never counted, whether or not `vip points expire` has written their
+'expire' entries yet: every balance here is computed "as of" a moment.
+"""
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from vipcli.dates import iso
+from vipcli.errors import Refused
+from vipcli.rules import Rules
+
+
+def balance(conn, card_no: str, at: datetime) -> int:
+    """Points shown and held: unexpired lots plus any debt."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(remaining), 0) FROM point_lots "
+        "WHERE card_no = ? AND (remaining < 0 OR expires_at > ?)",
+        (card_no, iso(at)),
+    ).fetchone()
+    return row[0]
+
+
+def lots(conn, card_no: str, at: datetime) -> list[dict]:
+    rows = conn.execute(
+        "SELECT id, points, remaining, earned_at, usable_from, expires_at, purchase_id "
+        "FROM point_lots WHERE card_no = ? AND remaining != 0 AND (remaining < 0 OR expires_at > ?) "
+        "ORDER BY expires_at, id",
+        (card_no, iso(at)),
+    ).fetchall()
+    return [dict(r) for r in rows]
+
+
+def _entry(conn, card_no, lot_id, kind, delta, at, operator, purchase_id=None, reason=None):
+    conn.execute(
+        "INSERT INTO ledger(card_no, lot_id, kind, delta, at, operator, purchase_id, reason) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (card_no, lot_id, kind, delta, iso(at), operator, purchase_id, reason),
+    )
+    conn.execute("UPDATE point_lots SET remaining = remaining + ? WHERE id = ?", (delta, lot_id))
+
+
+def _new_lot(conn, card_no, points, earned_at, usable_from, expires_at, purchase_id) -> int:
+    return conn.execute(
+        "INSERT INTO point_lots(card_no, purchase_id, points, earned_at, usable_from, expires_at, "
+        "remaining) VALUES (?, ?, ?, ?, ?, ?, 0)",
+        (card_no, purchase_id, points, iso(earned_at), iso(usable_from), iso(expires_at)),
+    ).lastrowid
+
+
+def earn(conn, rules: Rules, card_no: str, purchase_id: int, points: int, at: datetime,
+         operator: str) -> None:
+    """A new lot for what a purchase earned; any debt on the card is settled from it first."""
+    if points <= 0:
+        return
+    usable_from = datetime.combine(at.date(), datetime.min.time()) + timedelta(
+        days=rules.usable_after_days) if rules.usable_after_days else at
+    lot_id = _new_lot(conn, card_no, points, at, usable_from, rules.lot_expiry(at), purchase_id)
+    _entry(conn, card_no, lot_id, "earn", points, at, operator, purchase_id)
+    _settle_debt(conn, card_no, lot_id, points, at, operator)
+
+
+def _settle_debt(conn, card_no, lot_id, available, at, operator) -> None:
+    debts = conn.execute(
+        "SELECT id, remaining FROM point_lots WHERE card_no = ? AND remaining < 0 ORDER BY id",
+        (card_no,),
+    ).fetchall()
+    for debt in debts:
+        if available <= 0:
+            break
+        amount = min(-debt["remaining"], available)
+        _entry(conn, card_no, lot_id, "settle", -amount, at, operator, reason=f"debt of lot {debt['id']}")
+        _entry(conn, card_no, debt["id"], "settle", amount, at, operator, reason=f"from lot {lot_id}")
+        available -= amount
+
+
+def reverse(conn, purchase_id: int, points: int, reversed_before: int, at: datetime,
+            operator: str) -> None:
+    """Take back `points` that a purchase earned (a refund), after `reversed_before` taken by
+    earlier partial refunds. Points of the purchase that already expired are gone anyway and are
+    not charged twice; the rest comes off the purchase's lot, and what the customer already spent
+    leaves the lot negative (debt)."""
+    if points <= 0:
+        return
+    lot = conn.execute(
+        "SELECT id, card_no FROM point_lots WHERE purchase_id = ? ORDER BY id DESC LIMIT 1",
+        (purchase_id,),
+    ).fetchone()
+    if lot is None:
+        return
+    expired, refunded = conn.execute(
+        "SELECT -COALESCE(SUM(CASE WHEN l.kind = 'expire' THEN l.delta END), 0), "
+        "-COALESCE(SUM(CASE WHEN l.kind = 'refund' THEN l.delta END), 0) "
+        "FROM ledger l JOIN point_lots p ON p.id = l.lot_id WHERE p.purchase_id = ?",
+        (purchase_id,),
+    ).fetchone()
+    total = reversed_before + points
+    delta = (total - min(expired, total)) - refunded
+    if delta > 0:
+        _entry(conn, lot["card_no"], lot["id"], "refund", -delta, at, operator, purchase_id)
+
+
+def usable(conn, card_no: str, at: datetime) -> int:
+    row = conn.execute(
+        "SELECT COALESCE(SUM(remaining), 0) FROM point_lots WHERE card_no = ? AND remaining > 0 "
+        "AND expires_at > ? AND usable_from <= ?",
+        (card_no, iso(at), iso(at)),
+    ).fetchone()
+    return row[0]
+
+
+def redeem(conn, rules: Rules, card_no: str, points: int, at: datetime, operator: str,
+           reason: str) -> int:
+    """Spend points, lots that expire first first (第二十条/第二十一条). Returns the new balance."""
+    if at.month not in rules.redeem_months:
+        months = ", ".join(str(m) for m in rules.redeem_months)
+        raise Refused(f"points can be redeemed only in months {months}", code="redeem_season")
+    held = balance(conn, card_no, at)
+    if held < 0:
+        raise Refused(f"the points balance is negative ({held}); redemption is blocked",
+                      code="negative_balance")
+    available = usable(conn, card_no, at)
+    if points > available:
+        waiting = held - available
+        extra = f" ({waiting} more become usable later)" if waiting > 0 else ""
+        raise Refused(f"insufficient points: {available} available, {points} asked{extra}",
+                      code="insufficient_points")
+    rows = conn.execute(
+        "SELECT id, remaining FROM point_lots WHERE card_no = ? AND remaining > 0 "
+        "AND expires_at > ? AND usable_from <= ? ORDER BY expires_at, id",
+        (card_no, iso(at), iso(at)),
+    ).fetchall()
+    left = points
+    for lot in rows:
+        take = min(lot["remaining"], left)
+        _entry(conn, card_no, lot["id"], "redeem", -take, at, operator, reason=reason)
+        left -= take
+        if left == 0:
+            break
+    return held - points
+
+
+def expire(conn, as_of: datetime, operator: str) -> dict[str, int]:
+    """Write 'expire' entries for every lot past its expiry with points left. Idempotent."""
+    rows = conn.execute(
+        "SELECT id, card_no, remaining FROM point_lots WHERE remaining > 0 AND expires_at <= ? "
+        "ORDER BY card_no, id",
+        (iso(as_of),),
+    ).fetchall()
+    per_card: dict[str, int] = defaultdict(int)
+    for lot in rows:
+        _entry(conn, lot["card_no"], lot["id"], "expire", -lot["remaining"], as_of, operator,
+               reason="past expiry")
+        per_card[lot["card_no"]] += lot["remaining"]
+    return dict(per_card)

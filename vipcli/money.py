@@ -1,0 +1,41 @@
+"""Yuan text <-> integer fen, and the one rounding rule (half-up to the fen).
+
+No float ever touches money: amounts are int fen, rates are Decimal.
+"""
+
+import re
+from decimal import ROUND_HALF_UP, Decimal
+
+from vipcli.errors import InvalidInput
+
+_YUAN = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?")
+
+
+def parse_yuan(text: str, field: str = "amount") -> int:
+    """'880.5' -> 88050. At most two decimals, no sign, no exponent, no thousands separators."""
+    cleaned = text.strip() if isinstance(text, str) else ""
+    match = _YUAN.fullmatch(cleaned)
+    if not match:
+        raise InvalidInput(
+            f"{field}: {text!r} is not an amount in yuan (digits, at most two decimals, e.g. 880.50)",
+            code="bad_amount",
+        )
+    whole, cents = match.group(1), (match.group(2) or "").ljust(2, "0")
+    return int(whole) * 100 + int(cents)
+
+
+def format_fen(fen: int) -> str:
+    """88050 -> '880.50'; negative amounts keep their sign."""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+def apply_rate(fen: int, rate: Decimal) -> int:
+    """Discounted price of `fen` at `rate`, rounded half-up to the fen (10.05 at 0.88 -> 8.84)."""
+    return int((Decimal(fen) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def scale_floor(value: int, numerator: int, denominator: int) -> int:
+    """floor(value * numerator / denominator) in exact integers."""
+    return (value * numerator) // denominator

@@ -1,0 +1,457 @@
+"""The policy as data: a rules profile (TOML) validated into `Rules`, plus the pure functions that
+answer policy questions (does this qualify, which tier, which rate, how many points, when do they
+expire, when is a card valid to). No I/O beyond reading a profile, no clock: times are passed in.
+
+Every number lives in the profile, with a comment naming its source article; code holds none.
+"""
+
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+
+from vipcli.dates import months_after, start_of_next_year
+from vipcli.errors import InvalidInput
+from vipcli.money import parse_yuan
+
+CHANNELS = ("phone", "visit", "sms", "email", "letter")
+
+
+@dataclass(frozen=True)
+class Window:
+    months: int
+    amount: int
+
+
+@dataclass(frozen=True)
+class Tier:
+    code: str
+    name: str
+    rate: Decimal
+    single_purchase: int
+    spend: int
+
+
+@dataclass(frozen=True)
+class CustomerClass:
+    code: str
+    min_purchases: int
+    min_spend: int
+    interval_months: int
+    channel: str
+
+
+@dataclass(frozen=True)
+class Reward:
+    code: str
+    name: str
+    points: int
+    value: int
+
+
+@dataclass(frozen=True)
+class Rules:
+    name: str
+    description: str
+    max_amount: int
+    qualify_single: int
+    qualify_windows: tuple[Window, ...]
+    count_promo: bool
+    registration_days: int
+    birthday_rate: Decimal
+    birthday_requires_id_check: bool
+    points_per_yuan: int
+    expiry: str
+    validity_months: int
+    redeem_months: tuple[int, ...]
+    usable_after_days: int
+    region_digits: int
+    sequence_digits: int
+    check_digit: str
+    default_region: str
+    renewal_month: int
+    store_regions: dict
+    hold_months: int
+    upgrade_window_months: int
+    review_window_months: int
+    tiers: tuple[Tier, ...]
+    class_window_months: int
+    no_contact_months: int
+    classes: tuple[CustomerClass, ...]
+    rewards: tuple[Reward, ...]
+    text: str = field(repr=False, default="")
+    version: int = 0
+
+    # --- qualification and tiers -------------------------------------------------------------
+
+    def qualification_reason(self, single_paid: int, window_spend: dict[int, int]) -> str | None:
+        """Why a prospect qualifies now (a rule name), or None. `window_spend` maps months -> paid."""
+        if single_paid >= self.qualify_single:
+            return f"single purchase >= {_yuan(self.qualify_single)}"
+        for window in self.qualify_windows:
+            if window_spend.get(window.months, 0) >= window.amount:
+                return f"{window.months}-month spend >= {_yuan(window.amount)}"
+        return None
+
+    def tier(self, code: str) -> Tier:
+        for tier in self.tiers:
+            if tier.code == code:
+                return tier
+        raise InvalidInput(f"tier: {code!r} is not a tier of these rules ({self.tier_codes()})")
+
+    def tier_codes(self) -> str:
+        return ", ".join(t.code for t in self.tiers)
+
+    def tier_rank(self, code: str) -> int:
+        codes = [t.code for t in self.tiers]
+        return codes.index(code) if code in codes else 0
+
+    def tier_for(self, single_paid: int, spend: int) -> Tier:
+        """Highest tier that one purchase or the window spend reaches (the base tier at least)."""
+        reached = self.tiers[0]
+        for tier in self.tiers[1:]:
+            if single_paid >= tier.single_purchase or spend >= tier.spend:
+                reached = tier
+        return reached
+
+    def tier_for_spend(self, spend: int) -> Tier:
+        return self.tier_for(-1, spend)
+
+    def next_tier(self, code: str) -> Tier | None:
+        rank = self.tier_rank(code)
+        return self.tiers[rank + 1] if rank + 1 < len(self.tiers) else None
+
+    # --- money and points ----------------------------------------------------------------------
+
+    def points_for(self, paid: int) -> int:
+        """第十一条: points per whole yuan paid."""
+        return max(paid, 0) // 100 * self.points_per_yuan
+
+    def lot_expiry(self, earned_at: datetime) -> datetime:
+        """When points earned at `earned_at` stop counting (the first instant they are gone)."""
+        if self.expiry == "calendar_year":
+            return start_of_next_year(earned_at)
+        return months_after(earned_at, self.validity_months)
+
+    def card_valid_to(self, issued: date) -> date:
+        """31 December of the issue year; a card issued in the renewal month runs a year longer."""
+        year = issued.year + (1 if issued.month == self.renewal_month else 0)
+        return date(year, 12, 31)
+
+    def region_for(self, store: str | None) -> str:
+        if store and store in self.store_regions:
+            return self.store_regions[store]
+        return self.default_region
+
+    def customer_class(self, purchases: int, spend: int) -> CustomerClass:
+        """第二条–第六条: the first class (highest first) whose count or spend is reached."""
+        for level in self.classes[:-1]:
+            if (level.min_purchases and purchases >= level.min_purchases) or (
+                level.min_spend and spend >= level.min_spend
+            ):
+                return level
+        return self.classes[-1]
+
+    def reward(self, code: str) -> Reward:
+        for reward in self.rewards:
+            if reward.code == code:
+                return reward
+        codes = ", ".join(r.code for r in self.rewards)
+        raise InvalidInput(f"reward: {code!r} is not in the catalog ({codes})", code="bad_reward")
+
+
+def _yuan(fen: int) -> str:
+    from vipcli.money import format_fen
+
+    return format_fen(fen)
+
+
+# --- loading and validation ----------------------------------------------------------------------
+
+
+class RulesError(InvalidInput):
+    code = "bad_rules"
+
+
+def default_text(profile: str = "store") -> str:
+    try:
+        return resources.files("vipcli.profiles").joinpath(f"{profile}.toml").read_text("utf-8")
+    except FileNotFoundError:
+        raise InvalidInput(f"profile: no built-in profile named {profile!r}") from None
+
+
+def parse(text: str, version: int = 0) -> Rules:
+    """Validate a profile's TOML text; the first problem is raised naming its key."""
+    try:
+        data = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"rules: not valid TOML ({exc})") from None
+    reader = _Reader(data)
+    rules = reader.build()
+    return _replace(rules, text=text, version=version)
+
+
+def _replace(rules: Rules, **changes) -> Rules:
+    from dataclasses import replace
+
+    return replace(rules, **changes)
+
+
+class _Reader:
+    """Reads a profile, refusing unknown keys, wrong types and out-of-range values by key path."""
+
+    def __init__(self, data: dict):
+        self.data = data
+
+    def build(self) -> Rules:
+        d = self.data
+        self._only(d, "", {"profile", "limits", "qualification", "registration", "discount",
+                           "points", "card", "tiers", "classes", "rewards"})
+        profile = self._table(d, "profile", {"name", "description"})
+        limits = self._table(d, "limits", {"max_amount"})
+        qual = self._table(d, "qualification", {"single_purchase", "count_promo", "windows"})
+        reg = self._table(d, "registration", {"window_days"})
+        disc = self._table(d, "discount", {"birthday_rate", "birthday_requires_id_check"})
+        pts = self._table(d, "points", {"per_yuan", "expiry", "validity_months", "redeem_months",
+                                        "usable_after_days"})
+        card = self._table(d, "card", {"region_digits", "sequence_digits", "check_digit",
+                                       "default_region", "renewal_month", "store_regions"})
+        tiers = self._table(d, "tiers", {"hold_months", "upgrade_window_months",
+                                         "review_window_months", "levels"})
+        classes = self._table(d, "classes", {"window_months", "no_contact_months", "levels"})
+
+        region_digits = self._int(card, "card.region_digits", 1, 6)
+        sequence_digits = self._int(card, "card.sequence_digits", 1, 12)
+        default_region = self._region(card, "card.default_region", region_digits)
+        stores = card.get("store_regions", {})
+        if not isinstance(stores, dict):
+            raise RulesError("card.store_regions: must be a table of store = region")
+        store_regions = {
+            str(k): self._region(stores, f"card.store_regions.{k}", region_digits) for k in stores
+        }
+
+        windows = tuple(
+            Window(self._int(w, f"qualification.windows[{i}].months", 1, 120),
+                   self._money(w, f"qualification.windows[{i}].amount"))
+            for i, w in enumerate(self._array(qual, "qualification.windows", {"months", "amount"},
+                                              required=False))
+        )
+        tier_levels = self._array(tiers, "tiers.levels",
+                                  {"code", "name", "rate", "single_purchase", "spend"})
+        tier_list = tuple(
+            Tier(self._code(t, f"tiers.levels[{i}].code"), self._str(t, f"tiers.levels[{i}].name"),
+                 self._rate(t, f"tiers.levels[{i}].rate"),
+                 self._money(t, f"tiers.levels[{i}].single_purchase"),
+                 self._money(t, f"tiers.levels[{i}].spend"))
+            for i, t in enumerate(tier_levels)
+        )
+        self._check_tiers(tier_list)
+        class_levels = self._array(classes, "classes.levels",
+                                   {"code", "min_purchases", "min_spend", "interval_months", "channel"})
+        class_list = tuple(
+            CustomerClass(
+                self._code(c, f"classes.levels[{i}].code"),
+                self._int(c, f"classes.levels[{i}].min_purchases", 0, 100000),
+                self._money(c, f"classes.levels[{i}].min_spend"),
+                self._int(c, f"classes.levels[{i}].interval_months", 1, 120),
+                self._choice(c, f"classes.levels[{i}].channel", CHANNELS),
+            )
+            for i, c in enumerate(class_levels)
+        )
+        self._check_descending(class_list, "classes.levels")
+        rewards = tuple(
+            Reward(self._code(r, f"rewards[{i}].code"), self._str(r, f"rewards[{i}].name"),
+                   self._int(r, f"rewards[{i}].points", 1, 10**9), self._money(r, f"rewards[{i}].value"))
+            for i, r in enumerate(self._array(d, "rewards", {"code", "name", "points", "value"},
+                                              required=False))
+        )
+        if len({r.code for r in rewards}) != len(rewards):
+            raise RulesError("rewards: reward codes must be unique")
+        redeem_months = pts.get("redeem_months", list(range(1, 13)))
+        if (not isinstance(redeem_months, list) or not redeem_months
+                or any(type(m) is not int or not 1 <= m <= 12 for m in redeem_months)):
+            raise RulesError("points.redeem_months: must be a non-empty list of months 1-12")
+        return Rules(
+            name=self._str(profile, "profile.name"),
+            description=self._str(profile, "profile.description"),
+            max_amount=self._money(limits, "limits.max_amount", positive=True),
+            qualify_single=self._money(qual, "qualification.single_purchase", positive=True),
+            qualify_windows=windows,
+            count_promo=self._bool(qual, "qualification.count_promo"),
+            registration_days=self._int(reg, "registration.window_days", 0, 3650),
+            birthday_rate=self._rate(disc, "discount.birthday_rate"),
+            birthday_requires_id_check=self._bool(disc, "discount.birthday_requires_id_check"),
+            points_per_yuan=self._int(pts, "points.per_yuan", 0, 1000),
+            expiry=self._choice(pts, "points.expiry", ("calendar_year", "rolling")),
+            validity_months=self._int(pts, "points.validity_months", 1, 240),
+            redeem_months=tuple(sorted(set(redeem_months))),
+            usable_after_days=self._int(pts, "points.usable_after_days", 0, 365),
+            region_digits=region_digits,
+            sequence_digits=sequence_digits,
+            check_digit=self._choice(card, "card.check_digit", ("luhn", "none")),
+            default_region=default_region,
+            renewal_month=self._int(card, "card.renewal_month", 1, 12),
+            store_regions=store_regions,
+            hold_months=self._int(tiers, "tiers.hold_months", 0, 240),
+            upgrade_window_months=self._int(tiers, "tiers.upgrade_window_months", 1, 240),
+            review_window_months=self._int(tiers, "tiers.review_window_months", 1, 240),
+            tiers=tier_list,
+            class_window_months=self._int(classes, "classes.window_months", 1, 240),
+            no_contact_months=self._int(classes, "classes.no_contact_months", 1, 240),
+            classes=class_list,
+            rewards=rewards,
+        )
+
+    # checks of whole lists
+
+    @staticmethod
+    def _check_tiers(tiers: tuple[Tier, ...]) -> None:
+        if len({t.code for t in tiers}) != len(tiers):
+            raise RulesError("tiers.levels: tier codes must be unique")
+        if tiers[0].single_purchase != 0 or tiers[0].spend != 0:
+            raise RulesError("tiers.levels[0]: the first (base) tier must have thresholds 0.00")
+        for i in range(1, len(tiers)):
+            low, high = tiers[i - 1], tiers[i]
+            if high.single_purchase <= low.single_purchase or high.spend <= low.spend:
+                raise RulesError(
+                    f"tiers.levels[{i}]: thresholds overlap tier {low.code!r} "
+                    "(each tier must need more than the one before)"
+                )
+            if high.rate > low.rate:
+                raise RulesError(f"tiers.levels[{i}].rate: a higher tier may not have a worse rate")
+
+    @staticmethod
+    def _check_descending(levels: tuple[CustomerClass, ...], key: str) -> None:
+        if len({c.code for c in levels}) != len(levels):
+            raise RulesError(f"{key}: class codes must be unique")
+        for i in range(1, len(levels)):
+            if (levels[i].min_purchases > levels[i - 1].min_purchases
+                    or levels[i].min_spend > levels[i - 1].min_spend):
+                raise RulesError(f"{key}[{i}]: classes must go from the highest to the lowest")
+        last = levels[-1]
+        if last.min_purchases or last.min_spend:
+            raise RulesError(f"{key}[{len(levels) - 1}]: the last class must take everyone (0 and 0.00)")
+
+    # field readers
+
+    @staticmethod
+    def _only(table: dict, path: str, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                where = f"{path}.{key}" if path else key
+                raise RulesError(f"{where}: unknown key")
+
+    def _table(self, parent: dict, key: str, allowed: set[str]) -> dict:
+        value = parent.get(key)
+        if not isinstance(value, dict):
+            raise RulesError(f"{key}: missing table [{key}]")
+        self._only(value, key, allowed)
+        return value
+
+    def _array(self, parent: dict, path: str, allowed: set[str], required: bool = True) -> list:
+        key = path.rsplit(".", 1)[-1]
+        value = parent.get(key, None if required else [])
+        if not isinstance(value, list) or (required and not value):
+            raise RulesError(f"{path}: must be a non-empty array of tables [[{path}]]")
+        for i, item in enumerate(value):
+            if not isinstance(item, dict):
+                raise RulesError(f"{path}[{i}]: must be a table")
+            self._only(item, f"{path}[{i}]", allowed)
+        return value
+
+    @staticmethod
+    def _get(table: dict, path: str):
+        key = path.rsplit(".", 1)[-1]
+        if key not in table:
+            raise RulesError(f"{path}: missing")
+        return table[key]
+
+    def _int(self, table: dict, path: str, low: int, high: int) -> int:
+        value = self._get(table, path)
+        if type(value) is not int:
+            raise RulesError(f"{path}: must be an integer")
+        if not low <= value <= high:
+            raise RulesError(f"{path}: {value} is out of range {low}..{high}")
+        return value
+
+    def _bool(self, table: dict, path: str) -> bool:
+        value = self._get(table, path)
+        if type(value) is not bool:
+            raise RulesError(f"{path}: must be true or false")
+        return value
+
+    def _str(self, table: dict, path: str) -> str:
+        value = self._get(table, path)
+        if not isinstance(value, str) or not value.strip():
+            raise RulesError(f"{path}: must be a non-empty string")
+        return value
+
+    def _code(self, table: dict, path: str) -> str:
+        value = self._str(table, path)
+        if not value.replace("_", "").isalnum() or not value.isascii() or len(value) > 20:
+            raise RulesError(f"{path}: {value!r} must be a short ASCII code (letters, digits, _)")
+        return value
+
+    def _choice(self, table: dict, path: str, choices: tuple[str, ...]) -> str:
+        value = self._get(table, path)
+        if value not in choices:
+            raise RulesError(f"{path}: {value!r} must be one of {', '.join(choices)}")
+        return value
+
+    def _region(self, table: dict, path: str, digits: int) -> str:
+        value = table.get(path.rsplit(".", 1)[-1])
+        if not isinstance(value, str) or not value.isdigit() or len(value) != digits:
+            raise RulesError(f"{path}: must be a string of {digits} digits")
+        return value
+
+    def _money(self, table: dict, path: str, positive: bool = False) -> int:
+        value = self._get(table, path)
+        if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+            raise RulesError(f"{path}: must be an amount in yuan, e.g. \"1000.00\"")
+        try:
+            fen = parse_yuan(str(value), path)
+        except InvalidInput as exc:
+            raise RulesError(str(exc)) from None
+        if positive and fen <= 0:
+            raise RulesError(f"{path}: must be more than 0")
+        return fen
+
+    def _rate(self, table: dict, path: str) -> Decimal:
+        value = self._get(table, path)
+        if isinstance(value, bool) or not isinstance(value, (str, Decimal, int)):
+            raise RulesError(f"{path}: must be a rate such as \"0.88\"")
+        try:
+            rate = Decimal(str(value))
+        except InvalidOperation:
+            raise RulesError(f"{path}: {value!r} is not a rate such as \"0.88\"") from None
+        if not rate.is_finite() or not Decimal(0) < rate <= Decimal(1):
+            raise RulesError(f"{path}: {value} must be more than 0 and at most 1")
+        if rate.as_tuple().exponent < -4:
+            raise RulesError(f"{path}: at most 4 decimals")
+        return rate
+
+
+def read_rules_file(path: str) -> str:
+    """A profile file's text, refused early if it can't be read or isn't valid rules."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise InvalidInput(f"rules: no such file {path}", code="bad_rules") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"rules: can't read {path} ({exc})", code="bad_rules") from None
+    parse(text)
+    return text
+
+
+def with_default_region(text: str, region: str) -> str:
+    """The profile text with card.default_region replaced (validated again by the caller)."""
+    import re
+
+    pattern = re.compile(r'^(default_region\s*=\s*)"[^"]*"', re.MULTILINE)
+    if len(pattern.findall(text)) != 1:
+        raise RulesError("card.default_region: can't set the region of this profile with --region")
+    changed = pattern.sub(lambda m: f'{m.group(1)}"{region}"', text)
+    parse(changed)
+    return changed

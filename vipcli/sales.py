@@ -1,0 +1,352 @@
+"""Purchases and refunds: discount, points, qualification (card issue) and tier changes."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from vipcli import archive, cards, ledger
+from vipcli.dates import is_birthday, iso, months_after, months_before
+from vipcli.db import audit, rules_version
+from vipcli.errors import InvalidInput, NotFound, Refused
+from vipcli.money import apply_rate, format_fen
+from vipcli.rules import Rules
+
+
+@dataclass(frozen=True)
+class Sale:
+    """One purchase as given by the till or a POS file, already validated."""
+
+    regular: int
+    promo: int = 0
+    paid: int | None = None
+    card_no: str | None = None
+    phone: str | None = None
+    receipt: str | None = None
+    store: str | None = None
+    at: datetime | None = None
+    birthday_checked: bool = False
+
+
+def validate_sale(sale: Sale, rules: Rules, now: datetime) -> None:
+    if (sale.card_no is None) == (sale.phone is None):
+        raise InvalidInput("give a card number or --phone, not both", code="bad_usage")
+    for name, value in (("amount", sale.regular), ("promo", sale.promo), ("paid", sale.paid)):
+        if value is not None and value > rules.max_amount:
+            raise InvalidInput(f"{name}: {format_fen(value)} is above the limit of "
+                               f"{format_fen(rules.max_amount)} (limits.max_amount)", code="bad_amount")
+    if sale.regular + sale.promo <= 0:
+        raise InvalidInput("amount: the purchase must be more than 0.00", code="bad_amount")
+    if sale.paid is not None and sale.paid > sale.regular + sale.promo:
+        raise InvalidInput(f"paid: {format_fen(sale.paid)} is more than the list price "
+                           f"{format_fen(sale.regular + sale.promo)}", code="bad_amount")
+    if sale.at is not None and sale.at > now:
+        raise InvalidInput(f"at: {iso(sale.at)} is in the future", code="bad_date")
+    if sale.receipt is not None and not (0 < len(sale.receipt) <= 40 and sale.receipt.isprintable()):
+        raise InvalidInput("receipt: must be 1-40 printable characters", code="bad_receipt")
+
+
+def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str) -> dict:
+    """Record a purchase inside the caller's write transaction."""
+    at = sale.at or now
+    if sale.receipt is not None:
+        existing = conn.execute("SELECT * FROM purchases WHERE receipt = ?", (sale.receipt,)).fetchone()
+        if existing is not None:
+            return _replay(conn, rules, existing, sale, now)
+    customer, card = _buyer(conn, rules, sale, at, operator)
+    status = cards.effective_status(card, archive.is_registered(customer), rules, at.date()) if card else None
+    if status in ("blocked", "replaced", "cancelled"):
+        raise Refused(f"card {card['card_no']} is {status}; purchase refused", code=f"card_{status}")
+
+    rate, note = None, None
+    if sale.paid is not None:
+        paid = sale.paid
+    elif status in ("active", "discount_only"):
+        rate = rules.tier(customer["tier"]).rate
+        if (status == "active" and customer["birthday"]
+                and (sale.birthday_checked or not rules.birthday_requires_id_check)
+                and is_birthday(datetime.fromisoformat(customer["birthday"]).date(), at.date())):
+            rate = min(rate, rules.birthday_rate)
+        paid = apply_rate(sale.regular, rate) + sale.promo
+    else:
+        paid = sale.regular + sale.promo
+    if status == "expired":
+        note = f"card expired on {card['valid_to']}: list price, no points (renew the card)"
+    elif status == "discount_only":
+        note = "card is discount-only (registration not completed): no points"
+
+    receipt = sale.receipt or _new_receipt(conn, at)
+    purchase_id = conn.execute(
+        "INSERT INTO purchases(receipt, customer_id, card_no, store, purchased_at, regular, promo, "
+        "paid, paid_given, discount_rate, rules_version, operator, recorded_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (receipt, customer["id"], card["card_no"] if card else None, sale.store, iso(at),
+         sale.regular, sale.promo, paid, int(sale.paid is not None),
+         str(rate) if rate is not None else None, rules.version, operator, iso(now)),
+    ).lastrowid
+
+    issued = None
+    tier = customer["tier"]
+    if card is None:
+        cancelled = cards.latest_card(conn, customer["id"])
+        if cancelled is None:
+            issued, tier = _qualify(conn, rules, customer, purchase_id, paid, sale, at, operator)
+            if issued:
+                card = cards.get(conn, issued)
+                status = "active"
+        else:
+            note = f"membership ended (card {cancelled['card_no']} {cancelled['status']}): no card issued"
+    else:
+        tier = _upgrade(conn, rules, customer, paid, at, operator)
+
+    points = 0
+    if card is not None and status == "active":
+        points = rules.points_for(paid)
+        if points:
+            conn.execute("UPDATE purchases SET points_earned = ? WHERE id = ?", (points, purchase_id))
+            ledger.earn(conn, rules, card["card_no"], purchase_id, points, at, operator)
+    audit(conn, now, operator, "purchase", receipt, customer_id=customer["id"], paid=paid,
+          card_issued=issued)
+    return {
+        "receipt": receipt,
+        "customer_id": customer["id"],
+        "card_no": card["card_no"] if card else None,
+        "status": status or "prospect",
+        "regular": sale.regular,
+        "promo": sale.promo,
+        "paid": paid,
+        "discount_rate": str(rate) if rate is not None else None,
+        "points_earned": points,
+        "points_balance": ledger.balance(conn, card["card_no"], now) if card else 0,
+        "card_issued": issued is not None,
+        "tier": tier if card else None,
+        "duplicate": False,
+        "note": note,
+    }
+
+
+def _buyer(conn, rules: Rules, sale: Sale, at: datetime, operator: str):
+    if sale.card_no is not None:
+        card = cards.get(conn, sale.card_no)
+        customer = conn.execute("SELECT * FROM customers WHERE id = ?", (card["customer_id"],)).fetchone()
+        return customer, card
+    customer = conn.execute("SELECT * FROM customers WHERE phone = ?", (sale.phone,)).fetchone()
+    if customer is None:
+        customer_id = archive.create_prospect(conn, sale.phone, at, operator, sale.store)
+        customer = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
+        return customer, None
+    return customer, cards.live_card(conn, customer["id"])
+
+
+def _replay(conn, rules: Rules, existing, sale: Sale, now: datetime) -> dict:
+    """Same receipt again: the same content is a no-op, different content is refused."""
+    if sale.card_no is not None:
+        card = conn.execute("SELECT customer_id FROM cards WHERE card_no = ?", (sale.card_no,)).fetchone()
+        same_buyer = card is not None and card["customer_id"] == existing["customer_id"]
+    else:
+        owner = conn.execute("SELECT id FROM customers WHERE phone = ?", (sale.phone,)).fetchone()
+        same_buyer = owner is not None and owner["id"] == existing["customer_id"]
+    same = (
+        same_buyer
+        and existing["regular"] == sale.regular
+        and existing["promo"] == sale.promo
+        and (sale.paid is None) == (not existing["paid_given"])
+        and (sale.paid is None or existing["paid"] == sale.paid)
+        and existing["store"] == sale.store
+        and (sale.at is None or existing["purchased_at"] == iso(sale.at))
+    )
+    if not same:
+        raise Refused(f"receipt {existing['receipt']} is already recorded with different content",
+                      code="receipt_conflict")
+    card_no = existing["card_no"]
+    customer = conn.execute("SELECT tier FROM customers WHERE id = ?", (existing["customer_id"],)).fetchone()
+    return {
+        "receipt": existing["receipt"],
+        "customer_id": existing["customer_id"],
+        "card_no": card_no,
+        "status": None,
+        "regular": existing["regular"],
+        "promo": existing["promo"],
+        "paid": existing["paid"],
+        "discount_rate": existing["discount_rate"],
+        "points_earned": existing["points_earned"],
+        "points_balance": ledger.balance(conn, card_no, now) if card_no else 0,
+        "card_issued": False,
+        "tier": customer["tier"] if card_no else None,
+        "duplicate": True,
+        "note": "already recorded: nothing changed",
+    }
+
+
+def _new_receipt(conn, at: datetime) -> str:
+    prefix = f"R{at:%Y%m%d}-"
+    row = conn.execute(
+        "SELECT receipt FROM purchases WHERE receipt >= ? AND receipt < ? ORDER BY receipt DESC LIMIT 1",
+        (prefix, prefix + "\uffff"),
+    ).fetchone()
+    number = 1
+    if row is not None and row[0][len(prefix):].isdigit():
+        number = int(row[0][len(prefix):]) + 1
+    return f"{prefix}{number:06d}"
+
+
+def _counted(rules: Rules, paid: int, promo: int) -> int:
+    """What a purchase counts toward qualification (promo goods excluded where the rules say)."""
+    return paid if rules.count_promo else max(paid - promo, 0)
+
+
+def _window_spend(conn, rules: Rules, customer_id: int, months: int, at: datetime, for_qualifying: bool) -> int:
+    column = "paid - refunded" if (rules.count_promo or not for_qualifying) else "MAX(paid - refunded - promo, 0)"
+    row = conn.execute(
+        f"SELECT COALESCE(SUM({column}), 0) FROM purchases "
+        "WHERE customer_id = ? AND purchased_at > ? AND purchased_at <= ?",
+        (customer_id, iso(months_before(at, months)), iso(at)),
+    ).fetchone()
+    return row[0]
+
+
+def _qualify(conn, rules: Rules, customer, purchase_id: int, paid: int, sale: Sale, at: datetime,
+             operator: str):
+    """第四条/第五条: a prospect whose purchase meets a rule gets a card at once."""
+    windows = {w.months: _window_spend(conn, rules, customer["id"], w.months, at, True)
+               for w in rules.qualify_windows}
+    reason = rules.qualification_reason(_counted(rules, paid, sale.promo), windows)
+    if reason is None:
+        return None, None
+    number = cards.issue(conn, rules, customer["id"], at, f"qualified: {reason}", store=sale.store)
+    conn.execute("UPDATE purchases SET card_no = ? WHERE id = ?", (number, purchase_id))
+    spend = _window_spend(conn, rules, customer["id"], rules.upgrade_window_months, at, False)
+    tier = rules.tier_for(paid, spend).code
+    archive.set_tier(conn, customer["id"], None, tier, at, f"card issued ({reason})", operator)
+    return number, tier
+
+
+def _upgrade(conn, rules: Rules, customer, paid: int, at: datetime, operator: str) -> str:
+    """Upgrade at once on the purchase that reaches a higher tier (paid amounts)."""
+    current = customer["tier"]
+    spend = _window_spend(conn, rules, customer["id"], rules.upgrade_window_months, at, False)
+    reached = rules.tier_for(paid, spend)
+    if rules.tier_rank(reached.code) > rules.tier_rank(current):
+        archive.set_tier(conn, customer["id"], current, reached.code, at,
+                          f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
+                          f"spend {format_fen(spend)}", operator)
+        return reached.code
+    return current
+
+
+def refund(conn, receipt: str, amount: int | None, now: datetime, operator: str) -> dict:
+    """Return goods of a receipt, whole (amount None) or in part: paid, spend and the points that
+    purchase earned are reversed under the rules version the purchase was recorded with."""
+    purchase = conn.execute("SELECT * FROM purchases WHERE receipt = ?", (receipt,)).fetchone()
+    if purchase is None:
+        raise NotFound(f"receipt {receipt} is not on record", code="unknown_receipt")
+    left = purchase["paid"] - purchase["refunded"]
+    if left <= 0:
+        raise Refused(f"receipt {receipt} is already fully refunded", code="already_refunded")
+    amount = left if amount is None else amount
+    if amount <= 0:
+        raise InvalidInput("amount: a refund must be more than 0.00", code="bad_amount")
+    if amount > left:
+        raise Refused(f"receipt {receipt}: only {format_fen(left)} can still be refunded",
+                      code="refund_too_large")
+    reversed_before = conn.execute(
+        "SELECT COALESCE(SUM(points_reversed), 0) FROM refunds WHERE purchase_id = ?", (purchase["id"],)
+    ).fetchone()[0]
+    points = 0
+    if purchase["points_earned"]:
+        old_rules = rules_version(conn, purchase["rules_version"])
+        still_owed = purchase["points_earned"] - reversed_before
+        if amount == left:
+            points = still_owed
+        else:
+            points = min(old_rules.points_for(left) - old_rules.points_for(left - amount), still_owed)
+    ledger.reverse(conn, purchase["id"], points, reversed_before, now, operator)
+    conn.execute("UPDATE purchases SET refunded = refunded + ? WHERE id = ?", (amount, purchase["id"]))
+    conn.execute(
+        "INSERT INTO refunds(purchase_id, amount, points_reversed, refunded_at, operator) VALUES (?, ?, ?, ?, ?)",
+        (purchase["id"], amount, points, iso(now), operator),
+    )
+    card_no = _points_card(conn, purchase)
+    audit(conn, now, operator, "refund", receipt, amount=amount, points_reversed=points)
+    return {
+        "receipt": receipt,
+        "refunded": amount,
+        "refunded_total": purchase["refunded"] + amount,
+        "points_reversed": points,
+        "card_no": card_no,
+        "points_balance": ledger.balance(conn, card_no, now) if card_no else 0,
+    }
+
+
+def _points_card(conn, purchase) -> str | None:
+    lot = conn.execute("SELECT card_no FROM point_lots WHERE purchase_id = ? ORDER BY id DESC LIMIT 1",
+                       (purchase["id"],)).fetchone()
+    return lot["card_no"] if lot else purchase["card_no"]
+
+
+# --- tiers ------------------------------------------------------------------------------------
+
+
+def tier_status(conn, rules: Rules, ref: str, now: datetime) -> dict:
+    customer, card = archive.resolve(conn, rules, ref)
+    if card is None or customer["tier"] is None:
+        raise Refused(f"customer {customer['id']} has no card, so no tier", code="no_card")
+    tier = rules.tier(customer["tier"])
+    spend = _window_spend(conn, rules, customer["id"], rules.upgrade_window_months, now, False)
+    nxt = rules.next_tier(tier.code)
+    since = datetime.fromisoformat(customer["tier_since"])
+    return {
+        "card_no": card["card_no"],
+        "tier": tier.code,
+        "tier_name": tier.name,
+        "discount_rate": str(tier.rate),
+        "tier_since": customer["tier_since"],
+        "held_until": iso(months_after(since, rules.hold_months).date()),
+        "spend_12m": spend,
+        "next_tier": nxt.code if nxt else None,
+        "needed_for_next": max(nxt.spend - spend, 0) if nxt else None,
+        "single_purchase_for_next": nxt.single_purchase if nxt else None,
+    }
+
+
+def tier_review(conn, rules: Rules, as_of: datetime, operator: str) -> dict:
+    """The periodic review: members whose tier has been held `hold_months` keep it if their spend over
+    the review window meets the tier's threshold, else move to the highest tier that spend meets.
+    Every member with a card not cancelled or replaced is covered (expired cards too)."""
+    cutoff = iso(months_before(as_of, rules.hold_months))
+    rows = conn.execute(
+        f"SELECT c.id, c.tier, k.card_no FROM customers c JOIN cards k ON k.customer_id = c.id "
+        f"AND k.status IN ({','.join('?' * len(cards.LIVE))}) "
+        "WHERE c.tier IS NOT NULL AND c.tier != ? AND c.tier_since <= ? ORDER BY c.id",
+        (*cards.LIVE, rules.tiers[0].code, cutoff),
+    ).fetchall()
+    changes, confirmed = [], 0
+    for row in rows:
+        spend = _window_spend(conn, rules, row["id"], rules.review_window_months, as_of, False)
+        meets = rules.tier_for_spend(spend)
+        current = row["tier"]
+        if rules.tier_rank(meets.code) >= rules.tier_rank(current):
+            confirmed += 1
+            archive.set_tier(conn, row["id"], current, current, as_of,
+                              f"review: confirmed ({rules.review_window_months}-month spend {format_fen(spend)})",
+                              operator)
+        else:
+            archive.set_tier(conn, row["id"], current, meets.code, as_of,
+                              f"review: {rules.review_window_months}-month spend {format_fen(spend)}",
+                              operator)
+            changes.append({"card_no": row["card_no"], "from": current, "to": meets.code})
+    audit(conn, as_of, operator, "tier review", None, reviewed=len(rows), confirmed=confirmed,
+          changed=len(changes))
+    return {"as_of": iso(as_of), "reviewed": len(rows), "confirmed": confirmed, "changes": changes}
+
+
+def tier_set(conn, rules: Rules, ref: str, code: str, reason: str, now: datetime, operator: str) -> dict:
+    customer, card = archive.resolve(conn, rules, ref)
+    target = rules.tier(code)
+    if card is None or card["status"] in ("replaced", "cancelled") or customer["tier"] is None:
+        raise Refused("only a member with a current card has a tier", code="no_card")
+    archive.set_tier(conn, customer["id"], customer["tier"], target.code, now, f"set by hand: {reason}",
+                      operator)
+    audit(conn, now, operator, "tier set", card["card_no"], from_tier=customer["tier"],
+          to_tier=target.code, reason=reason)
+    return {"card_no": card["card_no"], "from": customer["tier"], "to": target.code,
+            "tier": target.code, "discount_rate": str(target.rate)}
+

@@ -1,0 +1,86 @@
+"""Resident ID numbers at rest: AES-GCM ciphertext plus an HMAC for exact lookup and uniqueness.
+
+The key lives in a file of its own (VIPCLI_KEY_FILE, default beside the app's database in the app
+directory), created 0600 on first need, never inside the database. The database remembers a
+fingerprint of its key, so a missing or different key fails closed instead of silently writing
+data that the old key can no longer read. `cryptography` is imported only here, only when an ID
+number is written or unmasked.
+"""
+
+import base64
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+from vipcli.errors import DatabaseProblem
+
+_FINGERPRINT_KEY = "key_fingerprint"
+
+
+def key_path() -> Path:
+    configured = os.environ.get("VIPCLI_KEY_FILE")
+    if configured:
+        return Path(configured)
+    import typer
+
+    return Path(typer.get_app_dir("vipcli")) / "vip.key"
+
+
+class Vault:
+    def __init__(self, key: bytes):
+        self._enc_key, self._mac_key = key[:32], key[32:]
+
+    def fingerprint(self) -> str:
+        return hmac.new(self._mac_key, b"vipcli key check", hashlib.sha256).hexdigest()[:16]
+
+    def lookup_hash(self, value: str) -> str:
+        return hmac.new(self._mac_key, value.encode(), hashlib.sha256).hexdigest()
+
+    def encrypt(self, value: str) -> bytes:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        nonce = os.urandom(12)
+        return nonce + AESGCM(self._enc_key).encrypt(nonce, value.encode(), b"vipcli-id")
+
+    def decrypt(self, blob: bytes) -> str:
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        try:
+            return AESGCM(self._enc_key).decrypt(blob[:12], blob[12:], b"vipcli-id").decode()
+        except InvalidTag:
+            raise DatabaseProblem("an encrypted ID number does not open with this key file",
+                                  code="wrong_key") from None
+
+
+def open_vault(conn, create: bool) -> Vault:
+    """The key for this database; created (0600) only when `create` and the database has none."""
+    from vipcli.db import get_meta, set_meta
+
+    path = key_path()
+    expected = get_meta(conn, _FINGERPRINT_KEY)
+    if path.exists():
+        key = base64.b64decode(path.read_bytes().strip())
+        if len(key) != 64:
+            raise DatabaseProblem(f"key file {path} is not a vipcli key", code="wrong_key")
+        found = Vault(key)
+        if expected is None:
+            set_meta(conn, _FINGERPRINT_KEY, found.fingerprint())
+        elif expected != found.fingerprint():
+            raise DatabaseProblem(
+                f"key file {path} is not the key this database was written with; "
+                "set VIPCLI_KEY_FILE to the right one", code="wrong_key")
+        return found
+    if expected is not None or not create:
+        raise DatabaseProblem(
+            f"key file {path} is missing; ID numbers can't be read or written without it "
+            "(set VIPCLI_KEY_FILE)", code="missing_key")
+    key = os.urandom(64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(base64.b64encode(key))
+    created = Vault(key)
+    set_meta(conn, _FINGERPRINT_KEY, created.fingerprint())
+    return created
