@@ -7,6 +7,7 @@ No traceback ever reaches a user (and none would carry locals: personal data).
 
 import getpass
 import json
+import os
 import sqlite3
 import sys
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ class VipGroup(PlainGroup):
         except OSError as exc:
             code = report("os_error", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1, as_json)
         except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
+            if os.environ.get("VIPCLI_DEBUG"):
+                raise
             code = report("internal", f"internal error ({type(exc).__name__}); nothing was written", 1, as_json)
         if standalone_mode:
             sys.exit(code)
@@ -161,7 +164,7 @@ def subgroup(name: str, help_text: str) -> typer.Typer:
 
 
 # Command modules register themselves on `app` when imported.
-from vipcli.cli import members, rules_cmd, sales_cmd, tiers  # noqa: E402,F401
+from vipcli.cli import demo_cmd, members, rules_cmd, sales_cmd, tiers  # noqa: E402,F401
 
 
 def main() -> None:
