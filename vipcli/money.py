@@ -4,16 +4,18 @@ No float ever touches money: amounts are int fen, rates are Decimal.
 """
 
 import re
+import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
 from vipcli.errors import InvalidInput
 
-_YUAN = re.compile(r"(\d{1,15})(?:\.(\d{1,2}))?")
+_YUAN = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
 
 
 def parse_yuan(text: str, field: str = "amount") -> int:
     """'880.5' -> 88050. At most two decimals, no sign, no exponent, no thousands separators."""
-    cleaned = text.strip() if isinstance(text, str) else ""
+    # Full-width digits typed with a Chinese input method are folded to ASCII first.
+    cleaned = unicodedata.normalize("NFKC", text).strip() if isinstance(text, str) else ""
     match = _YUAN.fullmatch(cleaned)
     if not match:
         raise InvalidInput(

@@ -27,7 +27,7 @@ class VipGroup(PlainGroup):
         argv = list(sys.argv[1:] if args is None else args)
         as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
         try:
-            result = super().main(args=argv, prog_name=prog_name or "vip", complete_var=complete_var,
+            result = super().main(args=argv, prog_name="vip", complete_var=complete_var,
                                   standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
         except VipError as exc:

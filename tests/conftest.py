@@ -1,0 +1,67 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from vipcli.cli import app
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test gets its own database, key file and home; never the user's real ones."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
+    monkeypatch.setenv("VIPCLI_DB", str(tmp_path / "vip.db"))
+    monkeypatch.setenv("VIPCLI_KEY_FILE", str(tmp_path / "vip.key"))
+    monkeypatch.setenv("VIPCLI_OPERATOR", "tester")
+    monkeypatch.setenv("VIPCLI_NOW", "2026-06-15T12:00:00")
+    monkeypatch.delenv("VIPCLI_DEBUG", raising=False)
+    return tmp_path
+
+
+class Result:
+    def __init__(self, raw):
+        self.raw = raw
+        self.code = raw.exit_code
+        self.stdout = raw.stdout
+        self.stderr = raw.stderr
+        try:
+            self.data = json.loads(raw.stdout) if raw.stdout.strip() else None
+        except json.JSONDecodeError:
+            self.data = None
+
+    def __getitem__(self, key):
+        return self.data[key]
+
+    def __repr__(self):
+        return f"<exit {self.code} stdout={self.stdout!r} stderr={self.stderr!r}>"
+
+
+@pytest.fixture
+def vip(monkeypatch):
+    """Run the real Typer app with --json: vip("purchase", "--phone", P, "--amount", "100", now=...)."""
+    runner = CliRunner()
+
+    def run(*args, now=None, json_output=True):
+        if now is not None:
+            monkeypatch.setenv("VIPCLI_NOW", now)
+        argv = (["--json"] if json_output else []) + [str(a) for a in args]
+        return Result(runner.invoke(app, argv, catch_exceptions=False))
+
+    return run
+
+
+@pytest.fixture
+def member(vip):
+    """A registered member with a card (granted), returning its card number."""
+
+    def make(phone="13800138000", birthday="1990-06-15", now="2026-01-10T10:00:00", **extra):
+        args = ["enroll", "--phone", phone, "--name", "王芳", "--gender", "F", "--birthday", birthday,
+                "--grant", "test member"]
+        for key, value in extra.items():
+            args += [f"--{key.replace('_', '-')}", value]
+        result = vip(*args, now=now)
+        assert result.code == 0, result
+        return result["card_no"]
+
+    return make

@@ -1,0 +1,42 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vipcli.cards import format_number, luhn_digit, make_number, parse_number
+from vipcli.errors import InvalidInput
+from vipcli.rules import default_text, parse
+
+RULES = parse(default_text())
+
+
+def test_luhn_known_value():
+    assert luhn_digit("7992739871") == "3"  # the textbook example
+
+
+@pytest.mark.parametrize("text", ["755000015", "755 00001 5", "755-00001-5", " 755 0000 15 "])
+def test_any_spacing(text):
+    assert parse_number(text, RULES) == "755000015"
+
+
+def test_wrong_check_digit_is_a_typo():
+    with pytest.raises(InvalidInput, match="check digit") as info:
+        parse_number("755000016", RULES)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("text", ["75500001", "7550000150", "abc", "", "７５５００００１５"])
+def test_not_a_card_number(text):
+    with pytest.raises(InvalidInput):
+        parse_number(text, RULES)
+
+
+@given(st.from_regex(r"[0-9]{3}", fullmatch=True), st.integers(1, 99999))
+def test_round_trip_and_single_digit_typos_caught(region, sequence):
+    number = make_number(RULES, region, sequence)
+    assert parse_number(format_number(number, RULES), RULES) == number
+    for i in range(len(number)):
+        for digit in "0123456789":
+            if digit != number[i]:
+                typo = number[:i] + digit + number[i + 1:]
+                with pytest.raises(InvalidInput):
+                    parse_number(typo, RULES)

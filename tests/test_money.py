@@ -1,0 +1,51 @@
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vipcli.errors import InvalidInput
+from vipcli.money import apply_rate, format_fen, parse_yuan
+
+
+@pytest.mark.parametrize("text,fen", [
+    ("1000", 100000), ("880.5", 88050), ("880.50", 88050), ("0.01", 1), ("0", 0), (" 12.3 ", 1230), ("１０.５", 1050),
+])
+def test_parse_yuan_accepts(text, fen):
+    assert parse_yuan(text) == fen
+
+
+@pytest.mark.parametrize("text", ["", "1.234", "-1", "+5", "1e3", "1,000", "¥10", "abc", "1.", ".5", "NaN", "٣"])
+def test_parse_yuan_refuses(text):
+    with pytest.raises(InvalidInput) as info:
+        parse_yuan(text)
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("fen,rate,expected", [
+    (1005, "0.88", 884),      # 8.844 -> 8.84
+    (1006, "0.88", 885),      # 8.8528 -> 8.85
+    (625, "0.88", 550),       # exactly 5.50
+    (1, "0.60", 1),           # 0.6 fen -> 1 fen (half-up)
+    (2, "0.25", 1),           # 0.5 fen -> 1 fen: half goes up
+    (100000, "0.88", 88000),
+])
+def test_apply_rate_rounds_half_up(fen, rate, expected):
+    assert apply_rate(fen, Decimal(rate)) == expected
+
+
+@given(st.integers(min_value=0, max_value=10**15))
+def test_format_parse_round_trip(fen):
+    assert parse_yuan(format_fen(fen)) == fen
+
+
+@given(st.integers(min_value=0, max_value=10**12),
+       st.decimals(min_value=Decimal("0.01"), max_value=1, places=2))
+def test_discount_never_exceeds_price_and_is_within_half_a_fen(fen, rate):
+    paid = apply_rate(fen, rate)
+    assert 0 <= paid <= fen
+    assert abs(Decimal(paid) - Decimal(fen) * rate) <= Decimal("0.5")
+
+
+def test_format_negative():
+    assert format_fen(-150) == "-1.50"
