@@ -52,7 +52,7 @@ def vip(monkeypatch):
 
 
 @pytest.fixture
-def member(vip):
+def member(vip, monkeypatch):
     """A registered member with a card (granted), returning its card number."""
 
     def make(phone="13800138000", birthday="1990-06-15", now="2026-01-10T10:00:00", **extra):
@@ -62,6 +62,7 @@ def member(vip):
             args += [f"--{key.replace('_', '-')}", value]
         result = vip(*args, now=now)
         assert result.code == 0, result
+        monkeypatch.setenv("VIPCLI_NOW", "2026-06-15T12:00:00")
         return result["card_no"]
 
     return make
