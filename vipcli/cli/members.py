@@ -128,7 +128,7 @@ def show(
     customer, card = archive.resolve(s.conn, rules, ref)
     if unmask:
         with transaction(s.conn) as conn:
-            audit(conn, s.now, s.operator, "unmask", str(customer["id"]), command="show")
+            audit(conn, s.now, s.operator, "unmask", str(customer["id"]), via="show")
     data = archive.summary(s.conn, rules, customer, card, s.now, unmask)
 
     def human(c):
@@ -231,7 +231,7 @@ def history(
     customer_id, changes = archive.history(s.conn, rules, ref, unmask)
     if unmask:
         with transaction(s.conn) as conn:
-            audit(conn, s.now, s.operator, "unmask", str(customer_id), command="history")
+            audit(conn, s.now, s.operator, "unmask", str(customer_id), via="history")
     emit(s, {"customer_id": customer_id, "changes": changes}, lambda c: c.print(table(
         f"Changes to customer {customer_id}", ["time", "field", "old", "new", "operator"],
         [[x["at"], x["field"], x["old"], x["new"], x["operator"]] for x in changes])))

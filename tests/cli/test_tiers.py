@@ -1,0 +1,74 @@
+import sqlite3
+
+import pytest
+
+P = "13800138000"
+
+
+def _silver_since(vip, at):
+    r = vip("purchase", "--phone", P, "--amount", "5000", "--at", at)
+    assert r["tier"] == "silver"
+    return r["card_no"]
+
+
+@pytest.mark.parametrize("reached,reviewed", [
+    ("2024-06-15T11:59:59", True),   # the 24 months have passed
+    ("2024-06-15T12:00:00", True),   # exactly 24 months: due
+    ("2024-06-15T12:00:01", False),  # one second short
+    ("2024-06-16T12:00:00", False),
+])
+def test_review_only_after_the_hold_period(vip, reached, reviewed):
+    _silver_since(vip, reached)
+    r = vip("tier", "review", "--as-of", "2026-06-15T12:00:00")
+    assert r["reviewed"] == (1 if reviewed else 0)
+    assert [c["to"] for c in r["changes"]] == (["vip"] if reviewed else [])
+
+
+@pytest.mark.parametrize("second,expected", [("5000.00", "vip"), ("5000.01", "silver")])
+def test_review_compares_24_month_spend_with_the_12_month_threshold(vip, second, expected):
+    card = _silver_since(vip, "2024-01-10")
+    vip("purchase", card, "--amount", "6000", "--paid", "4999.99", "--at", "2025-01-10")
+    vip("purchase", card, "--amount", "6000", "--paid", second, "--at", "2025-02-10")
+    r = vip("tier", "review", "--as-of", "2026-06-15")
+    assert vip("tier", "show", card)["tier"] == expected
+    assert r["confirmed"] == (1 if expected == "silver" else 0)
+
+
+def test_gold_steps_down_to_what_spend_meets_and_review_is_idempotent(vip):
+    r = vip("purchase", "--phone", P, "--amount", "10000", "--at", "2024-01-10")
+    assert r["tier"] == "gold"
+    vip("purchase", r["card_no"], "--amount", "20000", "--paid", "12000.00", "--at", "2025-03-01")
+    first = vip("tier", "review", "--as-of", "2026-06-15")
+    assert first["changes"] == [{"card_no": r["card_no"], "from": "gold", "to": "silver"}]
+    assert vip("tier", "review", "--as-of", "2026-06-15")["changes"] == []
+
+
+def test_upgrade_counts_spend_on_an_expired_card_but_review_skips_cancelled(vip, isolated):
+    card = _silver_since(vip, "2024-01-10")
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        conn.execute("UPDATE cards SET status = 'cancelled'")
+    assert vip("tier", "review", "--as-of", "2026-06-15")["reviewed"] == 0
+    del card
+
+
+def test_tier_show_next_tier(vip, member):
+    card = member()
+    vip("purchase", card, "--amount", "1000")
+    r = vip("tier", "show", card)
+    assert r["tier"] == "vip" and r["discount_rate"] == "0.88" and r["next_tier"] == "silver"
+    assert r["needed_for_next"] == "9120.00" and r["single_purchase_for_next"] == "5000.00"
+    vip("tier", "set", card, "gold", "--reason", "t")
+    top = vip("tier", "show", card)
+    assert top["next_tier"] is None and top["needed_for_next"] is None
+
+
+def test_tier_set_is_audited_and_validated(vip, member, isolated):
+    card = member()
+    r = vip("tier", "set", card, "silver", "--reason", "店长决定")
+    assert r["from"] == "vip" and r["to"] == "silver" and r["discount_rate"] == "0.85"
+    assert vip("purchase", card, "--amount", "100")["paid"] == "85.00"
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        assert conn.execute("SELECT operator FROM audit WHERE command = 'tier set'").fetchone()[0] == "tester"
+    assert vip("tier", "set", card, "diamond", "--reason", "x").code == 2
+    assert vip("tier", "set", card, "gold").code == 2  # --reason is required
+    assert vip("tier", "show", "13900139000").code == 1
