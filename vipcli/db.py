@@ -16,7 +16,11 @@ from vipcli import rules as rules_mod
 from vipcli.dates import iso
 from vipcli.errors import DatabaseProblem, NotFound
 
-BUSY_TIMEOUT_S = float(os.environ.get("VIPCLI_BUSY_TIMEOUT", "15"))
+
+
+def busy_timeout() -> float:
+    """Seconds a write waits for another writer before giving up (exit 4); VIPCLI_BUSY_TIMEOUT."""
+    return float(os.environ.get("VIPCLI_BUSY_TIMEOUT", "15"))
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -175,9 +179,10 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
     if not path.exists():
         _create_private(path)
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        timeout = busy_timeout()
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
@@ -205,7 +210,7 @@ def translate(exc: sqlite3.Error, path=None) -> DatabaseProblem:
     text = str(exc)
     if "locked" in text or "busy" in text:
         return DatabaseProblem(
-            f"the database is busy: another vip command held it for over {BUSY_TIMEOUT_S:g} s; "
+            f"the database is busy: another vip command held it for over {busy_timeout():g} s; "
             "nothing was written, try again",
             code="busy",
         )

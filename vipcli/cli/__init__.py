@@ -37,7 +37,11 @@ class VipGroup(PlainGroup):
         except typer.Abort:
             code = report("aborted", "aborted", 1, as_json)
         except _click_exception() as exc:
-            code = report("usage", _usage_line(exc), 2, as_json)
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
+                print(exc.ctx.get_help())  # `vip` or `vip tier` alone: the help, not an error
+                code = 0
+            else:
+                code = report("usage", _usage_line(exc), 2, as_json)
         except sqlite3.Error as exc:
             from vipcli.db import translate
 

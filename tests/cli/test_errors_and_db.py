@@ -1,0 +1,118 @@
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+P = "13800138000"
+
+
+def test_usage_errors_are_one_line_exit_2(vip):
+    for args in (["purchase", "--phone", P], ["bogus"], ["purchase", "--phone", P, "--amount", "1", "--nope"]):
+        r = vip(*args, json_output=False)
+        assert r.code == 2
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stderr.startswith("error: ")
+        assert "Traceback" not in r.stderr
+
+
+def test_json_error_object(vip):
+    r = vip("purchase", "--phone", P, "--amount", "abc")
+    assert r.code == 2
+    assert r.data == {"error": {"code": "bad_amount", "message": r.data["error"]["message"]}}
+    assert "amount" in r.data["error"]["message"]
+
+
+def test_help_and_bare_group(vip):
+    assert vip("--help", json_output=False).code == 0
+    r = vip("tier", json_output=False)
+    assert r.code == 0 and "review" in r.stdout
+
+
+def test_database_created_private_with_wal(vip, isolated):
+    assert vip("init").code == 0
+    db = isolated / "vip.db"
+    assert oct(db.stat().st_mode & 0o777) == "0o600"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+
+
+def test_init_twice_refused_and_info(vip, isolated):
+    first = vip("init", "--region", "020")
+    assert first["schema_version"] >= 1 and first["rules_version"] == 1 and first["db"] == str(isolated / "vip.db")
+    assert vip("init").code == 1
+    info = vip("info")
+    assert info["rules_version"] == 1 and info["profile"] == "store"
+    assert vip("enroll", "--phone", P, "--grant", "x")["card_no"].startswith("020")
+    assert vip("init", "--region", "20").code == 2
+
+
+def test_newer_schema_refused(vip, isolated):
+    vip("init")
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    r = vip("info")
+    assert r.code == 4 and "newer" in r["error"]["message"]
+
+
+def test_corrupt_file_exit_4(vip, isolated):
+    (isolated / "vip.db").write_bytes(b"this is not a database at all" * 200)
+    r = vip("info")
+    assert r.code == 4 and "Traceback" not in r.stderr
+
+
+def test_locked_past_timeout_is_exit_4_plain_message(vip, isolated, monkeypatch):
+    vip("enroll", "--phone", P, "--grant", "x")
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sqlite3, sys, time
+        conn = sqlite3.connect({str(isolated / 'vip.db')!r}, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        print("held", flush=True)
+        time.sleep(5)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        monkeypatch.setenv("VIPCLI_BUSY_TIMEOUT", "0.3")
+        r = vip("purchase", "--phone", P, "--amount", "100")
+        assert r.code == 4 and r["error"]["code"] == "busy"
+        assert "database is locked" not in r.stdout + r.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM purchases").fetchone()[0] == 0
+
+
+def test_rules_commands(vip, tmp_path):
+    from vipcli.rules import default_text
+    assert vip("rules", "show")["profile"] == "store"
+    good = tmp_path / "good.toml"
+    good.write_text(default_text(), encoding="utf-8")
+    assert vip("rules", "validate", str(good))["valid"] is True
+    bad = tmp_path / "bad.toml"
+    bad.write_text(default_text().replace("window_days = 30", "window_days = 30\nextra = 1"), encoding="utf-8")
+    r = vip("rules", "validate", str(bad))
+    assert r.code == 2 and "registration.extra" in r["error"]["message"]
+    assert vip("rules", "load", str(bad)).code == 2
+    assert vip("rules", "load", str(tmp_path / "missing.toml")).code == 2
+    assert vip("rules", "show")["rules_version"] == 1
+    assert vip("rules", "load", str(good))["rules_version"] == 2
+
+
+def test_ledger_is_append_only(vip, member, isolated):
+    card = member()
+    vip("purchase", card, "--amount", "100")
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("UPDATE ledger SET delta = 1000")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute("DELETE FROM ledger")
+
+
+def test_console_script_runs_in_a_fresh_process(isolated):
+    env = {**os.environ, "VIPCLI_DB": str(isolated / "p.db")}
+    out = subprocess.run([sys.executable, "-m", "vipcli", "--json", "purchase", "--phone", P, "--amount", "1000"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0 and '"card_issued": true' in out.stdout
