@@ -1,0 +1,134 @@
+import sqlite3
+
+import pytest
+
+P = "13800138000"
+
+
+def _card_with(vip, member, paid="1000.00", at=None):
+    card = member()
+    args = ["purchase", card, "--amount", "5000", "--paid", paid] + (["--at", at] if at else [])
+    assert vip(*args).code == 0
+    return card
+
+
+def test_redeem_spends_and_refuses_beyond_balance(vip, member):
+    card = _card_with(vip, member)
+    r = vip("redeem", card, "--points", "600")
+    assert r["points_redeemed"] == 600 and r["points_balance"] == 400
+    short = vip("redeem", card, "--points", "401")
+    assert short.code == 1 and "400 available" in short["error"]["message"]
+    assert vip("redeem", card, "--points", "400")["points_balance"] == 0
+    assert vip("points", card)["points_balance"] == 0
+    assert vip("check")["ok"] is True
+
+
+@pytest.mark.parametrize("points", ["0", "-5", "1.5", "abc", "", "99999999999"])
+def test_bad_points_value(vip, member, points):
+    card = _card_with(vip, member)
+    assert vip("redeem", card, "--points", points).code == 2
+
+
+def test_reward_catalog(vip, member):
+    card = _card_with(vip, member)
+    rewards = vip("rewards")["rewards"]
+    assert rewards[0] == {"code": "GIFT300", "name": "300元商品", "points": 500, "value": "300.00"}
+    r = vip("redeem", card, "--reward", "GIFT300")
+    assert r["points_redeemed"] == 500 and r["reward"] == "GIFT300"
+    assert vip("redeem", card, "--reward", "NOPE").code == 2
+    assert vip("redeem", card, "--reward", "GIFT300", "--points", "10").code == 2
+
+
+def test_redeem_needs_active_card(vip, member, isolated):
+    card = _card_with(vip, member)
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        conn.execute("UPDATE cards SET status = 'blocked'")
+    r = vip("redeem", card, "--points", "1")
+    assert r.code == 1 and "blocked" in r["error"]["message"]
+
+
+def test_first_expiring_lots_first(vip, member, isolated):
+    from vipcli.rules import default_text
+    rolling = isolated / "rolling.toml"
+    rolling.write_text(default_text().replace('expiry = "calendar_year"', 'expiry = "rolling"')
+                       .replace("validity_months = 12", "validity_months = 24"), encoding="utf-8")
+    vip("init", "--rules", str(rolling))
+    card = member(now="2025-01-01T10:00")
+    vip("purchase", card, "--amount", "2000", "--paid", "1000", "--at", "2025-01-10")
+    vip("purchase", card, "--amount", "1000", "--paid", "500", "--at", "2025-03-10", now="2025-03-10T12:00")
+    vip("redeem", card, "--points", "1200", now="2025-06-01T10:00")
+    lots = vip("points", card, now="2025-06-01T10:00")["lots"]
+    assert [(x["points"], x["remaining"]) for x in lots] == [(500, 300)]
+
+
+@pytest.mark.parametrize("now,balance", [
+    ("2026-12-31T23:59:59", 1000), ("2027-01-01T00:00:00", 0), ("2027-01-01T00:00:01", 0),
+])
+def test_calendar_year_points_gone_at_new_year_even_before_the_job(vip, member, now, balance):
+    card = member()
+    vip("purchase", card, "--amount", "2000", "--paid", "1000", now="2026-12-31T23:59:00")
+    assert vip("points", card, now=now)["points_balance"] == balance
+    if balance:
+        assert vip("redeem", card, "--points", "1000", now=now)["points_balance"] == 0
+    else:
+        assert vip("redeem", card, "--points", "1", now=now).code == 1
+
+
+def test_expire_job_is_idempotent_and_keeps_check_clean(vip, member):
+    card = _card_with(vip, member)
+    vip("redeem", card, "--points", "100")
+    first = vip("points", "expire", "--as-of", "2027-01-01", now="2027-01-02")
+    assert first["expired_points"] == 900 and first["cards"] == [{"card_no": card, "expired_points": 900}]
+    assert vip("points", "expire", "--as-of", "2027-01-01", now="2027-01-02")["expired_points"] == 0
+    assert vip("points", card)["points_balance"] == 0
+    assert vip("check")["ok"] is True
+    assert vip("points", "expire", "--as-of", "2030-01-01").code == 2
+
+
+def test_redemption_months_and_next_day_rules(vip, member, tmp_path):
+    from vipcli.rules import default_text
+    counter = tmp_path / "counter.toml"
+    counter.write_text(default_text().replace("redeem_months = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]",
+                                              "redeem_months = [3, 8]")
+                       .replace("usable_after_days = 0", "usable_after_days = 1"), encoding="utf-8")
+    vip("init", "--rules", str(counter))
+    card = member(now="2026-03-01T10:00")
+    vip("purchase", card, "--amount", "2000", "--paid", "1000", now="2026-03-10T10:00")
+    same_day = vip("redeem", card, "--points", "10", now="2026-03-10T23:59")
+    assert same_day.code == 1 and "0 available" in same_day["error"]["message"]
+    assert vip("redeem", card, "--points", "10", now="2026-03-11T00:00")["points_balance"] == 990
+    april = vip("redeem", card, "--points", "10", now="2026-04-01T10:00")
+    assert april.code == 1 and "months 3, 8" in april["error"]["message"]
+    assert vip("redeem", card, "--points", "10", now="2026-08-31T23:59")["points_balance"] == 980
+
+
+def test_negative_balance_blocks_redemption(vip, member):
+    card = member()
+    first = vip("purchase", card, "--amount", "2000", "--paid", "1000")
+    vip("redeem", card, "--points", "900")
+    vip("purchase", card, "--amount", "100", "--paid", "50")
+    r = vip("refund", first["receipt"])
+    assert r["points_balance"] == -850
+    blocked = vip("redeem", card, "--points", "1")
+    assert blocked.code == 1 and "negative" in blocked["error"]["message"]
+    assert vip("check")["ok"] is True
+
+
+def test_check_catches_tampering(vip, member, isolated):
+    card = _card_with(vip, member)
+    assert vip("check")["ok"] is True
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        conn.execute("UPDATE point_lots SET remaining = remaining + 50")
+    r = vip("check")
+    assert r.code == 1 and r["ok"] is False
+    assert any("lot" in p for p in r["problems"]) and any(card in p for p in r["problems"])
+
+
+def test_check_catches_tier_and_card_tampering(vip, member, isolated):
+    member()
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        conn.execute("UPDATE customers SET tier = 'gold'")
+        conn.execute("UPDATE cards SET sequence = 7")
+    problems = vip("check")["problems"]
+    assert any("history says vip" in p for p in problems)
+    assert any("should be" in p for p in problems)

@@ -1,0 +1,157 @@
+"""redeem, points CARD, points expire, rewards, check."""
+
+import typer
+
+from vipcli.cli import app, command, session
+from vipcli.cli.fastparams import PlainGroup
+from vipcli.cli.output import emit, fields_panel, table, yuan
+
+
+class _CardOrCommand(PlainGroup):
+    """`vip points CARD` shows a card; `vip points expire` runs the expiry job."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().resolve_command(ctx, args)
+
+
+points_app = typer.Typer(cls=_CardOrCommand, no_args_is_help=True, rich_markup_mode=None,
+                         help="Points balance with lots and history (vip points CARD), and the expiry job.")
+app.add_typer(points_app, name="points")
+
+
+def _parse_points(text: str) -> int:
+    from vipcli.errors import InvalidInput
+
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or not 0 < int(value) <= 10**9:
+        raise InvalidInput(f"points: {text!r} must be a whole number from 1 to 1000000000", code="bad_points")
+    return int(value)
+
+
+@command(app, "redeem")
+def redeem(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
+    points: str = typer.Option(None, "--points", help="Points to spend (default: the reward's price)."),
+    reward: str = typer.Option(None, "--reward", help="Reward code from `vip rewards`."),
+) -> None:
+    """Spend points of one card (never below zero, never pooled). Example: vip redeem 755000015 --reward GIFT300"""
+    from vipcli import archive, cards, ledger
+    from vipcli.db import audit, transaction
+    from vipcli.errors import InvalidInput, Refused
+
+    s = session(ctx)
+    rules = s.rules()
+    chosen = rules.reward(reward) if reward is not None else None
+    if points is None and chosen is None:
+        raise InvalidInput("give --points N or --reward CODE", code="bad_usage")
+    amount = _parse_points(points) if points is not None else chosen.points
+    if chosen is not None and amount != chosen.points:
+        raise InvalidInput(f"reward {chosen.code} costs {chosen.points} points, not {amount}", code="bad_points")
+    with transaction(s.conn) as conn:
+        customer, card = archive.resolve(conn, rules, ref)
+        status = cards.effective_status(card, archive.is_registered(customer), rules, s.now.date()) if card else None
+        if status != "active":
+            raise Refused(f"card {card['card_no'] if card else '(none)'} is {status or 'not issued'}; "
+                          "only an active card can redeem", code=f"card_{status or 'missing'}")
+        reason = f"reward {chosen.code}: {chosen.name}" if chosen else "points redeemed"
+        left = ledger.redeem(conn, rules, card["card_no"], amount, s.now, s.operator, reason)
+        audit(conn, s.now, s.operator, "redeem", card["card_no"], points=amount,
+              reward=chosen.code if chosen else None)
+    data = {"card_no": card["card_no"], "points_redeemed": amount, "points_balance": left,
+            "reward": chosen.code if chosen else None}
+    emit(s, data, lambda c: c.print(f"Redeemed {amount} points" + (f" for {chosen.name}" if chosen else "")
+                                     + f"; balance {left}."))
+
+
+@command(points_app, "show")
+def points_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
+    """Balance, lots with their expiry, recent entries. Example: vip points 755000015"""
+    from vipcli import archive, ledger
+    from vipcli.errors import Refused
+
+    s = session(ctx)
+    rules = s.rules()
+    customer, card = archive.resolve(s.conn, rules, ref)
+    if card is None:
+        raise Refused(f"customer {customer['id']} has no card, so no points", code="no_card")
+    held = ledger.balance(s.conn, card["card_no"], s.now)
+    lots = ledger.lots(s.conn, card["card_no"], s.now)
+    entries = [dict(r) for r in s.conn.execute(
+        "SELECT l.at, l.kind, l.delta, l.lot_id, p.receipt, l.reason, l.operator FROM ledger l "
+        "LEFT JOIN purchases p ON p.id = l.purchase_id WHERE l.card_no = ? ORDER BY l.id DESC LIMIT 20",
+        (card["card_no"],))]
+    data = {"card_no": card["card_no"], "points_balance": held,
+            "usable": ledger.usable(s.conn, card["card_no"], s.now), "lots": lots, "entries": entries}
+
+    def human(c):
+        c.print(fields_panel([("card", card["card_no"]), ("balance", held), ("usable now", data["usable"])]))
+        c.print(table("Lots", ["lot", "earned", "points", "remaining", "usable from", "expires"], [
+            [x["id"], x["earned_at"], x["points"], x["remaining"], x["usable_from"], x["expires_at"]] for x in lots],
+            justify_right=("points", "remaining")))
+        c.print(table("Recent entries", ["time", "kind", "points", "lot", "receipt", "reason", "operator"], [
+            [e["at"], e["kind"], e["delta"], e["lot_id"], e["receipt"], e["reason"], e["operator"]] for e in entries],
+            justify_right=("points",)))
+
+    emit(s, data, human)
+
+
+@command(points_app, "expire")
+def points_expire(
+    ctx: typer.Context,
+    as_of: str = typer.Option(None, "--as-of", help="Expire what is past its expiry at this moment (default now)."),
+) -> None:
+    """Write the expiry entries of points past their expiry (idempotent). Example: vip points expire --as-of 2027-01-01"""
+    from vipcli import ledger
+    from vipcli.dates import parse_when
+    from vipcli.db import audit, transaction
+
+    from vipcli.errors import InvalidInput
+
+    s = session(ctx)
+    moment = parse_when(as_of, "as-of") if as_of else s.now
+    if moment > s.now:
+        raise InvalidInput("as-of: can't expire points in the future", code="bad_date")
+    with transaction(s.conn) as conn:
+        per_card = ledger.expire(conn, moment, s.operator)
+        audit(conn, s.now, s.operator, "points expire", None, as_of=moment.isoformat(),
+              cards=len(per_card), points=sum(per_card.values()))
+    data = {"as_of": moment.isoformat(), "expired_points": sum(per_card.values()),
+            "cards": [{"card_no": k, "expired_points": v} for k, v in sorted(per_card.items())]}
+    emit(s, data, lambda c: c.print(f"Expired {data['expired_points']} points on {len(per_card)} cards "
+                                     f"as of {data['as_of']}."))
+
+
+@command(app, "rewards")
+def rewards(ctx: typer.Context) -> None:
+    """The reward catalog of the rules. Example: vip rewards"""
+    s = session(ctx)
+    rules = s.rules()
+    items = [{"code": r.code, "name": r.name, "points": r.points, "value": r.value} for r in rules.rewards]
+    months = list(rules.redeem_months)
+    emit(s, {"rewards": items, "redeem_months": months}, lambda c: c.print(table(
+        "Rewards", ["code", "name", "points", "value"],
+        [[r["code"], r["name"], r["points"], yuan(r["value"])] for r in items], justify_right=("points", "value"))))
+
+
+@command(app, "check")
+def check(ctx: typer.Context) -> None:
+    """Run every invariant (balances, lots, tiers, card numbers, SQLite integrity). Example: vip check"""
+    from vipcli.checks import run_all
+
+    s = session(ctx)
+    results = run_all(s.conn, s.rules())
+    problems = [p for found in results.values() for p in found]
+    data = {"ok": not problems, "problems": problems, "checks": {k: len(v) for k, v in results.items()}}
+
+    def human(c):
+        for name, found in results.items():
+            c.print(f"{'ok ' if not found else 'BAD'} {name}" + (f": {len(found)} problems" if found else ""))
+            for problem in found:
+                c.print(f"    {problem}", markup=False)
+
+    emit(s, data, human)
+    if problems:
+        raise typer.Exit(1)
