@@ -2,8 +2,9 @@
 
 A lot is what one purchase earned (or what a replacement card received). Each ledger entry names
 the lot it draws from, so a lot's `remaining` always equals the sum of its entries and a card's
-balance the sum of its lots. A refund of points already spent leaves a lot negative: a debt that
-the next points earned settle first ('settle' entries, net zero) and that blocks redemption.
+balance the sum of its lots. A refund of points already spent leaves a lot negative: a debt paid
+at once from the card's other unexpired points, and otherwise from the next points earned
+('settle' entries, net zero); while it lasts the balance is negative and redemption is blocked.
 
 Points past their expiry are never counted, whether or not `vip points expire` has written their
 'expire' entries yet: every balance here is computed "as of" a moment.
@@ -63,21 +64,36 @@ def earn(conn, rules: Rules, card_no: str, purchase_id: int, points: int, at: da
         days=rules.usable_after_days) if rules.usable_after_days else at
     lot_id = _new_lot(conn, card_no, points, at, usable_from, rules.lot_expiry(at), purchase_id)
     _entry(conn, card_no, lot_id, "earn", points, at, operator, purchase_id)
-    _settle_debt(conn, card_no, lot_id, points, at, operator)
+    _settle_debt(conn, card_no, at, operator)
 
 
-def _settle_debt(conn, card_no, lot_id, available, at, operator) -> None:
+def _settle_debt(conn, card_no: str, at: datetime, operator: str) -> None:
+    """Pay any debt (negative lots) from the card's unexpired points, soonest-expiring first, so that
+    a card never holds debt and spendable points at once."""
     debts = conn.execute(
         "SELECT id, remaining FROM point_lots WHERE card_no = ? AND remaining < 0 ORDER BY id",
         (card_no,),
     ).fetchall()
+    if not debts:
+        return
+    sources = [dict(r) for r in conn.execute(
+        "SELECT id, remaining FROM point_lots WHERE card_no = ? AND remaining > 0 AND expires_at > ? "
+        "ORDER BY expires_at, id",
+        (card_no, iso(at)),
+    )]
     for debt in debts:
-        if available <= 0:
-            break
-        amount = min(-debt["remaining"], available)
-        _entry(conn, card_no, lot_id, "settle", -amount, at, operator, reason=f"debt of lot {debt['id']}")
-        _entry(conn, card_no, debt["id"], "settle", amount, at, operator, reason=f"from lot {lot_id}")
-        available -= amount
+        owed = -debt["remaining"]
+        for source in sources:
+            if owed == 0:
+                break
+            amount = min(owed, source["remaining"])
+            if amount == 0:
+                continue
+            _entry(conn, card_no, source["id"], "settle", -amount, at, operator,
+                   reason=f"debt of lot {debt['id']}")
+            _entry(conn, card_no, debt["id"], "settle", amount, at, operator, reason=f"from lot {source['id']}")
+            source["remaining"] -= amount
+            owed -= amount
 
 
 def reverse(conn, purchase_id: int, points: int, reversed_before: int, at: datetime,
@@ -104,6 +120,7 @@ def reverse(conn, purchase_id: int, points: int, reversed_before: int, at: datet
     delta = (total - min(expired, total)) - refunded
     if delta > 0:
         _entry(conn, lot["card_no"], lot["id"], "refund", -delta, at, operator, purchase_id)
+        _settle_debt(conn, lot["card_no"], at, operator)
 
 
 def usable(conn, card_no: str, at: datetime) -> int:

@@ -223,3 +223,12 @@ def test_human_output_is_readable(vip, member):
     card = member()
     r = vip("purchase", card, "--amount", "100", json_output=False)
     assert r.code == 0 and "88.00" in r.stdout and "755 00001" in r.stdout
+
+
+def test_replay_later_without_at_is_still_a_duplicate(vip, member):
+    card = member()
+    vip("purchase", card, "--amount", "100", "--receipt", "T1", now="2026-06-15T10:00")
+    again = vip("purchase", card, "--amount", "100", "--receipt", "T1", now="2026-06-20T10:00")
+    assert again.code == 0 and again["duplicate"] is True
+    moved = vip("purchase", card, "--amount", "100", "--receipt", "T1", "--at", "2026-06-14")
+    assert moved.code == 1

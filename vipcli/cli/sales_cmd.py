@@ -48,7 +48,7 @@ def purchase(
         phone=fields.normalize_phone(phone) if phone is not None else None,
         receipt=receipt.strip() if receipt is not None else None,
         store=fields.check_store(store) if store is not None else None,
-        at=when(at, s.now),
+        at=when(at, s.now) if at is not None else None,
         birthday_checked=birthday_id_checked,
     )
     sales.validate_sale(sale, rules, s.now)
