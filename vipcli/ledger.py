@@ -55,15 +55,15 @@ def _new_lot(conn, card_no, points, earned_at, usable_from, expires_at, purchase
     ).lastrowid
 
 
-def earn(conn, rules: Rules, card_no: str, purchase_id: int, points: int, at: datetime,
-         operator: str) -> None:
-    """A new lot for what a purchase earned; any debt on the card is settled from it first."""
+def earn(conn, rules: Rules, card_no: str, purchase_id: int | None, points: int, at: datetime,
+         operator: str, kind: str = "earn", reason: str | None = None) -> None:
+    """A new lot for what a purchase earned (or a manual adjustment); debt is settled from it first."""
     if points <= 0:
         return
     usable_from = datetime.combine(at.date(), datetime.min.time()) + timedelta(
         days=rules.usable_after_days) if rules.usable_after_days else at
     lot_id = _new_lot(conn, card_no, points, at, usable_from, rules.lot_expiry(at), purchase_id)
-    _entry(conn, card_no, lot_id, "earn", points, at, operator, purchase_id)
+    _entry(conn, card_no, lot_id, kind, points, at, operator, purchase_id, reason)
     _settle_debt(conn, card_no, at, operator)
 
 
@@ -148,19 +148,38 @@ def redeem(conn, rules: Rules, card_no: str, points: int, at: datetime, operator
         extra = f" ({waiting} more become usable later)" if waiting > 0 else ""
         raise Refused(f"insufficient points: {available} available, {points} asked{extra}",
                       code="insufficient_points")
+    _consume(conn, card_no, points, at, operator, "redeem", reason, usable_only=True)
+    return held - points
+
+
+def _consume(conn, card_no, points, at, operator, kind, reason, usable_only: bool) -> None:
+    """Take `points` from the card's unexpired lots, the soonest-expiring first."""
+    usable = "AND usable_from <= ? " if usable_only else ""
     rows = conn.execute(
-        "SELECT id, remaining FROM point_lots WHERE card_no = ? AND remaining > 0 "
-        "AND expires_at > ? AND usable_from <= ? ORDER BY expires_at, id",
-        (card_no, iso(at), iso(at)),
+        f"SELECT id, remaining FROM point_lots WHERE card_no = ? AND remaining > 0 AND expires_at > ? "
+        f"{usable}ORDER BY expires_at, id",
+        (card_no, iso(at), iso(at)) if usable_only else (card_no, iso(at)),
     ).fetchall()
     left = points
     for lot in rows:
-        take = min(lot["remaining"], left)
-        _entry(conn, card_no, lot["id"], "redeem", -take, at, operator, reason=reason)
-        left -= take
         if left == 0:
             break
-    return held - points
+        take = min(lot["remaining"], left)
+        _entry(conn, card_no, lot["id"], kind, -take, at, operator, reason=reason)
+        left -= take
+    assert left == 0, "caller checked the balance under the write lock"
+
+
+def adjust(conn, rules: Rules, card_no: str, points: int, at: datetime, operator: str, reason: str) -> int:
+    """A manual correction: adds a lot, or takes points (never below zero). Returns the new balance."""
+    if points > 0:
+        earn(conn, rules, card_no, None, points, at, operator, kind="adjust", reason=reason)
+    else:
+        held = balance(conn, card_no, at)
+        if -points > held:
+            raise Refused(f"can't take {-points} points: the balance is {held}", code="insufficient_points")
+        _consume(conn, card_no, -points, at, operator, "adjust", reason, usable_only=False)
+    return balance(conn, card_no, at)
 
 
 def expire(conn, as_of: datetime, operator: str) -> dict[str, int]:

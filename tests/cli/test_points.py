@@ -132,3 +132,16 @@ def test_check_catches_tier_and_card_tampering(vip, member, isolated):
     problems = vip("check")["problems"]
     assert any("history says vip" in p for p in problems)
     assert any("should be" in p for p in problems)
+
+
+def test_adjust_adds_and_takes_never_below_zero_and_is_audited(vip, member, isolated):
+    card = member()
+    assert vip("points", "adjust", card, "--points", "120", "--reason", "goodwill")["points_balance"] == 120
+    assert vip("points", "adjust", card, "--points", "-20", "--reason", "typo")["points_balance"] == 100
+    too_much = vip("points", "adjust", card, "--points", "-101", "--reason", "x")
+    assert too_much.code == 1 and "balance is 100" in too_much["error"]["message"]
+    assert vip("points", "adjust", card, "--points", "0", "--reason", "x").code == 2
+    assert vip("points", "adjust", card, "--points", "5").code == 2
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        rows = conn.execute("SELECT operator FROM audit WHERE command = 'points adjust'").fetchall()
+    assert len(rows) == 2 and vip("check")["ok"] is True

@@ -124,6 +124,34 @@ def points_expire(
                                      f"as of {data['as_of']}."))
 
 
+@command(points_app, "adjust")
+def points_adjust(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
+    points: str = typer.Option(..., "--points", help="Points to add, or to take with a minus sign (-50)."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger and the audit log)."),
+) -> None:
+    """Correct a card's points by hand (audited). Example: vip points adjust 755000015 --points -50 --reason "typo" """
+    from vipcli import archive, ledger
+    from vipcli.db import audit, transaction
+    from vipcli.errors import Refused
+    from vipcli.fields import clean_text
+
+    s = session(ctx)
+    text = points.strip()
+    amount = -_parse_points(text[1:]) if text.startswith("-") else _parse_points(text.lstrip("+"))
+    why = clean_text(reason, "reason", 200)
+    rules = s.rules()
+    with transaction(s.conn) as conn:
+        customer, card = archive.resolve(conn, rules, ref)
+        if card is None or card["status"] in ("replaced", "cancelled"):
+            raise Refused("only a current card's points can be adjusted", code="no_card")
+        left = ledger.adjust(conn, rules, card["card_no"], amount, s.now, s.operator, why)
+        audit(conn, s.now, s.operator, "points adjust", card["card_no"], points=amount, reason=why)
+    emit(s, {"card_no": card["card_no"], "points_adjusted": amount, "points_balance": left},
+         lambda c: c.print(f"Adjusted {amount:+d} points; balance {left}."))
+
+
 @command(app, "rewards")
 def rewards(ctx: typer.Context) -> None:
     """The reward catalog of the rules. Example: vip rewards"""
