@@ -293,16 +293,16 @@ def search(conn, rules: Rules, text: str, now: datetime, tier=None, cls=None, st
     like = f"%{text}%"
     digits = "".join(ch for ch in text if ch.isdigit())
     rows = conn.execute(
-        "SELECT c.*, k.card_no AS k_card_no FROM customers c "
-        "LEFT JOIN cards k ON k.customer_id = c.id AND k.status IN ('active','discount_only','blocked','expired') "
-        "WHERE (? = '' OR c.name LIKE ? OR (? != '' AND (c.phone LIKE ? OR k.card_no LIKE ?))) "
+        "SELECT c.* FROM customers c "
+        "WHERE (? = '' OR c.name LIKE ? OR (? != '' AND (c.phone LIKE ? OR EXISTS "
+        "(SELECT 1 FROM cards k WHERE k.customer_id = c.id AND k.card_no LIKE ?)))) "
         "AND (? IS NULL OR c.tier = ?) AND (? IS NULL OR c.store = ?) "
         "ORDER BY c.id",
         (text, like, digits, f"%{digits}%", f"%{digits}%", tier, tier, store, store),
     ).fetchall()
     results = []
     for row in rows:
-        card = cards.get(conn, row["k_card_no"]) if row["k_card_no"] else None
+        card = cards.live_card(conn, row["id"]) or cards.latest_card(conn, row["id"])
         info = summary(conn, rules, row, card, now, unmask=False)
         if cls and info["class"] != cls:
             continue

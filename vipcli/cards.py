@@ -59,8 +59,10 @@ def format_number(card_no: str | None, rules: Rules) -> str | None:
 
 
 def issue(conn, rules: Rules, customer_id: int, at: datetime, reason: str,
-          region: str | None = None, store: str | None = None) -> str:
-    """Give the customer a new card number in the region; the sequence is per region."""
+          region: str | None = None, store: str | None = None, valid_to: str | None = None,
+          registration_from: str | None = None) -> str:
+    """Give the customer a new card number in the region; the sequence is per region. A replacement
+    passes on the old card's validity and registration window."""
     region = region or rules.region_for(store)
     if len(region) != rules.region_digits or not region.isdigit():
         raise InvalidInput(f"region: {region!r} must be {rules.region_digits} digits", code="bad_region")
@@ -78,9 +80,9 @@ def issue(conn, rules: Rules, customer_id: int, at: datetime, reason: str,
     number = make_number(rules, region, sequence)
     conn.execute(
         "INSERT INTO cards(card_no, customer_id, region, sequence, status, issued_at, valid_to, "
-        "reason, status_at) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-        (number, customer_id, region, sequence, iso(at), iso(rules.card_valid_to(at.date())),
-         reason, iso(at)),
+        "reason, status_at, registration_from) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+        (number, customer_id, region, sequence, iso(at), valid_to or iso(rules.card_valid_to(at.date())),
+         reason, iso(at), registration_from or iso(at)),
     )
     return number
 
@@ -94,7 +96,7 @@ def effective_status(card, registered: bool, rules: Rules, today: date) -> str:
     if status == "expired" or today > date.fromisoformat(card["valid_to"]):
         return "expired"
     if not registered:
-        issued = date.fromisoformat(card["issued_at"][:10])
+        issued = date.fromisoformat(card["registration_from"][:10])
         if (today - issued).days > rules.registration_days:  # 第七条: 30天内 includes day 30
             return "discount_only"
     return "active"
@@ -103,7 +105,7 @@ def effective_status(card, registered: bool, rules: Rules, today: date) -> str:
 def registration_days_left(card, registered: bool, rules: Rules, today: date) -> int | None:
     if registered or card is None:
         return None
-    issued = date.fromisoformat(card["issued_at"][:10])
+    issued = date.fromisoformat(card["registration_from"][:10])
     return max(rules.registration_days - (today - issued).days, 0)
 
 
@@ -127,3 +129,119 @@ def get(conn, card_no: str):
     if row is None:
         raise NotFound(f"card {card_no} is not on record", code="unknown_card")
     return row
+
+
+# --- lifecycle: lost, found, replace, renew (003: 挂失/补办, 第十六条/第十七条: 换卡) ---------------
+
+
+def _customer(conn, card):
+    return conn.execute("SELECT * FROM customers WHERE id = ?", (card["customer_id"],)).fetchone()
+
+
+def _set_status(conn, card_no: str, status: str, at: datetime) -> None:
+    conn.execute("UPDATE cards SET status = ?, status_at = ? WHERE card_no = ?", (status, iso(at), card_no))
+
+
+def report_lost(conn, card_no: str, at: datetime) -> dict:
+    """Block a card at once: no purchase, no redemption until found or replaced."""
+    card = get(conn, card_no)
+    if card["status"] not in ("active", "expired"):
+        raise Refused(f"card {card_no} is {card['status']}; only a current card can be reported lost",
+                      code=f"card_{card['status']}")
+    _set_status(conn, card_no, "blocked", at)
+    return {"card_no": card_no, "status": "blocked"}
+
+
+def found(conn, rules: Rules, card_no: str, at: datetime) -> dict:
+    card = get(conn, card_no)
+    if card["status"] != "blocked":
+        raise Refused(f"card {card_no} is not reported lost (it is {card['status']})", code="not_blocked")
+    _set_status(conn, card_no, "active", at)
+    from vipcli.archive import is_registered
+
+    card = get(conn, card_no)
+    return {"card_no": card_no, "status": effective_status(card, is_registered(_customer(conn, card)), rules,
+                                                            at.date())}
+
+
+def replace(conn, rules: Rules, card_no: str, at: datetime, operator: str) -> dict:
+    """A new number in the same region for a lost or damaged card. Points move through transfer
+    entries (lots keep their expiry); tier, spend and archive belong to the customer and stay."""
+    from vipcli import ledger
+
+    card = get(conn, card_no)
+    if card["status"] not in ("active", "blocked", "expired"):
+        raise Refused(f"card {card_no} is {card['status']}; it can't be replaced", code=f"card_{card['status']}")
+    new = issue(conn, rules, card["customer_id"], at, f"replaces {card_no}", region=card["region"],
+                valid_to=card["valid_to"], registration_from=card["registration_from"])
+    conn.execute("UPDATE cards SET renewals = ? WHERE card_no = ?", (card["renewals"], new))
+    conn.execute("UPDATE cards SET status = 'replaced', status_at = ?, replaced_by = ? WHERE card_no = ?",
+                 (iso(at), new, card_no))
+    moved = ledger.transfer(conn, card_no, new, at, operator)
+    return {"card_no": card_no, "status": "replaced", "new_card_no": new, "points_moved": moved}
+
+
+def renew(conn, rules: Rules, card_no: str, at: datetime, force: bool) -> dict:
+    """第十七条: renewal in the renewal month of the card's last year extends it a year; outside the
+    window only with force (the caller audits it). An expired card renewed runs to the end of this
+    year (of next year in the renewal month)."""
+    card = get(conn, card_no)
+    if card["status"] not in ("active", "expired"):
+        raise Refused(f"card {card_no} is {card['status']}; it can't be renewed", code=f"card_{card['status']}")
+    valid_to = date.fromisoformat(card["valid_to"])
+    today = at.date()
+    in_window = today.year == valid_to.year and today.month == rules.renewal_month
+    if not in_window and not force:
+        raise Refused(
+            f"card {card_no} is valid to {card['valid_to']}; renewal is in month {rules.renewal_month} "
+            f"of {valid_to.year} (use --force to renew outside the window; it is audited)",
+            code="outside_renewal_window")
+    if valid_to.year > today.year:
+        raise Refused(f"card {card_no} is already valid to {card['valid_to']}", code="already_renewed")
+    expired = today > valid_to
+    new_valid_to = rules.card_valid_to(today) if expired else date(valid_to.year + 1, 12, 31)
+    conn.execute(
+        "UPDATE cards SET valid_to = ?, renewals = renewals + 1, status = 'active', status_at = ? WHERE card_no = ?",
+        (iso(new_valid_to), iso(at), card_no))
+    return {"card_no": card_no, "status": "active", "valid_to": iso(new_valid_to), "forced": not in_window}
+
+
+def due_for_renewal(conn, rules: Rules, at: datetime) -> list[str]:
+    """Current, unblocked cards whose validity ends this year (the month's batch)."""
+    rows = conn.execute(
+        "SELECT card_no FROM cards WHERE status = 'active' AND valid_to = ? ORDER BY card_no",
+        (f"{at.year}-12-31",),
+    ).fetchall()
+    return [r["card_no"] for r in rows]
+
+
+def tracking_table(conn, rules: Rules, today: date, status: str | None = None,
+                   region: str | None = None) -> list[dict]:
+    """The card tracking table (VIP卡跟踪表): every card ever issued with its state."""
+    from vipcli.fields import mask_phone
+
+    rows = conn.execute(
+        "SELECT k.*, c.name, c.phone, c.name IS NOT NULL AND c.gender IS NOT NULL AND c.birthday IS NOT NULL "
+        "AND c.phone IS NOT NULL AS registered FROM cards k JOIN customers c ON c.id = k.customer_id "
+        "WHERE (? IS NULL OR k.region = ?) ORDER BY k.region, k.sequence",
+        (region, region),
+    ).fetchall()
+    out = []
+    for row in rows:
+        state = effective_status(row, bool(row["registered"]), rules, today)
+        if status and state != status:
+            continue
+        out.append({
+            "card_no": row["card_no"], "customer_id": row["customer_id"],
+            "holder": _mask_name(row["name"]), "phone": mask_phone(row["phone"]),
+            "issued_at": row["issued_at"], "valid_to": row["valid_to"], "status": state,
+            "renewals": row["renewals"], "replaced_by": row["replaced_by"], "reason": row["reason"],
+        })
+    return out
+
+
+def _mask_name(name: str | None) -> str | None:
+    """王芳 -> 王*, 欧阳娜娜 -> 欧***: the family name is enough at the counter."""
+    if not name:
+        return name
+    return name[0] + "*" * (len(name) - 1)

@@ -37,10 +37,13 @@ def balances(conn, rules: Rules) -> list[str]:
 def lots(conn, rules: Rules) -> list[str]:
     """No lot gives out more than it received; nothing is spent from a lot after its expiry."""
     problems = []
+    # A lot gives out at most what it received; a lot created to carry debt to a new card starts
+    # with negative points and gives exactly that.
     for row in conn.execute(
-        "SELECT lot_id, SUM(CASE WHEN delta > 0 AND kind != 'refund' THEN delta ELSE 0 END) AS got, "
-        "-SUM(CASE WHEN delta < 0 AND kind IN ('redeem', 'expire', 'forfeit', 'transfer', 'settle') "
-        "THEN delta ELSE 0 END) AS gave FROM ledger GROUP BY lot_id HAVING gave > got"
+        "SELECT l.lot_id, p.points, SUM(CASE WHEN l.delta > 0 AND l.kind != 'refund' THEN l.delta ELSE 0 END) AS got, "
+        "-SUM(CASE WHEN l.delta < 0 AND l.kind IN ('redeem', 'expire', 'forfeit', 'transfer', 'settle') "
+        "THEN l.delta ELSE 0 END) AS gave FROM ledger l JOIN point_lots p ON p.id = l.lot_id "
+        "GROUP BY l.lot_id HAVING gave > got + MAX(-p.points, 0)"
     ):
         problems.append(f"lot {row['lot_id']} over-consumed: gave {row['gave']} of {row['got']}")
     for row in conn.execute(

@@ -162,6 +162,22 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX audit_at ON audit(at);
         """,
     ),
+    (
+        "follow-ups (回访) and the registration window carried over on card replacement",
+        """
+        CREATE TABLE visits (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            channel TEXT NOT NULL CHECK (channel IN ('phone', 'visit', 'sms', 'email', 'letter')),
+            note TEXT,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE INDEX visits_customer ON visits(customer_id, at);
+        ALTER TABLE cards ADD COLUMN registration_from TEXT;
+        UPDATE cards SET registration_from = issued_at;
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -188,6 +204,9 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        # Freed bytes are overwritten, so erased or changed personal data does not linger in free
+        # pages or cell gaps of the file.
+        conn.execute("PRAGMA secure_delete = ON")
         _migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise translate(exc, path) from None

@@ -195,3 +195,36 @@ def expire(conn, as_of: datetime, operator: str) -> dict[str, int]:
                reason="past expiry")
         per_card[lot["card_no"]] += lot["remaining"]
     return dict(per_card)
+
+
+def transfer(conn, old_card: str, new_card: str, at: datetime, operator: str) -> int:
+    """Card replacement: every lot with points (or debt) moves to the new card with its expiry, as a
+    pair of 'transfer' entries. Returns the points moved (net)."""
+    rows = conn.execute(
+        "SELECT * FROM point_lots WHERE card_no = ? AND remaining != 0 AND (remaining < 0 OR expires_at > ?) "
+        "ORDER BY id",
+        (old_card, iso(at)),
+    ).fetchall()
+    moved = 0
+    for lot in rows:
+        amount = lot["remaining"]
+        new_lot = conn.execute(
+            "INSERT INTO point_lots(card_no, purchase_id, points, earned_at, usable_from, expires_at, remaining) "
+            "VALUES (?, ?, ?, ?, ?, ?, 0)",
+            (new_card, lot["purchase_id"], amount, lot["earned_at"], lot["usable_from"], lot["expires_at"]),
+        ).lastrowid
+        _entry(conn, old_card, lot["id"], "transfer", -amount, at, operator, reason=f"to card {new_card}")
+        _entry(conn, new_card, new_lot, "transfer", amount, at, operator, reason=f"from card {old_card}")
+        moved += amount
+    return moved
+
+
+def forfeit(conn, card_no: str, at: datetime, operator: str, reason: str) -> int:
+    """End of membership: the points still held are forfeited (debt stays on record)."""
+    rows = conn.execute(
+        "SELECT id, remaining FROM point_lots WHERE card_no = ? AND remaining > 0 AND expires_at > ?",
+        (card_no, iso(at)),
+    ).fetchall()
+    for lot in rows:
+        _entry(conn, card_no, lot["id"], "forfeit", -lot["remaining"], at, operator, reason=reason)
+    return sum(r["remaining"] for r in rows)

@@ -16,6 +16,8 @@ from vipcli.errors import InvalidInput
 from vipcli.money import parse_yuan
 
 CHANNELS = ("phone", "visit", "sms", "email", "letter")
+MESSAGE_KINDS = ("card_issued", "birthday", "renewal")
+MESSAGE_FIELDS = ("name", "card_no", "valid_to", "discount", "store")
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Rules:
     no_contact_months: int
     classes: tuple[CustomerClass, ...]
     rewards: tuple[Reward, ...]
+    messages: dict = field(default_factory=dict)
     text: str = field(repr=False, default="")
     version: int = 0
 
@@ -207,7 +210,7 @@ class _Reader:
     def build(self) -> Rules:
         d = self.data
         self._only(d, "", {"profile", "limits", "qualification", "registration", "discount",
-                           "points", "card", "tiers", "classes", "rewards"})
+                           "points", "card", "tiers", "classes", "rewards", "messages"})
         profile = self._table(d, "profile", {"name", "description"})
         limits = self._table(d, "limits", {"max_amount"})
         qual = self._table(d, "qualification", {"single_purchase", "count_promo", "windows"})
@@ -301,7 +304,26 @@ class _Reader:
             no_contact_months=self._int(classes, "classes.no_contact_months", 1, 240),
             classes=class_list,
             rewards=rewards,
+            messages=self._messages(d),
         )
+
+    def _messages(self, d: dict) -> dict:
+        import string
+
+        table = self._table(d, "messages", set(MESSAGE_KINDS))
+        out = {}
+        for kind in MESSAGE_KINDS:
+            text = self._str(table, f"messages.{kind}")
+            try:
+                names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+            except ValueError:
+                raise RulesError(f"messages.{kind}: unbalanced braces") from None
+            unknown = names - set(MESSAGE_FIELDS)
+            if unknown:
+                raise RulesError(f"messages.{kind}: unknown placeholder {{{sorted(unknown)[0]}}} "
+                                 f"(use {', '.join('{' + f + '}' for f in MESSAGE_FIELDS)})")
+            out[kind] = text
+        return out
 
     # checks of whole lists
 

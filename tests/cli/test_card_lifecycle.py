@@ -1,0 +1,167 @@
+import csv
+import sqlite3
+
+import pytest
+
+P = "13800138000"
+
+
+def test_lost_card_cant_buy_or_redeem_replacement_can(vip, member):
+    card = member()
+    vip("purchase", card, "--amount", "6000")  # 5280 paid: silver
+    assert vip("card", "lost", card)["status"] == "blocked"
+    assert vip("purchase", card, "--amount", "10").code == 1
+    assert vip("redeem", card, "--points", "10").code == 1
+    r = vip("card", "replace", card)
+    new = r["new_card_no"]
+    assert r["status"] == "replaced" and new != card and new[:3] == card[:3] and r["points_moved"] == 5280
+    assert vip("points", new)["points_balance"] == 5280
+    assert vip("tier", "show", new)["tier"] == "silver"
+    assert vip("redeem", new, "--points", "280")["points_balance"] == 5000
+    bought = vip("purchase", new, "--amount", "100")
+    assert bought["paid"] == "85.00" and bought["card_no"] == new
+    old = vip("purchase", card, "--amount", "10")
+    assert old.code == 1 and "replaced" in old["error"]["message"]
+    assert vip("show", P)["card_no"] == new and vip("show", P)["spend_12m"] == "5365.00"
+    assert vip("check")["ok"] is True
+
+
+def test_found_restores(vip, member):
+    card = member()
+    vip("card", "lost", card)
+    assert vip("card", "found", card)["status"] == "active"
+    assert vip("purchase", card, "--amount", "10").code == 0
+    assert vip("card", "found", card).code == 1
+
+
+def test_debt_moves_with_the_card(vip, member):
+    card = member()
+    first = vip("purchase", card, "--amount", "2000", "--paid", "1000")
+    vip("redeem", card, "--points", "1000")
+    vip("refund", first["receipt"])
+    new = vip("card", "replace", card)["new_card_no"]
+    assert vip("points", new)["points_balance"] == -1000
+    assert vip("purchase", new, "--amount", "2000", "--paid", "1500")["points_balance"] == 500
+    assert vip("check")["ok"] is True
+
+
+@pytest.mark.parametrize("now,ok", [
+    ("2026-11-30T23:59", False), ("2026-12-01T00:00", True), ("2026-12-31T23:59", True), ("2027-01-01T00:00", False),
+])
+def test_renewal_window_edges(vip, member, now, ok):
+    card = member()
+    r = vip("card", "renew", card, now=now)
+    assert (r.code == 0) is ok, r
+    if ok:
+        assert r["valid_to"] == "2027-12-31"
+
+
+def test_forced_renewal_outside_window_is_audited_and_revives_expired(vip, member, isolated):
+    card = member()
+    late = vip("purchase", card, "--amount", "100", now="2027-03-01T10:00")
+    assert late["status"] == "expired" and late["points_earned"] == 0
+    r = vip("card", "renew", card, "--force", now="2027-03-01T11:00")
+    assert r["valid_to"] == "2027-12-31"
+    assert vip("purchase", card, "--amount", "100", now="2027-03-01T12:00")["paid"] == "88.00"
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        assert conn.execute("SELECT operator FROM audit WHERE command = 'card renew --force'").fetchone()
+    again = vip("card", "renew", card, now="2027-03-02T10:00")
+    assert again.code == 1
+
+
+@pytest.mark.parametrize("now,expected", [("2026-12-31T23:59:59", "active"), ("2027-01-01T00:00:00", "expired")])
+def test_unrenewed_card_expires_on_the_first_of_january(vip, member, now, expected):
+    card = member()
+    assert vip("show", card, now=now)["status"] == expected
+
+
+def test_renew_all_batch(vip, member):
+    cards = [member(phone=f"1380013800{i}") for i in range(3)]
+    vip("card", "lost", cards[2])
+    assert vip("card", "renew", "--all", now="2026-11-15").code == 2
+    r = vip("card", "renew", "--all", now="2026-12-02T09:00")
+    assert r["renewed"] == 2 and {c["card_no"] for c in r["cards"]} == set(cards[:2])
+    assert vip("card", "renew", "--all", now="2026-12-02T10:00")["renewed"] == 0
+    table = vip("cards")["cards"]
+    assert [c["renewals"] for c in table] == [1, 1, 0]
+    assert vip("cards", "--status", "blocked")["count"] == 1
+
+
+def test_card_tracking_table_masks_holder(vip, member):
+    card = member()
+    new = vip("card", "replace", card)["new_card_no"]
+    rows = vip("cards")["cards"]
+    assert rows[0]["holder"] == "王*" and rows[0]["phone"] == "138****8000"
+    assert rows[0]["replaced_by"] == new and rows[0]["status"] == "replaced"
+    assert vip("cards", "--region", "020")["count"] == 0
+
+
+@pytest.mark.parametrize("now,status", [
+    ("2026-07-01T10:00", "active"),          # day 30 after 2026-06-01
+    ("2026-06-30T10:00", "active"),          # day 29
+    ("2026-07-02T10:00", "discount_only"),   # day 31
+])
+def test_registration_window_edges(vip, now, status):
+    vip("purchase", "--phone", P, "--amount", "1000", now="2026-06-01T10:00")
+    assert vip("show", P, now=now)["status"] == status
+
+
+def test_discount_only_gets_no_birthday_rate(vip):
+    card = vip("purchase", "--phone", P, "--amount", "1000", now="2026-01-01T10:00")["card_no"]
+    vip("update", P, "--birthday", "1990-06-15", now="2026-02-01T10:00")
+    r = vip("purchase", card, "--amount", "100", "--birthday-id-checked", now="2026-06-15T10:00")
+    assert r["status"] == "discount_only" and r["discount_rate"] == "0.88" and r["points_earned"] == 0
+
+
+def test_cancel_forfeits_points(vip, member, isolated):
+    card = member()
+    vip("purchase", card, "--amount", "1000")
+    r = vip("cancel", card, "--reason", "customer asked")
+    assert r["status"] == "cancelled" and r["points_forfeited"] == 880
+    assert vip("points", card)["points_balance"] == 0
+    assert vip("purchase", card, "--amount", "10").code == 1
+    phone_purchase = vip("purchase", "--phone", P, "--amount", "2000")
+    assert phone_purchase["card_issued"] is False and "ended" in phone_purchase["note"]
+    assert vip("cancel", card, "--reason", "again").code == 1
+    assert vip("check")["ok"] is True
+
+
+def test_erase_leaves_no_personal_value_in_the_file(vip, member, isolated):
+    card = member(id_number="11010519491231002X", email="wangfang@example.com", address="深圳市南山区科技园88号")
+    vip("update", card, "--name", "王芳芳", "--phone", "13912345678", "--pref", "口味=清淡")
+    vip("visit", "log", card, "--channel", "phone", "--note", "王芳芳说很满意")
+    vip("purchase", card, "--amount", "1000")
+    r = vip("cancel", card, "--reason", "个人信息删除请求", "--erase", json_output=False)
+    assert r.code == 0 and "can't be undone" in r.stdout
+    data = b"".join(p.read_bytes() for p in isolated.glob("vip.db*"))
+    for value in ("王芳", "13800138000", "13912345678", "11010519491231002X", "wangfang@example.com",
+                  "科技园88号", "1990-06-15", "清淡", "很满意"):
+        assert value.encode() not in data, value
+    shown = vip("show", card)
+    assert shown["name"] is None and shown["phone"] is None and shown["status"] == "cancelled"
+    assert vip("check")["ok"] is True
+    assert vip("search", "", "--status", "cancelled")["count"] == 1
+
+
+def test_notify_outbox(vip, member, isolated):
+    member(birthday="1990-06-15", now="2026-06-10T10:00")
+    member(phone="13900139000", birthday="1985-06-17", now="2026-06-10T10:00")
+    out = isolated / "sms.csv"
+    r = vip("notify", "birthday", "--out", str(out), "--within", "2")
+    assert r["messages"] == 2
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert rows[0]["phone"] == P and "生日快乐" in rows[0]["message"] and "6折" in rows[0]["message"]
+    assert vip("notify", "card-issued", "--out", str(out), "--since", "2026-06-01")["messages"] == 2
+    assert "755 00001" in out.read_text(encoding="utf-8")
+    assert vip("notify", "renewal", "--out", str(out))["messages"] == 2
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM audit WHERE command LIKE 'notify%'").fetchone()[0] == 3
+    assert vip("notify", "spam", "--out", str(out)).code == 2
+    assert vip("notify", "birthday", "--out", str(isolated / "no" / "x.csv")).code == 2
+
+
+def test_birthdays_within(vip, member):
+    member(birthday="1990-06-20")
+    assert vip("birthdays", "--within", "4")["count"] == 0
+    r = vip("birthdays", "--within", "5")
+    assert r["count"] == 1 and r["birthdays"][0]["days"] == 5 and r["birthdays"][0]["phone"] == "138****8000"

@@ -1,0 +1,83 @@
+"""Customer care: A–E classes (顾客分类), follow-ups (回访) and who is due, birthdays."""
+
+from datetime import date, datetime, timedelta
+
+from vipcli import archive, cards
+from vipcli.dates import iso, is_birthday, months_after, months_before
+from vipcli.errors import InvalidInput
+from vipcli.rules import CHANNELS, Rules
+
+
+def classify(conn, rules: Rules, as_of: datetime) -> list[dict]:
+    """Every archive (not erased) with its class over the window before `as_of`."""
+    since = iso(months_before(as_of, rules.class_window_months))
+    rows = conn.execute(
+        "SELECT c.id, (SELECT card_no FROM cards k WHERE k.customer_id = c.id AND k.status IN "
+        "('active','discount_only','blocked','expired') ORDER BY k.issued_at DESC LIMIT 1) AS card_no, "
+        "COUNT(p.id) AS purchases, COALESCE(SUM(p.paid - p.refunded), 0) AS spend "
+        "FROM customers c LEFT JOIN purchases p ON p.customer_id = c.id AND p.purchased_at > ? "
+        "AND p.purchased_at <= ? WHERE c.erased_at IS NULL GROUP BY c.id ORDER BY c.id",
+        (since, iso(as_of)),
+    ).fetchall()
+    return [{"customer_id": r["id"], "card_no": r["card_no"],
+             "class": rules.customer_class(r["purchases"], r["spend"]).code,
+             "purchases": r["purchases"], "spend": r["spend"]} for r in rows]
+
+
+def log_visit(conn, rules: Rules, ref: str, channel: str, note: str | None, at: datetime, operator: str) -> dict:
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel: {channel!r} must be one of {', '.join(CHANNELS)}", code="bad_channel")
+    customer, card = archive.resolve(conn, rules, ref)
+    visit_id = conn.execute(
+        "INSERT INTO visits(customer_id, channel, note, at, operator) VALUES (?, ?, ?, ?, ?)",
+        (customer["id"], channel, note, iso(at), operator),
+    ).lastrowid
+    return {"visit_id": visit_id, "customer_id": customer["id"], "card_no": card["card_no"] if card else None,
+            "channel": channel, "at": iso(at)}
+
+
+def due(conn, rules: Rules, as_of: datetime) -> list[dict]:
+    """Who should be contacted: the class's interval since the last contact (or since the archive
+    was created) has passed, or nobody has contacted them for `no_contact_months`."""
+    levels = {c.code: c for c in rules.classes}
+    last = dict(conn.execute("SELECT customer_id, MAX(at) FROM visits WHERE at <= ? GROUP BY customer_id",
+                             (iso(as_of),)).fetchall())
+    created = dict(conn.execute("SELECT id, created_at FROM customers").fetchall())
+    out = []
+    for item in classify(conn, rules, as_of):
+        level = levels[item["class"]]
+        contact = last.get(item["customer_id"])
+        since = datetime.fromisoformat(contact or created[item["customer_id"]])
+        if since > as_of:
+            continue
+        due_at = min(months_after(since, level.interval_months), months_after(since, rules.no_contact_months))
+        if due_at <= as_of:
+            out.append({**item, "channel": level.channel, "last_contact": contact, "due_since": iso(due_at)})
+    order = {c.code: i for i, c in enumerate(rules.classes)}
+    out.sort(key=lambda d: (order[d["class"]], d["due_since"], d["customer_id"]))
+    return out
+
+
+def birthdays(conn, rules: Rules, today: date, within_days: int) -> list[dict]:
+    """Members with a current card whose birthday falls in the next `within_days` days (today included)."""
+    from vipcli.fields import mask_phone
+
+    rows = conn.execute(
+        "SELECT c.*, k.card_no FROM customers c JOIN cards k ON k.customer_id = c.id "
+        "AND k.status IN ('active','discount_only','blocked','expired') WHERE c.birthday IS NOT NULL "
+        "AND c.erased_at IS NULL ORDER BY c.id"
+    ).fetchall()
+    out = []
+    for row in rows:
+        born = date.fromisoformat(row["birthday"])
+        for offset in range(within_days + 1):
+            day = today + timedelta(days=offset)
+            if is_birthday(born, day):
+                card = cards.get(conn, row["card_no"])
+                out.append({"customer_id": row["id"], "card_no": row["card_no"], "name": row["name"],
+                            "phone": mask_phone(row["phone"]), "birthday": row["birthday"], "date": iso(day),
+                            "days": offset,
+                            "status": cards.effective_status(card, archive.is_registered(row), rules, today)})
+                break
+    out.sort(key=lambda b: (b["days"], b["customer_id"]))
+    return out

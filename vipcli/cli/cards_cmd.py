@@ -1,0 +1,153 @@
+"""card lost / found / replace / renew, cards (the tracking table), cancel."""
+
+import typer
+
+from vipcli.cli import app, command, session, subgroup
+from vipcli.cli.output import emit, table
+
+card_app = subgroup("card", "Card lifecycle: lost, found, replace, renew.")
+
+
+def _card_no(s, rules, ref: str) -> str:
+    from vipcli import archive
+
+    _, card = archive.resolve(s.conn, rules, ref)
+    if card is None:
+        from vipcli.errors import Refused
+
+        raise Refused("this customer has no card", code="no_card")
+    return card["card_no"]
+
+
+def _lifecycle(ctx, ref: str, command_name: str, action, **audit_detail) -> None:
+    """Resolve the card, run one lifecycle action in a write transaction, audit and print it."""
+    from vipcli.cards import format_number
+    from vipcli.db import audit, transaction
+
+    s = session(ctx)
+    rules = s.rules()
+    card_no = _card_no(s, rules, ref)
+    with transaction(s.conn) as conn:
+        data = action(conn, rules, card_no, s)
+        audit(conn, s.now, s.operator, command_name, card_no, **audit_detail,
+              **{k: v for k, v in data.items() if k in ("new_card_no", "valid_to", "forced")})
+    data.setdefault("new_card_no", None)
+    emit(s, data, lambda c: c.print(
+        f"Card {format_number(card_no, rules)}: {data['status']}"
+        + (f"; new card [bold]{format_number(data['new_card_no'], rules)}[/bold] "
+           f"({data['points_moved']} points moved)" if data["new_card_no"] else "")
+        + (f"; valid to {data['valid_to']}" if data.get("valid_to") else "") + "."))
+
+
+@command(card_app, "lost")
+def card_lost(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
+    """Report a card lost: purchases and redemptions refused at once. Example: vip card lost 755000015"""
+    from vipcli import cards
+
+    _lifecycle(ctx, ref, "card lost", lambda conn, rules, no, s: cards.report_lost(conn, no, s.now))
+
+
+@command(card_app, "found")
+def card_found(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD")) -> None:
+    """A card reported lost was found: it works again. Example: vip card found 755000015"""
+    from vipcli import cards
+
+    _lifecycle(ctx, ref, "card found", lambda conn, rules, no, s: cards.found(conn, rules, no, s.now))
+
+
+@command(card_app, "replace")
+def card_replace(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
+    """Issue a new number in the same region; points, tier and history carry over. Example: vip card replace 755000015"""
+    from vipcli import cards
+
+    _lifecycle(ctx, ref, "card replace",
+               lambda conn, rules, no, s: cards.replace(conn, rules, no, s.now, s.operator))
+
+
+@command(card_app, "renew")
+def card_renew(
+    ctx: typer.Context,
+    ref: str = typer.Argument(None, metavar="[CARD/PHONE]"),
+    all_cards: bool = typer.Option(False, "--all", help="Renew every current card due this year (the month's batch)."),
+    force: bool = typer.Option(False, "--force", help="Renew outside the renewal window (audited)."),
+) -> None:
+    """Renew a card for a year (December is the renewal month). Example: vip card renew 755000015"""
+    from vipcli import cards
+    from vipcli.errors import InvalidInput
+
+    if all_cards == (ref is not None):
+        raise InvalidInput("give a CARD or --all", code="bad_usage")
+    if ref is not None:
+        _lifecycle(ctx, ref, "card renew" + (" --force" if force else ""),
+                   lambda conn, rules, no, s: cards.renew(conn, rules, no, s.now, force))
+        return
+    from vipcli.db import audit, transaction
+
+    s = session(ctx)
+    rules = s.rules()
+    if s.now.month != rules.renewal_month and not force:
+        raise InvalidInput(f"renew --all runs in the renewal month ({rules.renewal_month}); "
+                           "use --force outside it (audited)", code="outside_renewal_window")
+    with transaction(s.conn) as conn:  # one transaction: a killed batch renews nothing, a re-run all
+        renewed = [cards.renew(conn, rules, no, s.now, True) for no in cards.due_for_renewal(conn, rules, s.now)]
+        audit(conn, s.now, s.operator, "card renew --all" + (" --force" if force else ""), None,
+              renewed=len(renewed))
+    emit(s, {"renewed": len(renewed), "cards": [{"card_no": r["card_no"], "valid_to": r["valid_to"]} for r in renewed]},
+         lambda c: c.print(f"Renewed {len(renewed)} cards."))
+
+
+@command(app, "cards")
+def cards_table(
+    ctx: typer.Context,
+    status: str = typer.Option(None, "--status"),
+    region: str = typer.Option(None, "--region"),
+) -> None:
+    """The card tracking table (VIP卡跟踪表). Example: vip cards --status blocked"""
+    from vipcli import cards
+    from vipcli.errors import InvalidInput
+
+    s = session(ctx)
+    rules = s.rules()
+    known = ("active", "discount_only", "blocked", "replaced", "expired", "cancelled")
+    if status is not None and status not in known:
+        raise InvalidInput(f"status: {status!r} is not one of {', '.join(known)}")
+    rows = cards.tracking_table(s.conn, rules, s.now.date(), status, region)
+    emit(s, {"cards": rows, "count": len(rows)}, lambda c: c.print(table(
+        f"VIP卡跟踪表 ({len(rows)})", ["card", "holder", "phone", "issued", "valid to", "status", "renewals", "replaced by"],
+        [[cards.format_number(r["card_no"], rules), r["holder"], r["phone"], r["issued_at"][:10], r["valid_to"],
+          r["status"], r["renewals"], cards.format_number(r["replaced_by"], rules)] for r in rows],
+        justify_right=("renewals",))))
+
+
+@command(app, "cancel")
+def cancel(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
+    reason: str = typer.Option(..., "--reason", help="Voluntary exit, breach of the rules..."),
+    erase: bool = typer.Option(False, "--erase", help="Also anonymise the archive's personal data (can't be undone)."),
+) -> None:
+    """End a membership; remaining points are forfeited. Example: vip cancel 755000015 --reason "customer asked" """
+    from vipcli import archive, membership
+    from vipcli.db import audit, transaction
+    from vipcli.errors import Refused
+    from vipcli.fields import clean_text
+
+    s = session(ctx)
+    why = clean_text(reason, "reason", 200)
+    rules = s.rules()
+    _, card = archive.resolve(s.conn, rules, ref)
+    if card is None:
+        raise Refused("this customer has no card", code="no_card")
+    with transaction(s.conn) as conn:
+        data = membership.cancel(conn, card["card_no"], why, s.now, s.operator, erase)
+        audit(conn, s.now, s.operator, "cancel --erase" if erase else "cancel", card["card_no"], reason=why,
+              points_forfeited=data["points_forfeited"], erased=data["erased"])
+    if erase:
+        s.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def human(c):
+        c.print(f"Card {data['card_no']} cancelled; {data['points_forfeited']} points forfeited.")
+        if data["erased"]:
+            c.print("Personal data erased. This can't be undone; purchases and points history stay for the accounts.")
+
+    emit(s, data, human)

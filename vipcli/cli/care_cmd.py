@@ -1,0 +1,116 @@
+"""class, visit log / due, birthdays, notify."""
+
+import typer
+
+from vipcli.cli import app, command, session, subgroup
+from vipcli.cli.output import emit, table, yuan
+
+visit_app = subgroup("visit", "Follow-ups (回访): log a contact, list who is due.")
+
+
+def _as_of(s, text: str | None):
+    from vipcli.dates import parse_when
+
+    return parse_when(text, "as-of") if text else s.now
+
+
+@command(app, "class")
+def classes(ctx: typer.Context, as_of: str = typer.Option(None, "--as-of")) -> None:
+    """A–E classes over the 12 months before the date (顾客分类). Example: vip class --as-of 2026-12-31"""
+    from vipcli import care
+
+    s = session(ctx)
+    rules = s.rules()
+    rows = care.classify(s.conn, rules, _as_of(s, as_of))
+    counts = {c.code: sum(1 for r in rows if r["class"] == c.code) for c in rules.classes}
+    emit(s, {"classes": rows, "counts": counts}, lambda c: (
+        c.print(table("客户归类汇总表", ["class", "customers"], [[k, v] for k, v in counts.items()],
+                      justify_right=("customers",))),
+        c.print(table(None, ["customer", "card", "class", "purchases", "spend"], [
+            [r["customer_id"], r["card_no"], r["class"], r["purchases"], yuan(r["spend"])] for r in rows],
+            justify_right=("purchases", "spend")))))
+
+
+@command(visit_app, "log")
+def visit_log(
+    ctx: typer.Context,
+    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
+    channel: str = typer.Option(..., "--channel", help="phone, visit, sms, email or letter."),
+    note: str = typer.Option(None, "--note"),
+    at: str = typer.Option(None, "--at"),
+) -> None:
+    """Record a contact with a customer. Example: vip visit log 13800138000 --channel phone --note 满意"""
+    from vipcli import care
+    from vipcli.cli.sales_cmd import when
+    from vipcli.db import audit, transaction
+    from vipcli.fields import clean_text
+
+    s = session(ctx)
+    text = clean_text(note, "note", 500) if note is not None else None
+    moment = when(at, s.now)
+    rules = s.rules()
+    with transaction(s.conn) as conn:
+        data = care.log_visit(conn, rules, ref, channel.strip().lower(), text, moment, s.operator)
+        audit(conn, s.now, s.operator, "visit log", str(data["customer_id"]), channel=data["channel"])
+    emit(s, data, lambda c: c.print(f"Logged {data['channel']} contact with customer {data['customer_id']}."))
+
+
+@command(visit_app, "due")
+def visit_due(ctx: typer.Context, as_of: str = typer.Option(None, "--as-of")) -> None:
+    """Who is due for a follow-up, by class, with the channel to use. Example: vip visit due"""
+    from vipcli import care
+
+    s = session(ctx)
+    rows = care.due(s.conn, s.rules(), _as_of(s, as_of))
+    emit(s, {"due": rows, "count": len(rows)}, lambda c: c.print(table(
+        f"回访 due ({len(rows)})", ["class", "customer", "card", "channel", "last contact", "due since"],
+        [[r["class"], r["customer_id"], r["card_no"], r["channel"], r["last_contact"] or "never", r["due_since"][:10]]
+         for r in rows])))
+
+
+@command(app, "birthdays")
+def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", help="Days ahead (0 = today).")) -> None:
+    """Members whose birthday is today or in the next days. Example: vip birthdays --within 3"""
+    from vipcli import care
+    from vipcli.errors import InvalidInput
+
+    s = session(ctx)
+    if not within.strip().isdigit() or int(within) > 366:
+        raise InvalidInput("within: a number of days from 0 to 366", code="bad_days")
+    rows = care.birthdays(s.conn, s.rules(), s.now.date(), int(within))
+    emit(s, {"birthdays": rows, "count": len(rows)}, lambda c: c.print(table(
+        "Birthdays", ["date", "in days", "customer", "name", "phone", "card", "status"],
+        [[r["date"], r["days"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["status"]] for r in rows])))
+
+
+@command(app, "notify")
+def notify(
+    ctx: typer.Context,
+    kind: str = typer.Argument(..., metavar="card-issued|birthday|renewal"),
+    out: str = typer.Option(..., "--out", help="The SMS outbox CSV to write."),
+    since: str = typer.Option(None, "--since", help="card-issued: cards issued since this date (default today)."),
+    within: str = typer.Option("0", "--within", help="birthday: days ahead (default today only)."),
+) -> None:
+    """Write an SMS outbox CSV (phones in full there only; audited). Example: vip notify birthday --out sms.csv"""
+    from vipcli import notify as notify_mod
+    from vipcli.dates import parse_date
+    from vipcli.db import audit, transaction
+    from vipcli.errors import InvalidInput
+    from vipcli.io.files import atomic_output
+
+    s = session(ctx)
+    kinds = {"card-issued": "card_issued", "birthday": "birthday", "renewal": "renewal"}
+    if kind not in kinds:
+        raise InvalidInput(f"kind: {kind!r} must be card-issued, birthday or renewal", code="bad_usage")
+    if not within.strip().isdigit() or int(within) > 366:
+        raise InvalidInput("within: a number of days from 0 to 366", code="bad_days")
+    rules = s.rules()
+    people = notify_mod.recipients(s.conn, rules, kinds[kind], s.now.date(),
+                                   parse_date(since, "since") if since else None, int(within))
+    text = notify_mod.outbox_csv(rules, kinds[kind], people)
+    with transaction(s.conn) as conn:
+        with atomic_output(out) as handle:
+            handle.write(text)
+        audit(conn, s.now, s.operator, "notify (unmasked phones)", out, kind=kind, messages=len(people))
+    emit(s, {"kind": kind, "messages": len(people), "out": out},
+         lambda c: c.print(f"Wrote {len(people)} {kind} messages to {out}."))
