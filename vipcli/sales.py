@@ -56,22 +56,9 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
     if status in ("blocked", "replaced", "cancelled"):
         raise Refused(f"card {card['card_no']} is {status}; purchase refused", code=f"card_{status}")
 
-    rate, note = None, None
-    if sale.paid is not None:
-        paid = sale.paid
-    elif status in ("active", "discount_only"):
-        rate = rules.tier(customer["tier"]).rate
-        if (status == "active" and customer["birthday"]
-                and (sale.birthday_checked or not rules.birthday_requires_id_check)
-                and is_birthday(datetime.fromisoformat(customer["birthday"]).date(), at.date())):
-            rate = min(rate, rules.birthday_rate)
-        paid = apply_rate(sale.regular, rate) + sale.promo
-    else:
-        paid = sale.regular + sale.promo
-    if status == "expired":
-        note = f"card expired on {card['valid_to']}: list price, no points (renew the card)"
-    elif status == "discount_only":
-        note = "card is discount-only (registration not completed): no points"
+    birthday = datetime.fromisoformat(customer["birthday"]).date() if customer["birthday"] else None
+    paid, rate = price(rules, sale, status, customer["tier"], birthday, at)
+    note = status_note(status, card)
 
     receipt = sale.receipt or _new_receipt(conn, at)
     purchase_id = conn.execute(
@@ -121,6 +108,30 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
         "duplicate": False,
         "note": note,
     }
+
+
+def price(rules: Rules, sale: Sale, status: str | None, tier: str | None, birthday, at: datetime):
+    """(paid, rate): the tier rate or, on the birthday with the ID checked, the birthday rate —
+    whichever is lower — on regular goods; promo goods at list price (第九条, 第十四条). Given
+    `paid` (POS data) is taken as is; no card, or an expired one, pays list price."""
+    if sale.paid is not None:
+        return sale.paid, None
+    if status not in ("active", "discount_only"):
+        return sale.regular + sale.promo, None
+    rate = rules.tier(tier).rate
+    if (status == "active" and birthday is not None
+            and (sale.birthday_checked or not rules.birthday_requires_id_check)
+            and is_birthday(birthday, at.date())):
+        rate = min(rate, rules.birthday_rate)
+    return apply_rate(sale.regular, rate) + sale.promo, rate
+
+
+def status_note(status: str | None, card) -> str | None:
+    if status == "expired":
+        return f"card expired on {card['valid_to']}: list price, no points (renew the card)"
+    if status == "discount_only":
+        return "card is discount-only (registration not completed): no points"
+    return None
 
 
 def _buyer(conn, rules: Rules, sale: Sale, at: datetime, operator: str):

@@ -1,0 +1,221 @@
+import csv
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+
+import pytest
+
+TABLES = {
+    "customers": "id", "cards": "card_no", "card_sequences": "region", "purchases": "id",
+    "point_lots": "id", "ledger": "id", "tier_changes": "id", "changes": "id", "refunds": "id",
+}
+HEADER = ["receipt", "card_no", "phone", "store", "purchased_at", "amount", "promo", "paid"]
+
+
+def make_rows(seed=7, count=400, phones=25, cards=(), start=datetime(2025, 3, 1, 9, 0), gap=1800):
+    rng = random.Random(seed)
+    at = start
+    rows = []
+    for i in range(count):
+        at += timedelta(minutes=rng.randint(30, gap))
+        buyer_card = rng.choice(cards) if cards and rng.random() < 0.2 else ""
+        phone = "" if buyer_card else f"1390000{rng.randint(0, phones - 1):04d}"
+        amount = rng.choice(["88.00", "320.50", "999.99", "1000.00", "10.05", "2500", "5000", "120"])
+        promo = rng.choice(["", "", "", "45.60"])
+        paid = rng.choice(["", "", "", "", "77.70"]) if amount != "10.05" else ""
+        rows.append([f"T{i:05d}", buyer_card, phone, rng.choice(["SZ01", "GZ01", ""]),
+                     at.isoformat(timespec="minutes"), amount, promo, paid])
+    return rows
+
+
+def write_csv(path, rows, encoding="utf-8"):
+    with open(path, "w", newline="", encoding=encoding) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HEADER)
+        writer.writerows(rows)
+
+
+def dump(db):
+    with sqlite3.connect(db) as conn:
+        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall() for t, k in TABLES.items()}
+
+
+def seed_members(vip):
+    """Two existing members: one plain, one whose card carries points debt (the slow path)."""
+    plain = vip("enroll", "--phone", "13800000001", "--name", "王芳", "--gender", "F", "--birthday", "1990-01-01",
+                "--grant", "seed", "--at", "2025-01-05")["card_no"]
+    debtor = vip("enroll", "--phone", "13800000002", "--name", "李娜", "--gender", "F", "--birthday", "1991-01-01",
+                 "--grant", "seed", "--at", "2025-01-05")["card_no"]
+    first = vip("purchase", debtor, "--amount", "2000", "--paid", "1000", "--at", "2025-01-06")
+    vip("redeem", debtor, "--points", "900", now="2025-01-07T10:00")
+    vip("refund", first["receipt"], now="2025-01-08T10:00")
+    return [plain, debtor]
+
+
+def test_import_equals_one_by_one(vip, isolated, monkeypatch):
+    monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
+    one = isolated / "one.db"
+    bulk = isolated / "bulk.db"
+    for db in (one, bulk):
+        monkeypatch.setenv("VIPCLI_DB", str(db))
+        monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
+        cards = seed_members(vip)
+    monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
+    rows = make_rows(cards=cards)
+    monkeypatch.setenv("VIPCLI_DB", str(one))
+    for r in rows:
+        args = ["purchase"] + ([r[1]] if r[1] else ["--phone", r[2]]) + ["--amount", r[5], "--receipt", r[0],
+                                                                         "--at", r[4]]
+        for flag, value in (("--store", r[3]), ("--promo", r[6]), ("--paid", r[7])):
+            if value:
+                args += [flag, value]
+        assert vip(*args).code == 0
+    monkeypatch.setenv("VIPCLI_DB", str(bulk))
+    write_csv(isolated / "p.csv", rows)
+    result = vip("import", "purchases", str(isolated / "p.csv"))
+    assert result.code == 0 and result["inserted"] == 400 and result["cards_issued"] > 5
+    a, b = dump(one), dump(bulk)
+    for table in TABLES:
+        assert a[table] == b[table], table
+    assert vip("check")["ok"] is True
+    again = vip("import", "purchases", str(isolated / "p.csv"))
+    assert again["inserted"] == 0 and again["duplicates"] == 400
+    assert dump(bulk) == b
+
+
+def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch):
+    rows = make_rows(seed=3, count=120, phones=6)
+    write_csv(isolated / "sorted.csv", rows)
+    shuffled = rows[:]
+    random.Random(1).shuffle(shuffled)
+    write_csv(isolated / "shuffled.csv", shuffled)
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "a.db"))
+    assert vip("import", "purchases", str(isolated / "sorted.csv"))["in_time_order"] is True
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "b.db"))
+    assert vip("import", "purchases", str(isolated / "shuffled.csv"))["in_time_order"] is False
+    a, b = dump(isolated / "a.db"), dump(isolated / "b.db")
+    assert a["ledger"] == b["ledger"] and a["cards"] == b["cards"] and a["tier_changes"] == b["tier_changes"]
+
+
+def test_bad_rows_go_to_rejects_with_exit_3(vip, isolated, member):
+    card = member()
+    rows = [
+        ["G1", card, "", "SZ01", "2026-05-01T10:00", "100", "", ""],
+        ["B1", "", "12345", "SZ01", "2026-05-01T10:00", "100", "", ""],
+        ["B2", card[:-1] + str((int(card[-1]) + 1) % 10), "", "", "2026-05-01T10:00", "100", "", ""],
+        ["B3", "", "13900139000", "", "not a date", "100", "", ""],
+        ["B4", "", "13900139000", "", "2026-05-01T10:00", "-5", "", ""],
+        ["", "", "13900139000", "", "2026-05-01T10:00", "5", "", ""],
+        ["B6", _unissued_card(), "", "", "2026-05-01T10:00", "5", "", ""],
+        ["G1", card, "", "SZ01", "2026-05-01T10:00", "101", "", ""],
+        ["B8", "", "13900139000", "", "2030-01-01T10:00", "5", "", ""],
+        ["B9", "", "13900139000", "", "2026-05-01T10:00", "100", "", "100.01"],
+    ]
+    write_csv(isolated / "p.csv", rows)
+    r = vip("import", "purchases", str(isolated / "p.csv"))
+    assert r.code == 3 and r["inserted"] == 1 and r["rejected"] == 9
+    rejects = list(csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8")))
+    assert [x["row"] for x in rejects] == ["3", "4", "5", "6", "7", "8", "9", "10", "11"]
+    reasons = " | ".join(x["reason"] for x in rejects)
+    for word in ("phone", "check digit", "purchased_at", "amount", "receipt", "not on record",
+                 "different content", "future", "paid"):
+        assert word in reasons, word
+    assert rejects[0]["phone"] == "12345"
+
+
+def _unissued_card():
+    from vipcli.cards import make_number
+    from vipcli.rules import default_text, parse
+    return make_number(parse(default_text()), "755", 99999)
+
+
+def test_columns_checked_up_front(vip, isolated):
+    (isolated / "x.csv").write_text("receipt,phone,purchased_at,amount,colour\nR1,13800138000,2026-01-01,1,red\n",
+                                    encoding="utf-8")
+    r = vip("import", "purchases", str(isolated / "x.csv"))
+    assert r.code == 2 and "'colour'" in r["error"]["message"]
+    (isolated / "y.csv").write_text("receipt,phone,amount\nR1,13800138000,1\n", encoding="utf-8")
+    r = vip("import", "purchases", str(isolated / "y.csv"))
+    assert r.code == 2 and "purchased_at" in r["error"]["message"]
+    assert vip("import", "purchases", str(isolated / "missing.csv")).code == 2
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])
+def test_members_in_every_encoding(vip, isolated, encoding):
+    path = isolated / "m.csv"
+    path.write_text("phone,name,gender,birthday,store,grant\n13800138000,王芳,女,1990-05-01,SZ01,老会员迁移\n"
+                    "13900139000,李娜,F,1991-02-03,GZ01,\n", encoding=encoding)
+    r = vip("import", "members", str(path))
+    assert r.code == 0 and r["inserted"] == 2 and r["cards_issued"] == 1
+    assert vip("show", "13800138000")["name"] == "王芳"
+    again = vip("import", "members", str(path))
+    assert again["inserted"] == 0 and again["duplicates"] == 2 and again["cards_issued"] == 0
+
+
+def test_members_from_xlsx_with_bad_rows(vip, isolated):
+    from openpyxl import Workbook
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["name", "phone", "birthday", "id_number"])
+    sheet.append(["王芳", 13800138000, datetime(1990, 5, 1), "11010519491231002X"])
+    sheet.append(["坏行", "123", None, None])
+    book.save(isolated / "m.xlsx")
+    r = vip("import", "members", str(isolated / "m.xlsx"))
+    assert r.code == 3 and r["inserted"] == 1 and r["rejected"] == 1
+    shown = vip("show", "13800138000")
+    assert shown["birthday"] == "1990-05-01" and shown["id_number"] == "110105********002X"
+
+
+def test_purchases_from_xlsx_numbers_without_float_noise(vip, isolated):
+    from openpyxl import Workbook
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["receipt", "phone", "purchased_at", "amount", "promo"])
+    sheet.append(["X1", "13800138000", datetime(2026, 5, 1, 10, 0), 999.99, 0.01])
+    sheet.append(["X2", "13800138000", datetime(2026, 5, 2, 10, 0), 19.9, None])
+    book.save(isolated / "p.xlsx")
+    r = vip("import", "purchases", str(isolated / "p.xlsx"))
+    assert r.code == 0 and r["inserted"] == 2 and r["cards_issued"] == 1
+    assert vip("show", "13800138000")["spend_12m"] == "1017.51"  # 1000.00 qualifies; 19.90 at 0.88
+
+
+def test_dry_run_writes_nothing(vip, isolated):
+    write_csv(isolated / "p.csv", make_rows(count=20))
+    r = vip("import", "purchases", str(isolated / "p.csv"), "--dry-run")
+    assert r.code == 0 and r["inserted"] == 20
+    assert vip("info")["counts"]["purchases"] == 0
+
+
+@pytest.mark.slow
+def test_killed_import_resumes_to_the_same_state(vip, isolated, monkeypatch):
+    rows = make_rows(seed=11, count=20000, phones=2000, gap=30)
+    write_csv(isolated / "p.csv", rows)
+    env = {**os.environ, "VIPCLI_NOW": "2026-11-01T00:00:00"}
+    monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "clean.db"))
+    assert vip("import", "purchases", str(isolated / "p.csv")).code == 0
+    reference = dump(isolated / "clean.db")
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "killed.db"))
+    env["VIPCLI_DB"] = str(isolated / "killed.db")
+    env["VIPCLI_IMPORT_BATCH"] = "100"
+    rng = random.Random(5)
+    kills = 0
+    for _ in range(12):
+        proc = subprocess.Popen([sys.executable, "-m", "vipcli", "--json", "import", "purchases",
+                                 str(isolated / "p.csv")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.4, 0.9))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        assert vip("check")["ok"] is True
+        if kills == 6:
+            break
+    assert kills >= 5
+    assert vip("import", "purchases", str(isolated / "p.csv")).code == 0
+    assert dump(isolated / "killed.db") == reference

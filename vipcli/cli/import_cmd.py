@@ -1,0 +1,236 @@
+"""import members / purchases."""
+
+import os
+import sys
+import time
+
+import typer
+
+from vipcli.cli import command, session, subgroup
+from vipcli.cli.output import emit
+
+import_app = subgroup("import", "Bulk import of members or purchases from CSV or XLSX.")
+
+
+class _Rejects:
+    """Collects rejected rows: row number, reason and the original values."""
+
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, number, values, reason):
+        self.rows.append((number, reason, values))
+
+    def write(self, path: str, columns) -> None:
+        import csv
+
+        from vipcli.io.files import atomic_output, neutralize
+
+        with atomic_output(path) as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["row", "reason", *columns])
+            for number, reason, values in sorted(self.rows, key=lambda r: r[0]):
+                writer.writerow([number, reason, *[neutralize(values.get(c) or "") for c in columns]])
+
+
+def _progress(s, total_hint: str):
+    """A rich progress bar on a terminal; nothing under cron (no TTY) or --json."""
+    if s.json or not sys.stderr.isatty():
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn(total_hint), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]} rows/s"), TimeRemainingColumn(), transient=True,
+                   console=__import__("rich.console", fromlist=["Console"]).Console(stderr=True))
+    return bar, bar.add_task(total_hint, total=None, rate="")
+
+
+def _count_rows(path: str) -> int | None:
+    if path.lower().endswith((".xlsx", ".xlsm")):
+        return None
+    with open(path, "rb") as handle:
+        return max(sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1, 0)
+
+
+def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rejects: _Rejects, columns,
+            started: float) -> None:
+    from vipcli.errors import RowsRejected
+
+    elapsed = time.perf_counter() - started
+    target = rejects_path or _default_rejects(path)
+    if rejects.rows:
+        rejects.write(target, columns)
+    data = {**report, "seconds": round(elapsed, 3),
+            "rows_per_second": int(report["rows"] / elapsed) if elapsed > 0 else None,
+            "rejects_file": target if rejects.rows else None}
+
+    def human(c):
+        c.print(f"{kind}: {report['rows']} rows in {elapsed:.1f} s ({data['rows_per_second']} rows/s): "
+                f"{report['inserted']} inserted, {report['duplicates']} already there, {report['rejected']} rejected"
+                + (f" -> {target}" if rejects.rows else "") + ".")
+
+    emit(s, data, human)
+    if rejects.rows:
+        raise typer.Exit(RowsRejected.exit_code)
+
+
+def _default_rejects(path: str) -> str:
+    from pathlib import Path
+
+    p = Path(path)
+    return str(p.with_name(p.stem + ".rejects.csv"))
+
+
+@command(import_app, "purchases")
+def import_purchases(
+    ctx: typer.Context,
+    path: str = typer.Argument(..., metavar="FILE"),
+    rejects_path: str = typer.Option(None, "--rejects", help="Where bad rows go (default FILE.rejects.csv)."),
+    encoding: str = typer.Option(None, "--encoding", help="utf-8, utf-8-sig or gb18030 (default: detected)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
+) -> None:
+    """Import POS purchases with every rule applied, in time order. Example: vip import purchases pos.csv"""
+    from vipcli.errors import VipError
+    from vipcli.io import import_purchases as engine
+    from vipcli.io.readers import open_rows
+
+    s = session(ctx)
+    rules = s.rules()
+    started = time.perf_counter()
+    rejects = _Rejects()
+    columns, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
+    in_order = _in_time_order(records)
+    _, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
+
+    def parsed():
+        for number, values in records:
+            try:
+                yield number, engine.parse_row(values, rules, s.now), values
+            except VipError as exc:
+                yield number, exc, values
+
+    rows = parsed() if in_order else iter(sorted(parsed(), key=_time_key))
+    if dry_run:
+        report = _dry_run(s, rules, rows, rejects)
+        report["in_time_order"] = in_order
+        _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
+        return
+    bar, task = _progress(s, "purchases")
+    importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator,
+                                     batch_size=int(os.environ.get("VIPCLI_IMPORT_BATCH", "5000")))
+    done = [0]
+
+    def advance(n):
+        done[0] += n
+        rate = int(done[0] / max(time.perf_counter() - started, 1e-6))
+        bar.update(task, advance=n, rate=f"{rate:,}")
+
+    if bar:
+        bar.start()
+        bar.update(task, total=_count_rows(path))
+    try:
+        result = importer.run(rows, rejects, advance if bar else None)
+    finally:
+        if bar:
+            bar.stop()
+    engine.finish(s.conn, result, path, s.now, s.operator)
+    report = {"rows": result.rows, "inserted": result.inserted, "duplicates": result.duplicates,
+              "rejected": result.rejected, "cards_issued": result.cards_issued, "upgrades": result.upgrades,
+              "in_time_order": in_order}
+    _finish(s, "import purchases", path, rejects_path, report, rejects, columns, started)
+
+
+def _time_key(item):
+    number, sale, _ = item
+    from vipcli.sales import Sale
+
+    return (sale.at.isoformat(), number) if isinstance(sale, Sale) else ("", number)
+
+
+def _in_time_order(records) -> bool:
+    """A quick first pass over the purchased_at texts (ISO text sorts as time)."""
+    from vipcli.dates import parse_when
+    from vipcli.errors import VipError
+
+    last = ""
+    for _, values in records:
+        text = values.get("purchased_at") or ""
+        if len(text) != 19 or text[10] != "T":
+            try:
+                text = parse_when(text).isoformat()
+            except VipError:
+                continue  # the row will be rejected
+        if text < last:
+            return False
+        last = text
+    return True
+
+
+def _dry_run(s, rules, rows, rejects) -> dict:
+    from vipcli.errors import VipError
+
+    report = {"rows": 0, "inserted": 0, "duplicates": 0, "rejected": 0}
+    seen = set()
+    for number, sale, values in rows:
+        report["rows"] += 1
+        if isinstance(sale, VipError):
+            report["rejected"] += 1
+            rejects(number, values, sale.message)
+        elif sale.receipt in seen or s.conn.execute("SELECT 1 FROM purchases WHERE receipt = ?",
+                                                    (sale.receipt,)).fetchone():
+            report["duplicates"] += 1
+        else:
+            seen.add(sale.receipt)
+            report["inserted"] += 1
+    return report
+
+
+@command(import_app, "members")
+def import_members(
+    ctx: typer.Context,
+    path: str = typer.Argument(..., metavar="FILE"),
+    rejects_path: str = typer.Option(None, "--rejects", help="Where bad rows go (default FILE.rejects.csv)."),
+    encoding: str = typer.Option(None, "--encoding", help="utf-8, utf-8-sig or gb18030 (default: detected)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
+) -> None:
+    """Import customer archives (create or complete; --grant column issues cards). Example: vip import members members.xlsx"""
+    from vipcli import archive
+    from vipcli.errors import VipError
+    from vipcli.fields import normalize_phone
+    from vipcli.io import import_members as engine
+    from vipcli.io.readers import open_rows
+
+    s = session(ctx)
+    rules = s.rules()
+    started = time.perf_counter()
+    rejects = _Rejects()
+    columns, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
+    if dry_run:
+        report = {"rows": 0, "inserted": 0, "duplicates": 0, "rejected": 0}
+        for number, values in records:
+            report["rows"] += 1
+            try:
+                archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, s.now.date())
+                if not values.get("phone"):
+                    raise VipError("phone: required")
+                exists = s.conn.execute("SELECT 1 FROM customers WHERE phone = ?",
+                                        (normalize_phone(values["phone"]),)).fetchone()
+                report["duplicates" if exists else "inserted"] += 1
+            except VipError as exc:
+                report["rejected"] += 1
+                rejects(number, values, exc.message)
+        _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
+        return
+    bar, task = _progress(s, "members")
+    if bar:
+        bar.start()
+        bar.update(task, total=_count_rows(path))
+    try:
+        result = engine.import_members(s.conn, rules, s.vault_for, records, rejects, s.now, s.operator,
+                                       progress=(lambda n: bar.update(task, advance=n, rate="")) if bar else None)
+    finally:
+        if bar:
+            bar.stop()
+    report = {"rows": result.rows, "inserted": result.inserted, "updated": result.updated,
+              "duplicates": result.duplicates, "rejected": result.rejected, "cards_issued": result.cards_issued}
+    _finish(s, "import members", path, rejects_path, report, rejects, columns, started)

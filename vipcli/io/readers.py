@@ -1,0 +1,131 @@
+"""Reading import files: CSV (UTF-8 with or without BOM, or GB18030, detected or chosen) and XLSX
+(streamed with openpyxl's read-only mode). Columns are found by header name, in any order; unknown
+or missing columns are refused before any row is read."""
+
+import codecs
+import csv
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+from vipcli.errors import InvalidInput
+
+ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
+
+
+def detect_encoding(path: Path) -> str:
+    """UTF-8 (BOM or not) when the whole file decodes as UTF-8, else GB18030 (the superset of GBK
+    that Chinese Excel and POS systems write)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as handle:
+        head = handle.read(3)
+        handle.seek(0)
+        try:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "gb18030"
+    return "utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"
+
+
+def open_rows(path: str, columns: tuple[str, ...], required: tuple[str, ...],
+              encoding: str | None = None) -> tuple[list[str], Iterator[tuple[int, dict]]]:
+    """(header, iterator of (row number, {column: text or None})). Row numbers count the header
+    as row 1, as a spreadsheet shows them."""
+    file = Path(path)
+    if not file.is_file():
+        raise InvalidInput(f"file: {path} does not exist", code="bad_path")
+    if encoding is not None and encoding.lower() not in ENCODINGS:
+        raise InvalidInput(f"encoding: {encoding!r} must be one of {', '.join(ENCODINGS)}", code="bad_encoding")
+    if file.suffix.lower() in (".xlsx", ".xlsm"):
+        header, rows = _xlsx_rows(file)
+    else:
+        header, rows = _csv_rows(file, encoding.lower() if encoding else detect_encoding(file))
+    names = [(h or "").strip().lower() for h in header]
+    unknown = [n for n in names if n not in columns]
+    if unknown:
+        raise InvalidInput(f"{path}: unknown column(s) {', '.join(repr(u) for u in unknown)} "
+                           f"(allowed: {', '.join(columns)})", code="bad_columns")
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)}", code="bad_columns")
+    if len(set(names)) != len(names):
+        raise InvalidInput(f"{path}: a column appears twice", code="bad_columns")
+
+    def records():
+        width = len(names)
+        for number, values in rows:
+            if not any(v not in (None, "") for v in values):
+                continue  # blank line
+            values = list(values[:width]) + [None] * (width - len(values))
+            yield number, {n: _text(v) for n, v in zip(names, values)}
+
+    return names, records()
+
+
+def _text(value) -> str | None:
+    """A cell as text; numbers from XLSX without float noise, dates as ISO."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, datetime):
+        if value.hour == value.minute == value.second == 0:
+            return value.date().isoformat()  # a date typed in Excel (a birthday, a day)
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value) if not value.is_integer() else str(int(value))
+    return str(value)
+
+
+def _csv_rows(path: Path, encoding: str):
+    handle = open(path, encoding=encoding, newline="")
+    reader = csv.reader(handle)
+    try:
+        header = next(reader)
+    except StopIteration:
+        handle.close()
+        raise InvalidInput(f"{path}: the file is empty", code="bad_columns") from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        handle.close()
+        raise InvalidInput(f"{path}: can't read the header ({exc})", code="bad_file") from None
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+
+    def rows():
+        with handle:
+            for number, values in enumerate(reader, start=2):
+                yield number, values
+
+    return header, rows()
+
+
+def _xlsx_rows(path: Path):
+    from openpyxl import load_workbook
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
+        raise InvalidInput(f"{path}: not a readable XLSX file ({type(exc).__name__})", code="bad_file") from None
+    sheet = book.worksheets[0]
+    iterator = sheet.iter_rows(values_only=True)
+    try:
+        header = [_text(v) or "" for v in next(iterator)]
+    except StopIteration:
+        book.close()
+        raise InvalidInput(f"{path}: the sheet is empty", code="bad_columns") from None
+
+    def rows():
+        try:
+            for number, values in enumerate(iterator, start=2):
+                yield number, values
+        finally:
+            book.close()
+
+    return header, rows()
