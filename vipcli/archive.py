@@ -114,13 +114,12 @@ def _current_loggable(customer) -> dict:
     return values
 
 
-def create_prospect(conn, phone: str, at: datetime, operator: str, store: str | None = None) -> int:
-    customer_id = conn.execute(
+def create_prospect(conn, phone: str, at: datetime, store: str | None = None) -> int:
+    """A buyer the store knows only by phone (准会员); created_at records it, the change log starts
+    with the first change made to it."""
+    return conn.execute(
         "INSERT INTO customers(phone, store, created_at) VALUES (?, ?, ?)", (phone, store, iso(at))
     ).lastrowid
-    _log_changes(conn, customer_id, {}, {"phone": phone, "store": store} if store else {"phone": phone},
-                 at, operator)
-    return customer_id
 
 
 def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: str,

@@ -55,7 +55,6 @@ MIGRATIONS: list[tuple[str, str]] = [
             tier_since TEXT,
             erased_at TEXT
         );
-        CREATE INDEX customers_name ON customers(name);
         CREATE TABLE card_sequences (region TEXT PRIMARY KEY, last INTEGER NOT NULL);
         CREATE TABLE cards (
             card_no TEXT PRIMARY KEY,
@@ -93,7 +92,6 @@ MIGRATIONS: list[tuple[str, str]] = [
             recorded_at TEXT NOT NULL
         );
         CREATE INDEX purchases_customer_time ON purchases(customer_id, purchased_at);
-        CREATE INDEX purchases_time ON purchases(purchased_at);
         CREATE TABLE refunds (
             id INTEGER PRIMARY KEY,
             purchase_id INTEGER NOT NULL REFERENCES purchases(id),
@@ -125,7 +123,6 @@ MIGRATIONS: list[tuple[str, str]] = [
             purchase_id INTEGER REFERENCES purchases(id),
             reason TEXT
         );
-        CREATE INDEX ledger_card ON ledger(card_no);
         CREATE INDEX ledger_lot ON ledger(lot_id);
         CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
             BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;

@@ -35,6 +35,8 @@ def looks_like_phone(text: str) -> bool:
 def _phone_digits(text: str) -> str | None:
     if not isinstance(text, str):
         return None
+    if len(text) == 11 and text.isascii() and text.isdigit():
+        return text  # the common case, without Unicode folding
     folded = unicodedata.normalize("NFKC", text).strip()
     folded = _PHONE_NOISE.sub("", folded)
     if folded.startswith("+86"):

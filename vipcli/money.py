@@ -15,7 +15,10 @@ _YUAN = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
 def parse_yuan(text: str, field: str = "amount") -> int:
     """'880.5' -> 88050. At most two decimals, no sign, no exponent, no thousands separators."""
     # Full-width digits typed with a Chinese input method are folded to ASCII first.
-    cleaned = unicodedata.normalize("NFKC", text).strip() if isinstance(text, str) else ""
+    if not isinstance(text, str):
+        cleaned = ""
+    else:
+        cleaned = (text if text.isascii() else unicodedata.normalize("NFKC", text)).strip()
     match = _YUAN.fullmatch(cleaned)
     if not match:
         raise InvalidInput(

@@ -7,6 +7,7 @@ Every number lives in the profile, with a comment naming its source article; cod
 
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -106,9 +107,12 @@ class Rules:
     def tier_codes(self) -> str:
         return ", ".join(t.code for t in self.tiers)
 
+    @cached_property
+    def _ranks(self) -> dict:
+        return {t.code: i for i, t in enumerate(self.tiers)}
+
     def tier_rank(self, code: str) -> int:
-        codes = [t.code for t in self.tiers]
-        return codes.index(code) if code in codes else 0
+        return self._ranks.get(code, 0)
 
     def tier_for(self, single_paid: int, spend: int) -> Tier:
         """Highest tier that one purchase or the window spend reaches (the base tier at least)."""

@@ -11,7 +11,7 @@ from vipcli.money import apply_rate, format_fen
 from vipcli.rules import Rules
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Sale:
     """One purchase as given by the till or a POS file, already validated."""
 
@@ -141,7 +141,7 @@ def _buyer(conn, rules: Rules, sale: Sale, at: datetime, operator: str):
         return customer, card
     customer = conn.execute("SELECT * FROM customers WHERE phone = ?", (sale.phone,)).fetchone()
     if customer is None:
-        customer_id = archive.create_prospect(conn, sale.phone, at, operator, sale.store)
+        customer_id = archive.create_prospect(conn, sale.phone, at, sale.store)
         customer = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
         return customer, None
     return customer, cards.live_card(conn, customer["id"])

@@ -98,9 +98,12 @@ def import_purchases(
     rules = s.rules()
     started = time.perf_counter()
     rejects = _Rejects()
+    if encoding is None and not path.lower().endswith((".xlsx", ".xlsm")) and os.path.isfile(path):
+        from vipcli.io.readers import detect_encoding
+
+        encoding = detect_encoding(path)  # once, for both passes
     columns, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
-    in_order = _in_time_order(records)
-    _, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
+    in_order = _in_time_order(path, columns, encoding)
 
     def parsed():
         for number, values in records:
@@ -147,14 +150,14 @@ def _time_key(item):
     return (sale.at.isoformat(), number) if isinstance(sale, Sale) else ("", number)
 
 
-def _in_time_order(records) -> bool:
+def _in_time_order(path: str, columns, encoding) -> bool:
     """A quick first pass over the purchased_at texts (ISO text sorts as time)."""
     from vipcli.dates import parse_when
     from vipcli.errors import VipError
+    from vipcli.io.readers import column_values
 
     last = ""
-    for _, values in records:
-        text = values.get("purchased_at") or ""
+    for text in column_values(path, columns.index("purchased_at"), encoding):
         if len(text) != 19 or text[10] != "T":
             try:
                 text = parse_when(text).isoformat()

@@ -46,7 +46,7 @@ class _Customer:
     """What the rules need to know about one buyer, kept between rows."""
 
     __slots__ = ("id", "card", "tier", "status", "valid_to", "registration_from", "registered",
-                 "birthday", "events", "ended", "debt")
+                 "birthday", "events", "windows", "ended", "debt", "day", "effective")
 
     def __init__(self, cid):
         self.id = cid
@@ -58,14 +58,20 @@ class _Customer:
         self.registered = False
         self.birthday = None
         self.events = array("q")  # flat triples: seconds, paid (net), counted toward qualification
+        self.windows = {}  # months -> [index of the first event inside, paid inside, counted inside]
         self.ended = False
         self.debt = False
+        self.day = None  # the date `effective` (the card's state that day) was worked out for
+        self.effective = None
 
 
 def _seconds(stamp: str) -> int:
     """'2026-05-01T10:00:00' -> seconds on a proleptic calendar (only compared, never shown)."""
-    day = date(int(stamp[0:4]), int(stamp[5:7]), int(stamp[8:10])).toordinal()
-    return day * 86400 + int(stamp[11:13]) * 3600 + int(stamp[14:16]) * 60 + int(stamp[17:19])
+    return _moment(datetime.fromisoformat(stamp))
+
+
+def _moment(at: datetime) -> int:
+    return at.toordinal() * 86400 + at.hour * 3600 + at.minute * 60 + at.second
 
 
 @lru_cache(maxsize=4096)
@@ -123,6 +129,17 @@ class PurchaseImport:
         self.sequences: dict[str, int] = {}
         self.horizon = max([w.months for w in rules.qualify_windows] + [rules.upgrade_window_months])
         self.seen_version = None
+        self.recorded_at = iso(now)
+        self._expiries: dict[int, str] = {}
+        # Foreign keys are checked by construction here (every id is taken from what this import or
+        # the database holds) and by `vip check`; SQLite's per-row checks would cost a third of the
+        # write time. A larger page cache keeps the indexes' random inserts off the disk.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("PRAGMA cache_size = -49152")
+        # Each batch is still atomic (WAL); NORMAL only lets a power cut lose the last batches'
+        # durability, and re-running the import (idempotent by receipt) puts them back.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 20000")  # fewer, larger checkpoints
         self._load_maps()
 
     # --- state ----------------------------------------------------------------------------------
@@ -154,7 +171,7 @@ class PurchaseImport:
         for stamp, net, promo in conn.execute(
             "SELECT purchased_at, paid - refunded, promo FROM purchases WHERE customer_id = ? "
             "AND purchased_at > ? ORDER BY purchased_at, id", (cid, start)):
-            state.events.extend((_seconds(stamp), net, self._counted(net, promo)))
+            self._add_event(state, _seconds(stamp), net, self._counted(net, promo))
         self.customers[cid] = state
         return state
 
@@ -169,12 +186,36 @@ class PurchaseImport:
         return paid if self.rules.count_promo else max(paid - promo, 0)
 
     @staticmethod
-    def _window(state: _Customer, start: int, column: int) -> int:
-        events, total, i = state.events, 0, len(state.events) - 3
-        while i >= 0 and events[i] > start:
-            total += events[i + column]
-            i -= 3
-        return total
+    def _window(state: _Customer, months: int, start: int, column: int) -> int:
+        """Sum of `column` (1 paid, 2 counted) over the events after `start`. Rows come in time
+        order, so each window only slides forward: a running sum, not a rescan."""
+        events = state.events
+        window = state.windows.get(months)
+        if window is None:
+            window = state.windows[months] = [0, 0, 0]
+            for i in range(0, len(events), 3):
+                window[1] += events[i + 1]
+                window[2] += events[i + 2]
+        index = window[0]
+        while index < len(events) and events[index] <= start:
+            window[1] -= events[index + 1]
+            window[2] -= events[index + 2]
+            index += 3
+        window[0] = index
+        return window[column]
+
+    @staticmethod
+    def _add_event(state: _Customer, seconds: int, paid: int, counted: int) -> None:
+        state.events.extend((seconds, paid, counted))
+        for window in state.windows.values():
+            window[1] += paid
+            window[2] += counted
+        if state.windows and len(state.events) > 3000:  # drop what every window has left behind
+            first = min(w[0] for w in state.windows.values())
+            if first > len(state.events) // 2:  # rarely, so the copy costs O(1) per row
+                del state.events[:first]
+                for window in state.windows.values():
+                    window[0] -= first
 
     # --- a batch -------------------------------------------------------------------------------
 
@@ -206,7 +247,7 @@ class PurchaseImport:
                 self._load_maps()  # another process wrote between our batches: forget what we knew
             self._ids()
             self.pending = {name: [] for name in
-                            ("customers", "changes", "cards", "purchases", "lots", "ledger", "tiers", "tier_set")}
+                            ("customers", "cards", "purchases", "lots", "ledger", "tiers", "tier_set")}
             self.in_batch: dict[str, tuple] = {}
             existing = self._existing([s.receipt for _, s, _ in batch if isinstance(s, sales.Sale)])
             for number, sale, values in batch:
@@ -236,7 +277,7 @@ class PurchaseImport:
         conn = self.conn
         self.next_id = {
             table: (conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] + 1)
-            for table in ("customers", "changes", "purchases", "point_lots", "ledger", "tier_changes")
+            for table in ("customers", "purchases", "point_lots", "ledger", "tier_changes")
         }
 
     def _take_id(self, table: str) -> int:
@@ -258,7 +299,7 @@ class PurchaseImport:
 
     def _apply(self, sale: sales.Sale, existing: dict) -> None:
         rules, at = self.rules, sale.at
-        stamp = iso(at)
+        stamp = at.isoformat()  # parse_when dropped microseconds: the same text as iso(at)
         if sale.card_no is not None:
             cid = self.by_card.get(sale.card_no)
             if cid is None:
@@ -284,9 +325,13 @@ class PurchaseImport:
                 raise VipError(f"card {sale.card_no} is {status[0] if status else 'unknown'}; purchase refused")
         status = None
         if state.card is not None:
-            status = cards.effective_status(
-                {"status": state.status, "valid_to": state.valid_to, "registration_from": state.registration_from},
-                state.registered, rules, at.date())
+            day = at.date()
+            if state.day != day:
+                state.effective = cards.effective_status(
+                    {"status": state.status, "valid_to": state.valid_to, "registration_from": state.registration_from},
+                    state.registered, rules, day)
+                state.day = day
+            status = state.effective
             if status in ("blocked", "replaced", "cancelled"):
                 raise VipError(f"card {state.card} is {status}; purchase refused")
             if status == "active" and state.debt:
@@ -294,21 +339,21 @@ class PurchaseImport:
 
         paid, rate = sales.price(rules, sale, status, state.tier, state.birthday, at)
         purchase_id = self._take_id("purchases")
-        seconds = _seconds(stamp)
+        seconds = _moment(at)
         counted = self._counted(paid, sale.promo)
-        state.events.extend((seconds, paid, counted))
-        self._prune(state, at)
+        self._add_event(state, seconds, paid, counted)
         card_no = state.card
         if card_no is None and not state.ended:
-            windows = {w.months: self._window(state, _window_start(at, w.months), 2) for w in rules.qualify_windows}
-            reason = rules.qualification_reason(counted, windows)
+            reason = rules.qualification_reason(counted, _Windows(self, state, at))
             if reason is not None:
                 card_no = self._issue(state, sale, stamp, reason)
                 status = "active"
-                spend = self._window(state, _window_start(at, rules.upgrade_window_months), 1)
+                spend = self._window(state, rules.upgrade_window_months,
+                                     _window_start(at, rules.upgrade_window_months), 1)
                 self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, f"card issued ({reason})")
         elif card_no is not None:
-            spend = self._window(state, _window_start(at, rules.upgrade_window_months), 1)
+            spend = self._window(state, rules.upgrade_window_months,
+                                 _window_start(at, rules.upgrade_window_months), 1)
             reached = rules.tier_for(paid, spend)
             if rules.tier_rank(reached.code) > rules.tier_rank(state.tier):
                 self.report.upgrades += 1
@@ -319,27 +364,27 @@ class PurchaseImport:
         self.pending["purchases"].append((
             purchase_id, sale.receipt, state.id, card_no, sale.store, stamp, sale.regular, sale.promo, paid,
             int(sale.paid is not None), str(rate) if rate is not None else None, points, rules.version,
-            self.operator, iso(self.now)))
+            self.operator, self.recorded_at))
         if points:
             lot_id = self._take_id("point_lots")
-            usable = (datetime.combine(at.date(), datetime.min.time()) + timedelta(days=rules.usable_after_days)
-                      if rules.usable_after_days else at)
-            self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, iso(usable),
-                                         iso(rules.lot_expiry(at)), points))
+            usable = (iso(datetime.combine(at.date(), datetime.min.time()) + timedelta(days=rules.usable_after_days))
+                      if rules.usable_after_days else stamp)
+            self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, usable,
+                                         self._expiry(at), points))
             self.pending["ledger"].append((self._take_id("ledger"), card_no, lot_id, "earn", points, stamp,
                                            self.operator, purchase_id, None))
         self.in_batch[sale.receipt] = content if cid is not None else (state.id, *content[1:])
         self.report.inserted += 1
 
-    def _prune(self, state: _Customer, at: datetime) -> None:
-        events = state.events
-        if len(events) > 30:
-            start = _window_start(at, self.horizon)
-            keep = 0
-            while keep < len(events) and events[keep] <= start:
-                keep += 3
-            if keep:
-                del events[:keep]
+    def _expiry(self, at: datetime) -> str:
+        """The lot expiry of points earned at `at` (one per year for calendar-year expiry)."""
+        if self.rules.expiry == "calendar_year":
+            key = at.year
+            value = self._expiries.get(key)
+            if value is None:
+                value = self._expiries[key] = iso(self.rules.lot_expiry(at))
+            return value
+        return iso(self.rules.lot_expiry(at))
 
     def _new_prospect(self, sale: sales.Sale, stamp: str) -> _Customer:
         cid = self._take_id("customers")
@@ -347,9 +392,6 @@ class PurchaseImport:
         self.customers[cid] = state
         self.by_phone[sale.phone] = cid
         self.pending["customers"].append((cid, sale.phone, sale.store, stamp))
-        for name, value in (("phone", sale.phone), ("store", sale.store)):
-            if value is not None:
-                self.pending["changes"].append((self._take_id("changes"), cid, name, None, value, stamp, self.operator))
         return state
 
     def _issue(self, state: _Customer, sale: sales.Sale, stamp: str, reason: str) -> str:
@@ -368,6 +410,7 @@ class PurchaseImport:
         self.pending["cards"].append((number, state.id, region, sequence, stamp, valid_to,
                                       f"qualified: {reason}", stamp, stamp))
         state.card, state.status, state.valid_to, state.registration_from = number, "active", valid_to, stamp
+        state.day = None
         self.by_card[number] = state.id
         self.report.cards_issued += 1
         return number
@@ -392,8 +435,6 @@ class PurchaseImport:
         conn, pending = self.conn, self.pending
         conn.executemany("INSERT INTO customers(id, phone, store, created_at) VALUES (?, ?, ?, ?)",
                          pending["customers"])
-        conn.executemany("INSERT INTO changes(id, customer_id, field, old, new, at, operator) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", pending["changes"])
         conn.executemany("INSERT INTO cards(card_no, customer_id, region, sequence, status, issued_at, valid_to, "
                          "reason, status_at, registration_from) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
                          pending["cards"])
@@ -412,6 +453,18 @@ class PurchaseImport:
                          "ON CONFLICT(region) DO UPDATE SET last = excluded.last", list(self.sequences.items()))
         for rows in pending.values():
             rows.clear()
+
+
+class _Windows:
+    """months -> counted spend, worked out only for the windows the rules actually ask about."""
+
+    __slots__ = ("importer", "state", "at")
+
+    def __init__(self, importer, state, at):
+        self.importer, self.state, self.at = importer, state, at
+
+    def get(self, months: int, default: int = 0) -> int:
+        return self.importer._window(self.state, months, _window_start(self.at, months), 2)
 
 
 def _yuan(fen: int) -> str:

@@ -38,7 +38,8 @@ def open_rows(path: str, columns: tuple[str, ...], required: tuple[str, ...],
         raise InvalidInput(f"file: {path} does not exist", code="bad_path")
     if encoding is not None and encoding.lower() not in ENCODINGS:
         raise InvalidInput(f"encoding: {encoding!r} must be one of {', '.join(ENCODINGS)}", code="bad_encoding")
-    if file.suffix.lower() in (".xlsx", ".xlsm"):
+    is_xlsx = file.suffix.lower() in (".xlsx", ".xlsm")
+    if is_xlsx:
         header, rows = _xlsx_rows(file)
     else:
         header, rows = _csv_rows(file, encoding.lower() if encoding else detect_encoding(file))
@@ -53,15 +54,23 @@ def open_rows(path: str, columns: tuple[str, ...], required: tuple[str, ...],
     if len(set(names)) != len(names):
         raise InvalidInput(f"{path}: a column appears twice", code="bad_columns")
 
-    def records():
-        width = len(names)
-        for number, values in rows:
-            if not any(v not in (None, "") for v in values):
-                continue  # blank line
-            values = list(values[:width]) + [None] * (width - len(values))
-            yield number, {n: _text(v) for n, v in zip(names, values)}
+    width = len(names)
 
-    return names, records()
+    def xlsx_records():
+        for number, values in rows:
+            cells = [_text(v) for v in values[:width]]
+            if any(cells):
+                yield number, dict(zip(names, cells + [None] * (width - len(cells))))
+
+    def csv_records():  # every cell is text already: the hot path of a large import
+        for number, values in rows:
+            cells = [v.strip() or None for v in values[:width]]
+            if any(cells):
+                if len(cells) < width:
+                    cells += [None] * (width - len(cells))
+                yield number, dict(zip(names, cells))
+
+    return names, xlsx_records() if is_xlsx else csv_records()
 
 
 def _text(value) -> str | None:
@@ -129,3 +138,16 @@ def _xlsx_rows(path: Path):
             book.close()
 
     return header, rows()
+
+
+def column_values(path: str, index: int, encoding: str | None = None) -> Iterator[str]:
+    """The stripped text of one column, every data row (a cheap pass, e.g. to check time order)."""
+    file = Path(path)
+    if file.suffix.lower() in (".xlsx", ".xlsm"):
+        _, rows = _xlsx_rows(file)
+        for _, values in rows:
+            yield _text(values[index] if index < len(values) else None) or ""
+        return
+    _, rows = _csv_rows(file, encoding.lower() if encoding else detect_encoding(file))
+    for _, values in rows:
+        yield values[index].strip() if index < len(values) else ""

@@ -1,0 +1,94 @@
+"""Import benchmark: `vip import purchases` of N rows (every rule applied: qualification, discounts,
+points lots, tiers, ledger) against `sqlite-utils insert --csv --no-detect-types` of the same file
+(no rules at all), alternating A B A B, median of 3 each, fresh database each run. Also reports
+vip's peak RSS. Targets (shared/BENCHMARKS.md): ratio <= 0.6; peak RSS <= 150 MB at 1,000,000 rows.
+
+    python benchmarks/import_purchases.py            # 200,000 rows across 100,000 customers
+    python benchmarks/import_purchases.py --full     # 1,000,000 rows
+"""
+
+import argparse
+import csv
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+
+def generate(path: Path, rows: int, customers: int, seed: int = 42) -> None:
+    """Deterministic POS export over one year, in time order, phones only (prospects become members)."""
+    rng = random.Random(seed)
+    start = datetime(2025, 11, 1, 9, 0)
+    step = timedelta(days=365) / rows
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["receipt", "phone", "store", "purchased_at", "amount", "promo"])
+        for i in range(rows):
+            at = start + step * i
+            customer = int(customers * rng.random() ** 3)  # a fifth of the customers bring ~60% of rows
+            fen = int(rng.lognormvariate(10.2, 1.0))
+            promo = int(rng.lognormvariate(8.0, 0.8)) if rng.random() < 0.2 else 0
+            writer.writerow([f"B{i:08d}", f"139{customer:08d}", ("SZ01", "SZ02", "GZ01", "BJ01")[customer % 4],
+                             at.isoformat(timespec="seconds"), f"{fen // 100}.{fen % 100:02d}",
+                             f"{promo // 100}.{promo % 100:02d}"])
+
+
+def run(cmd, env) -> tuple[float, int]:
+    """Wall time and the child's peak RSS in KB (ru_maxrss of the largest child so far: use a wrapper)."""
+    wrapper = [sys.executable, "-c", (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
+    ), *cmd]
+    out = subprocess.run(wrapper, env=env, capture_output=True, text=True, check=True).stdout.split()
+    if out[2] != "0":
+        sys.exit(f"{cmd} exited {out[2]}")
+    return float(out[0]), int(out[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--full", action="store_true", help="1,000,000 rows")
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    rows = 1_000_000 if args.full else args.rows
+    folder = Path(tempfile.mkdtemp())
+    data = folder / "purchases.csv"
+    generate(data, rows, args.customers)
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "VIPCLI_NOW": "2026-11-02T00:00:00", "VIPCLI_OPERATOR": "bench",
+           "VIPCLI_KEY_FILE": str(folder / "vip.key")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    times = {"vip import purchases": [], "sqlite-utils insert --csv --no-detect-types": []}
+    rss = []
+    for i in range(args.runs):
+        vip_db, peer_db = folder / f"vip{i}.db", folder / f"peer{i}.db"
+        seconds, peak = run([str(bin_dir / "vip"), "--db", str(vip_db), "--json", "import", "purchases", str(data)], env)
+        times["vip import purchases"].append(seconds)
+        rss.append(peak)
+        seconds, _ = run([str(bin_dir / "sqlite-utils"), "insert", str(peer_db), "purchases", str(data), "--csv",
+                          "--no-detect-types"], env)
+        times["sqlite-utils insert --csv --no-detect-types"].append(seconds)
+        for db in folder.glob(f"*{i}.db*"):
+            db.unlink()
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    peer = medians["sqlite-utils insert --csv --no-detect-types"]
+    print(f"{rows:,} rows, {args.customers:,} customers")
+    print(f"{'tool':48} {'median s':>9} {'rows/s':>9} {'ratio':>6}")
+    for name, value in medians.items():
+        print(f"{name:48} {value:9.2f} {rows / value:9,.0f} {value / peer:6.2f}")
+    print(f"vip peak RSS: {max(rss) / 1024:.0f} MB")
+    print(f"RESULT import_purchases ratio={medians['vip import purchases'] / peer:.2f} rss_mb={max(rss) / 1024:.0f}")
+
+
+if __name__ == "__main__":
+    main()
