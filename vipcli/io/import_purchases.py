@@ -135,7 +135,7 @@ class PurchaseImport:
         # the database holds) and by `vip check`; SQLite's per-row checks would cost a third of the
         # write time. A larger page cache keeps the indexes' random inserts off the disk.
         conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("PRAGMA cache_size = -49152")
+        conn.execute("PRAGMA cache_size = -16384")
         # Each batch is still atomic (WAL); NORMAL only lets a power cut lose the last batches'
         # durability, and re-running the import (idempotent by receipt) puts them back.
         conn.execute("PRAGMA synchronous = NORMAL")
