@@ -1,0 +1,148 @@
+import csv
+import json
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+from openpyxl import load_workbook
+
+from vipcli.io.exports import EXPORTS
+from vipcli.io.files import is_formula_like, neutralize
+
+P = "13800138000"
+HOSTILE = ["=1+1", "+1", "-1", "@SUM(A1)", "＝1", "＋1", "－1", "＠x", "\t=1", "\r=1", "\n=1", "  =1", "\tplain",
+           "\u3000=1"]
+
+
+@pytest.fixture
+def shop(vip, member):
+    card = member(id_number="11010519491231002X", address="深圳市南山区")
+    vip("purchase", card, "--amount", "1000", "--store", "SZ01", "--at", "2026-03-01T10:00")
+    vip("purchase", "--phone", "13900139000", "--amount", "99.99", "--store", "GZ01", "--at", "2026-04-01T10:00")
+    vip("visit", "log", card, "--channel", "phone", "--note", "满意")
+    return card
+
+
+@pytest.mark.parametrize("kind", sorted(EXPORTS))
+@pytest.mark.parametrize("fmt", ["csv", "xlsx", "json", "jsonl"])
+def test_every_export_in_every_format(vip, shop, isolated, kind, fmt):
+    out = isolated / f"{kind}.{fmt}"
+    r = vip("export", kind, "--format", fmt, "--out", str(out))
+    assert r.code == 0 and r["out"] == str(out) and r["rows"] >= 1
+    keys = [c.key for c in EXPORTS[kind].columns]
+    if fmt == "csv":
+        rows = list(csv.reader(out.open(encoding="utf-8-sig")))
+        assert rows[0] == keys and len(rows) == r["rows"] + 1
+    elif fmt == "xlsx":
+        sheet = load_workbook(out).active
+        assert sheet.title == EXPORTS[kind].sheet
+        assert [c.value for c in sheet[1]] == keys and sheet.max_row == r["rows"] + 1
+    elif fmt == "json":
+        data = json.loads(out.read_text(encoding="utf-8"))
+        assert data["columns"] == keys and len(data["rows"]) == r["rows"]
+    else:
+        lines = out.read_text(encoding="utf-8").splitlines()
+        assert len(lines) == r["rows"] and list(json.loads(lines[0])) == keys
+    assert not list(isolated.glob("*.part"))
+
+
+def test_members_masked_by_default_unmask_audited(vip, shop, isolated):
+    out = isolated / "m.csv"
+    vip("export", "members", "--out", str(out))
+    text = out.read_text(encoding="utf-8-sig")
+    assert P not in text and "138****8000" in text and "110105********002X" in text
+    vip("export", "members", "--out", str(out), "--unmask")
+    text = out.read_text(encoding="utf-8-sig")
+    assert P in text and "11010519491231002X" in text
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        row = conn.execute("SELECT operator, detail FROM audit WHERE command = 'unmask'").fetchone()
+    assert row[0] == "tester" and "export members" in row[1]
+
+
+def test_member_columns_and_values(vip, shop, isolated):
+    out = isolated / "m.json"
+    vip("export", "members", "--out", str(out))
+    first = json.loads(out.read_text(encoding="utf-8"))["rows"][0]
+    assert first["card_no"] == shop and first["status"] == "active" and first["tier"] == "vip"
+    assert first["spend_12m"] == "880.00" and first["points_balance"] == 880 and first["registered"] is True
+
+
+def test_xlsx_craft(vip, shop, isolated):
+    out = isolated / "p.xlsx"
+    vip("export", "purchases", "--out", str(out))
+    book = load_workbook(out)
+    sheet = book["消费记录"]
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:N3"
+    assert all(c.font.bold for c in sheet[1])
+    paid = sheet.cell(row=2, column=9)
+    assert paid.value == Decimal("880") or paid.value == 880 and "0.00" in paid.number_format
+    assert "0.00" in paid.number_format and "¥" in paid.number_format
+    when = sheet.cell(row=2, column=2)
+    assert isinstance(when.value, datetime) and when.value == datetime(2026, 3, 1, 10, 0)
+    assert sheet.column_dimensions["B"].width >= 19
+
+
+def test_filters(vip, shop, isolated):
+    out = isolated / "p.csv"
+    assert vip("export", "purchases", "--out", str(out), "--since", "2026-03-15")["rows"] == 1
+    assert vip("export", "purchases", "--out", str(out), "--until", "2026-03-01T10:00")["rows"] == 0
+    assert vip("export", "purchases", "--out", str(out), "--store", "SZ01")["rows"] == 1
+    assert vip("export", "members", "--out", str(out), "--status", "prospect")["rows"] == 1
+    assert vip("export", "members", "--out", str(out), "--tier", "vip")["rows"] == 1
+    assert vip("export", "members", "--out", str(out), "--tier", "nope").code == 2
+
+
+def test_bad_usage(vip, shop, isolated):
+    assert vip("export", "secrets", "--out", str(isolated / "x.csv")).code == 2
+    assert vip("export", "members", "--out", str(isolated / "x.txt")).code == 2
+    assert vip("export", "members", "--out", str(isolated / "no" / "x.csv")).code == 2
+    assert vip("export", "report", "--out", str(isolated / "r.csv")).code == 2
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_injection_neutralised_in_csv_and_xlsx(vip, member, isolated, text):
+    card = member()
+    with sqlite3.connect(isolated / "vip.db") as conn:  # legacy data; the CLI refuses control characters
+        conn.execute("UPDATE customers SET name = ?, address = ?", (text, text))
+    vip("export", "members", "--out", str(isolated / "m.csv"))
+    row = next(csv.DictReader((isolated / "m.csv").open(encoding="utf-8-sig", newline="")))
+    assert row["name"] == "'" + text and row["address"] == "'" + text
+    vip("export", "members", "--out", str(isolated / "m.xlsx"))
+    sheet = load_workbook(isolated / "m.xlsx").active
+    for cell in sheet[2]:
+        assert cell.data_type != "f", cell.value
+    name = sheet.cell(row=2, column=2)
+    assert name.data_type == "s"
+    assert name.value == text.replace("\r", "\n")  # XML keeps no bare CR: it reads back as LF
+    del card
+
+
+def test_formula_detection_unit():
+    for text in HOSTILE[:-1]:
+        assert is_formula_like(text), text
+    assert is_formula_like("\u3000=1")
+    for text in ("王芳", "a=b", "1-2", "", " x", "email@x.com"):
+        assert not is_formula_like(text), text
+    assert neutralize("=x") == "'=x" and neutralize(5) == 5
+
+
+def test_report_workbook_has_sheets_and_charts(vip, shop, isolated):
+    out = isolated / "report.xlsx"
+    r = vip("export", "report", "--out", str(out), "--year", "2026")
+    assert r.code == 0
+    book = load_workbook(out)
+    assert book.sheetnames == ["汇总", "客户分类", "月度消费", "发卡统计", "二八定律"]
+    charts = {name: len(book[name]._charts) for name in book.sheetnames}
+    assert charts["汇总"] >= 1 and charts["月度消费"] >= 1
+    monthly = book["月度消费"]
+    assert [c.value for c in monthly[1]] == ["month", "GZ01", "SZ01"]
+    assert monthly.cell(row=4, column=3).value == Decimal("880")  # March, SZ01
+
+
+def test_export_replaces_atomically(vip, shop, isolated):
+    out = isolated / "m.csv"
+    out.write_text("old", encoding="utf-8")
+    vip("export", "members", "--out", str(out))
+    assert out.read_text(encoding="utf-8-sig").startswith("customer_id")
+    assert oct(out.stat().st_mode & 0o777) == "0o600"

@@ -1,0 +1,311 @@
+"""`vip export`: members, purchases, ledger, cards, visits as XLSX, CSV, JSON or JSON Lines.
+
+Columns and their order are stable (cron scripts depend on them; README lists them); rows come in
+a deterministic order. Phone and ID numbers are masked unless unmask (audited by the caller).
+Files are written to a temporary file beside the target and renamed into place.
+"""
+
+import csv
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from vipcli import cards
+from vipcli.dates import iso, months_before
+from vipcli.fields import mask_id, mask_phone
+from vipcli.io.files import atomic_output, is_formula_like, neutralize
+from vipcli.money import format_fen
+from vipcli.rules import Rules
+
+FORMATS = ("xlsx", "csv", "json", "jsonl")
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    kind: str = "text"  # text, int, money, date, datetime, bool
+    width: int | None = None
+
+
+@dataclass(frozen=True)
+class Export:
+    name: str
+    sheet: str
+    columns: tuple[Column, ...]
+
+
+EXPORTS = {
+    "members": Export("members", "会员档案", (
+        Column("customer_id", "int"), Column("name"), Column("gender"), Column("birthday", "date"),
+        Column("phone"), Column("id_number"), Column("email"), Column("address", width=30), Column("store"),
+        Column("created_at", "datetime"), Column("registered", "bool"), Column("card_no"), Column("status"),
+        Column("valid_to", "date"), Column("tier"), Column("tier_since", "datetime"),
+        Column("points_balance", "int"), Column("purchases_12m", "int"), Column("spend_12m", "money"),
+        Column("class"))),
+    "purchases": Export("purchases", "消费记录", (
+        Column("receipt"), Column("purchased_at", "datetime"), Column("store"), Column("customer_id", "int"),
+        Column("card_no"), Column("phone"), Column("regular", "money"), Column("promo", "money"),
+        Column("paid", "money"), Column("refunded", "money"), Column("discount_rate"),
+        Column("points_earned", "int"), Column("rules_version", "int"), Column("operator"))),
+    "ledger": Export("ledger", "积分流水", (
+        Column("entry_id", "int"), Column("at", "datetime"), Column("card_no"), Column("kind"),
+        Column("points", "int"), Column("lot_id", "int"), Column("lot_expires_at", "datetime"),
+        Column("receipt"), Column("reason", width=30), Column("operator"))),
+    "cards": Export("cards", "VIP卡跟踪表", (
+        Column("card_no"), Column("region"), Column("customer_id", "int"), Column("holder"), Column("phone"),
+        Column("issued_at", "datetime"), Column("valid_to", "date"), Column("status"), Column("renewals", "int"),
+        Column("replaced_by"), Column("reason", width=30))),
+    "visits": Export("visits", "回访记录", (
+        Column("visit_id", "int"), Column("at", "datetime"), Column("customer_id", "int"), Column("card_no"),
+        Column("name"), Column("phone"), Column("channel"), Column("note", width=40), Column("operator"))),
+}
+
+
+@dataclass
+class Filters:
+    since: datetime | None = None
+    until: datetime | None = None
+    store: str | None = None
+    tier: str | None = None
+    status: str | None = None
+
+
+def _range(column: str, f: Filters, params: list) -> str:
+    sql = ""
+    if f.since is not None:
+        sql += f" AND {column} >= ?"
+        params.append(iso(f.since))
+    if f.until is not None:
+        sql += f" AND {column} < ?"  # --until is exclusive: a day's export is --since D --until D+1
+        params.append(iso(f.until))
+    return sql
+
+
+def rows(conn, rules: Rules, kind: str, f: Filters, now: datetime, unmask: bool, vault=None):
+    """The export's rows as dicts keyed by column, in a deterministic order."""
+    phone = (lambda p: p) if unmask else mask_phone
+    return {"members": _members, "purchases": _purchases, "ledger": _ledger, "cards": _cards,
+            "visits": _visits}[kind](conn, rules, f, now, phone, unmask, vault)
+
+
+def _members(conn, rules, f, now, phone, unmask, vault):
+    params: list = []
+    spend_since = iso(months_before(now, rules.upgrade_window_months))
+    class_since = iso(months_before(now, rules.class_window_months))
+    sql = (
+        "SELECT c.*, k.card_no, k.status AS card_status, k.valid_to, k.registration_from, "
+        "COALESCE(b.balance, 0) AS balance, COALESCE(s.n, 0) AS n12, COALESCE(s.spend, 0) AS spend12, "
+        "COALESCE(y.n, 0) AS class_n, COALESCE(y.spend, 0) AS class_spend FROM customers c "
+        "LEFT JOIN cards k ON k.card_no = (SELECT card_no FROM cards x WHERE x.customer_id = c.id ORDER BY "
+        "x.status IN ('active','discount_only','blocked','expired') DESC, x.issued_at DESC LIMIT 1) "
+        "LEFT JOIN (SELECT card_no, SUM(remaining) AS balance FROM point_lots WHERE remaining < 0 OR expires_at > ? "
+        "GROUP BY card_no) b ON b.card_no = k.card_no "
+        "LEFT JOIN (SELECT customer_id, COUNT(*) AS n, SUM(paid - refunded) AS spend FROM purchases "
+        "WHERE purchased_at > ? AND purchased_at <= ? GROUP BY customer_id) s ON s.customer_id = c.id "
+        "LEFT JOIN (SELECT customer_id, COUNT(*) AS n, SUM(paid - refunded) AS spend FROM purchases "
+        "WHERE purchased_at > ? AND purchased_at <= ? GROUP BY customer_id) y ON y.customer_id = c.id "
+        "WHERE 1 = 1"
+    )
+    params += [iso(now), spend_since, iso(now), class_since, iso(now)]
+    sql += _range("c.created_at", f, params)
+    if f.store:
+        sql += " AND c.store = ?"
+        params.append(f.store)
+    if f.tier:
+        sql += " AND c.tier = ? AND k.status IN ('active','discount_only','blocked','expired')"
+        params.append(f.tier)
+    today = now.date()
+    for r in conn.execute(sql + " ORDER BY c.id", params):
+        registered = bool(r["name"] and r["gender"] and r["birthday"] and r["phone"])
+        status = (cards.effective_status({"status": r["card_status"], "valid_to": r["valid_to"],
+                                          "registration_from": r["registration_from"]}, registered, rules, today)
+                  if r["card_no"] else "prospect")
+        if f.status and status != f.status:
+            continue
+        id_number = r["id_masked"]
+        if unmask and r["id_enc"] is not None:
+            id_number = vault.decrypt(r["id_enc"])
+        yield {
+            "customer_id": r["id"], "name": r["name"], "gender": r["gender"], "birthday": r["birthday"],
+            "phone": phone(r["phone"]), "id_number": id_number, "email": r["email"], "address": r["address"],
+            "store": r["store"], "created_at": r["created_at"], "registered": registered, "card_no": r["card_no"],
+            "status": status, "valid_to": r["valid_to"], "tier": r["tier"] if r["card_no"] else None,
+            "tier_since": r["tier_since"] if r["card_no"] else None, "points_balance": r["balance"],
+            "purchases_12m": r["n12"], "spend_12m": r["spend12"],
+            "class": rules.customer_class(r["class_n"], r["class_spend"]).code,
+        }
+
+
+def _purchases(conn, rules, f, now, phone, unmask, vault):
+    params: list = []
+    sql = ("SELECT p.*, c.phone FROM purchases p JOIN customers c ON c.id = p.customer_id WHERE 1 = 1"
+           + _range("p.purchased_at", f, params))
+    if f.store:
+        sql += " AND p.store = ?"
+        params.append(f.store)
+    for r in conn.execute(sql + " ORDER BY p.purchased_at, p.id", params):
+        yield {"receipt": r["receipt"], "purchased_at": r["purchased_at"], "store": r["store"],
+               "customer_id": r["customer_id"], "card_no": r["card_no"], "phone": phone(r["phone"]),
+               "regular": r["regular"], "promo": r["promo"], "paid": r["paid"], "refunded": r["refunded"],
+               "discount_rate": r["discount_rate"], "points_earned": r["points_earned"],
+               "rules_version": r["rules_version"], "operator": r["operator"]}
+
+
+def _ledger(conn, rules, f, now, phone, unmask, vault):
+    params: list = []
+    sql = ("SELECT l.*, p.expires_at, u.receipt FROM ledger l JOIN point_lots p ON p.id = l.lot_id "
+           "LEFT JOIN purchases u ON u.id = l.purchase_id WHERE 1 = 1" + _range("l.at", f, params))
+    for r in conn.execute(sql + " ORDER BY l.id", params):
+        yield {"entry_id": r["id"], "at": r["at"], "card_no": r["card_no"], "kind": r["kind"], "points": r["delta"],
+               "lot_id": r["lot_id"], "lot_expires_at": r["expires_at"], "receipt": r["receipt"],
+               "reason": r["reason"], "operator": r["operator"]}
+
+
+def _cards(conn, rules, f, now, phone, unmask, vault):
+    for r in cards.tracking_table(conn, rules, now.date(), f.status):
+        if f.since and r["issued_at"] < iso(f.since) or f.until and r["issued_at"] >= iso(f.until):
+            continue
+        if not unmask:
+            yield {**r, "region": r["card_no"][:rules.region_digits]}
+            continue
+        full = conn.execute("SELECT c.phone FROM customers c WHERE c.id = ?", (r["customer_id"],)).fetchone()
+        yield {**r, "region": r["card_no"][:rules.region_digits], "phone": full["phone"]}
+
+
+def _visits(conn, rules, f, now, phone, unmask, vault):
+    params: list = []
+    sql = ("SELECT v.*, c.name, c.phone, (SELECT card_no FROM cards k WHERE k.customer_id = v.customer_id "
+           "ORDER BY k.issued_at DESC LIMIT 1) AS card_no FROM visits v JOIN customers c ON c.id = v.customer_id "
+           "WHERE 1 = 1" + _range("v.at", f, params))
+    for r in conn.execute(sql + " ORDER BY v.at, v.id", params):
+        yield {"visit_id": r["id"], "at": r["at"], "customer_id": r["customer_id"], "card_no": r["card_no"],
+               "name": r["name"], "phone": phone(r["phone"]), "channel": r["channel"], "note": r["note"],
+               "operator": r["operator"]}
+
+
+# --- writers ----------------------------------------------------------------------------------------
+
+
+def _text_value(column: Column, value):
+    if value is None:
+        return ""
+    if column.kind == "money":
+        return format_fen(value)
+    if column.kind == "bool":
+        return "true" if value else "false"
+    return value
+
+
+def write(path: str, fmt: str, export: Export, records) -> int:
+    """Write the records in `fmt` atomically; returns the number of rows."""
+    if fmt == "xlsx":
+        return write_xlsx(path, export, records)
+    count = 0
+    if fmt == "csv":
+        # UTF-8 with a BOM: Excel opens Chinese text correctly; Python reads it with utf-8-sig.
+        with atomic_output(path, encoding="utf-8-sig") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([c.key for c in export.columns])
+            columns = export.columns
+            for record in records:
+                writer.writerow([neutralize(_text_value(c, record[c.key])) for c in columns])
+                count += 1
+        return count
+    with atomic_output(path) as handle:
+        if fmt == "json":
+            handle.write('{"export": %s, "columns": %s, "rows": [' % (
+                json.dumps(export.name), json.dumps([c.key for c in export.columns])))
+        for record in records:
+            line = json.dumps({c.key: _json_value(c, record[c.key]) for c in export.columns}, ensure_ascii=False)
+            if fmt == "json":
+                handle.write(("," if count else "") + "\n" + line)
+            else:
+                handle.write(line + "\n")
+            count += 1
+        if fmt == "json":
+            handle.write("\n]}\n")
+    return count
+
+
+def _json_value(column: Column, value):
+    if value is not None and column.kind == "money":
+        return format_fen(value)
+    return value
+
+
+def _display_width(text: str) -> int:
+    """Characters as a spreadsheet shows them: CJK characters take two columns."""
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in text)
+
+
+MONEY_FORMAT = '"¥"#,##0.00'
+DATE_FORMAT = "yyyy-mm-dd"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+
+def write_xlsx(path: str, export: Export, records) -> int:
+    """Streaming (write-only) workbook: bold frozen header, auto-filter, widths that fit Chinese text,
+    real dates and money formats. One styled template cell per column is reused for every row, so
+    styling costs no more per row than plain values."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(export.sheet)
+    columns = export.columns
+    for i, column in enumerate(columns, 1):
+        width = column.width or max(_display_width(column.key) + 2, {"datetime": 20, "date": 12, "money": 14}.get(
+            column.kind, 12))
+        sheet.column_dimensions[get_column_letter(i)].width = width
+    sheet.freeze_panes = "A2"
+    header = []
+    for column in columns:
+        cell = WriteOnlyCell(sheet, value=column.key)
+        cell.font = Font(bold=True)
+        header.append(cell)
+    sheet.append(header)
+    templates = {}
+    for i, column in enumerate(columns):
+        if column.kind in ("money", "date", "datetime"):
+            cell = WriteOnlyCell(sheet)
+            cell.number_format = {"money": MONEY_FORMAT, "date": DATE_FORMAT, "datetime": DATETIME_FORMAT}[column.kind]
+            templates[i] = cell
+    convert = [_xlsx_converter(c) for c in columns]
+    count = 0
+    for record in records:
+        row = []
+        for i, column in enumerate(columns):
+            value = record[column.key]
+            if value is None:
+                row.append(None)
+                continue
+            value = convert[i](value)
+            template = templates.get(i)
+            if template is not None:
+                template.value = value
+                row.append(template)
+            elif isinstance(value, str) and is_formula_like(value):
+                cell = WriteOnlyCell(sheet, value=value)
+                cell.data_type = "s"  # text, never a formula
+                row.append(cell)
+            else:
+                row.append(value)
+        sheet.append(row)
+        count += 1
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{count + 1}"
+    with atomic_output(path, mode=None) as temp:
+        book.save(temp)
+    return count
+
+
+def _xlsx_converter(column: Column):
+    if column.kind == "money":
+        return lambda fen: Decimal(fen).scaleb(-2)  # exact: 88050 -> Decimal('880.50'), never a float
+    if column.kind == "date":
+        return date.fromisoformat
+    if column.kind == "datetime":
+        return datetime.fromisoformat
+    return lambda v: v

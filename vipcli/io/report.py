@@ -1,0 +1,138 @@
+"""`vip export report`: the store manager's workbook, with charts where a picture says it better.
+
+Sheets: 汇总 (members by tier and status, points outstanding, new members this month), 客户分类
+(A–E, 客户归类汇总表), 月度消费 (会员每月消费累积: monthly spend per store), 发卡统计 (cards issued per
+region: 发卡明细表 totals), 二八定律 (the top fifth of customers' share of spend).
+"""
+
+from datetime import datetime
+from decimal import Decimal
+
+from vipcli import care
+from vipcli.dates import iso
+from vipcli.io.files import atomic_output
+from vipcli.overview import store_overview
+from vipcli.rules import Rules
+
+MONEY = '"¥"#,##0.00'
+
+
+def _yuan(fen: int) -> Decimal:
+    return Decimal(fen).scaleb(-2)
+
+
+def build(conn, rules: Rules, now: datetime, year: int, path: str) -> dict:
+    from openpyxl import Workbook
+    from openpyxl.chart import BarChart, LineChart, PieChart, Reference
+    from openpyxl.styles import Font
+
+    book = Workbook()
+    bold = Font(bold=True)
+    overview = store_overview(conn, rules, now, top=0)
+
+    def sheet(title, header, rows, money_cols=(), widths=None):
+        ws = book.create_sheet(title)
+        ws.append(header)
+        for cell in ws[1]:
+            cell.font = bold
+        for row in rows:
+            ws.append(row)
+        for col in money_cols:
+            for cell in ws.iter_rows(min_row=2, min_col=col, max_col=col):
+                cell[0].number_format = MONEY
+        ws.freeze_panes = "A2"
+        for i, width in enumerate(widths or [14] * len(header), 1):
+            ws.column_dimensions[chr(64 + i)].width = width
+        return ws
+
+    # 汇总
+    summary = book.active
+    summary.title = "汇总"
+    summary.append(["vipcli report", f"{year}", "as of", iso(now)])
+    summary["A1"].font = bold
+    month_start = iso(now.replace(day=1, hour=0, minute=0, second=0))
+    new_members = conn.execute("SELECT COUNT(*) FROM cards WHERE issued_at >= ? AND issued_at <= ?",
+                               (month_start, iso(now))).fetchone()[0]
+    summary.append([])
+    summary.append(["points outstanding", overview["points_outstanding"]])
+    summary.append(["new members this month", new_members])
+    summary.append(["spend, 12 months", _yuan(overview["spend_12m"])])
+    summary["B5"].number_format = MONEY
+    summary.append([])
+    tier_row = summary.max_row + 1
+    summary.append(["tier", "name", "members"])
+    for cell in summary[tier_row]:
+        cell.font = bold
+    for tier in rules.tiers:
+        summary.append([tier.code, tier.name, overview["members_by_tier"].get(tier.code, 0)])
+    chart = BarChart()
+    chart.title = "Members by tier"
+    chart.add_data(Reference(summary, min_col=3, min_row=tier_row, max_row=tier_row + len(rules.tiers)),
+                   titles_from_data=True)
+    chart.set_categories(Reference(summary, min_col=2, min_row=tier_row + 1, max_row=tier_row + len(rules.tiers)))
+    summary.add_chart(chart, "F3")
+    summary.append([])
+    status_row = summary.max_row + 1
+    summary.append(["status", "customers"])
+    for cell in summary[status_row]:
+        cell.font = bold
+    for status, count in sorted(overview["customers_by_status"].items()):
+        summary.append([status, count])
+    summary.column_dimensions["A"].width = 24
+    summary.column_dimensions["B"].width = 16
+
+    # 客户分类
+    classes = care.classify(conn, rules, now)
+    counts = [[c.code, sum(1 for r in classes if r["class"] == c.code),
+               _yuan(sum(r["spend"] for r in classes if r["class"] == c.code))] for c in rules.classes]
+    ws = sheet("客户分类", ["class", "customers", "spend 12 months"], counts, money_cols=(3,))
+    chart = BarChart()
+    chart.title = "客户归类汇总 (A–E)"
+    chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=len(counts) + 1), titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=len(counts) + 1))
+    ws.add_chart(chart, "E2")
+
+    # 月度消费: one column per store, one row per month of the year
+    stores = [r[0] or "(none)" for r in conn.execute(
+        "SELECT DISTINCT store FROM purchases WHERE substr(purchased_at, 1, 4) = ? ORDER BY store", (str(year),))]
+    totals = {(r[0], r[1] or "(none)"): r[2] for r in conn.execute(
+        "SELECT substr(purchased_at, 1, 7), store, SUM(paid - refunded) FROM purchases "
+        "WHERE substr(purchased_at, 1, 4) = ? GROUP BY 1, 2", (str(year),))}
+    months = [f"{year}-{m:02d}" for m in range(1, 13)]
+    rows = [[m, *[_yuan(totals.get((m, s), 0)) for s in stores]] for m in months]
+    ws = sheet("月度消费", ["month", *stores], rows, money_cols=range(2, len(stores) + 2))
+    if stores:
+        chart = LineChart()
+        chart.title = f"会员每月消费累积 {year}"
+        chart.add_data(Reference(ws, min_col=2, max_col=len(stores) + 1, min_row=1, max_row=13), titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=13))
+        ws.add_chart(chart, f"{chr(66 + len(stores) + 1)}2")
+
+    # 发卡统计
+    issued = conn.execute(
+        "SELECT region, COUNT(*), SUM(status = 'replaced'), SUM(status = 'cancelled') FROM cards "
+        "GROUP BY region ORDER BY region").fetchall()
+    ws = sheet("发卡统计", ["region", "cards issued", "replaced", "cancelled"], [list(r) for r in issued])
+    if issued:
+        chart = BarChart()
+        chart.title = "Cards issued per region"
+        chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=len(issued) + 1), titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=len(issued) + 1))
+        ws.add_chart(chart, "F2")
+
+    # 二八定律
+    share = overview["top_fifth_share_permille"]
+    top = Decimal(share).scaleb(-3)
+    ws = sheet("二八定律", ["group", "share of spend"], [["top 20% of customers", top], ["other 80%", 1 - top]],
+               widths=[24, 16])
+    for row in ws.iter_rows(min_row=2, min_col=2, max_col=2):
+        row[0].number_format = "0.0%"
+    pie = PieChart()
+    pie.title = "二八定律: share of 12-month spend"
+    pie.add_data(Reference(ws, min_col=2, min_row=1, max_row=3), titles_from_data=True)
+    pie.set_categories(Reference(ws, min_col=1, min_row=2, max_row=3))
+    ws.add_chart(pie, "D2")
+
+    with atomic_output(path, mode=None) as temp:
+        book.save(temp)
+    return {"sheets": book.sheetnames, "rows": len(classes)}
