@@ -13,7 +13,12 @@ from vipcli.errors import InvalidInput
 FORMULA_STARTS = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
 
 
+_FIRST = frozenset(FORMULA_STARTS)
+
+
 def is_formula_like(text: str) -> bool:
+    if not text or (text[0] not in _FIRST and not text[0].isspace()):
+        return False  # the common case, decided by the first character
     rest = text.lstrip()
     lead = text[: len(text) - len(rest)]
     return rest.startswith(FORMULA_STARTS) or any(ch in lead for ch in "\t\r\n")
