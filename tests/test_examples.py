@@ -38,3 +38,35 @@ def test_demo(vip, tmp_path, monkeypatch):
     assert human.code == 0 and "Members by tier" in human.stdout
     monkeypatch.setenv("VIPCLI_DB", str(tmp_path / "demo.db"))
     assert vip("check")["ok"] is True
+
+
+def test_walkthrough_on_example_files(vip, tmp_path, monkeypatch):
+    """The README's import walk-through: members (with bad rows), GB18030, purchases CSV and XLSX."""
+    monkeypatch.setenv("VIPCLI_NOW", "2026-03-31T20:00:00")
+    rejects = tmp_path / "rejects.csv"
+    r = vip("import", "members", str(EXAMPLES / "members.csv"), "--rejects", str(rejects))
+    assert r.code == 3 and r["inserted"] == 3 and r["rejected"] == 2 and r["cards_issued"] == 2
+    assert vip("import", "members", str(EXAMPLES / "members-gb18030.csv")).data["duplicates"] == 3
+    assert vip("import", "members", str(EXAMPLES / "members.xlsx"))["duplicates"] == 3
+    r = vip("import", "purchases", str(EXAMPLES / "purchases.csv"), "--rejects", str(rejects))
+    assert r.code == 3 and r["inserted"] == 5 and r["rejected"] == 3 and r["cards_issued"] == 1
+    assert vip("import", "purchases", str(EXAMPLES / "purchases.xlsx"))["duplicates"] == 5
+    assert vip("tier", "show", "13800138000")["tier"] == "silver"
+    assert vip("check")["ok"] is True
+
+
+def test_nightly_export_script(vip, tmp_path, monkeypatch):
+    import os
+    import shutil
+    monkeypatch.setenv("VIPCLI_NOW", "2026-03-31T20:00:00")
+    vip("import", "purchases", str(EXAMPLES / "purchases.csv"), "--rejects", str(tmp_path / "r.csv"))
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "vip").exists() or not shutil.which("date"):
+        pytest.skip("the vip console script is not installed beside this python")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(EXAMPLES / "nightly-export.sh"), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert len(names) == 2 and names[0].startswith("members-") and names[1].startswith("purchases-")
+    assert done.stdout.strip() == "" or "Wrote" in done.stdout
