@@ -175,6 +175,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         UPDATE cards SET registration_from = issued_at;
         """,
     ),
+    (
+        "yearly gift allowances by tier (the clinic's care packages)",
+        """
+        CREATE TABLE gifts (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            card_no TEXT NOT NULL REFERENCES cards(card_no),
+            year INTEGER NOT NULL,
+            tier TEXT NOT NULL,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE INDEX gifts_customer_year ON gifts(customer_id, year);
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

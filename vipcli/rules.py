@@ -34,6 +34,7 @@ class Tier:
     rate: Decimal
     single_purchase: int
     spend: int
+    gifts_per_year: int = 0  # yearly gift allowance (the clinic's care packages)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class Rules:
     classes: tuple[CustomerClass, ...]
     rewards: tuple[Reward, ...]
     messages: dict = field(default_factory=dict)
+    gift_name: str | None = None
+    gift_value: int = 0
     text: str = field(repr=False, default="")
     version: int = 0
 
@@ -181,6 +184,12 @@ class RulesError(InvalidInput):
     code = "bad_rules"
 
 
+def profile_names() -> list[str]:
+    """The built-in profiles shipped in vipcli/profiles/."""
+    folder = resources.files("vipcli.profiles")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
 def default_text(profile: str = "store") -> str:
     try:
         return resources.files("vipcli.profiles").joinpath(f"{profile}.toml").read_text("utf-8")
@@ -214,7 +223,7 @@ class _Reader:
     def build(self) -> Rules:
         d = self.data
         self._only(d, "", {"profile", "limits", "qualification", "registration", "discount",
-                           "points", "card", "tiers", "classes", "rewards", "messages"})
+                           "points", "card", "tiers", "classes", "rewards", "messages", "gifts"})
         profile = self._table(d, "profile", {"name", "description"})
         limits = self._table(d, "limits", {"max_amount"})
         qual = self._table(d, "qualification", {"single_purchase", "count_promo", "windows"})
@@ -245,12 +254,13 @@ class _Reader:
                                               required=False))
         )
         tier_levels = self._array(tiers, "tiers.levels",
-                                  {"code", "name", "rate", "single_purchase", "spend"})
+                                  {"code", "name", "rate", "single_purchase", "spend", "gifts_per_year"})
         tier_list = tuple(
             Tier(self._code(t, f"tiers.levels[{i}].code"), self._str(t, f"tiers.levels[{i}].name"),
                  self._rate(t, f"tiers.levels[{i}].rate"),
                  self._money(t, f"tiers.levels[{i}].single_purchase"),
-                 self._money(t, f"tiers.levels[{i}].spend"))
+                 self._money(t, f"tiers.levels[{i}].spend"),
+                 self._int(t, f"tiers.levels[{i}].gifts_per_year", 0, 365) if "gifts_per_year" in t else 0)
             for i, t in enumerate(tier_levels)
         )
         self._check_tiers(tier_list)
@@ -309,7 +319,16 @@ class _Reader:
             classes=class_list,
             rewards=rewards,
             messages=self._messages(d),
+            **self._gifts(d, tier_list),
         )
+
+    def _gifts(self, d: dict, tiers: tuple[Tier, ...]) -> dict:
+        if "gifts" not in d:
+            if any(t.gifts_per_year for t in tiers):
+                raise RulesError("gifts: a tier has gifts_per_year but there is no [gifts] table (name, value)")
+            return {}
+        table = self._table(d, "gifts", {"name", "value"})
+        return {"gift_name": self._str(table, "gifts.name"), "gift_value": self._money(table, "gifts.value")}
 
     def _messages(self, d: dict) -> dict:
         import string

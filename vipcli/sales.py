@@ -315,6 +315,8 @@ def tier_status(conn, rules: Rules, ref: str, now: datetime) -> dict:
         "next_tier": nxt.code if nxt else None,
         "needed_for_next": max(nxt.spend - spend, 0) if nxt else None,
         "single_purchase_for_next": nxt.single_purchase if nxt else None,
+        "gifts_per_year": tier.gifts_per_year,
+        "gifts_left": tier.gifts_per_year - gifts_left(conn, rules, customer, now.year)[1] if tier.gifts_per_year else 0,
     }
 
 
@@ -361,3 +363,33 @@ def tier_set(conn, rules: Rules, ref: str, code: str, reason: str, now: datetime
     return {"card_no": card["card_no"], "from": customer["tier"], "to": target.code,
             "tier": target.code, "discount_rate": str(target.rate)}
 
+
+
+# --- gift allowances ----------------------------------------------------------------------------
+
+
+def gifts_left(conn, rules: Rules, customer, year: int) -> tuple[int, int]:
+    """(allowance, used) this calendar year for the customer's tier."""
+    allowance = rules.tier(customer["tier"]).gifts_per_year if customer["tier"] else 0
+    used = conn.execute("SELECT COUNT(*) FROM gifts WHERE customer_id = ? AND year = ?",
+                        (customer["id"], year)).fetchone()[0]
+    return allowance, used
+
+
+def give_gift(conn, rules: Rules, ref: str, now: datetime, operator: str) -> dict:
+    """Hand out one gift of the tier's yearly allowance (the clinic's 口腔护理套餐), never more."""
+    customer, card = archive.resolve(conn, rules, ref)
+    if card is None or customer["tier"] is None:
+        raise Refused(f"customer {customer['id']} has no card, so no gift allowance", code="no_card")
+    status = cards.effective_status(card, archive.is_registered(customer), rules, now.date())
+    if status != "active":
+        raise Refused(f"card {card['card_no']} is {status}; gifts need an active card", code=f"card_{status}")
+    allowance, used = gifts_left(conn, rules, customer, now.year)
+    if used >= allowance:
+        raise Refused(f"the {rules.tier(customer['tier']).name} allowance is {allowance} gift(s) a year; "
+                      f"{used} given in {now.year}", code="gift_allowance_used")
+    conn.execute("INSERT INTO gifts(customer_id, card_no, year, tier, at, operator) VALUES (?, ?, ?, ?, ?, ?)",
+                 (customer["id"], card["card_no"], now.year, customer["tier"], iso(now), operator))
+    audit(conn, now, operator, "gift", card["card_no"], gift=rules.gift_name, year=now.year)
+    return {"card_no": card["card_no"], "gift": rules.gift_name, "value": rules.gift_value,
+            "gifts_used": used + 1, "gifts_left": allowance - used - 1}

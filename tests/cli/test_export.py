@@ -132,7 +132,7 @@ def test_report_workbook_has_sheets_and_charts(vip, shop, isolated):
     r = vip("export", "report", "--out", str(out), "--year", "2026")
     assert r.code == 0
     book = load_workbook(out)
-    assert book.sheetnames == ["汇总", "客户分类", "月度消费", "发卡统计", "二八定律"]
+    assert book.sheetnames == ["汇总", "客户分类", "月度消费", "发卡统计", "等级消费", "二八定律"]
     charts = {name: len(book[name]._charts) for name in book.sheetnames}
     assert charts["汇总"] >= 1 and charts["月度消费"] >= 1
     monthly = book["月度消费"]

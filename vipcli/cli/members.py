@@ -16,6 +16,7 @@ def _fmt_card(rules, card_no):
 def init(
     ctx: typer.Context,
     rules_file: str = typer.Option(None, "--rules", help="A rules profile (TOML) instead of the built-in one."),
+    profile: str = typer.Option(None, "--profile", help="A built-in profile by name (see `vip rules profiles`)."),
     region: str = typer.Option(None, "--region", help="Default card region code."),
 ) -> None:
     """Create the database with its rules. Example: vip init --region 755"""
@@ -23,19 +24,22 @@ def init(
     from vipcli.errors import Refused
     from vipcli.rules import read_rules_file, with_default_region
 
-    s = session(ctx)
-    text = read_rules_file(rules_file) if rules_file else None
-    if text is None:
-        from vipcli.rules import default_text
+    from vipcli.errors import InvalidInput
+    from vipcli.rules import default_text, profile_names
 
-        text = default_text()
+    s = session(ctx)
+    if rules_file and profile:
+        raise InvalidInput("give --rules FILE or --profile NAME, not both", code="bad_usage")
+    if profile is not None and profile not in profile_names():
+        raise InvalidInput(f"profile: {profile!r} is not one of {', '.join(profile_names())}", code="bad_profile")
+    text = read_rules_file(rules_file) if rules_file else default_text(profile or "store")
     if region is not None:
         text = with_default_region(text, region)
     with transaction(s.conn) as conn:
         if conn.execute("SELECT COUNT(*) FROM rules").fetchone()[0]:
             raise Refused(f"{s.db_path} is already initialised (use `vip rules load` to change rules)",
                           code="already_initialised")
-        version = store_rules(conn, text, rules_file or "built-in:store", s.operator)
+        version = store_rules(conn, text, rules_file or f"built-in:{profile or 'store'}", s.operator)
         audit(conn, s.now, s.operator, "init", str(s.db_path), rules_version=version)
     data = {"db": str(s.db_path), "schema_version": SCHEMA_VERSION, "rules_version": version}
     emit(s, data, lambda c: c.print(f"Created {s.db_path} (schema {SCHEMA_VERSION}, rules version {version})."))

@@ -68,3 +68,14 @@ def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE
         audit(conn, s.now, s.operator, "rules load", path, rules_version=version)
     emit(s, {"rules_version": version, "file": path},
          lambda c: c.print(f"Loaded {path} as rules version {version}."))
+
+
+@command(rules_app, "profiles")
+def rules_profiles(ctx: typer.Context) -> None:
+    """The built-in rule profiles. Example: vip rules profiles"""
+    from vipcli.rules import default_text, parse, profile_names
+
+    s = session(ctx)
+    items = [{"name": n, "description": parse(default_text(n)).description} for n in profile_names()]
+    emit(s, {"profiles": items}, lambda c: c.print(table("Profiles (vip init --profile NAME)", ["name", "description"],
+                                                         [[p["name"], p["description"]] for p in items])))

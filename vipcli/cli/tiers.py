@@ -2,7 +2,7 @@
 
 import typer
 
-from vipcli.cli import command, session, subgroup
+from vipcli.cli import app, command, session, subgroup
 from vipcli.cli.output import emit, fields_panel, table, yuan
 
 tier_app = subgroup("tier", "Tier status, the periodic review, manual override.")
@@ -65,3 +65,16 @@ def tier_set(
     with transaction(s.conn) as conn:
         data = sales.tier_set(conn, rules, ref, tier, why, s.now, s.operator)
     emit(s, data, lambda c: c.print(f"Tier of {data['card_no']}: {data['from']} -> {data['to']}."))
+
+
+@command(app, "gift")
+def gift(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
+    """Give one gift of the tier's yearly allowance (audited). Example: vip gift 755000015"""
+    from vipcli import sales
+    from vipcli.db import transaction
+
+    s = session(ctx)
+    rules = s.rules()
+    with transaction(s.conn) as conn:
+        data = sales.give_gift(conn, rules, ref, s.now, s.operator)
+    emit(s, data, lambda c: c.print(f"Gave {data['gift']} ({yuan(data['value'])}); {data['gifts_left']} left this year."))

@@ -2,14 +2,15 @@
 
 Sheets: 汇总 (members by tier and status, points outstanding, new members this month), 客户分类
 (A–E, 客户归类汇总表), 月度消费 (会员每月消费累积: monthly spend per store), 发卡统计 (cards issued per
-region: 发卡明细表 totals), 二八定律 (the top fifth of customers' share of spend).
+region: 发卡明细表 totals), 等级消费 (each tier's share of spend), 二八定律 (the top fifth of customers'
+share of spend).
 """
 
 from datetime import datetime
 from decimal import Decimal
 
 from vipcli import care
-from vipcli.dates import iso
+from vipcli.dates import iso, months_before
 from vipcli.io.files import atomic_output
 from vipcli.overview import store_overview
 from vipcli.rules import Rules
@@ -119,6 +120,28 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str) -> dict:
         chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=len(issued) + 1), titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=len(issued) + 1))
         ws.add_chart(chart, "F2")
+
+    # 等级消费: each tier's share of the 12-month spend (the SVIP question: what do the top cards bring?)
+    since = iso(months_before(now, rules.upgrade_window_months))
+    by_tier = dict(conn.execute(
+        "SELECT c.tier, SUM(p.paid - p.refunded) FROM purchases p JOIN customers c ON c.id = p.customer_id "
+        "WHERE p.purchased_at > ? AND p.purchased_at <= ? AND c.tier IS NOT NULL GROUP BY c.tier",
+        (since, iso(now))).fetchall())
+    total = sum(r[0] for r in conn.execute(
+        "SELECT SUM(paid - refunded) FROM purchases WHERE purchased_at > ? AND purchased_at <= ?", (since, iso(now)))
+        if r[0]) or 0
+    tier_rows = [[t.code, t.name, _yuan(by_tier.get(t.code, 0)),
+                  (Decimal(by_tier.get(t.code, 0)) / total).quantize(Decimal("0.0001")) if total else Decimal(0)]
+                 for t in rules.tiers]
+    ws = sheet("等级消费", ["tier", "name", "spend 12 months", "share of all spend"], tier_rows, money_cols=(3,),
+               widths=[12, 14, 18, 20])
+    for row in ws.iter_rows(min_row=2, min_col=4, max_col=4):
+        row[0].number_format = "0.0%"
+    chart = BarChart()
+    chart.title = "Share of spend by tier"
+    chart.add_data(Reference(ws, min_col=4, min_row=1, max_row=len(tier_rows) + 1), titles_from_data=True)
+    chart.set_categories(Reference(ws, min_col=2, min_row=2, max_row=len(tier_rows) + 1))
+    ws.add_chart(chart, "F2")
 
     # 二八定律
     share = overview["top_fifth_share_permille"]

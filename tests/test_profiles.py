@@ -1,0 +1,179 @@
+"""Each built-in profile driven through the CLI at the edges of its distinctive rules."""
+
+import pytest
+
+from vipcli.rules import default_text, parse, profile_names
+
+P = "13800138000"
+
+
+def test_profiles_listed_and_valid(vip):
+    names = [p["name"] for p in vip("rules", "profiles")["profiles"]]
+    assert names == ["clinic", "counter", "department", "fashion", "health", "store"] == profile_names()
+    for name in names:
+        assert parse(default_text(name)).name == name
+
+
+def test_unknown_profile_and_both_options(vip, tmp_path):
+    assert vip("init", "--profile", "casino").code == 2
+    assert vip("init", "--profile", "store", "--rules", str(tmp_path / "x.toml")).code == 2
+
+
+def _member(vip, phone=P, birthday="1990-06-15"):
+    r = vip("enroll", "--phone", phone, "--name", "王芳", "--gender", "F", "--birthday", birthday, "--grant", "t")
+    assert r.code == 0, r
+    return r["card_no"]
+
+
+# --- fashion (003, 56饰) ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("amount,issued", [("679.99", False), ("680.00", True)])
+def test_fashion_single_purchase_680(vip, amount, issued):
+    vip("init", "--profile", "fashion")
+    assert vip("purchase", "--phone", P, "--amount", amount)["card_issued"] is issued
+
+
+def test_fashion_year_of_1000_promo_not_counted(vip):
+    vip("init", "--profile", "fashion")
+    vip("purchase", "--phone", P, "--amount", "600", "--at", "2025-07-01")
+    r = vip("purchase", "--phone", P, "--amount", "399.99", "--promo", "300")
+    assert r["card_issued"] is False  # 999.99 of regular goods; the 300.00 promo does not count
+    r = vip("purchase", "--phone", P, "--amount", "0.01")
+    assert r["card_issued"] is True
+
+
+def test_fashion_card_number_without_check_digit_and_birthday_085(vip):
+    vip("init", "--profile", "fashion")
+    card = _member(vip)
+    assert card == "75500001"
+    shown = vip("purchase", "755 00001", "--amount", "100", json_output=False)
+    assert "755 00001" in shown.stdout
+    assert vip("purchase", card, "--amount", "100", "--birthday-id-checked")["discount_rate"] == "0.85"
+    assert vip("purchase", card, "--amount", "100")["discount_rate"] == "0.88"
+    new = vip("card", "replace", card)["new_card_no"]
+    assert new == "75500002"
+
+
+def test_fashion_card_issued_sms(vip, isolated):
+    vip("init", "--profile", "fashion")
+    vip("purchase", "--phone", P, "--amount", "680")
+    vip("notify", "card-issued", "--out", str(isolated / "sms.csv"))
+    assert "祝贺您成为56饰尊贵的会员" in (isolated / "sms.csv").read_text(encoding="utf-8")
+
+
+# --- counter (003, 篇1) ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("amount,tier", [("4999.99", None), ("5000.00", "silver"), ("9999.99", "silver"),
+                                         ("10000.00", "gold")])
+def test_counter_silver_and_gold_on_one_purchase(vip, amount, tier):
+    vip("init", "--profile", "counter")
+    r = vip("purchase", "--phone", P, "--amount", amount)
+    assert r["tier"] == tier and r["paid"] == amount  # points, not discounts
+
+
+def test_counter_year_spend_upgrades_to_gold(vip):
+    vip("init", "--profile", "counter")
+    vip("purchase", "--phone", P, "--amount", "6000", "--at", "2025-09-01")
+    r = vip("purchase", "--phone", P, "--amount", "4000", "--at", "2026-01-01")
+    assert r["tier"] == "silver"
+    r = vip("purchase", "--phone", P, "--amount", "9999.99")
+    assert r["tier"] == "silver"  # 19999.99
+    assert vip("purchase", "--phone", P, "--amount", "0.01")["tier"] == "gold"
+
+
+def test_counter_redemption_march_and_august_not_same_day_two_year_points(vip):
+    vip("init", "--profile", "counter")
+    card = vip("purchase", "--phone", P, "--amount", "5000", now="2026-03-10T10:00")["card_no"]
+    vip("update", P, "--name", "王芳", "--gender", "F", "--birthday", "1990-01-01", now="2026-03-10T11:00")
+    assert vip("redeem", card, "--reward", "A300", now="2026-03-10T18:00").code == 1  # not on the day earned
+    assert vip("redeem", card, "--reward", "A300", now="2026-03-11T00:00")["points_balance"] == 4500
+    assert vip("redeem", card, "--reward", "B800", now="2026-04-01T10:00").code == 1
+    assert vip("redeem", card, "--reward", "B800", now="2026-08-31T23:00")["points_balance"] == 3500
+    assert vip("points", card, now="2028-03-10T09:59:59")["points_balance"] == 3500
+    assert vip("points", card, now="2028-03-10T10:00:00")["points_balance"] == 0  # two years, rolling
+
+
+# --- clinic (003, 口腔门诊) ---------------------------------------------------------------------------
+
+def test_clinic_gift_allowance_by_tier(vip, isolated):
+    vip("init", "--profile", "clinic")
+    card = _member(vip)
+    r = vip("gift", card)
+    assert r.code == 1 and "0 gift" in r["error"]["message"]  # 普通会员
+    vip("purchase", card, "--amount", "20000", "--paid", "10000")  # gold
+    assert vip("tier", "show", card)["gifts_left"] == 2
+    assert vip("gift", card)["gifts_left"] == 1
+    assert vip("gift", card)["gifts_left"] == 0
+    assert vip("gift", card).code == 1
+    assert vip("gift", card, now="2027-01-02T10:00").code == 1  # card expired with the year
+    vip("card", "renew", card, now="2026-12-15T10:00")
+    assert vip("gift", card, now="2027-01-02T10:00")["gifts_left"] == 1  # a new year, a new allowance
+    import sqlite3
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM audit WHERE command = 'gift'").fetchone()[0] == 3
+
+
+def test_clinic_points_100_to_a_yuan_valid_one_year(vip):
+    vip("init", "--profile", "clinic")
+    card = _member(vip)
+    vip("purchase", card, "--amount", "2000", "--paid", "1000", now="2026-06-15T10:00")
+    assert vip("rewards")["rewards"][0] == {"code": "V10", "name": "10元优惠券", "points": 1000, "value": "10.00"}
+    assert vip("points", card, now="2027-06-15T09:59")["points_balance"] == 1000
+    assert vip("points", card, now="2027-06-15T10:00")["points_balance"] == 0
+
+
+@pytest.mark.parametrize("paid,tier", [("4999.99", "regular"), ("5000.00", "silver"), ("10000.00", "gold"),
+                                       ("20000.00", "platinum")])
+def test_clinic_four_tiers(vip, paid, tier):
+    vip("init", "--profile", "clinic")
+    card = _member(vip)
+    assert vip("purchase", card, "--amount", "30000", "--paid", paid)["tier"] == tier
+
+
+# --- health (000, 客史档案) ----------------------------------------------------------------------------
+
+def test_health_classes_and_visit_schedule(vip):
+    vip("init", "--profile", "health")
+    for i in range(12):
+        vip("purchase", "--phone", P, "--amount", "1", "--at", f"2026-05-{i + 1:02d}")
+    vip("purchase", "--phone", "13900139000", "--amount", "10", "--at", "2025-12-01")  # due 6 months on
+    classes = {c["customer_id"]: c["class"] for c in vip("class", "--as-of", "2026-06-15")["classes"]}
+    assert classes == {1: "A", 2: "E"}
+    due = vip("visit", "due", "--as-of", "2026-06-15")["due"]
+    assert [(d["class"], d["channel"]) for d in due] == [("A", "visit"), ("E", "letter")]
+    assert [d["customer_id"] for d in vip("visit", "due", "--as-of", "2026-05-31")["due"]] == []  # E: 6 months
+
+
+# --- department (000, SVIP) ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("paid,tier", [("19999.99", "vip"), ("20000.00", "platinum"), ("100000.00", "diamond")])
+def test_department_three_cards(vip, paid, tier):
+    vip("init", "--profile", "department")
+    card = _member(vip)
+    assert vip("purchase", card, "--amount", "200000", "--paid", paid)["tier"] == tier
+
+
+def test_department_report_top_tier_share(vip, isolated):
+    from decimal import Decimal
+
+    from openpyxl import load_workbook
+    vip("init", "--profile", "department")
+    top = _member(vip)
+    other = _member(vip, phone="13900139000")
+    vip("purchase", top, "--amount", "200000", "--paid", "150000")
+    vip("purchase", other, "--amount", "60000", "--paid", "50000")
+    vip("export", "report", "--out", str(isolated / "r.xlsx"))
+    sheet = load_workbook(isolated / "r.xlsx")["等级消费"]
+    shares = {row[0].value: row[3].value for row in sheet.iter_rows(min_row=2)}
+    assert shares["diamond"] == Decimal("0.75") and shares["platinum"] == Decimal("0.25")
+
+
+def test_rules_change_applies_from_then_on_refunds_keep_their_version(vip, tmp_path):
+    card = _member(vip)
+    first = vip("purchase", card, "--amount", "1000")
+    assert first["discount_rate"] == "0.88"
+    cheaper = tmp_path / "cheaper.toml"
+    cheaper.write_text(default_text().replace('rate = "0.88"', 'rate = "0.87"'), encoding="utf-8")
+    vip("rules", "load", str(cheaper))
+    assert vip("purchase", card, "--amount", "1000")["discount_rate"] == "0.87"
+    assert vip("refund", first["receipt"])["points_reversed"] == 880
