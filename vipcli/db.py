@@ -201,16 +201,23 @@ def default_path() -> Path:
     return Path(typer.get_app_dir("vipcli")) / "vip.db"
 
 
-def connect(path: str | os.PathLike) -> sqlite3.Connection:
-    """Open (creating with mode 0600 when new) and migrate the database file."""
+def connect_raw(path: str | os.PathLike) -> sqlite3.Connection:
+    """The file opened (created 0600 when new) with the busy timeout, without migrating it."""
     path = Path(path)
     if not path.exists():
         _create_private(path)
+    timeout = busy_timeout()
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    return conn
+
+
+def connect(path: str | os.PathLike) -> sqlite3.Connection:
+    """Open (creating with mode 0600 when new) and migrate the database file."""
+    path = Path(path)
     try:
-        timeout = busy_timeout()
-        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn = connect_raw(path)
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
             conn.execute("PRAGMA journal_mode = WAL")

@@ -97,7 +97,7 @@ def _settle_debt(conn, card_no: str, at: datetime, operator: str) -> None:
 
 
 def reverse(conn, purchase_id: int, points: int, reversed_before: int, at: datetime,
-            operator: str) -> None:
+            operator: str, current_card: str | None = None) -> None:
     """Take back `points` that a purchase earned (a refund), after `reversed_before` taken by
     earlier partial refunds. Points of the purchase that already expired are gone anyway and are
     not charged twice; the rest comes off the purchase's lot, and what the customer already spent
@@ -105,11 +105,18 @@ def reverse(conn, purchase_id: int, points: int, reversed_before: int, at: datet
     if points <= 0:
         return
     lot = conn.execute(
-        "SELECT id, card_no FROM point_lots WHERE purchase_id = ? ORDER BY id DESC LIMIT 1",
+        "SELECT id, card_no, earned_at, usable_from, expires_at FROM point_lots WHERE purchase_id = ? "
+        "ORDER BY id DESC LIMIT 1",
         (purchase_id,),
     ).fetchone()
     if lot is None:
         return
+    if current_card is not None and lot["card_no"] != current_card:
+        # The lot stayed on a replaced card (it was spent before the replacement, so nothing moved):
+        # the debt belongs on the card the customer holds now, in a lot of its own for this purchase.
+        lot = {"id": _new_lot(conn, current_card, 0, datetime.fromisoformat(lot["earned_at"]),
+                              datetime.fromisoformat(lot["usable_from"]), datetime.fromisoformat(lot["expires_at"]),
+                              purchase_id), "card_no": current_card}
     expired, refunded = conn.execute(
         "SELECT -COALESCE(SUM(CASE WHEN l.kind = 'expire' THEN l.delta END), 0), "
         "-COALESCE(SUM(CASE WHEN l.kind = 'refund' THEN l.delta END), 0) "

@@ -269,7 +269,9 @@ def refund(conn, receipt: str, amount: int | None, now: datetime, operator: str)
             points = still_owed
         else:
             points = min(old_rules.points_for(left) - old_rules.points_for(left - amount), still_owed)
-    ledger.reverse(conn, purchase["id"], points, reversed_before, now, operator)
+    live = cards.live_card(conn, purchase["customer_id"])
+    ledger.reverse(conn, purchase["id"], points, reversed_before, now, operator,
+                   live["card_no"] if live is not None else None)
     conn.execute("UPDATE purchases SET refunded = refunded + ? WHERE id = ?", (amount, purchase["id"]))
     conn.execute(
         "INSERT INTO refunds(purchase_id, amount, points_reversed, refunded_at, operator) VALUES (?, ?, ?, ?, ?)",

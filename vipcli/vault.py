@@ -54,12 +54,25 @@ class Vault:
                                   code="wrong_key") from None
 
 
+def _finish_rotation(path: Path, expected: str | None) -> None:
+    """A rotation that committed but was cut off before renaming its new key file: finish it."""
+    pending = path.with_name(path.name + ".new")
+    if expected is None or not pending.exists():
+        return
+    key = base64.b64decode(pending.read_bytes().strip())
+    if len(key) == 64 and Vault(key).fingerprint() == expected:
+        if path.exists():
+            os.replace(path, path.with_name(path.name + ".old"))
+        os.replace(pending, path)
+
+
 def open_vault(conn, create: bool) -> Vault:
     """The key for this database; created (0600) only when `create` and the database has none."""
     from vipcli.db import get_meta, set_meta
 
     path = key_path()
     expected = get_meta(conn, _FINGERPRINT_KEY)
+    _finish_rotation(path, expected)
     if path.exists():
         key = base64.b64decode(path.read_bytes().strip())
         if len(key) != 64:

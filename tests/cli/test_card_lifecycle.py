@@ -165,3 +165,14 @@ def test_birthdays_within(vip, member):
     assert vip("birthdays", "--within", "4")["count"] == 0
     r = vip("birthdays", "--within", "5")
     assert r["count"] == 1 and r["birthdays"][0]["days"] == 5 and r["birthdays"][0]["phone"] == "138****8000"
+
+
+def test_refund_after_replacement_puts_the_debt_on_the_new_card(vip, member):
+    card = member()
+    first = vip("purchase", card, "--amount", "2000", "--paid", "1000")
+    vip("redeem", card, "--points", "1000")          # the lot is spent: nothing moves on replacement
+    new = vip("card", "replace", card)["new_card_no"]
+    r = vip("refund", first["receipt"], "--amount", "100")
+    assert r["points_reversed"] == 100 and r["card_no"] == new and r["points_balance"] == -100
+    assert vip("points", new)["points_balance"] == -100
+    assert vip("check")["ok"] is True

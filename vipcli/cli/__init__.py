@@ -169,7 +169,8 @@ def subgroup(name: str, help_text: str) -> typer.Typer:
 
 # Command modules register themselves on `app` when imported.
 from vipcli.cli import (  # noqa: E402,F401
-    cards_cmd, care_cmd, demo_cmd, export_cmd, import_cmd, members, points_cmd, rules_cmd, sales_cmd, tiers,
+    cards_cmd, care_cmd, demo_cmd, export_cmd, import_cmd, members, points_cmd, rules_cmd, safety_cmd, sales_cmd,
+    tiers,
 )
 
 

@@ -8,10 +8,10 @@ from vipcli.cli.output import emit, table
 card_app = subgroup("card", "Card lifecycle: lost, found, replace, renew.")
 
 
-def _card_no(s, rules, ref: str) -> str:
+def _card_no(conn, rules, ref: str) -> str:
     from vipcli import archive
 
-    _, card = archive.resolve(s.conn, rules, ref)
+    _, card = archive.resolve(conn, rules, ref)
     if card is None:
         from vipcli.errors import Refused
 
@@ -26,14 +26,14 @@ def _lifecycle(ctx, ref: str, command_name: str, action, **audit_detail) -> None
 
     s = session(ctx)
     rules = s.rules()
-    card_no = _card_no(s, rules, ref)
-    with transaction(s.conn) as conn:
+    with transaction(s.conn) as conn:  # resolve under the write lock: a phone's card may just have changed
+        card_no = _card_no(conn, rules, ref)
         data = action(conn, rules, card_no, s)
         audit(conn, s.now, s.operator, command_name, card_no, **audit_detail,
               **{k: v for k, v in data.items() if k in ("new_card_no", "valid_to", "forced")})
     data.setdefault("new_card_no", None)
     emit(s, data, lambda c: c.print(
-        f"Card {format_number(card_no, rules)}: {data['status']}"
+        f"Card {format_number(data['card_no'], rules)}: {data['status']}"
         + (f"; new card [bold]{format_number(data['new_card_no'], rules)}[/bold] "
            f"({data['points_moved']} points moved)" if data["new_card_no"] else "")
         + (f"; valid to {data['valid_to']}" if data.get("valid_to") else "") + "."))
@@ -135,10 +135,10 @@ def cancel(
     s = session(ctx)
     why = clean_text(reason, "reason", 200)
     rules = s.rules()
-    _, card = archive.resolve(s.conn, rules, ref)
-    if card is None:
-        raise Refused("this customer has no card", code="no_card")
     with transaction(s.conn) as conn:
+        _, card = archive.resolve(conn, rules, ref)
+        if card is None:
+            raise Refused("this customer has no card", code="no_card")
         data = membership.cancel(conn, card["card_no"], why, s.now, s.operator, erase)
         audit(conn, s.now, s.operator, "cancel --erase" if erase else "cancel", card["card_no"], reason=why,
               points_forfeited=data["points_forfeited"], erased=data["erased"])

@@ -1,0 +1,290 @@
+"""Backup and restore, key rotation, the audit trail, hostile input, and a mixed multi-process load."""
+
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+ID = "11010519491231002X"
+P = "13800138000"
+
+
+def test_backup_restore_round_trip(vip, member, isolated, monkeypatch):
+    card = member(id_number=ID)
+    vip("purchase", card, "--amount", "1000")
+    copy = isolated / "copy.db"
+    r = vip("backup", str(copy))
+    assert r.code == 0 and r["counts"]["customers"] == 1
+    assert oct(copy.stat().st_mode & 0o777) == "0o600"
+    assert ID.encode() not in copy.read_bytes()
+    vip("purchase", card, "--amount", "1000")
+    refused = vip("restore", str(copy))
+    assert refused.code == 1 and "--yes" in refused["error"]["message"]
+    assert vip("restore", str(copy), "--yes").code == 0
+    assert vip("points", card)["points_balance"] == 880 and vip("check")["ok"] is True
+    assert vip("show", card, "--unmask")["id_number"] == ID
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "fresh.db"))
+    assert vip("restore", str(copy)).code == 0  # an empty target needs no --yes
+    assert vip("points", card)["points_balance"] == 880
+
+
+def test_restore_checks_its_source(vip, member, isolated):
+    member()
+    (isolated / "junk.db").write_bytes(b"junk" * 1000)
+    assert vip("restore", str(isolated / "junk.db"), "--yes").code == 4
+    assert vip("restore", str(isolated / "missing.db"), "--yes").code == 2
+    other = sqlite3.connect(isolated / "other.db")
+    other.execute("CREATE TABLE t (x)")
+    other.close()
+    assert vip("restore", str(isolated / "other.db"), "--yes").code == 4
+    vip("backup", str(isolated / "b.db"))
+    with sqlite3.connect(isolated / "b.db") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    r = vip("restore", str(isolated / "b.db"), "--yes")
+    assert r.code == 4 and "newer" in r["error"]["message"]
+    assert vip("check")["ok"] is True
+
+
+def test_backup_during_a_write_storm_is_consistent(vip, member, isolated):
+    cards = [member(phone=f"1380013800{i}") for i in range(3)]
+    env = {**os.environ}
+    script = textwrap.dedent(f"""
+        from typer.testing import CliRunner
+        from vipcli.cli import app
+        r = CliRunner()
+        for i in range(60):
+            r.invoke(app, ["purchase", {cards!r}[i % 3], "--amount", "10"])
+            r.invoke(app, ["redeem", {cards!r}[i % 3], "--points", "3"])
+    """)
+    writers = [subprocess.Popen([sys.executable, "-c", script], env=env) for _ in range(2)]
+    try:
+        for n in range(3):
+            assert vip("backup", str(isolated / f"b{n}.db")).code == 0
+    finally:
+        for w in writers:
+            w.wait()
+    for n in range(3):
+        with sqlite3.connect(isolated / f"b{n}.db") as conn:
+            lots = dict(conn.execute("SELECT card_no, SUM(remaining) FROM point_lots GROUP BY card_no"))
+            entries = dict(conn.execute("SELECT card_no, SUM(delta) FROM ledger GROUP BY card_no"))
+            assert lots == entries
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_key_rotation(vip, member, isolated, monkeypatch):
+    card = member(id_number=ID)
+    key = isolated / "vip.key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    r = vip("key", "rotate")
+    assert r["reencrypted"] == 1 and (isolated / "vip.key.old").exists()
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert vip("show", card, "--unmask")["id_number"] == ID
+    assert vip("enroll", "--phone", "13900139000", "--id-number", ID).code == 1  # still unique by HMAC
+    monkeypatch.setenv("VIPCLI_KEY_FILE", str(isolated / "vip.key.old"))
+    wrong = vip("show", card, "--unmask")
+    assert wrong.code == 4 and "not the key" in wrong["error"]["message"]
+
+
+def test_interrupted_rotation_finishes_itself(vip, member, isolated):
+    card = member(id_number=ID)
+    from vipcli import db, vault
+    conn = db.connect(isolated / "vip.db")
+    import base64
+    new_key = os.urandom(64)
+    fresh = vault.Vault(new_key)
+    old = vault.open_vault(conn, create=False)
+    (isolated / "vip.key.new").write_bytes(base64.b64encode(new_key))
+    with db.transaction(conn):  # the rotation committed, then the process died before the rename
+        row = conn.execute("SELECT id, id_enc FROM customers").fetchone()
+        conn.execute("UPDATE customers SET id_enc = ?, id_hmac = ? WHERE id = ?",
+                     (fresh.encrypt(old.decrypt(row["id_enc"])), fresh.lookup_hash(ID), row["id"]))
+        db.set_meta(conn, "key_fingerprint", fresh.fingerprint())
+    conn.close()
+    assert vip("show", card, "--unmask")["id_number"] == ID
+    assert not (isolated / "vip.key.new").exists()
+
+
+def test_every_write_command_leaves_an_audit_row(vip, member, isolated):
+    card = member(id_number=ID)
+    out = isolated / "x.csv"
+    (isolated / "m.csv").write_text("phone,name\n13700137000,张伟\n", encoding="utf-8")
+    (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\nZ1,13700137000,2026-06-01,10\n", encoding="utf-8")
+    bought = vip("purchase", card, "--amount", "100")
+    steps = [
+        ("init", None), ("enroll", ["enroll", "--phone", "13600136000"]),
+        ("enroll --grant", None), ("purchase", None),
+        ("refund", ["refund", bought["receipt"], "--amount", "1"]),
+        ("update", ["update", card, "--email", "a@b.cn"]),
+        ("tier set", ["tier", "set", card, "silver", "--reason", "x"]),
+        ("tier review", ["tier", "review"]),
+        ("redeem", ["redeem", card, "--points", "10"]),
+        ("points adjust", ["points", "adjust", card, "--points", "5", "--reason", "x"]),
+        ("points expire", ["points", "expire"]),
+        ("card lost", ["card", "lost", card]), ("card found", ["card", "found", card]),
+        ("card renew --force", ["card", "renew", card, "--force"]),
+        ("visit log", ["visit", "log", card, "--channel", "phone"]),
+        ("rules load", ["rules", "load", str(isolated.parent.parent / "unused")]),
+        ("import members", ["import", "members", str(isolated / "m.csv")]),
+        ("import purchases", ["import", "purchases", str(isolated / "p.csv")]),
+        ("unmask", ["export", "members", "--out", str(out), "--unmask"]),
+        ("notify (unmasked phones)", ["notify", "card-issued", "--out", str(out), "--since", "2026-01-01"]),
+        ("backup", ["backup", str(isolated / "b.db")]),
+        ("card replace", ["card", "replace", card]),
+        ("key rotate", ["key", "rotate"]),
+    ]
+    for name, args in steps:
+        if args:
+            if name == "rules load":
+                from vipcli.rules import default_text
+                (isolated / "r.toml").write_text(default_text(), encoding="utf-8")
+                args = ["rules", "load", str(isolated / "r.toml")]
+            assert vip(*args).code == 0, (name, vip(*args))
+    new = vip("show", P)["card_no"]
+    assert vip("cancel", new, "--reason", "x", "--erase").code == 0
+    commands = {e["command"] for e in vip("audit", "--limit", "1000")["entries"]}
+    for name, _ in steps + [("cancel --erase", None)]:
+        if name == "init":
+            continue  # the database was created by the first command, with its rules
+        assert name in commands, name
+    mine = vip("audit", "--operator", "tester", "--command", "unmask")
+    assert mine["count"] >= 1 and all(e["operator"] == "tester" for e in mine["entries"])
+
+
+HOSTILE = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["", " ", "-1", "1e9", "99999999999999999999", "0.001", "NaN", "inf", "'; DROP TABLE customers;--",
+                     "1; DELETE FROM ledger", "\x00", "\u202e138", "１３８", "../../etc/passwd", "--json", "-x",
+                     "2026-02-30", "9999-99-99", "x" * 5000, "🙂", "None", "null", "0x10", "+86"]),
+)
+TEMPLATES = [
+    ["purchase", "--phone", "{}", "--amount", "10"], ["purchase", "--phone", "13800138000", "--amount", "{}"],
+    ["purchase", "{}", "--amount", "10"], ["purchase", "--phone", "13800138000", "--amount", "1", "--at", "{}"],
+    ["purchase", "--phone", "13800138000", "--amount", "1", "--paid", "{}"],
+    ["purchase", "--phone", "13800138000", "--amount", "1", "--store", "{}"],
+    ["enroll", "--phone", "{}"], ["enroll", "--phone", "13800138001", "--name", "{}"],
+    ["enroll", "--phone", "13800138001", "--birthday", "{}"], ["enroll", "--phone", "13800138001", "--id-number", "{}"],
+    ["enroll", "--phone", "13800138001", "--gender", "{}"], ["enroll", "--phone", "13800138001", "--email", "{}"],
+    ["refund", "{}"], ["refund", "R1", "--amount", "{}"], ["redeem", "{}", "--points", "1"],
+    ["redeem", "755000015", "--points", "{}"], ["redeem", "755000015", "--reward", "{}"],
+    ["update", "{}", "--name", "x"], ["update", "755000015", "--address", "{}"], ["update", "755000015", "--pref", "{}"],
+    ["tier", "set", "755000015", "{}", "--reason", "x"], ["tier", "set", "755000015", "gold", "--reason", "{}"],
+    ["tier", "review", "--as-of", "{}"], ["points", "expire", "--as-of", "{}"], ["card", "lost", "{}"],
+    ["card", "renew", "{}"], ["cancel", "{}", "--reason", "x"], ["visit", "log", "755000015", "--channel", "{}"],
+    ["import", "purchases", "{}"], ["export", "members", "--out", "{}"], ["rules", "load", "{}"],
+    ["birthdays", "--within", "{}"], ["audit", "--limit", "{}"], ["backup", "{}"],
+]
+TRIED = {"n": 0}
+
+
+def _fingerprint(db):
+    with sqlite3.connect(db) as conn:
+        return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("customers", "cards", "purchases", "ledger", "point_lots", "changes", "tier_changes")]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(template=st.sampled_from(TEMPLATES), value=HOSTILE)
+def test_hostile_arguments_never_crash_or_write(vip, member, isolated, template, value):
+    db = isolated / "vip.db"
+    if not db.exists() or vip("show", P).code != 0:
+        member()
+    before = _fingerprint(db)
+    if "--out" in template or template[0] in ("backup",):
+        value = str(isolated / "nope" / (value.replace("/", "_")[:50] or "x"))
+    args = [a.replace("{}", value) for a in template]
+    r = vip(*args)
+    TRIED["n"] += 1
+    assert "Traceback" not in r.stdout + r.stderr
+    if r.code != 0:
+        assert r.code in (1, 2, 4), r
+        assert r.data is not None and set(r.data) == {"error"}, r
+        assert len(r.stderr.strip().splitlines()) == 1, r
+        assert _fingerprint(db) == before, args
+
+
+MIXED_WORKER = textwrap.dedent("""
+    import json, random, sys
+    from typer.testing import CliRunner
+    from vipcli.cli import app
+    seed, phones = int(sys.argv[1]), json.loads(sys.argv[2])
+    rng = random.Random(seed)
+    runner = CliRunner()
+    receipts = []
+    for i in range(30):
+        phone = rng.choice(phones)
+        op = rng.choice(["purchase", "purchase", "redeem", "refund", "replace"])
+        if op == "purchase":
+            args = ["purchase", "--phone", phone, "--amount", str(rng.randint(10, 300)), "--receipt", f"W{seed}-{i}"]
+        elif op == "redeem":
+            args = ["redeem", phone, "--points", str(rng.randint(1, 150))]
+        elif op == "refund" and receipts:
+            args = ["refund", rng.choice(receipts), "--amount", "1"]
+        elif op == "replace":
+            args = ["card", "replace", phone]
+        else:
+            continue
+        r = runner.invoke(app, ["--json", *args])
+        out = json.loads(r.stdout)
+        if op == "purchase" and r.exit_code == 0:
+            receipts.append(out["receipt"])
+        print(json.dumps({"op": op, "phone": phone, "code": r.exit_code, "out": out, "err": r.stderr}), flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_eight_processes_mixed_with_export_and_import(vip, member, isolated):
+    phones = [f"1380013800{i}" for i in range(4)]
+    for phone in phones:
+        member(phone=phone)
+        vip("purchase", "--phone", phone, "--amount", "2000", "--paid", "500")  # 500 points each to start
+    rows = "\n".join(f"I{i},1390000{i:04d},2026-06-{1 + i % 14:02d}T10:00,{100 + i}" for i in range(3000))
+    (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\n" + rows + "\n", encoding="utf-8")
+    env = {**os.environ}
+    procs = [subprocess.Popen([sys.executable, "-c", MIXED_WORKER, str(seed), json.dumps(phones)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(8)]
+    side = [subprocess.Popen([sys.executable, "-m", "vipcli", "--json", *args], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for args in (["import", "purchases", str(isolated / "p.csv")],
+                         ["export", "members", "--out", str(isolated / "m.xlsx")])]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        results += [json.loads(line) for line in out.splitlines()]
+    for proc in side:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, (out, err)
+        assert "locked" not in out + err
+    assert len(results) > 150
+    for r in results:
+        assert "locked" not in json.dumps(r)
+        assert r["code"] in (0, 1), r
+        if r["code"] == 1:
+            assert r["out"]["error"]["code"] in ("insufficient_points", "negative_balance", "already_refunded",
+                                                 "refund_too_large"), r
+    for phone in phones:
+        expected = 500
+        for r in results:
+            if r["phone"] != phone or r["code"]:
+                continue
+            if r["op"] == "purchase":
+                expected += r["out"]["points_earned"]
+            elif r["op"] == "redeem":
+                expected -= r["out"]["points_redeemed"]
+        refunds = sum(r["out"]["points_reversed"] for r in results if r["op"] == "refund" and not r["code"]
+                      and vip("show", phone)["customer_id"] == _owner(isolated, r["out"]["receipt"]))
+        assert vip("points", phone)["points_balance"] == expected - refunds, phone
+    assert vip("check")["ok"] is True
+    assert vip("info")["counts"]["purchases"] >= 3000
+
+
+def _owner(isolated, receipt):
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        return conn.execute("SELECT customer_id FROM purchases WHERE receipt = ?", (receipt,)).fetchone()[0]

@@ -1,0 +1,84 @@
+"""backup, restore, audit, key rotate."""
+
+import typer
+
+from vipcli.cli import app, command, session, subgroup
+from vipcli.cli.output import emit, table
+
+key_app = subgroup("key", "The key that encrypts ID numbers.")
+
+
+@command(app, "backup")
+def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST")) -> None:
+    """A consistent copy of the database while others work (online backup). Example: vip backup /mnt/usb/vip-2026-11-23.db"""
+    from vipcli import safekeeping
+    from vipcli.db import audit, transaction
+
+    s = session(ctx)
+    data = safekeeping.backup(s.conn, dest)
+    with transaction(s.conn) as conn:
+        audit(conn, s.now, s.operator, "backup", dest, bytes=data["bytes"])
+    emit(s, data, lambda c: c.print(f"Backed up to {dest} ({data['bytes']:,} bytes, "
+                                     f"{data['counts']['customers']} customers)."))
+
+
+@command(app, "restore")
+def restore(
+    ctx: typer.Context,
+    src: str = typer.Argument(..., metavar="SRC"),
+    yes: bool = typer.Option(False, "--yes", help="Replace a database that holds data."),
+) -> None:
+    """Replace the database with a backup, after checking the backup. Example: vip restore vip-2026-11-23.db --yes"""
+    from vipcli import safekeeping
+    from vipcli.db import audit, transaction
+
+    s = session(ctx)
+    data = safekeeping.restore(s.db_path, src, yes)
+    with transaction(s.conn) as conn:
+        audit(conn, s.now, s.operator, "restore", src)
+    emit(s, data, lambda c: c.print(f"Restored {s.db_path} from {src}."))
+
+
+@command(app, "audit")
+def audit_log(
+    ctx: typer.Context,
+    since: str = typer.Option(None, "--since"),
+    operator: str = typer.Option(None, "--operator", help="Only this operator's entries (the global --operator goes before `audit`)."),
+    command_name: str = typer.Option(None, "--command", help="Only this command (e.g. unmask)."),
+    limit: str = typer.Option("200", "--limit"),
+) -> None:
+    """Who did what and when: every write, unmask, override and erase. Example: vip audit --command unmask"""
+    import json
+
+    from vipcli.dates import iso, parse_when
+    from vipcli.errors import InvalidInput
+
+    s = session(ctx)
+    if not limit.isdigit() or not 0 < int(limit) <= 100000:
+        raise InvalidInput("limit: a number from 1 to 100000", code="bad_limit")
+    sql, params = "SELECT * FROM audit WHERE 1 = 1", []
+    if since:
+        sql += " AND at >= ?"
+        params.append(iso(parse_when(since, "since")))
+    if operator:
+        sql += " AND operator = ?"
+        params.append(operator)
+    if command_name:
+        sql += " AND command = ?"
+        params.append(command_name)
+    rows = [{**dict(r), "detail": json.loads(r["detail"])} for r in
+            s.conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, int(limit)))]
+    emit(s, {"entries": rows, "count": len(rows)}, lambda c: c.print(table(
+        f"Audit ({len(rows)})", ["time", "operator", "command", "target", "detail"],
+        [[r["at"], r["operator"], r["command"], r["target"], json.dumps(r["detail"], ensure_ascii=False)]
+         for r in rows])))
+
+
+@command(key_app, "rotate")
+def key_rotate(ctx: typer.Context) -> None:
+    """Re-encrypt every ID number with a new key (the old key is kept as KEY.old). Example: vip key rotate"""
+    from vipcli import safekeeping
+
+    s = session(ctx)
+    data = safekeeping.rotate_key(s.conn, s.now, s.operator)
+    emit(s, data, lambda c: c.print(f"New key in {data['key_file']}; {data['reencrypted']} ID numbers re-encrypted."))

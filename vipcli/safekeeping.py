@@ -1,0 +1,125 @@
+"""Backup and restore with SQLite's online backup API, and rotation of the ID-number key."""
+
+import os
+import sqlite3
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+from vipcli import db
+from vipcli.errors import DatabaseProblem, InvalidInput, Refused
+
+
+def backup(conn, dest: str) -> dict:
+    """A consistent copy while other processes write (the backup API copies a snapshot), written to a
+    temporary file beside DEST, checked, then renamed into place; created 0600."""
+    target = Path(dest)
+    if target.is_dir():
+        raise InvalidInput(f"backup: {dest} is a folder; give a file name", code="bad_path")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"backup: folder {target.parent} does not exist", code="bad_path")
+    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    os.close(fd)
+    try:
+        copy = sqlite3.connect(temp)
+        try:
+            conn.backup(copy)
+            copy.execute("PRAGMA journal_mode = DELETE")  # a backup is one self-contained file
+            problems = [r[0] for r in copy.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            counts = {t: copy.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                      for t in ("customers", "cards", "purchases", "ledger")}
+        finally:
+            copy.close()
+        if problems:
+            raise DatabaseProblem(f"the backup copy failed its integrity check: {problems[0]}", code="corrupt")
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return {"out": str(target), "bytes": target.stat().st_size, "counts": counts}
+
+
+def check_source(src: str) -> int:
+    """A restore source must be a readable vipcli database this version understands."""
+    path = Path(src)
+    if not path.is_file():
+        raise InvalidInput(f"restore: {src} does not exist", code="bad_path")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            problems = [r[0] for r in conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseProblem(f"restore: {src} is not a database ({exc})", code="corrupt") from None
+    if problems:
+        raise DatabaseProblem(f"restore: {src} fails its integrity check: {problems[0]}", code="corrupt")
+    if not {"customers", "cards", "purchases", "ledger", "rules"} <= tables or version < 1:
+        raise DatabaseProblem(f"restore: {src} is not a vipcli database", code="corrupt")
+    if version > db.SCHEMA_VERSION:
+        raise DatabaseProblem(f"restore: {src} has schema {version}, newer than this vipcli ({db.SCHEMA_VERSION})",
+                              code="newer_schema")
+    return version
+
+
+def restore(target: Path, src: str, yes: bool) -> dict:
+    """Replace the database's content with SRC's, through the backup API (one locked write, seen
+    whole or not at all by other processes); then migrate SRC's schema forward if it is older."""
+    version = check_source(src)
+    has_data = False
+    if target.exists() and target.stat().st_size:
+        probe = sqlite3.connect(target)
+        try:
+            has_data = probe.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'customers'").fetchone()[0] == 1
+        except sqlite3.DatabaseError:
+            has_data = True
+        finally:
+            probe.close()
+    if has_data and not yes:
+        raise Refused(f"{target} holds data; restoring replaces all of it (add --yes)", code="needs_yes")
+    source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
+    try:
+        live = db.connect_raw(target)
+        try:
+            source.backup(live)
+        finally:
+            live.close()
+    finally:
+        source.close()
+    db.connect(target).close()  # forward migrations, if the backup is older
+    return {"db": str(target), "from": src, "source_schema": version, "schema_version": db.SCHEMA_VERSION}
+
+
+def rotate_key(conn, now: datetime, operator: str) -> dict:
+    """Re-encrypt every ID number with a new key. The new key is written beside the old as KEY.new,
+    the database is re-encrypted in one transaction, then KEY.new replaces KEY (the old one is kept as
+    KEY.old). A crash between the two leaves KEY.new, which `open_vault` recognises and finishes."""
+    import base64
+
+    from vipcli import vault as vault_mod
+
+    old = vault_mod.open_vault(conn, create=True)
+    path = vault_mod.key_path()
+    key = os.urandom(64)
+    fresh = vault_mod.Vault(key)
+    pending = path.with_name(path.name + ".new")
+    pending.unlink(missing_ok=True)
+    fd = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(base64.b64encode(key))
+        handle.flush()
+        os.fsync(handle.fileno())
+    rows = conn.execute("SELECT id, id_enc FROM customers WHERE id_enc IS NOT NULL").fetchall()
+    with db.transaction(conn):
+        for row in rows:
+            plain = old.decrypt(row["id_enc"])
+            conn.execute("UPDATE customers SET id_enc = ?, id_hmac = ? WHERE id = ?",
+                         (fresh.encrypt(plain), fresh.lookup_hash(plain), row["id"]))
+        db.set_meta(conn, "key_fingerprint", fresh.fingerprint())
+        db.audit(conn, now, operator, "key rotate", str(path), reencrypted=len(rows))
+    if path.exists():
+        os.replace(path, path.with_name(path.name + ".old"))
+    os.replace(pending, path)
+    return {"key_file": str(path), "reencrypted": len(rows), "old_key": str(path.with_name(path.name + ".old"))}
