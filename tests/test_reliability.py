@@ -288,3 +288,35 @@ def test_eight_processes_mixed_with_export_and_import(vip, member, isolated):
 def _owner(isolated, receipt):
     with sqlite3.connect(isolated / "vip.db") as conn:
         return conn.execute("SELECT customer_id FROM purchases WHERE receipt = ?", (receipt,)).fetchone()[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command,now", [
+    (["tier", "review", "--as-of", "2028-06-15"], "2028-06-16T10:00:00"),
+    (["points", "expire", "--as-of", "2027-01-01"], "2027-01-02T10:00:00"),
+    (["card", "renew", "--all"], "2026-12-15T10:00:00"),
+])
+def test_long_writes_killed_at_random_finish_exactly_once(vip, isolated, monkeypatch, command, now):
+    import signal
+    import time
+    rows = "\n".join(f"K{i},1390000{i:04d},2026-0{1 + i % 9}-1{i % 10}T10:00,{5000 + i % 7}" for i in range(3000))
+    (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\n" + rows + "\n", encoding="utf-8")
+    monkeypatch.setenv("VIPCLI_NOW", "2026-12-01T00:00:00")
+    assert vip("import", "purchases", str(isolated / "p.csv")).code == 0
+    assert vip("backup", str(isolated / "reference.db")).code == 0  # a copy including what the WAL holds
+    monkeypatch.setenv("VIPCLI_NOW", now)
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "reference.db"))
+    assert vip(*command).code == 0
+    reference = _fingerprint(isolated / "reference.db")
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "vip.db"))
+    env = {**os.environ}
+    rng = random.Random(3)
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-m", "vipcli", *command], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 0.6))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert vip("check")["ok"] is True
+    assert vip(*command).code == 0
+    assert _fingerprint(isolated / "vip.db") == reference
