@@ -10,11 +10,12 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from measure import timed
 
 PEER = '''
 import csv, sys
@@ -62,19 +63,6 @@ def build(db: Path, members: int) -> None:
                      "rules_version, operator, recorded_at) VALUES (?, ?, ?, ?, 0, ?4, 1, 1, 'bench', ?3)", purchases)
     conn.execute("COMMIT")
     conn.close()
-
-
-def timed(cmd, env) -> tuple[float, int]:
-    wrapper = [sys.executable, "-c", (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
-    ), *cmd]
-    out = subprocess.run(wrapper, env=env, capture_output=True, text=True, check=True).stdout.split()
-    if out[2] != "0":
-        sys.exit(f"{cmd} exited {out[2]}")
-    return float(out[0]), int(out[1])
 
 
 def main() -> None:

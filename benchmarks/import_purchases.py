@@ -11,14 +11,13 @@ import argparse
 import csv
 import os
 import random
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from measure import timed
 
 
 def generate(path: Path, rows: int, customers: int, seed: int = 42) -> None:
@@ -37,20 +36,6 @@ def generate(path: Path, rows: int, customers: int, seed: int = 42) -> None:
             writer.writerow([f"B{i:08d}", f"139{customer:08d}", ("SZ01", "SZ02", "GZ01", "BJ01")[customer % 4],
                              at.isoformat(timespec="seconds"), f"{fen // 100}.{fen % 100:02d}",
                              f"{promo // 100}.{promo % 100:02d}"])
-
-
-def run(cmd, env) -> tuple[float, int]:
-    """Wall time and the child's peak RSS in KB (ru_maxrss of the largest child so far: use a wrapper)."""
-    wrapper = [sys.executable, "-c", (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
-    ), *cmd]
-    out = subprocess.run(wrapper, env=env, capture_output=True, text=True, check=True).stdout.split()
-    if out[2] != "0":
-        sys.exit(f"{cmd} exited {out[2]}")
-    return float(out[0]), int(out[1])
 
 
 def main() -> None:
@@ -72,10 +57,10 @@ def main() -> None:
     rss = []
     for i in range(args.runs):
         vip_db, peer_db = folder / f"vip{i}.db", folder / f"peer{i}.db"
-        seconds, peak = run([str(bin_dir / "vip"), "--db", str(vip_db), "--json", "import", "purchases", str(data)], env)
+        seconds, peak = timed([str(bin_dir / "vip"), "--db", str(vip_db), "--json", "import", "purchases", str(data)], env)
         times["vip import purchases"].append(seconds)
         rss.append(peak)
-        seconds, _ = run([str(bin_dir / "sqlite-utils"), "insert", str(peer_db), "purchases", str(data), "--csv",
+        seconds, _ = timed([str(bin_dir / "sqlite-utils"), "insert", str(peer_db), "purchases", str(data), "--csv",
                           "--no-detect-types"], env)
         times["sqlite-utils insert --csv --no-detect-types"].append(seconds)
         for db in folder.glob(f"*{i}.db*"):

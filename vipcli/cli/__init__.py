@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 
 from vipcli.cli.fastparams import PlainCommand, PlainGroup
-from vipcli.errors import DatabaseProblem, InvalidInput, VipError
+from vipcli.errors import InvalidInput, VipError
 
 
 class VipGroup(PlainGroup):

@@ -74,6 +74,17 @@ def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rej
         raise typer.Exit(RowsRejected.exit_code)
 
 
+def _check_rejects(path: str, rejects_path: str | None) -> None:
+    """Refuse a rejects file that could not be written before any row is imported."""
+    from pathlib import Path
+
+    from vipcli.errors import InvalidInput
+
+    folder = Path(rejects_path or _default_rejects(path)).parent
+    if not folder.is_dir():
+        raise InvalidInput(f"rejects: folder {folder} does not exist", code="bad_path")
+
+
 def _default_rejects(path: str) -> str:
     from pathlib import Path
 
@@ -98,6 +109,7 @@ def import_purchases(
     rules = s.rules()
     started = time.perf_counter()
     rejects = _Rejects()
+    _check_rejects(path, rejects_path)
     if encoding is None and not path.lower().endswith((".xlsx", ".xlsm")) and os.path.isfile(path):
         from vipcli.io.readers import detect_encoding
 
@@ -207,6 +219,7 @@ def import_members(
     rules = s.rules()
     started = time.perf_counter()
     rejects = _Rejects()
+    _check_rejects(path, rejects_path)
     columns, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
     if dry_run:
         report = {"rows": 0, "inserted": 0, "duplicates": 0, "rejected": 0}

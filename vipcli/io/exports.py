@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from vipcli import cards
 from vipcli.dates import iso, months_before
-from vipcli.fields import mask_id, mask_phone
+from vipcli.fields import mask_phone
 from vipcli.io.files import atomic_output, is_formula_like, neutralize
 from vipcli.money import format_fen
 from vipcli.rules import Rules
