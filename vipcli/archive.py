@@ -138,7 +138,10 @@ def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: s
     if not created:
         for key, value in clean.items():
             if key == "id_number":
-                value = fields.mask_id(value)
+                if customer["id_hmac"] is not None and vault_for(create=False).lookup_hash(value) != customer["id_hmac"]:
+                    raise Refused(f"customer {customer['id']} already has a different id_number; "
+                                  "use `vip update` to change it", code="conflicting_field")
+                continue  # two IDs can share a masked form: compared by their keyed hash above
             if old.get(key) not in (None, value):
                 raise Refused(
                     f"customer {customer['id']} already has a different {key}; "

@@ -132,3 +132,14 @@ def test_search_filters(vip, member):
 def test_show_unknown(vip):
     assert vip("show", P).code == 1
     assert vip("show", "not-a-card").code == 2
+
+
+def test_enroll_refuses_a_different_id_with_the_same_masked_form(vip, isolated):
+    vip("enroll", "--phone", P, "--id-number", ID)
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    twins = [f"110105{year}0101002X" for year in range(1950, 2000)
+             if "10X98765432"[sum(int(d) * w for d, w in zip(f"110105{year}0101002", weights)) % 11] == "X"]
+    assert twins and all(t[:6] + t[-4:] == ID[:6] + ID[-4:] for t in twins)  # same masked form
+    r = vip("enroll", "--phone", P, "--id-number", twins[0])
+    assert r.code == 1 and r["error"]["code"] == "conflicting_field"
+    assert vip("enroll", "--phone", P, "--id-number", ID)["changed"] == []
