@@ -40,7 +40,3 @@ def apply_rate(fen: int, rate: Decimal) -> int:
     """Discounted price of `fen` at `rate`, rounded half-up to the fen (10.05 at 0.88 -> 8.84)."""
     return int((Decimal(fen) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
-
-def scale_floor(value: int, numerator: int, denominator: int) -> int:
-    """floor(value * numerator / denominator) in exact integers."""
-    return (value * numerator) // denominator

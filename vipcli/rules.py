@@ -14,7 +14,7 @@ from importlib import resources
 
 from vipcli.dates import months_after, start_of_next_year
 from vipcli.errors import InvalidInput
-from vipcli.money import parse_yuan
+from vipcli.money import format_fen, parse_yuan
 
 CHANNELS = ("phone", "visit", "sms", "email", "letter")
 MESSAGE_KINDS = ("card_issued", "birthday", "renewal")
@@ -95,10 +95,10 @@ class Rules:
     def qualification_reason(self, single_paid: int, window_spend: dict[int, int]) -> str | None:
         """Why a prospect qualifies now (a rule name), or None. `window_spend` maps months -> paid."""
         if single_paid >= self.qualify_single:
-            return f"single purchase >= {_yuan(self.qualify_single)}"
+            return f"single purchase >= {format_fen(self.qualify_single)}"
         for window in self.qualify_windows:
             if window_spend.get(window.months, 0) >= window.amount:
-                return f"{window.months}-month spend >= {_yuan(window.amount)}"
+                return f"{window.months}-month spend >= {format_fen(window.amount)}"
         return None
 
     def tier(self, code: str) -> Tier:
@@ -169,12 +169,6 @@ class Rules:
                 return reward
         codes = ", ".join(r.code for r in self.rewards)
         raise InvalidInput(f"reward: {code!r} is not in the catalog ({codes})", code="bad_reward")
-
-
-def _yuan(fen: int) -> str:
-    from vipcli.money import format_fen
-
-    return format_fen(fen)
 
 
 # --- loading and validation ----------------------------------------------------------------------

@@ -22,7 +22,7 @@ from vipcli import cards, fields, sales
 from vipcli.dates import iso, months_before, parse_when
 from vipcli.db import audit, translate
 from vipcli.errors import InvalidInput, Refused, VipError
-from vipcli.money import parse_yuan
+from vipcli.money import format_fen, parse_yuan
 from vipcli.rules import Rules
 
 COLUMNS = ("receipt", "card_no", "phone", "store", "purchased_at", "amount", "promo", "paid")
@@ -358,8 +358,8 @@ class PurchaseImport:
             if rules.tier_rank(reached.code) > rules.tier_rank(state.tier):
                 self.report.upgrades += 1
                 self._set_tier(state, state.tier, reached.code, stamp,
-                               f"upgrade: purchase {_yuan(paid)}, {rules.upgrade_window_months}-month "
-                               f"spend {_yuan(spend)}")
+                               f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
+                               f"spend {format_fen(spend)}")
         points = rules.points_for(paid) if card_no is not None and status == "active" else 0
         self.pending["purchases"].append((
             purchase_id, sale.receipt, state.id, card_no, sale.store, stamp, sale.regular, sale.promo, paid,
@@ -465,12 +465,6 @@ class _Windows:
 
     def get(self, months: int, default: int = 0) -> int:
         return self.importer._window(self.state, months, _window_start(self.at, months), 2)
-
-
-def _yuan(fen: int) -> str:
-    from vipcli.money import format_fen
-
-    return format_fen(fen)
 
 
 def finish(conn, report: Report, path: str, now: datetime, operator: str) -> None:
