@@ -3,6 +3,7 @@
 import os
 import sys
 import time
+from contextlib import contextmanager
 
 import typer
 
@@ -33,16 +34,27 @@ class _Rejects:
                 writer.writerow([number, reason, *[neutralize(values.get(c) or "") for c in columns]])
 
 
-def _progress(s, total_hint: str):
-    """A rich progress bar on a terminal; nothing under cron (no TTY) or --json."""
+@contextmanager
+def _progress(s, label: str, path: str):
+    """Yields an advance(rows) callback drawing a rich progress bar (rows, rows/s, ETA) on a terminal,
+    or None: nothing under cron (no TTY) or --json."""
     if s.json or not sys.stderr.isatty():
-        return None, None
+        yield None
+        return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn(total_hint), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]} rows/s"), TimeRemainingColumn(), transient=True,
-                   console=__import__("rich.console", fromlist=["Console"]).Console(stderr=True))
-    return bar, bar.add_task(total_hint, total=None, rate="")
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
+                   TimeRemainingColumn(), transient=True, console=Console(stderr=True))
+    task = bar.add_task(label, total=_count_rows(path), rate="")
+    started, done = time.perf_counter(), [0]
+
+    def advance(rows: int) -> None:
+        done[0] += rows
+        bar.update(task, advance=rows, rate=f"{int(done[0] / max(time.perf_counter() - started, 1e-6)):,}")
+
+    with bar:
+        yield advance
 
 
 def _count_rows(path: str) -> int | None:
@@ -130,24 +142,10 @@ def import_purchases(
         report["in_time_order"] = in_order
         _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
         return
-    bar, task = _progress(s, "purchases")
     importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator,
                                      batch_size=int(os.environ.get("VIPCLI_IMPORT_BATCH", "5000")))
-    done = [0]
-
-    def advance(n):
-        done[0] += n
-        rate = int(done[0] / max(time.perf_counter() - started, 1e-6))
-        bar.update(task, advance=n, rate=f"{rate:,}")
-
-    if bar:
-        bar.start()
-        bar.update(task, total=_count_rows(path))
-    try:
-        result = importer.run(rows, rejects, advance if bar else None)
-    finally:
-        if bar:
-            bar.stop()
+    with _progress(s, "purchases", path) as advance:
+        result = importer.run(rows, rejects, advance)
     engine.finish(s.conn, result, path, s.now, s.operator)
     report = {"rows": result.rows, "inserted": result.inserted, "duplicates": result.duplicates,
               "rejected": result.rejected, "cards_issued": result.cards_issued, "upgrades": result.upgrades,
@@ -237,16 +235,9 @@ def import_members(
                 rejects(number, values, exc.message)
         _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
         return
-    bar, task = _progress(s, "members")
-    if bar:
-        bar.start()
-        bar.update(task, total=_count_rows(path))
-    try:
+    with _progress(s, "members", path) as advance:
         result = engine.import_members(s.conn, rules, s.vault_for, records, rejects, s.now, s.operator,
-                                       progress=(lambda n: bar.update(task, advance=n, rate="")) if bar else None)
-    finally:
-        if bar:
-            bar.stop()
+                                       progress=advance)
     report = {"rows": result.rows, "inserted": result.inserted, "updated": result.updated,
               "duplicates": result.duplicates, "rejected": result.rejected, "cards_issued": result.cards_issued}
     _finish(s, "import members", path, rejects_path, report, rejects, columns, started)
