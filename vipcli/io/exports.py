@@ -14,7 +14,7 @@ from decimal import Decimal
 from vipcli import cards
 from vipcli.dates import iso, months_before
 from vipcli.fields import mask_phone
-from vipcli.io.files import atomic_output, is_formula_like, neutralize
+from vipcli.io.files import atomic_output, is_formula_like
 from vipcli.money import format_fen
 from vipcli.rules import Rules
 
@@ -94,9 +94,10 @@ def _members(conn, rules, f, now, phone, unmask, vault):
     spend_since = iso(months_before(now, rules.upgrade_window_months))
     class_since = iso(months_before(now, rules.class_window_months))
     sql = (
-        "SELECT c.*, k.card_no, k.status AS card_status, k.valid_to, k.registration_from, "
-        "COALESCE(b.balance, 0) AS balance, COALESCE(s.n, 0) AS n12, COALESCE(s.spend, 0) AS spend12, "
-        "COALESCE(y.n, 0) AS class_n, COALESCE(y.spend, 0) AS class_spend FROM customers c "
+        "SELECT c.id, c.name, c.gender, c.birthday, c.phone, c.id_masked, c.id_enc, c.email, c.address, c.store, "
+        "c.created_at, c.tier, c.tier_since, k.card_no, k.status, k.valid_to, k.registration_from, "
+        "COALESCE(b.balance, 0), COALESCE(s.n, 0), COALESCE(s.spend, 0), COALESCE(y.n, 0), COALESCE(y.spend, 0) "
+        "FROM customers c "
         "LEFT JOIN cards k ON k.card_no = (SELECT card_no FROM cards x WHERE x.customer_id = c.id ORDER BY "
         "x.status IN ('active','discount_only','blocked','expired') DESC, x.issued_at DESC LIMIT 1) "
         "LEFT JOIN (SELECT card_no, SUM(remaining) AS balance FROM point_lots WHERE remaining < 0 OR expires_at > ? "
@@ -117,29 +118,30 @@ def _members(conn, rules, f, now, phone, unmask, vault):
         params.append(f.tier)
     today = now.date()
     states: dict = {}  # most cards share their state inputs: work each combination out once
-    for r in conn.execute(sql + " ORDER BY c.id", params):
-        registered = bool(r["name"] and r["gender"] and r["birthday"] and r["phone"])
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: a hundred thousand rows read by position, not by name
+    for (cid, name, gender, birthday, phone_no, id_masked, id_enc, email, address, store, created_at, tier,
+         tier_since, card_no, card_status, valid_to, registration_from, balance, n12, spend12, class_n,
+         class_spend) in cursor.execute(sql + " ORDER BY c.id", params):
+        registered = bool(name and gender and birthday and phone_no)
         status = "prospect"
-        if r["card_no"]:
-            key = (r["card_status"], r["valid_to"], registered, None if registered else r["registration_from"])
+        if card_no:
+            key = (card_status, valid_to, registered, None if registered else registration_from)
             status = states.get(key)
             if status is None:
                 status = states[key] = cards.effective_status(
-                    {"status": key[0], "valid_to": key[1], "registration_from": r["registration_from"]},
+                    {"status": card_status, "valid_to": valid_to, "registration_from": registration_from},
                     registered, rules, today)
         if f.status and status != f.status:
             continue
-        id_number = r["id_masked"]
-        if unmask and r["id_enc"] is not None:
-            id_number = vault.decrypt(r["id_enc"])
+        id_number = vault.decrypt(id_enc) if unmask and id_enc is not None else id_masked
         yield {
-            "customer_id": r["id"], "name": r["name"], "gender": r["gender"], "birthday": r["birthday"],
-            "phone": phone(r["phone"]), "id_number": id_number, "email": r["email"], "address": r["address"],
-            "store": r["store"], "created_at": r["created_at"], "registered": registered, "card_no": r["card_no"],
-            "status": status, "valid_to": r["valid_to"], "tier": r["tier"] if r["card_no"] else None,
-            "tier_since": r["tier_since"] if r["card_no"] else None, "points_balance": r["balance"],
-            "purchases_12m": r["n12"], "spend_12m": r["spend12"],
-            "class": rules.customer_class(r["class_n"], r["class_spend"]).code,
+            "customer_id": cid, "name": name, "gender": gender, "birthday": birthday, "phone": phone(phone_no),
+            "id_number": id_number, "email": email, "address": address, "store": store, "created_at": created_at,
+            "registered": registered, "card_no": card_no, "status": status, "valid_to": valid_to,
+            "tier": tier if card_no else None, "tier_since": tier_since if card_no else None,
+            "points_balance": balance, "purchases_12m": n12, "spend_12m": spend12,
+            "class": rules.customer_class(class_n, class_spend).code,
         }
 
 
@@ -193,12 +195,14 @@ def _visits(conn, rules, f, now, phone, unmask, vault):
 # --- writers ----------------------------------------------------------------------------------------
 
 
-def _text_value(column: Column, value):
+def _csv_cell(kind: str, value):
     if value is None:
         return ""
-    if column.kind == "money":
+    if kind == "text":
+        return "'" + value if is_formula_like(value) else value
+    if kind == "money":
         return format_fen(value)
-    if column.kind == "bool":
+    if kind == "bool":
         return "true" if value else "false"
     return value
 
@@ -214,10 +218,9 @@ def write(path: str, fmt: str, export: Export, records) -> int:
             writer = csv.writer(handle)
             writer.writerow([c.key for c in export.columns])
             # Only text can be a formula: numbers, money and dates are written as they are.
-            plan = [(c.key, c.kind == "text", c) for c in export.columns]
+            plan = [(c.key, c.kind) for c in export.columns]
             for record in records:
-                writer.writerow([neutralize(record[key]) if is_text and record[key] is not None
-                                 else _text_value(c, record[key]) for key, is_text, c in plan])
+                writer.writerow([_csv_cell(kind, record[key]) for key, kind in plan])
                 count += 1
         return count
     with atomic_output(path) as handle:
@@ -276,28 +279,26 @@ def write_xlsx(path: str, export: Export, records) -> int:
         cell.font = Font(bold=True)
         header.append(cell)
     sheet.append(header)
-    templates = {}
-    for i, column in enumerate(columns):
-        if column.kind in ("money", "date", "datetime"):
-            cell = WriteOnlyCell(sheet)
-            cell.number_format = {"money": MONEY_FORMAT, "date": DATE_FORMAT, "datetime": DATETIME_FORMAT}[column.kind]
-            templates[i] = cell
-    convert = [_xlsx_converter(c) for c in columns]
+    formats = {"money": MONEY_FORMAT, "date": DATE_FORMAT, "datetime": DATETIME_FORMAT}
+    plan = []  # per column: key, styled template cell (or None), converter (or None)
+    for column in columns:
+        template = None
+        if column.kind in formats:
+            template = WriteOnlyCell(sheet)
+            template.number_format = formats[column.kind]
+        plan.append((column.key, template, _xlsx_converter(column)))
     _without_exceptions(sheet, WriteOnlyCell, Cell)
     count = 0
     for record in records:
         row = []
-        for i, column in enumerate(columns):
-            value = record[column.key]
+        for key, template, convert in plan:
+            value = record[key]
             if value is None:
                 row.append(None)
-                continue
-            value = convert[i](value)
-            template = templates.get(i)
-            if template is not None:
-                template.value = value
+            elif template is not None:
+                template.value = convert(value)
                 row.append(template)
-            elif isinstance(value, str) and is_formula_like(value):
+            elif value.__class__ is str and is_formula_like(value):
                 cell = WriteOnlyCell(sheet, value=value)
                 cell.data_type = "s"  # text, never a formula
                 row.append(cell)
@@ -355,4 +356,4 @@ def _xlsx_converter(column: Column):
             return (moment.toordinal() - _EPOCH.toordinal()) + (
                 moment.hour * 3600 + moment.minute * 60 + moment.second) / 86400
         return serial
-    return lambda v: v
+    return None  # written as it is
