@@ -14,7 +14,7 @@ receipts make a re-run skip what is there and complete the rest.
 
 import sqlite3
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
@@ -39,7 +39,6 @@ class Report:
     cards_issued: int = 0
     upgrades: int = 0
     slow_path: int = 0
-    rejects: list = field(default_factory=list)
 
 
 class _Customer:
@@ -81,8 +80,7 @@ def _months_back(day: date, months: int) -> date:
 
 def _window_start(at: datetime, months: int) -> int:
     """Seconds of the moment `months` calendar months before `at` (dateutil, cached per day)."""
-    day = _months_back(at.date(), months)
-    return day.toordinal() * 86400 + at.hour * 3600 + at.minute * 60 + at.second
+    return _moment(at) - (at.toordinal() - _months_back(at.date(), months).toordinal()) * 86400
 
 
 def parse_row(values: dict, rules: Rules, now: datetime) -> sales.Sale:
