@@ -249,7 +249,8 @@ def summary(conn, rules: Rules, customer, card, now: datetime, unmask: bool) -> 
     registered = is_registered(customer)
     status = cards.effective_status(card, registered, rules, today) if card else "prospect"
     count, spent = spend(conn, customer["id"], months_before(now, rules.upgrade_window_months), now)
-    class_count, class_spend = spend(conn, customer["id"], months_before(now, rules.class_window_months), now)
+    class_count, class_spend = (count, spent) if rules.class_window_months == rules.upgrade_window_months else \
+        spend(conn, customer["id"], months_before(now, rules.class_window_months), now)
     id_number = customer["id_masked"]
     if unmask and customer["id_enc"] is not None:
         from vipcli.vault import open_vault

@@ -216,7 +216,7 @@ def due_for_renewal(conn, rules: Rules, at: datetime) -> list[str]:
 
 
 def tracking_table(conn, rules: Rules, today: date, status: str | None = None,
-                   region: str | None = None) -> list[dict]:
+                   region: str | None = None, unmask: bool = False) -> list[dict]:
     """The card tracking table (VIP卡跟踪表): every card ever issued with its state."""
     from vipcli.fields import mask_phone
 
@@ -233,7 +233,7 @@ def tracking_table(conn, rules: Rules, today: date, status: str | None = None,
             continue
         out.append({
             "card_no": row["card_no"], "customer_id": row["customer_id"],
-            "holder": _mask_name(row["name"]), "phone": mask_phone(row["phone"]),
+            "holder": _mask_name(row["name"]), "phone": row["phone"] if unmask else mask_phone(row["phone"]),
             "issued_at": row["issued_at"], "valid_to": row["valid_to"], "status": state,
             "renewals": row["renewals"], "replaced_by": row["replaced_by"], "reason": row["reason"],
         })

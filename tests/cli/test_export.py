@@ -146,3 +146,11 @@ def test_export_replaces_atomically(vip, shop, isolated):
     vip("export", "members", "--out", str(out))
     assert out.read_text(encoding="utf-8-sig").startswith("customer_id")
     assert oct(out.stat().st_mode & 0o777) == "0o600"
+
+
+def test_cards_export_masks_unless_unmask(vip, shop, isolated):
+    out = isolated / "c.csv"
+    vip("export", "cards", "--out", str(out))
+    assert "138****8000" in out.read_text(encoding="utf-8-sig")
+    vip("export", "cards", "--out", str(out), "--unmask")
+    assert P in out.read_text(encoding="utf-8-sig")
