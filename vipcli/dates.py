@@ -35,7 +35,7 @@ def parse_when(text: str, field: str = "time") -> datetime:
         ) from None
     if value.tzinfo is not None:
         raise InvalidInput(f"{field}: {text!r} has a time zone; give local time", code="bad_date")
-    return value.replace(microsecond=0)
+    return value.replace(microsecond=0) if value.microsecond else value
 
 
 def now() -> datetime:

@@ -73,14 +73,15 @@ def _moment(at: datetime) -> int:
     return at.toordinal() * 86400 + at.hour * 3600 + at.minute * 60 + at.second
 
 
-@lru_cache(maxsize=4096)
-def _months_back(day: date, months: int) -> date:
-    return months_before(datetime.combine(day, datetime.min.time()), months).date()
+@lru_cache(maxsize=8192)
+def _days_back(day: date, months: int) -> int:
+    """How many days lie between `day` and the same day `months` calendar months earlier (dateutil)."""
+    return day.toordinal() - months_before(datetime.combine(day, datetime.min.time()), months).date().toordinal()
 
 
 def _window_start(at: datetime, months: int) -> int:
-    """Seconds of the moment `months` calendar months before `at` (dateutil, cached per day)."""
-    return _moment(at) - (at.toordinal() - _months_back(at.date(), months).toordinal()) * 86400
+    """Seconds of the moment `months` calendar months before `at`."""
+    return _moment(at) - _days_back(at.date(), months) * 86400
 
 
 def parse_row(values: dict, rules: Rules, now: datetime) -> sales.Sale:
