@@ -132,6 +132,13 @@ class LedgerMachine(RuleBasedStateMachine):
         assert out["expired_points"] == expected
         assert self.vip("points", "expire")[1]["expired_points"] == 0
 
+    @rule()
+    def replace_card(self):
+        """A lost card replaced: points (and debt) move to the new number; the model does not change."""
+        code, out = self.vip("card", "replace", self.card)
+        assert code == 0, out
+        self.card = out["new_card_no"]
+
     @precondition(lambda self: self.lots)
     @rule()
     def replay_last_receipt(self):
@@ -151,7 +158,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=15, stateful_step_count=12, deadline=None,
+    max_examples=20, stateful_step_count=12, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 
