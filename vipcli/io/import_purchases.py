@@ -57,7 +57,8 @@ class _Customer:
         self.registered = False
         self.birthday = None
         self.events = array("q")  # flat triples: seconds, paid (net), counted toward qualification
-        self.windows = {}  # months -> [index of the first event inside, paid inside, counted inside]
+        # flat quadruples: months, index of the first event inside, paid inside, counted inside
+        self.windows = array("q")
         self.ended = False
         self.debt = False
         self.day = None  # the date `effective` (the card's state that day) was worked out for
@@ -188,33 +189,33 @@ class PurchaseImport:
     def _window(state: _Customer, months: int, start: int, column: int) -> int:
         """Sum of `column` (1 paid, 2 counted) over the events after `start`. Rows come in time
         order, so each window only slides forward: a running sum, not a rescan."""
-        events = state.events
-        window = state.windows.get(months)
-        if window is None:
-            window = state.windows[months] = [0, 0, 0]
-            for i in range(0, len(events), 3):
-                window[1] += events[i + 1]
-                window[2] += events[i + 2]
-        index = window[0]
+        events, windows = state.events, state.windows
+        at = 0
+        while at < len(windows) and windows[at] != months:
+            at += 4
+        if at == len(windows):
+            windows.extend((months, 0, sum(events[1::3]), sum(events[2::3])))
+        index = windows[at + 1]
         while index < len(events) and events[index] <= start:
-            window[1] -= events[index + 1]
-            window[2] -= events[index + 2]
+            windows[at + 2] -= events[index + 1]
+            windows[at + 3] -= events[index + 2]
             index += 3
-        window[0] = index
-        return window[column]
+        windows[at + 1] = index
+        return windows[at + 1 + column]
 
     @staticmethod
     def _add_event(state: _Customer, seconds: int, paid: int, counted: int) -> None:
-        state.events.extend((seconds, paid, counted))
-        for window in state.windows.values():
-            window[1] += paid
-            window[2] += counted
-        if state.windows and len(state.events) > 3000:  # drop what every window has left behind
-            first = min(w[0] for w in state.windows.values())
-            if first > len(state.events) // 2:  # rarely, so the copy costs O(1) per row
-                del state.events[:first]
-                for window in state.windows.values():
-                    window[0] -= first
+        events, windows = state.events, state.windows
+        events.extend((seconds, paid, counted))
+        for at in range(0, len(windows), 4):
+            windows[at + 2] += paid
+            windows[at + 3] += counted
+        if windows and len(events) > 3000:  # drop what every window has left behind
+            first = min(windows[1::4])
+            if first > len(events) // 2:  # rarely, so the copy costs O(1) per row
+                del events[:first]
+                for at in range(0, len(windows), 4):
+                    windows[at + 1] -= first
 
     # --- a batch -------------------------------------------------------------------------------
 
