@@ -14,7 +14,7 @@ from decimal import Decimal
 from vipcli import cards
 from vipcli.dates import iso, months_before
 from vipcli.fields import mask_phone
-from vipcli.io.files import atomic_output, is_formula_like
+from vipcli.io.files import atomic_output, is_formula_like, neutralize
 from vipcli.money import format_fen
 from vipcli.rules import Rules
 
@@ -195,7 +195,7 @@ def _csv_cell(kind: str, value):
     if value is None:
         return ""
     if kind == "text":
-        return "'" + value if is_formula_like(value) else value
+        return neutralize(value)
     if kind == "money":
         return format_fen(value)
     if kind == "bool":

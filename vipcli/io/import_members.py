@@ -7,7 +7,7 @@ from datetime import datetime
 from vipcli import archive, cards
 from vipcli.db import audit, translate
 from vipcli.errors import VipError
-from vipcli.fields import clean_text
+from vipcli.fields import clean_text, normalize_phone
 
 COLUMNS = ("phone", "name", "gender", "birthday", "id_number", "email", "address", "store", "region", "grant")
 REQUIRED = ("phone",)
@@ -57,7 +57,7 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
     def _one(values):
         clean = archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, now.date())
         if "phone" not in clean:
-            clean["phone"] = archive.clean_profile({"phone": values.get("phone") or ""}, now.date())["phone"]
+            clean["phone"] = normalize_phone(values.get("phone") or "")  # required: refuses the empty one
         grant = clean_text(values["grant"], "grant", 200) if values.get("grant") else None
         region = values.get("region")
         if grant and cards.live_card(conn, _id_for(clean["phone"]) or -1) is not None:
