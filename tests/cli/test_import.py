@@ -57,7 +57,10 @@ def seed_members(vip):
     return [plain, debtor]
 
 
-def test_import_equals_one_by_one(vip, isolated, monkeypatch):
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer):
+    """Both writers (in this process for a small file, in a second one for a large file)."""
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
     one = isolated / "one.db"
     bulk = isolated / "bulk.db"

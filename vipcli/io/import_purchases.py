@@ -3,31 +3,40 @@
 The rules are the same as `vip purchase` (sales.price, rules.qualification_reason, rules.tier_for,
 rules.points_for, cards.effective_status): the state after an import equals the state after feeding
 the rows one by one through `vip purchase` (a test compares the databases table by table). What
-makes it fast is where the state lives: each customer's card, tier and recent spend are kept in
-memory (compact arrays, pruned to the longest window) and the rows of a batch are written with one
-executemany per table, in one BEGIN IMMEDIATE transaction per batch. A rare case the fast path does
-not model (a card carrying points debt) goes through `sales.record_purchase` itself.
+makes it fast:
 
-Batches commit one after the other, so an import killed at any point leaves whole batches; the
-receipts make a re-run skip what is there and complete the rest.
+- Parsing. A row whose cells are already in the canonical form a POS writes (`2026-05-01T10:00:00`,
+  `880.50`, an 11-digit mobile, a known store) is checked by a few string tests; any other row goes
+  through `parse_row`, the full validation, which also words the reason a bad row is rejected. A
+  property test holds the two to the same answers.
+- State. Each customer's card, tier and recent spend live in memory (compact arrays pruned to the
+  longest window, with running sums); a window is only worked out when the running total could
+  reach a threshold.
+- Writes. Rows are written with one executemany per table, in one BEGIN IMMEDIATE transaction of
+  at most about a second, so other terminals wait a second at worst. A rare case the fast path does
+  not model (a card carrying points debt) goes through `sales.record_purchase` itself.
+
+Transactions commit one after the other, so an import killed at any point leaves whole
+transactions; the receipts make a re-run skip what is there and complete the rest.
 """
 
-import sqlite3
+import gc
+import time
 from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 
 from vipcli import cards, fields, sales
-from vipcli.dates import iso, months_before, parse_when
-from vipcli.db import audit, translate
-from vipcli.errors import InvalidInput, Refused, VipError
+from vipcli.dates import is_birthday, iso, months_after, months_before, parse_when
+from vipcli.db import audit
+from vipcli.errors import DatabaseProblem, InvalidInput, Refused, VipError
+from vipcli.io.readers import record
 from vipcli.money import format_fen, parse_yuan
 from vipcli.rules import Rules
 
 COLUMNS = ("receipt", "card_no", "phone", "store", "purchased_at", "amount", "promo", "paid")
 REQUIRED = ("receipt", "purchased_at", "amount")
-_LIVE = cards.LIVE
+_fromisoformat = datetime.fromisoformat
 
 
 @dataclass
@@ -38,14 +47,16 @@ class Report:
     rejected: int = 0
     cards_issued: int = 0
     upgrades: int = 0
-    slow_path: int = 0
+    slow_path: int = 0  # rows applied by sales.record_purchase (a card with points debt)
+    full_parse: int = 0  # rows whose cells needed parse_row (not in the canonical form)
 
 
 class _Customer:
     """What the rules need to know about one buyer, kept between rows."""
 
     __slots__ = ("id", "card", "tier", "status", "valid_to", "registration_from", "registered",
-                 "birthday", "events", "windows", "ended", "debt", "day", "effective")
+                 "birthday", "events", "windows", "paid_sum", "counted_sum", "ended", "debt", "day",
+                 "effective")
 
     def __init__(self, cid):
         self.id = cid
@@ -59,30 +70,57 @@ class _Customer:
         self.events = array("q")  # flat triples: seconds, paid (net), counted toward qualification
         # flat quadruples: months, index of the first event inside, paid inside, counted inside
         self.windows = array("q")
+        self.paid_sum = 0  # over all of `events`: no window holds more
+        self.counted_sum = 0
         self.ended = False
         self.debt = False
-        self.day = None  # the date `effective` (the card's state that day) was worked out for
+        self.day = None  # the _Day `effective` (the card's state that day) was worked out for
         self.effective = None
+
+
+class _Day:
+    """What the rules need about one calendar day, worked out once per day of the file."""
+
+    __slots__ = ("date", "base", "back", "expiry", "usable")
+
+    def __init__(self, day: date, rules: Rules, months: set[int]):
+        midnight = datetime.combine(day, datetime.min.time())
+        self.date = day
+        self.base = day.toordinal() * 86400
+        # seconds between a moment of this day and the same moment `m` calendar months before
+        # (dateutil's month arithmetic: 31 August - 6 months = 28/29 February)
+        self.back = {m: (day - months_before(midnight, m).date()).days * 86400 for m in months}
+        if rules.expiry == "calendar_year":
+            self.expiry = iso(rules.lot_expiry(midnight))  # the same for every moment of the day
+        else:  # rolling: the same time of day, `validity_months` later; the time is appended per row
+            self.expiry = months_after(midnight, rules.validity_months).date().isoformat()
+        self.usable = (iso(midnight + timedelta(days=rules.usable_after_days))
+                       if rules.usable_after_days else None)
 
 
 def _seconds(stamp: str) -> int:
     """'2026-05-01T10:00:00' -> seconds on a proleptic calendar (only compared, never shown)."""
-    return _moment(datetime.fromisoformat(stamp))
-
-
-def _moment(at: datetime) -> int:
+    at = _fromisoformat(stamp)
     return at.toordinal() * 86400 + at.hour * 3600 + at.minute * 60 + at.second
 
 
-@lru_cache(maxsize=8192)
-def _days_back(day: date, months: int) -> int:
-    """How many days lie between `day` and the same day `months` calendar months earlier (dateutil)."""
-    return day.toordinal() - months_before(datetime.combine(day, datetime.min.time()), months).date().toordinal()
+def _fen(text: str) -> int | None:
+    """'880.50', '880.5', '880' -> fen, for plain ASCII amounts only (None: let parse_yuan decide)."""
+    whole, dot, cents = text.partition(".")
+    if not (whole.isdigit() and len(whole) <= 15 and text.isascii()):
+        return None
+    if not dot:
+        return int(whole) * 100
+    if len(cents) == 2 and cents.isdigit():
+        return int(whole) * 100 + int(cents)
+    if len(cents) == 1 and cents.isdigit():
+        return int(whole) * 100 + int(cents) * 10
+    return None
 
 
-def _window_start(at: datetime, months: int) -> int:
-    """Seconds of the moment `months` calendar months before `at`."""
-    return _moment(at) - _days_back(at.date(), months) * 86400
+def _plain_phone(text: str) -> bool:
+    """The form normalize_phone returns unchanged: 11 ASCII digits, 13-19."""
+    return len(text) == 11 and text.isdigit() and text.isascii() and text[0] == "1" and text[1] in "3456789"
 
 
 def parse_row(values: dict, rules: Rules, now: datetime) -> sales.Sale:
@@ -115,40 +153,154 @@ def parse_row(values: dict, rules: Rules, now: datetime) -> sales.Sale:
     return sale
 
 
+class RowParser:
+    """File cells -> (receipt, card_no, phone, store, stamp, at, regular, promo, paid), the values
+    parse_row would give. Rows in the canonical form take a shortcut; the rest go through parse_row."""
+
+    def __init__(self, names: list[str], rules: Rules, now: datetime, known_phones=None, known_cards=None):
+        self.names = names
+        self.rules = rules
+        self.now = now
+        self.now_text = iso(now)
+        self.width = len(names)
+        absent = self.width  # index of the "" each row gets appended (a column the file lacks)
+        self.at = tuple(names.index(c) if c in names else absent for c in COLUMNS)
+        self.known_phones = known_phones if known_phones is not None else {}
+        self.known_cards = known_cards if known_cards is not None else {}
+        self.stores: dict[str, str] = {}
+        self.full_parses = 0
+
+    def parse(self, cells: list):
+        """The row's values, or None for a blank row; VipError for a bad one (the reason to show)."""
+        if len(cells) == self.width:
+            cells.append("")
+            fast = self._shortcut(cells)
+            if fast is not None:
+                return fast
+        values = record(self.names, cells)
+        if values is None:
+            return None
+        self.full_parses += 1
+        sale = parse_row(values, self.rules, self.now)
+        raw_store = cells[self.at[3]]
+        if sale.store is not None and isinstance(raw_store, str) and len(self.stores) < 1000:
+            self.stores[raw_store] = sale.store  # check_store's answer, for the next rows
+        return (sale.receipt, sale.card_no, sale.phone, sale.store, sale.at.isoformat(), sale.at,
+                sale.regular, sale.promo, sale.paid)
+
+    def _shortcut(self, cells: list):
+        """The canonical form only; None means "not sure": parse_row decides."""
+        i_receipt, i_card, i_phone, i_store, i_stamp, i_amount, i_promo, i_paid = self.at
+        receipt = cells[i_receipt]
+        # isprintable() rejects every whitespace but " ", so only a space could need stripping
+        if not receipt or len(receipt) > 40 or not receipt.isprintable() or receipt[0] == " " or receipt[-1] == " ":
+            return None
+        card, phone = cells[i_card], cells[i_phone]
+        if card:
+            if card not in self.known_cards:
+                return None
+            if phone and phone not in self.known_phones and not _plain_phone(phone):
+                return None
+            phone = None
+        elif not phone or (phone not in self.known_phones and not _plain_phone(phone)):
+            return None
+        else:
+            card = None
+        store = cells[i_store]
+        if store:
+            store = self.stores.get(store)
+            if store is None:
+                return None
+        else:
+            store = None
+        stamp = cells[i_stamp]
+        if len(stamp) == 16:
+            stamp += ":00"
+        if (len(stamp) != 19 or stamp[10] != "T" or stamp[4] != "-" or stamp[7] != "-" or stamp[13] != ":"
+                or stamp[16] != ":" or not stamp.isascii() or stamp > self.now_text):
+            return None
+        try:
+            at = _fromisoformat(stamp)
+        except ValueError:
+            return None
+        regular = _fen(cells[i_amount])
+        if regular is None:
+            return None
+        promo = cells[i_promo]
+        if promo:
+            promo = _fen(promo)
+            if promo is None:
+                return None
+        else:
+            promo = 0
+        paid = cells[i_paid]
+        if paid:
+            paid = _fen(paid)
+            if paid is None:
+                return None
+        else:
+            paid = None
+        limit = self.rules.max_amount
+        if regular > limit or promo > limit or regular + promo <= 0:
+            return None
+        if paid is not None and (paid > limit or paid > regular + promo):
+            return None
+        return receipt, card, phone, store, stamp, at, regular, promo, paid
+
+
 class PurchaseImport:
-    def __init__(self, conn, rules: Rules, now: datetime, operator: str, batch_size: int = 5000):
+    def __init__(self, conn, rules: Rules, now: datetime, operator: str, names: list[str], writer,
+                 tx_rows: int = 100_000, tx_seconds: float = 1.0):
+        """conn: this process's connection, for reads (it sees committed data only); writer: a
+        `writer.Writer` or `writer.WriterProcess`, which owns the write transactions."""
         self.conn = conn
+        self.writer = writer
         self.rules = rules
         self.now = now
         self.operator = operator
-        self.batch_size = batch_size
+        self.tx_rows = tx_rows
+        self.tx_seconds = tx_seconds
+        self.chunk_rows = min(tx_rows, 5000)
         self.report = Report()
         self.customers: dict[int, _Customer] = {}
         self.by_phone: dict[str, int] = {}
         self.by_card: dict[str, int] = {}
         self.sequences: dict[str, int] = {}
         self.horizon = max([w.months for w in rules.qualify_windows] + [rules.upgrade_window_months])
-        self.seen_version = None
         self.recorded_at = iso(now)
-        self._expiries: dict[int, str] = {}
-        # Foreign keys are checked by construction here (every id is taken from what this import or
-        # the database holds) and by `vip check`; SQLite's per-row checks would cost a third of the
-        # write time. A larger page cache keeps the indexes' random inserts off the disk.
-        conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("PRAGMA cache_size = -16384")
-        # Each batch is still atomic (WAL); NORMAL only lets a power cut lose the last batches'
-        # durability, and re-running the import (idempotent by receipt) puts them back.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint = 20000")  # fewer, larger checkpoints
-        self._load_maps()
+        self.open = False
+        self.loaded = False
+        self.in_tx: dict[str, tuple] = {}  # receipts written in the open transaction (not yet visible)
+        self.days: dict[str, _Day] = {}
+        self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
+        # Bounds that spare working out a window: no window holds more than the customer's total.
+        self.qualify_floor = min([w.amount for w in rules.qualify_windows], default=None)
+        ranks = rules.tiers
+        self.above = {t.code: (min([u.single_purchase for u in ranks[i + 1:]], default=None),
+                               min([u.spend for u in ranks[i + 1:]], default=None))
+                      for i, t in enumerate(ranks)}
+        # rate -> (numerator, denominator, text): half-up rounding in integers (money.apply_rate)
+        self.rates = {t.code: (*t.rate.as_integer_ratio(), str(t.rate)) for t in ranks}
+        self.birthday_rate = (*rules.birthday_rate.as_integer_ratio(), str(rules.birthday_rate))
+        self.birthday_applies = not rules.birthday_requires_id_check  # an import never checks an ID
+        self.parser = RowParser(names, rules, now, self.by_phone, self.by_card)
+        self._new_pending()
 
     # --- state ----------------------------------------------------------------------------------
 
     def _load_maps(self):
         self.customers.clear()
         self.sequences.clear()
-        self.by_phone = dict(self.conn.execute("SELECT phone, id FROM customers WHERE phone IS NOT NULL"))
-        self.by_card = dict(self.conn.execute("SELECT card_no, customer_id FROM cards"))
+        self.by_phone.clear()
+        self.by_phone.update(self.conn.execute("SELECT phone, id FROM customers WHERE phone IS NOT NULL"))
+        self.by_card.clear()
+        self.by_card.update(self.conn.execute("SELECT card_no, customer_id FROM cards"))
+
+    def _day(self, text: str) -> _Day:
+        day = self.days.get(text)
+        if day is None:
+            day = self.days[text] = _Day(date.fromisoformat(text), self.rules, self.months)
+        return day
 
     def _state(self, cid: int, since: datetime) -> _Customer:
         state = self.customers.get(cid)
@@ -194,7 +346,7 @@ class PurchaseImport:
         while at < len(windows) and windows[at] != months:
             at += 4
         if at == len(windows):
-            windows.extend((months, 0, sum(events[1::3]), sum(events[2::3])))
+            windows.extend((months, 0, state.paid_sum, state.counted_sum))
         index = windows[at + 1]
         while index < len(events) and events[index] <= start:
             windows[at + 2] -= events[index + 1]
@@ -207,71 +359,100 @@ class PurchaseImport:
     def _add_event(state: _Customer, seconds: int, paid: int, counted: int) -> None:
         events, windows = state.events, state.windows
         events.extend((seconds, paid, counted))
+        state.paid_sum += paid
+        state.counted_sum += counted
         for at in range(0, len(windows), 4):
             windows[at + 2] += paid
             windows[at + 3] += counted
         if windows and len(events) > 3000:  # drop what every window has left behind
             first = min(windows[1::4])
             if first > len(events) // 2:  # rarely, so the copy costs O(1) per row
+                state.paid_sum -= sum(events[1:first:3])
+                state.counted_sum -= sum(events[2:first:3])
                 del events[:first]
                 for at in range(0, len(windows), 4):
                     windows[at + 1] -= first
 
-    # --- a batch -------------------------------------------------------------------------------
+    # --- transactions and chunks ----------------------------------------------------------------
 
     def run(self, rows, rejects, progress=None) -> Report:
-        """rows: iterator of (row number, Sale or VipError, original values), in time order."""
-        batch = []
-        for item in rows:
-            batch.append(item)
-            if len(batch) >= self.batch_size:
-                self._batch(batch, rejects)
+        """rows: iterator of (row number, cells), in time order."""
+        chunk = []
+        # The rows make no reference cycles, and the collector's passes over a hundred thousand
+        # customers' state would cost more than a fifth of the import: it is paused meanwhile.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for item in rows:
+                chunk.append(item)
+                if len(chunk) >= self.chunk_rows:
+                    self._chunk(chunk, rejects)
+                    if progress:
+                        progress(len(chunk))
+                    chunk = []
+            if chunk:
+                self._chunk(chunk, rejects)
                 if progress:
-                    progress(len(batch))
-                batch = []
-        if batch:
-            self._batch(batch, rejects)
-            if progress:
-                progress(len(batch))
+                    progress(len(chunk))
+            if self.open:
+                self._commit()
+            self.writer.close()
+        except BaseException:
+            self.open = False
+            close = getattr(self.writer, "abandon", self.writer.close)
+            close()  # the open transaction is rolled back
+            raise
+        finally:
+            if collecting:
+                gc.enable()
         return self.report
 
-    def _batch(self, batch, rejects) -> None:
-        conn = self.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise translate(exc) from None
-        try:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if self.seen_version is not None and version != self.seen_version:
-                self._load_maps()  # another process wrote between our batches: forget what we knew
-            self._ids()
-            self.pending = {name: [] for name in
-                            ("customers", "cards", "purchases", "lots", "ledger", "tiers", "tier_set")}
-            self.in_batch: dict[str, tuple] = {}
-            existing = self._existing([s.receipt for _, s, _ in batch if isinstance(s, sales.Sale)])
-            for number, sale, values in batch:
-                self.report.rows += 1
-                if isinstance(sale, VipError):
-                    self._reject(rejects, number, values, sale.message)
-                    continue
-                try:
-                    self._apply(sale, existing)
-                except VipError as exc:
-                    if exc.code == "card_sequence_overflow":
-                        raise  # not this row's fault: stop, the batch rolls back
-                    self._reject(rejects, number, values, exc.message)
-            self._flush()
-            conn.execute("COMMIT")
-            self.seen_version = conn.execute("PRAGMA data_version").fetchone()[0]
-        except BaseException:
-            conn.execute("ROLLBACK")
-            self._load_maps()
-            raise
+    def _begin(self) -> None:
+        changed = self.writer.begin()
+        self.open = True
+        self.tx_started = time.monotonic()
+        self.tx_count = 0
+        if changed or not self.loaded:
+            self._load_maps()  # another process wrote between our transactions: forget what we knew
+            self.loaded = True
+        self._ids()
 
-    def _reject(self, rejects, number, values, reason):
-        self.report.rejected += 1
-        rejects(number, values, reason)
+    def _commit(self) -> None:
+        self.writer.commit()
+        self.open = False
+        self.in_tx.clear()
+
+    def _new_pending(self) -> None:
+        self.pending = {name: [] for name in ("customers", "cards", "purchases", "lots", "ledger", "tiers",
+                                              "tier_set")}
+
+    def _chunk(self, chunk, rejects) -> None:
+        if not self.open:
+            self._begin()
+        index = self.parser.at[0]
+        existing = self._existing([c[index].strip() for _, c in chunk
+                                   if len(c) > index and isinstance(c[index], str) and c[index]])
+        parse, report, names = self.parser.parse, self.report, self.parser.names
+        for number, cells in chunk:
+            row = None
+            try:
+                row = parse(cells)
+                if row is None:
+                    continue  # a blank line
+                report.rows += 1
+                self._apply(row, existing)
+            except VipError as exc:
+                if exc.code == "card_sequence_overflow" or isinstance(exc, DatabaseProblem):
+                    raise  # not this row's fault: stop, the transaction rolls back
+                if row is None:
+                    report.rows += 1  # parse() refused it
+                report.rejected += 1
+                rejects(number, record(names, cells) or {}, exc.message)
+        report.full_parse = self.parser.full_parses
+        self._flush()
+        self.tx_count += len(chunk)
+        if self.tx_count >= self.tx_rows or time.monotonic() - self.tx_started >= self.tx_seconds:
+            self._commit()
 
     def _ids(self):
         conn = self.conn
@@ -297,106 +478,116 @@ class PurchaseImport:
 
     # --- one row -------------------------------------------------------------------------------
 
-    def _apply(self, sale: sales.Sale, existing: dict) -> None:
-        rules, at = self.rules, sale.at
-        stamp = at.isoformat()  # parse_when dropped microseconds: the same text as iso(at)
-        if sale.card_no is not None:
-            cid = self.by_card.get(sale.card_no)
+    def _apply(self, row: tuple, existing: dict) -> None:
+        receipt, card_given, phone, store, stamp, at, regular, promo, given = row
+        rules = self.rules
+        if card_given is not None:
+            cid = self.by_card.get(card_given)
             if cid is None:
-                raise VipError(f"card {sale.card_no} is not on record")
+                raise VipError(f"card {card_given} is not on record")
         else:
-            cid = self.by_phone.get(sale.phone)
-        content = (cid, sale.regular, sale.promo, sale.paid, int(sale.paid is not None), sale.store, stamp)
-        earlier = existing.get(sale.receipt) or self.in_batch.get(sale.receipt)
+            cid = self.by_phone.get(phone)
+        earlier = existing.get(receipt) or self.in_tx.get(receipt)
         if earlier is not None:
-            cid0, regular, promo, paid, given, store, when = earlier
-            if (cid0, regular, promo, given, store, when) == (cid, sale.regular, sale.promo, content[4],
-                                                               sale.store, stamp) and (not given or paid == sale.paid):
+            cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
+            if (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
+                    and store0 == store and when0 == stamp and (given is None or paid0 == given)):
                 self.report.duplicates += 1
                 return
-            raise VipError(f"receipt {sale.receipt} is already recorded with different content")
+            raise VipError(f"receipt {receipt} is already recorded with different content")
 
         if cid is None:
-            state = self._new_prospect(sale, stamp)
+            state = self._new_prospect(phone, store, stamp)
         else:
             state = self._state(cid, at)
-            if sale.card_no is not None and state.card != sale.card_no:
-                status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (sale.card_no,)).fetchone()
-                raise VipError(f"card {sale.card_no} is {status[0] if status else 'unknown'}; purchase refused")
+            if card_given is not None and state.card != card_given:
+                status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (card_given,)).fetchone()
+                raise VipError(f"card {card_given} is {status[0] if status else 'unknown'}; purchase refused")
+        day = self.days.get(stamp[:10]) or self._day(stamp[:10])
         status = None
         if state.card is not None:
-            day = at.date()
-            if state.day != day:
+            if state.day is not day:
                 state.effective = cards.effective_status(
                     {"status": state.status, "valid_to": state.valid_to, "registration_from": state.registration_from},
-                    state.registered, rules, day)
+                    state.registered, rules, day.date)
                 state.day = day
             status = state.effective
             if status in ("blocked", "replaced", "cancelled"):
                 raise VipError(f"card {state.card} is {status}; purchase refused")
             if status == "active" and state.debt:
-                return self._slow(sale, state)
+                return self._slow(row, state)
 
-        paid, rate = sales.price(rules, sale, status, state.tier, state.birthday, at)
+        # sales.price, in integers: the tier's rate (or the birthday rate, when lower) on regular
+        # goods, half-up to the fen; promo goods at list price; a given `paid` taken as is.
+        rate = None
+        if given is not None:
+            paid = given
+        elif status == "active" or status == "discount_only":
+            numerator, denominator, rate = self.rates.get(state.tier) or self._rate(state.tier)
+            if (status == "active" and self.birthday_applies and state.birthday is not None
+                    and is_birthday(state.birthday, day.date)
+                    and self.birthday_rate[0] * denominator < numerator * self.birthday_rate[1]):
+                numerator, denominator, rate = self.birthday_rate
+            paid = (2 * regular * numerator + denominator) // (2 * denominator) + promo
+        else:
+            paid = regular + promo
         purchase_id = self._take_id("purchases")
-        seconds = _moment(at)
-        counted = self._counted(paid, sale.promo)
+        seconds = day.base + at.hour * 3600 + at.minute * 60 + at.second
+        counted = paid if rules.count_promo else max(paid - promo, 0)
         self._add_event(state, seconds, paid, counted)
         card_no = state.card
-        if card_no is None and not state.ended:
-            reason = rules.qualification_reason(counted, _Windows(self, state, at))
-            if reason is not None:
-                card_no = self._issue(state, sale, stamp, reason)
-                status = "active"
-                spend = self._window(state, rules.upgrade_window_months,
-                                     _window_start(at, rules.upgrade_window_months), 1)
-                self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, f"card issued ({reason})")
-        elif card_no is not None:
-            spend = self._window(state, rules.upgrade_window_months,
-                                 _window_start(at, rules.upgrade_window_months), 1)
-            reached = rules.tier_for(paid, spend)
-            if rules.tier_rank(reached.code) > rules.tier_rank(state.tier):
-                self.report.upgrades += 1
-                self._set_tier(state, state.tier, reached.code, stamp,
-                               f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
-                               f"spend {format_fen(spend)}")
-        points = rules.points_for(paid) if card_no is not None and status == "active" else 0
+        if card_no is None:
+            if not state.ended and (counted >= rules.qualify_single or (
+                    self.qualify_floor is not None and state.counted_sum >= self.qualify_floor)):
+                reason = rules.qualification_reason(counted, _Windows(self, state, seconds, day))
+                if reason is not None:
+                    card_no = self._issue(state, store, at, stamp, reason)
+                    status = "active"
+                    spend = self._upgrade_spend(state, seconds, day)
+                    self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, f"card issued ({reason})")
+        else:
+            single, spend_floor = self.above.get(state.tier) or (0, 0)
+            if (single is not None and paid >= single) or (spend_floor is not None and state.paid_sum >= spend_floor):
+                spend = self._upgrade_spend(state, seconds, day)
+                reached = rules.tier_for(paid, spend)
+                if rules.tier_rank(reached.code) > rules.tier_rank(state.tier):
+                    self.report.upgrades += 1
+                    self._set_tier(state, state.tier, reached.code, stamp,
+                                   f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
+                                   f"spend {format_fen(spend)}")
+        points = paid // 100 * rules.points_per_yuan if card_no is not None and status == "active" else 0
         self.pending["purchases"].append((
-            purchase_id, sale.receipt, state.id, card_no, sale.store, stamp, sale.regular, sale.promo, paid,
-            int(sale.paid is not None), str(rate) if rate is not None else None, points, rules.version,
-            self.operator, self.recorded_at))
+            purchase_id, receipt, state.id, card_no, store, stamp, regular, promo, paid,
+            int(given is not None), rate, points, rules.version, self.operator, self.recorded_at))
         if points:
             lot_id = self._take_id("point_lots")
-            usable = (iso(datetime.combine(at.date(), datetime.min.time()) + timedelta(days=rules.usable_after_days))
-                      if rules.usable_after_days else stamp)
-            self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, usable,
-                                         self._expiry(at), points))
+            expiry = day.expiry if rules.expiry == "calendar_year" else day.expiry + stamp[10:]
+            self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, day.usable or stamp,
+                                         expiry, points))
             self.pending["ledger"].append((self._take_id("ledger"), card_no, lot_id, "earn", points, stamp,
                                            self.operator, purchase_id, None))
-        self.in_batch[sale.receipt] = content if cid is not None else (state.id, *content[1:])
+        self.in_tx[receipt] = (state.id, regular, promo, given, int(given is not None), store, stamp)
         self.report.inserted += 1
 
-    def _expiry(self, at: datetime) -> str:
-        """The lot expiry of points earned at `at` (one per year for calendar-year expiry)."""
-        if self.rules.expiry == "calendar_year":
-            key = at.year
-            value = self._expiries.get(key)
-            if value is None:
-                value = self._expiries[key] = iso(self.rules.lot_expiry(at))
-            return value
-        return iso(self.rules.lot_expiry(at))
+    def _rate(self, tier):
+        rate = self.rules.tier(tier).rate  # InvalidInput for a tier these rules do not have
+        return (*rate.as_integer_ratio(), str(rate))
 
-    def _new_prospect(self, sale: sales.Sale, stamp: str) -> _Customer:
+    def _upgrade_spend(self, state: _Customer, seconds: int, day: _Day) -> int:
+        months = self.rules.upgrade_window_months
+        return self._window(state, months, seconds - day.back[months], 1)
+
+    def _new_prospect(self, phone: str, store, stamp: str) -> _Customer:
         cid = self._take_id("customers")
         state = _Customer(cid)
         self.customers[cid] = state
-        self.by_phone[sale.phone] = cid
-        self.pending["customers"].append((cid, sale.phone, sale.store, stamp))
+        self.by_phone[phone] = cid
+        self.pending["customers"].append((cid, phone, store, stamp))
         return state
 
-    def _issue(self, state: _Customer, sale: sales.Sale, stamp: str, reason: str) -> str:
+    def _issue(self, state: _Customer, store, at: datetime, stamp: str, reason: str) -> str:
         rules = self.rules
-        region = rules.region_for(sale.store)
+        region = rules.region_for(store)
         if region not in self.sequences:
             row = self.conn.execute("SELECT last FROM card_sequences WHERE region = ?", (region,)).fetchone()
             self.sequences[region] = row[0] if row else 0
@@ -406,7 +597,7 @@ class PurchaseImport:
                           "the import stopped (widen card.sequence_digits)", code="card_sequence_overflow")
         self.sequences[region] = sequence
         number = cards.make_number(rules, region, sequence)
-        valid_to = iso(rules.card_valid_to(sale.at.date()))
+        valid_to = iso(rules.card_valid_to(at.date()))
         self.pending["cards"].append((number, state.id, region, sequence, stamp, valid_to,
                                       f"qualified: {reason}", stamp, stamp))
         state.card, state.status, state.valid_to, state.registration_from = number, "active", valid_to, stamp
@@ -420,51 +611,36 @@ class PurchaseImport:
         self.pending["tier_set"].append((new, stamp, state.id))
         self.pending["tiers"].append((self._take_id("tier_changes"), state.id, old, new, stamp, reason, self.operator))
 
-    def _slow(self, sale: sales.Sale, state: _Customer) -> None:
-        """The exact path of `vip purchase`, for what the fast path does not model."""
+    def _slow(self, row: tuple, state: _Customer) -> None:
+        """The exact path of `vip purchase`, for what the fast path does not model: the writer runs
+        it inside the transaction, which then commits so that this process can read the outcome."""
+        receipt, card_no, phone, store, _, at, regular, promo, given = row
         self._flush()
-        sales.record_purchase(self.conn, self.rules, sale, self.now, self.operator)
+        self.writer.slow((receipt, card_no, phone, store, at, regular, promo, given))  # VipError: rejected
+        self._commit()
         self.customers.pop(state.id, None)
         self.sequences.clear()
-        self._ids()
+        self._begin()
         self.report.inserted += 1
         self.report.slow_path += 1
 
     def _flush(self) -> None:
-        """Write what the rows so far produced, table by table in foreign-key order."""
-        conn, pending = self.conn, self.pending
-        conn.executemany("INSERT INTO customers(id, phone, store, created_at) VALUES (?, ?, ?, ?)",
-                         pending["customers"])
-        conn.executemany("INSERT INTO cards(card_no, customer_id, region, sequence, status, issued_at, valid_to, "
-                         "reason, status_at, registration_from) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
-                         pending["cards"])
-        conn.executemany(
-            "INSERT INTO purchases(id, receipt, customer_id, card_no, store, purchased_at, regular, promo, paid, "
-            "paid_given, discount_rate, points_earned, rules_version, operator, recorded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", pending["purchases"])
-        conn.executemany("INSERT INTO point_lots(id, card_no, purchase_id, points, earned_at, usable_from, "
-                         "expires_at, remaining) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", pending["lots"])
-        conn.executemany("INSERT INTO ledger(id, card_no, lot_id, kind, delta, at, operator, purchase_id, reason) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", pending["ledger"])
-        conn.executemany("INSERT INTO tier_changes(id, customer_id, from_tier, to_tier, at, reason, operator) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?)", pending["tiers"])
-        conn.executemany("UPDATE customers SET tier = ?, tier_since = ? WHERE id = ?", pending["tier_set"])
-        conn.executemany("INSERT INTO card_sequences(region, last) VALUES (?, ?) "
-                         "ON CONFLICT(region) DO UPDATE SET last = excluded.last", list(self.sequences.items()))
-        for rows in pending.values():
-            rows.clear()
+        """Hand what the rows so far produced to the writer, table by table in foreign-key order."""
+        self.pending["sequences"] = list(self.sequences.items())
+        self.writer.write(self.pending)
+        self._new_pending()
 
 
 class _Windows:
     """months -> counted spend, worked out only for the windows the rules actually ask about."""
 
-    __slots__ = ("importer", "state", "at")
+    __slots__ = ("importer", "state", "seconds", "day")
 
-    def __init__(self, importer, state, at):
-        self.importer, self.state, self.at = importer, state, at
+    def __init__(self, importer, state, seconds, day):
+        self.importer, self.state, self.seconds, self.day = importer, state, seconds, day
 
     def get(self, months: int, default: int = 0) -> int:
-        return self.importer._window(self.state, months, _window_start(self.at, months), 2)
+        return self.importer._window(self.state, months, self.seconds - self.day.back[months], 2)
 
 
 def finish(conn, report: Report, path: str, now: datetime, operator: str) -> None:

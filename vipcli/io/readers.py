@@ -31,8 +31,23 @@ def detect_encoding(path: Path) -> str:
 
 def open_rows(path: str, columns: tuple[str, ...], required: tuple[str, ...],
               encoding: str | None = None) -> tuple[list[str], Iterator[tuple[int, dict]]]:
-    """(header, iterator of (row number, {column: text or None})). Row numbers count the header
-    as row 1, as a spreadsheet shows them."""
+    """(header, iterator of (row number, {column: text or None})), blank rows left out. Row numbers
+    count the header as row 1, as a spreadsheet shows them."""
+    names, rows = open_table(path, columns, required, encoding)
+
+    def records():
+        for number, cells in rows:
+            values = record(names, cells)
+            if values is not None:
+                yield number, values
+
+    return names, records()
+
+
+def open_table(path: str, columns: tuple[str, ...], required: tuple[str, ...],
+               encoding: str | None = None) -> tuple[list[str], Iterator[tuple[int, list]]]:
+    """(header, iterator of (row number, cells)): the cells as text (CSV as read, XLSX cells made
+    text by `_text`, "" when empty), for a caller that validates them itself; `record` makes the usual dict."""
     file = Path(path)
     if not file.is_file():
         raise InvalidInput(f"file: {path} does not exist", code="bad_path")
@@ -53,24 +68,25 @@ def open_rows(path: str, columns: tuple[str, ...], required: tuple[str, ...],
         raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)}", code="bad_columns")
     if len(set(names)) != len(names):
         raise InvalidInput(f"{path}: a column appears twice", code="bad_columns")
+    if not is_xlsx:
+        return names, rows
 
-    width = len(names)
-
-    def xlsx_records():
+    def xlsx_cells():
         for number, values in rows:
-            cells = [_text(v) for v in values[:width]]
-            if any(cells):
-                yield number, dict(zip(names, cells + [None] * (width - len(cells))))
+            yield number, [_text(v) or "" for v in values]
 
-    def csv_records():  # every cell is text already: the hot path of a large import
-        for number, values in rows:
-            cells = [v.strip() or None for v in values[:width]]
-            if any(cells):
-                if len(cells) < width:
-                    cells += [None] * (width - len(cells))
-                yield number, dict(zip(names, cells))
+    return names, xlsx_cells()
 
-    return names, xlsx_records() if is_xlsx else csv_records()
+
+def record(names: list[str], cells: list) -> dict | None:
+    """One row's cells -> {column: stripped text or None}; None for a blank row. Cells past the
+    header are ignored, missing ones are None."""
+    values = [v.strip() or None if isinstance(v, str) else None for v in cells[:len(names)]]
+    if not any(values):
+        return None
+    if len(values) < len(names):
+        values += [None] * (len(names) - len(values))
+    return dict(zip(names, values))
 
 
 def _text(value) -> str | None:

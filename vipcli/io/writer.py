@@ -1,0 +1,269 @@
+"""The purchases import's writer: it owns the import's write transactions and runs the rows the
+importer prepared through SQLite.
+
+SQLite's B-tree work is about half of an import's time and the rule logic (Python) the other half.
+For a large file the writer runs as a second process (`python -m vipcli.io.writer`), fed through a
+pipe, so the two halves run on two cores at once; for a small file it runs in the importer's
+process (`Writer`), where starting a process would cost more than it saves. Either way it has its
+own connection, so the importer's reads always see committed data only, in both modes alike.
+
+Protocol (pickled tuples; the process writer answers only what the importer waits for):
+  begin -> changed (did another process write since our last commit)
+  write pending, commit, rollback -> nothing (a failure is kept and raised at the next answer)
+  slow sale -> None (the purchase went through sales.record_purchase) or the row's refusal
+  close -> None, after everything before it is done
+Any other failure (SQLite's) rolls the transaction back and comes back as a DatabaseProblem.
+A killed importer closes the pipe: the writer rolls back what is not committed and exits. A
+transaction the importer had finished (its commit already sent) may still be committed: it is
+whole, and a re-run recognises its receipts.
+"""
+
+import os
+import pickle
+import sqlite3
+import subprocess
+import sys
+
+from vipcli import errors
+from vipcli.errors import DatabaseProblem, VipError
+
+SQL = {
+    "customers": "INSERT INTO customers(id, phone, store, created_at) VALUES (?, ?, ?, ?)",
+    "cards": "INSERT INTO cards(card_no, customer_id, region, sequence, status, issued_at, valid_to, reason, "
+             "status_at, registration_from) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?)",
+    "purchases": "INSERT INTO purchases(id, receipt, customer_id, card_no, store, purchased_at, regular, promo, "
+                 "paid, paid_given, discount_rate, points_earned, rules_version, operator, recorded_at) "
+                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "lots": "INSERT INTO point_lots(id, card_no, purchase_id, points, earned_at, usable_from, expires_at, "
+            "remaining) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "ledger": "INSERT INTO ledger(id, card_no, lot_id, kind, delta, at, operator, purchase_id, reason) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "tiers": "INSERT INTO tier_changes(id, customer_id, from_tier, to_tier, at, reason, operator) "
+             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "tier_set": "UPDATE customers SET tier = ?, tier_since = ? WHERE id = ?",
+    "sequences": "INSERT INTO card_sequences(region, last) VALUES (?, ?) "
+                 "ON CONFLICT(region) DO UPDATE SET last = excluded.last",
+}
+TABLES = tuple(SQL)  # foreign-key order
+
+
+class Writer:
+    """The writer in this process: the same calls, answered at once."""
+
+    def __init__(self, path, rules, now, operator):
+        from vipcli.db import connect
+
+        self.rules, self.now, self.operator = rules, now, operator
+        self.conn = connect(path)
+        conn = self.conn
+        # Foreign keys are checked by construction (every id is taken from what the import or the
+        # database holds) and by `vip check`; SQLite's per-row checks would cost a third of the
+        # write time. A larger page cache keeps the indexes' random inserts off the disk.
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("PRAGMA cache_size = -16384")
+        # Each transaction is still atomic (WAL); NORMAL only lets a power cut lose the last ones'
+        # durability, and re-running the import (idempotent by receipt) puts them back.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint = 20000")  # fewer, larger checkpoints
+        self.seen_version = None
+        self.open = False
+
+    def begin(self) -> bool:
+        from vipcli.db import translate
+
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise translate(exc) from None
+        self.open = True
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        changed = self.seen_version is not None and version != self.seen_version
+        self.seen_version = version
+        return changed
+
+    def write(self, pending: dict) -> None:
+        conn = self.conn
+        for table in TABLES:
+            rows = pending.get(table)
+            if rows:
+                conn.executemany(SQL[table], rows)
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+        self.open = False
+        self.seen_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def rollback(self) -> None:
+        if self.open:
+            self.conn.execute("ROLLBACK")
+            self.open = False
+
+    def slow(self, sale: tuple) -> None:
+        """One purchase through `sales.record_purchase`, inside the open transaction; a refusal
+        undoes what it wrote (a savepoint) and is raised for the importer to reject the row."""
+        from vipcli import sales
+
+        receipt, card_no, phone, store, at, regular, promo, paid = sale
+        self.conn.execute("SAVEPOINT slow")
+        try:
+            sales.record_purchase(self.conn, self.rules, sales.Sale(
+                regular=regular, promo=promo, paid=paid, card_no=card_no, phone=phone, receipt=receipt,
+                store=store, at=at), self.now, self.operator)
+        except VipError:
+            self.conn.execute("ROLLBACK TO slow")
+            self.conn.execute("RELEASE slow")
+            raise
+        self.conn.execute("RELEASE slow")
+
+    def close(self) -> None:
+        self.rollback()
+        self.conn.close()
+
+
+class WriterProcess:
+    """The writer in a second process, behind a pipe."""
+
+    def __init__(self, path, rules, now, operator):
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen([sys.executable, "-m", "vipcli.io.writer"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env=env)
+        self._send(("start", str(path), rules, now, operator))
+
+    def _send(self, message) -> None:
+        try:
+            pickle.dump(message, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise self._stopped() from None
+
+    def _answer(self):
+        try:
+            reply = pickle.load(self.proc.stdout)
+        except (EOFError, pickle.UnpicklingError, OSError):
+            raise self._stopped() from None
+        if reply[0] != "ok":  # "reject": the row is refused; "error": the import stops (DatabaseProblem)
+            raise _rebuild(*reply[1:])
+        return reply[1]
+
+    def _stopped(self) -> DatabaseProblem:
+        code = self.proc.poll()
+        return DatabaseProblem(f"the import's writer process stopped (exit {code}); nothing of the "
+                               "unfinished transaction was written, run the import again")
+
+    def begin(self) -> bool:
+        self._send(("begin",))
+        return self._answer()
+
+    def write(self, pending: dict) -> None:
+        self._send(("write", pending))
+
+    def commit(self) -> None:
+        self._send(("commit",))
+
+    def rollback(self) -> None:
+        self._send(("rollback",))
+
+    def slow(self, sale: tuple) -> None:
+        self._send(("slow", sale))
+        self._answer()
+
+    def close(self) -> None:
+        self._send(("close",))
+        try:
+            self._answer()
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Stop the writer without waiting for more answers (it rolls back what is open)."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+
+
+def _rebuild(kind: str, message: str, code: str) -> VipError:
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, VipError)):
+        cls = DatabaseProblem
+    return cls(message, code=code)
+
+
+def _serve(source, sink) -> None:
+    """The writer process: answer the importer's messages until it closes the pipe."""
+    writer = None
+    failed = None  # the first failure, raised at the next answer; writes are skipped meanwhile
+    while True:
+        try:
+            message = pickle.load(source)
+        except EOFError:
+            break
+        kind, args = message[0], message[1:]
+        answers = kind in ("begin", "slow", "close")
+        if failed is not None:
+            if answers:
+                _reply(sink, ("error", *failed))
+                failed = None
+            continue
+        try:
+            if kind == "start":
+                writer = Writer(*args)
+            elif kind == "slow":
+                try:
+                    writer.slow(*args)
+                except VipError as exc:  # the row is refused; the transaction goes on
+                    if isinstance(exc, DatabaseProblem):
+                        raise
+                    _reply(sink, ("reject", type(exc).__name__, exc.message, exc.code))
+                    continue
+                _reply(sink, ("ok", None))
+            elif kind == "close":
+                writer.close()
+                writer = None
+                _reply(sink, ("ok", None))
+                break
+            else:
+                result = getattr(writer, kind)(*args)
+                if answers:
+                    _reply(sink, ("ok", result))
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the importer
+            if writer is not None:
+                try:
+                    writer.rollback()
+                except sqlite3.Error:
+                    pass
+            error = _as_database_problem(exc)
+            failed = (type(error).__name__, error.message, error.code)
+            if answers:
+                _reply(sink, ("error", *failed))
+                failed = None
+    if writer is not None:
+        writer.close()  # the importer went away: what is not committed is rolled back
+
+
+def _as_database_problem(exc: BaseException) -> VipError:
+    if isinstance(exc, DatabaseProblem):
+        return exc
+    if isinstance(exc, sqlite3.Error):
+        from vipcli.db import translate
+
+        return translate(exc)
+    return DatabaseProblem(f"the import's writer failed: {type(exc).__name__}: {exc}")
+
+
+def _reply(sink, message) -> None:
+    pickle.dump(message, sink, protocol=pickle.HIGHEST_PROTOCOL)
+    sink.flush()
+
+
+if __name__ == "__main__":
+    import gc
+
+    gc.disable()  # a short-lived loop that makes no reference cycles
+    _serve(sys.stdin.buffer, sys.stdout.buffer)
