@@ -195,6 +195,14 @@ def test_dry_run_writes_nothing(vip, isolated):
 
 
 @pytest.mark.slow
+def _committed(db) -> int:
+    try:
+        with sqlite3.connect(db, timeout=10) as conn:
+            return conn.execute("SELECT count(*) FROM purchases").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
 def test_killed_import_resumes_to_the_same_state(vip, isolated, monkeypatch):
     rows = make_rows(seed=11, count=20000, phones=2000, gap=30)
     write_csv(isolated / "p.csv", rows)
@@ -208,14 +216,23 @@ def test_killed_import_resumes_to_the_same_state(vip, isolated, monkeypatch):
     env["VIPCLI_IMPORT_BATCH"] = "100"
     rng = random.Random(5)
     kills = 0
-    for _ in range(12):
+    for attempt in range(12):
+        # Killed when a random number of further rows is committed: the main process alone (its
+        # writer process finds the pipe closed), or both at once (a power cut, `kill -9` of the group).
+        target = _committed(isolated / "killed.db") + rng.randint(300, 3000)
         proc = subprocess.Popen([sys.executable, "-m", "vipcli", "--json", "import", "purchases",
-                                 str(isolated / "p.csv")], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.4, 0.9))
+                                 str(isolated / "p.csv")], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        while proc.poll() is None and _committed(isolated / "killed.db") < target:
+            time.sleep(0.005)
         if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+            if attempt % 2:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
+        time.sleep(0.2)  # an orphaned writer finishes rolling back
         assert vip("check")["ok"] is True
         if kills == 6:
             break

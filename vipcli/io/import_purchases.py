@@ -21,10 +21,13 @@ transactions; the receipts make a re-run skip what is there and complete the res
 """
 
 import gc
+import re
 import time
 from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from itertools import repeat
+from operator import add, itemgetter
 
 from vipcli import cards, fields, sales
 from vipcli.dates import is_birthday, iso, months_after, months_before, parse_when
@@ -118,6 +121,21 @@ def _fen(text: str) -> int | None:
     return None
 
 
+_PHONES = re.compile(r"(?:(?:1[3-9][0-9]{9})?\n)*")  # blank or a mobile in normalize_phone's form
+_STAMPS = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?\n)*")
+_AMOUNTS = re.compile(r"(?:(?:[0-9]{1,15}(?:\.[0-9]{1,2})?)?\n)*")  # parse_yuan's form, or blank
+_CENTS = re.compile(r"(?:[0-9]{1,15}\.[0-9]{2}\n)*")  # every amount with two decimals
+
+
+def _fen_column(texts: tuple, blank):
+    """A column of amounts -> fen (`blank` for an empty cell), or None if one is not plain."""
+    if _CENTS.fullmatch("\n".join(texts) + "\n"):
+        return list(map(int, map(str.replace, texts, repeat("."), repeat(""))))
+    if not _AMOUNTS.fullmatch("\n".join(texts) + "\n"):
+        return None
+    return [_fen(text) if text else blank for text in texts]
+
+
 def _plain_phone(text: str) -> bool:
     """The form normalize_phone returns unchanged: 11 ASCII digits, 13-19."""
     return len(text) == 11 and text.isdigit() and text.isascii() and text[0] == "1" and text[1] in "3456789"
@@ -187,6 +205,73 @@ class RowParser:
             self.stores[raw_store] = sale.store  # check_store's answer, for the next rows
         return (sale.receipt, sale.card_no, sale.phone, sale.store, sale.at.isoformat(), sale.at,
                 sale.regular, sale.promo, sale.paid)
+
+    def parse_chunk(self, chunk: list) -> tuple[list, list]:
+        """[(number, cells)] -> ([(number, cells, values)], [(number, cells, VipError)]), blank rows
+        left out. A chunk whose every column is in the canonical form is checked column by column
+        (a few passes in C); any other goes row by row."""
+        rows = self._columns(chunk)
+        if rows is not None:
+            return rows, []
+        good, bad = [], []
+        for number, cells in chunk:
+            try:
+                row = self.parse(cells)
+            except VipError as exc:
+                bad.append((number, cells, exc))
+                continue
+            if row is not None:
+                good.append((number, cells, row))
+        return good, bad
+
+    def _columns(self, chunk: list):
+        """The whole chunk in the canonical form, or None: then `parse` decides row by row."""
+        width, limit = self.width, self.rules.max_amount
+        lines = [cells for _, cells in chunk]
+        if not lines or set(map(len, lines)) != {width}:
+            return None
+        columns = list(zip(*lines))
+        blank = ("",) * len(lines)
+        receipt, card, phone, store, stamp, amount, promo, paid = (
+            columns[i] if i < width else blank for i in self.at)
+        if ("" in receipt or max(map(len, receipt)) > 40 or not all(map(str.isprintable, receipt))
+                or tuple(map(str.strip, receipt)) != receipt):
+            return None
+        if not _PHONES.fullmatch("\n".join(phone) + "\n") or "" in map(add, card, phone):
+            return None
+        has_card = card is not blank and any(card)
+        if has_card and not (set(card) - {""}) <= self.known_cards.keys():
+            return None
+        if not (set(store) - {""}) <= self.stores.keys():
+            return None
+        if not _STAMPS.fullmatch("\n".join(stamp) + "\n"):
+            return None
+        if min(map(len, stamp)) == 16:
+            stamp = tuple(t + ":00" if len(t) == 16 else t for t in stamp)
+        if max(stamp) > self.now_text:
+            return None
+        try:
+            at = list(map(_fromisoformat, stamp))
+        except ValueError:
+            return None
+        regular = _fen_column(amount, None)
+        promo = _fen_column(promo, 0)
+        paid = _fen_column(paid, None)
+        if regular is None or promo is None or paid is None or None in regular:
+            return None
+        if max(regular) > limit or max(promo) > limit or min(map(add, regular, promo)) <= 0:
+            return None
+        if any(paid):  # given paid amounts: not above the limit or the list price
+            if any(p is not None and (p > limit or p > r + q) for p, r, q in zip(paid, regular, promo)):
+                return None
+        stores = list(map(self.stores.get, store))  # "" -> None
+        if has_card:
+            phone = tuple(None if c else p for c, p in zip(card, phone))
+            card = tuple(c or None for c in card)
+        else:
+            card = repeat(None)
+        return list(zip(map(itemgetter(0), chunk), lines,
+                        zip(receipt, card, phone, stores, stamp, at, regular, promo, paid)))
 
     def _shortcut(self, cells: list):
         """The canonical form only; None means "not sure": parse_row decides."""
@@ -423,29 +508,29 @@ class PurchaseImport:
         self.in_tx.clear()
 
     def _new_pending(self) -> None:
+        """Rows for the writer; a purchase's last three columns (rules version, operator, time
+        recorded) are the same for the whole import and are added by the writer."""
         self.pending = {name: [] for name in ("customers", "cards", "purchases", "lots", "ledger", "tiers",
                                               "tier_set")}
+        self.purchases = self.pending["purchases"]
 
     def _chunk(self, chunk, rejects) -> None:
         if not self.open:
             self._begin()
-        index = self.parser.at[0]
-        existing = self._existing([c[index].strip() for _, c in chunk
-                                   if len(c) > index and isinstance(c[index], str) and c[index]])
-        parse, report, names = self.parser.parse, self.report, self.parser.names
-        for number, cells in chunk:
-            row = None
+        rows, bad = self.parser.parse_chunk(chunk)
+        report, names = self.report, self.parser.names
+        report.rows += len(rows) + len(bad)
+        for number, cells, exc in bad:
+            report.rejected += 1
+            rejects(number, record(names, cells) or {}, exc.message)
+        existing = self._existing([row[0] for _, _, row in rows])
+        apply = self._apply
+        for number, cells, row in rows:
             try:
-                row = parse(cells)
-                if row is None:
-                    continue  # a blank line
-                report.rows += 1
-                self._apply(row, existing)
+                apply(row, existing)
             except VipError as exc:
                 if exc.code == "card_sequence_overflow" or isinstance(exc, DatabaseProblem):
                     raise  # not this row's fault: stop, the transaction rolls back
-                if row is None:
-                    report.rows += 1  # parse() refused it
                 report.rejected += 1
                 rejects(number, record(names, cells) or {}, exc.message)
         report.full_parse = self.parser.full_parses
@@ -455,16 +540,11 @@ class PurchaseImport:
             self._commit()
 
     def _ids(self):
+        """The next free id of each table (the writer holds the write lock: nobody else adds any)."""
         conn = self.conn
-        self.next_id = {
-            table: (conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] + 1)
-            for table in ("customers", "purchases", "point_lots", "ledger", "tier_changes")
-        }
-
-    def _take_id(self, table: str) -> int:
-        value = self.next_id[table]
-        self.next_id[table] = value + 1
-        return value
+        self.next_customer, self.next_purchase, self.next_lot, self.next_entry, self.next_change = (
+            conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] + 1
+            for table in ("customers", "purchases", "point_lots", "ledger", "tier_changes"))
 
     def _existing(self, receipts: list[str]) -> dict:
         found = {}
@@ -487,7 +567,12 @@ class PurchaseImport:
                 raise VipError(f"card {card_given} is not on record")
         else:
             cid = self.by_phone.get(phone)
-        earlier = existing.get(receipt) or self.in_tx.get(receipt)
+        earlier = existing.get(receipt)
+        if earlier is None:
+            earlier = self.in_tx.get(receipt)
+            if earlier is not None:  # (customer id, row) of a row of this transaction
+                _, _, _, store0, stamp0, _, regular0, promo0, given0 = earlier[1]
+                earlier = (earlier[0], regular0, promo0, given0, int(given0 is not None), store0, stamp0)
         if earlier is not None:
             cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
             if (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
@@ -499,7 +584,7 @@ class PurchaseImport:
         if cid is None:
             state = self._new_prospect(phone, store, stamp)
         else:
-            state = self._state(cid, at)
+            state = self.customers.get(cid) or self._state(cid, at)
             if card_given is not None and state.card != card_given:
                 status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (card_given,)).fetchone()
                 raise VipError(f"card {card_given} is {status[0] if status else 'unknown'}; purchase refused")
@@ -531,10 +616,16 @@ class PurchaseImport:
             paid = (2 * regular * numerator + denominator) // (2 * denominator) + promo
         else:
             paid = regular + promo
-        purchase_id = self._take_id("purchases")
+        purchase_id = self.next_purchase
+        self.next_purchase = purchase_id + 1
         seconds = day.base + at.hour * 3600 + at.minute * 60 + at.second
         counted = paid if rules.count_promo else max(paid - promo, 0)
-        self._add_event(state, seconds, paid, counted)
+        if state.windows:
+            self._add_event(state, seconds, paid, counted)
+        else:  # no window worked out yet: nothing to slide
+            state.events.extend((seconds, paid, counted))
+            state.paid_sum += paid
+            state.counted_sum += counted
         card_no = state.card
         if card_no is None:
             if not state.ended and (counted >= rules.qualify_single or (
@@ -556,17 +647,19 @@ class PurchaseImport:
                                    f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
                                    f"spend {format_fen(spend)}")
         points = paid // 100 * rules.points_per_yuan if card_no is not None and status == "active" else 0
-        self.pending["purchases"].append((
+        self.purchases.append((
             purchase_id, receipt, state.id, card_no, store, stamp, regular, promo, paid,
-            int(given is not None), rate, points, rules.version, self.operator, self.recorded_at))
+            0 if given is None else 1, rate, points))
         if points:
-            lot_id = self._take_id("point_lots")
+            lot_id = self.next_lot
+            self.next_lot = lot_id + 1
             expiry = day.expiry if rules.expiry == "calendar_year" else day.expiry + stamp[10:]
             self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, day.usable or stamp,
                                          expiry, points))
-            self.pending["ledger"].append((self._take_id("ledger"), card_no, lot_id, "earn", points, stamp,
+            self.pending["ledger"].append((self.next_entry, card_no, lot_id, "earn", points, stamp,
                                            self.operator, purchase_id, None))
-        self.in_tx[receipt] = (state.id, regular, promo, given, int(given is not None), store, stamp)
+            self.next_entry += 1
+        self.in_tx[receipt] = (state.id, row)
         self.report.inserted += 1
 
     def _rate(self, tier):
@@ -578,7 +671,8 @@ class PurchaseImport:
         return self._window(state, months, seconds - day.back[months], 1)
 
     def _new_prospect(self, phone: str, store, stamp: str) -> _Customer:
-        cid = self._take_id("customers")
+        cid = self.next_customer
+        self.next_customer = cid + 1
         state = _Customer(cid)
         self.customers[cid] = state
         self.by_phone[phone] = cid
@@ -609,7 +703,8 @@ class PurchaseImport:
     def _set_tier(self, state, old, new, stamp, reason):
         state.tier = new
         self.pending["tier_set"].append((new, stamp, state.id))
-        self.pending["tiers"].append((self._take_id("tier_changes"), state.id, old, new, stamp, reason, self.operator))
+        self.pending["tiers"].append((self.next_change, state.id, old, new, stamp, reason, self.operator))
+        self.next_change += 1
 
     def _slow(self, row: tuple, state: _Customer) -> None:
         """The exact path of `vip purchase`, for what the fast path does not model: the writer runs

@@ -53,7 +53,10 @@ class Writer:
     def __init__(self, path, rules, now, operator):
         from vipcli.db import connect
 
+        from vipcli.dates import iso
+
         self.rules, self.now, self.operator = rules, now, operator
+        self.tail = (rules.version, operator, iso(now))  # a purchase's last columns, the same for all
         self.conn = connect(path)
         conn = self.conn
         # Foreign keys are checked by construction (every id is taken from what the import or the
@@ -86,6 +89,9 @@ class Writer:
         for table in TABLES:
             rows = pending.get(table)
             if rows:
+                if table == "purchases":
+                    tail = self.tail
+                    rows = [row + tail for row in rows]
                 conn.executemany(SQL[table], rows)
 
     def commit(self) -> None:
