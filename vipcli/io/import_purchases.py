@@ -58,8 +58,8 @@ class _Customer:
     """What the rules need to know about one buyer, kept between rows."""
 
     __slots__ = ("id", "card", "tier", "status", "valid_to", "registration_from", "registered",
-                 "birthday", "events", "windows", "paid_sum", "counted_sum", "ended", "debt", "day",
-                 "effective")
+                 "birthday", "events", "windows", "paid_sum", "counted_sum", "paid_base", "counted_base",
+                 "ended", "debt", "day", "effective")
 
     def __init__(self, cid):
         self.id = cid
@@ -70,11 +70,12 @@ class _Customer:
         self.registration_from = None
         self.registered = False
         self.birthday = None
-        self.events = array("q")  # flat triples: seconds, paid (net), counted toward qualification
-        # flat quadruples: months, index of the first event inside, paid inside, counted inside
-        self.windows = array("q")
-        self.paid_sum = 0  # over all of `events`: no window holds more
-        self.counted_sum = 0
+        # flat triples: seconds, then the running totals of paid (net) and of what counts toward
+        # qualification, up to and including this purchase
+        self.events = array("q")
+        self.windows = None  # [months, index of the first event inside, ...] once a window is asked for
+        self.paid_sum = self.counted_sum = 0  # the running totals after the last event
+        self.paid_base = self.counted_base = 0  # the running totals before the first event kept
         self.ended = False
         self.debt = False
         self.day = None  # the _Day `effective` (the card's state that day) was worked out for
@@ -358,7 +359,7 @@ class PurchaseImport:
         self.in_tx: dict[str, tuple] = {}  # receipts written in the open transaction (not yet visible)
         self.days: dict[str, _Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
-        # Bounds that spare working out a window: no window holds more than the customer's total.
+        # Bounds that spare working out a window: no window holds more than all the events kept.
         self.qualify_floor = min([w.amount for w in rules.qualify_windows], default=None)
         ranks = rules.tiers
         self.above = {t.code: (min([u.single_purchase for u in ranks[i + 1:]], default=None),
@@ -424,39 +425,39 @@ class PurchaseImport:
 
     @staticmethod
     def _window(state: _Customer, months: int, start: int, column: int) -> int:
-        """Sum of `column` (1 paid, 2 counted) over the events after `start`. Rows come in time
-        order, so each window only slides forward: a running sum, not a rescan."""
+        """Sum of `column` (1 paid, 2 counted) over the events after `start`: the running total
+        now less the one before the window's first event. Rows come in time order, so a window's
+        start only moves forward."""
         events, windows = state.events, state.windows
+        if windows is None:
+            windows = state.windows = []
         at = 0
         while at < len(windows) and windows[at] != months:
-            at += 4
+            at += 2
         if at == len(windows):
-            windows.extend((months, 0, state.paid_sum, state.counted_sum))
-        index = windows[at + 1]
-        while index < len(events) and events[index] <= start:
-            windows[at + 2] -= events[index + 1]
-            windows[at + 3] -= events[index + 2]
+            windows += (months, 0)
+        index, size = windows[at + 1], len(events)
+        while index < size and events[index] <= start:
             index += 3
         windows[at + 1] = index
-        return windows[at + 1 + column]
+        if index:
+            before = events[index - 3 + column]
+        else:
+            before = state.paid_base if column == 1 else state.counted_base
+        total = (state.paid_sum if column == 1 else state.counted_sum) - before
+        if size > 3000:  # drop what every window has left behind, rarely: O(1) per row
+            first = min(windows[1::2])
+            if first > size // 2:
+                state.paid_base, state.counted_base = events[first - 2], events[first - 1]
+                del events[:first]
+                windows[1::2] = [i - first for i in windows[1::2]]
+        return total
 
     @staticmethod
     def _add_event(state: _Customer, seconds: int, paid: int, counted: int) -> None:
-        events, windows = state.events, state.windows
-        events.extend((seconds, paid, counted))
         state.paid_sum += paid
         state.counted_sum += counted
-        for at in range(0, len(windows), 4):
-            windows[at + 2] += paid
-            windows[at + 3] += counted
-        if windows and len(events) > 3000:  # drop what every window has left behind
-            first = min(windows[1::4])
-            if first > len(events) // 2:  # rarely, so the copy costs O(1) per row
-                state.paid_sum -= sum(events[1:first:3])
-                state.counted_sum -= sum(events[2:first:3])
-                del events[:first]
-                for at in range(0, len(windows), 4):
-                    windows[at + 1] -= first
+        state.events.extend((seconds, state.paid_sum, state.counted_sum))
 
     # --- transactions and chunks ----------------------------------------------------------------
 
@@ -620,16 +621,13 @@ class PurchaseImport:
         self.next_purchase = purchase_id + 1
         seconds = day.base + at.hour * 3600 + at.minute * 60 + at.second
         counted = paid if rules.count_promo else max(paid - promo, 0)
-        if state.windows:
-            self._add_event(state, seconds, paid, counted)
-        else:  # no window worked out yet: nothing to slide
-            state.events.extend((seconds, paid, counted))
-            state.paid_sum += paid
-            state.counted_sum += counted
+        state.paid_sum += paid
+        state.counted_sum += counted
+        state.events.extend((seconds, state.paid_sum, state.counted_sum))
         card_no = state.card
         if card_no is None:
             if not state.ended and (counted >= rules.qualify_single or (
-                    self.qualify_floor is not None and state.counted_sum >= self.qualify_floor)):
+                    self.qualify_floor is not None and state.counted_sum - state.counted_base >= self.qualify_floor)):
                 reason = rules.qualification_reason(counted, _Windows(self, state, seconds, day))
                 if reason is not None:
                     card_no = self._issue(state, store, at, stamp, reason)
@@ -638,7 +636,8 @@ class PurchaseImport:
                     self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, f"card issued ({reason})")
         else:
             single, spend_floor = self.above.get(state.tier) or (0, 0)
-            if (single is not None and paid >= single) or (spend_floor is not None and state.paid_sum >= spend_floor):
+            if (single is not None and paid >= single) or (
+                    spend_floor is not None and state.paid_sum - state.paid_base >= spend_floor):
                 spend = self._upgrade_spend(state, seconds, day)
                 reached = rules.tier_for(paid, spend)
                 if rules.tier_rank(reached.code) > rules.tier_rank(state.tier):

@@ -1,0 +1,123 @@
+"""The purchases import's shortcuts held to the canonical code they stand in for: the row and column
+parsers to parse_row, the running-total windows to a plain sum, integer rounding to apply_rate."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vipcli.cards import make_number
+from vipcli.errors import VipError
+from vipcli.io import import_purchases as engine
+from vipcli.io.readers import record
+from vipcli.money import apply_rate
+from vipcli.rules import default_text, parse
+
+RULES = parse(default_text(), 1)
+NOW = datetime(2026, 11, 1, 12, 0, 0)
+NAMES = ["receipt", "card_no", "phone", "store", "purchased_at", "amount", "promo", "paid"]
+KNOWN_CARD = make_number(RULES, "755", 1)  # a card on record
+
+receipts = st.sampled_from(["R1", "R2", " R3", "R4 ", "", "x" * 41, "R\u3000", "B00000001", "收据1"])
+cards = st.sampled_from(["", "", "", KNOWN_CARD, KNOWN_CARD[:3] + " " + KNOWN_CARD[3:], KNOWN_CARD[:-1] + "0", "abc"])
+phones = st.sampled_from(["13900000001", "13900000002", "+86 139-0000-0003", "12345678901", "",
+                          "１３９００００００１", "1390000000", " 13900000004"])
+stores = st.sampled_from(["", "SZ01", "GZ01", " SZ01", "bad store", "X" * 21])
+stamps = st.sampled_from(["2026-05-01T10:00:00", "2026-05-01T10:00", "2026-05-01", "2026-05-01 10:00:00",
+                          "2026-13-01T10:00:00", "2026-05-01T25:00:00", "2030-01-01T00:00:00",
+                          "2026-11-01T12:00:00", "2026-11-01T12:00:01", "2026-W18-5T10:00:00",
+                          "2026-05-01T10:00:00+08:00", "2026-05-01T10:00:00.5", "not a date", ""])
+amounts = st.sampled_from(["100", "100.5", "100.50", "0.00", "0", "1000000.00", "1000000.01", "-5",
+                           "1,000", "１００", " 100", "100.", ".5", "1e3", "", "88.08", "000123.40"])
+optional_amounts = st.sampled_from(["", "", "0.00", "45.60", "5", "x", "1000000.01", "99999.99"])
+
+
+def row_cells():
+    return st.lists(st.one_of(receipts), min_size=1, max_size=1).flatmap(lambda r: st.tuples(
+        st.just(r[0]), cards, phones, stores, stamps, amounts, optional_amounts, optional_amounts)).map(list)
+
+
+def _parser():
+    return engine.RowParser(list(NAMES), RULES, NOW, known_phones={"13900000002": 7},
+                            known_cards={KNOWN_CARD: 3})
+
+
+def _canonical(cells):
+    values = record(NAMES, cells)
+    if values is None:
+        return None
+    try:
+        sale = engine.parse_row(values, RULES, NOW)
+    except VipError as exc:
+        return ("error", exc.message)
+    return (sale.receipt, sale.card_no, sale.phone, sale.store, sale.at.isoformat(), sale.at,
+            sale.regular, sale.promo, sale.paid)
+
+
+def _by_rows(parser, cells):
+    try:
+        return parser.parse(list(cells))
+    except VipError as exc:
+        return ("error", exc.message)
+
+
+@settings(max_examples=400, deadline=None)
+@given(row_cells())
+def test_row_shortcut_gives_what_parse_row_gives(cells):
+    parser = _parser()
+    parser.stores.update({"SZ01": "SZ01", " SZ01": "SZ01"})
+    assert _by_rows(parser, cells) == _canonical(cells)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(row_cells(), min_size=1, max_size=12), st.booleans())
+def test_column_check_gives_what_rows_give(chunk, clean):
+    if clean:  # a chunk in the canonical form, the case the column check exists for
+        chunk = [[f"R{i}", "", f"139{i:08d}", "SZ01", f"2026-05-01T10:{i:02d}", f"{i + 1}.50", "0.00", ""]
+                 for i in range(len(chunk))]
+    parser = _parser()
+    parser.stores["SZ01"] = "SZ01"
+    good, bad = parser.parse_chunk([(n, list(c)) for n, c in enumerate(chunk, start=2)])
+    got = {n: row for n, _, row in good} | {n: ("error", exc.message) for n, _, exc in bad}
+    expected = {n: _canonical(c) for n, c in enumerate(chunk, start=2)}
+    assert got == {n: v for n, v in expected.items() if v is not None}
+    if clean:
+        assert parser.full_parses == 0
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3 * 86400), st.integers(0, 10 ** 6), st.booleans()), min_size=1,
+                max_size=4000), st.sampled_from([1, 6, 12]))
+def test_windows_equal_a_plain_sum_also_after_pruning(steps, months):
+    """Events in time order; after each, the window of `months` (a day per month here) ending at
+    that event, as running totals (with old events dropped past 3,000) and as a plain sum."""
+    state = engine._Customer(1)
+    seen = []
+    moment = 0
+    for gap, paid, ask in steps:
+        moment += gap
+        counted = paid // 2
+        engine.PurchaseImport._add_event(state, moment, paid, counted)
+        seen.append((moment, paid, counted))
+        if ask or len(seen) % 500 == 0:
+            start = moment - months * 86400
+            assert engine.PurchaseImport._window(state, months, start, 1) == sum(p for t, p, _ in seen if t > start)
+            assert engine.PurchaseImport._window(state, months, start, 2) == sum(c for t, _, c in seen if t > start)
+    assert len(state.events) <= max(3 * len(steps), 3000 * 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10 ** 10), st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1.00"), places=2))
+def test_integer_rounding_equals_apply_rate(fen, rate):
+    numerator, denominator = rate.as_integer_ratio()
+    assert (2 * fen * numerator + denominator) // (2 * denominator) == apply_rate(fen, rate)
+
+
+def test_a_day_holds_the_window_starts_of_dateutil():
+    """31 August - 6 months = 28/29 February: the window start of each day comes from dateutil."""
+    day = engine._Day(datetime(2026, 8, 31).date(), RULES, {6, 12})
+    assert day.back[6] == (datetime(2026, 8, 31) - datetime(2026, 2, 28)).days * 86400
+    assert day.expiry == "2027-01-01T00:00:00"
+    start = datetime(2026, 8, 31, 10, 0) - timedelta(seconds=day.back[6])
+    assert start == datetime(2026, 2, 28, 10, 0)
