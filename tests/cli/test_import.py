@@ -239,3 +239,21 @@ def test_killed_import_resumes_to_the_same_state(vip, isolated, monkeypatch):
     assert kills >= 5
     assert vip("import", "purchases", str(isolated / "p.csv")).code == 0
     assert dump(isolated / "killed.db") == reference
+
+
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_a_receipt_twice_in_one_file(vip, isolated, monkeypatch, writer):
+    """The second sight of a receipt in the same transaction: the same row is a duplicate, a
+    different one is rejected, and what the first wrote stays."""
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
+    rows = [["A1", "", "13900000001", "SZ01", "2026-05-01T10:00:00", "1200.00", "", ""],
+            ["A2", "", "13900000002", "SZ01", "2026-05-01T10:05:00", "80.00", "", ""],
+            ["A1", "", "13900000001", "SZ01", "2026-05-01T10:00:00", "1200.00", "", ""],
+            ["A1", "", "13900000001", "SZ01", "2026-05-01T10:00:00", "1200.01", "", ""],
+            ["A3", "", "13900000001", "SZ01", "2026-05-01T11:00:00", "100.00", "", ""]]
+    write_csv(isolated / "p.csv", rows)
+    r = vip("import", "purchases", str(isolated / "p.csv"))
+    assert r.code == 3 and (r["inserted"], r["duplicates"], r["rejected"]) == (3, 1, 1)
+    member = vip("show", "13900000001")
+    # A1 brought the card and its 1200 points; A3 paid 88.00 at the member rate
+    assert member["card_no"] and member["points_balance"] == 1200 + 88

@@ -179,18 +179,19 @@ def _time_key(index: int):
 
 
 def _in_time_order(path: str, columns, encoding) -> bool:
-    """A quick first pass over the purchased_at texts (ISO text sorts as time)."""
+    """A quick first pass over the purchased_at texts (ISO text sorts as time), a block at a time."""
+    from itertools import islice
+
+    from vipcli.io.import_purchases import canonical_stamps
     from vipcli.io.readers import column_values
 
-    last = ""
-    for text in column_values(path, columns.index("purchased_at"), encoding):
-        if len(text) != 19 or text[10] != "T":
-            text = _stamp(text)
-            if not text:
-                continue  # the row will be rejected
-        if text < last:
+    texts, last = column_values(path, columns.index("purchased_at"), encoding), ""
+    while block := list(islice(texts, 10000)):
+        if not canonical_stamps(block):
+            block = [t for t in map(_stamp, block) if t]  # "": the row will be rejected
+        if block and (block[0] < last or block != sorted(block)):
             return False
-        last = text
+        last = block[-1] if block else last
     return True
 
 

@@ -128,6 +128,14 @@ _AMOUNTS = re.compile(r"(?:(?:[0-9]{1,15}(?:\.[0-9]{1,2})?)?\n)*")  # parse_yuan
 _CENTS = re.compile(r"(?:[0-9]{1,15}\.[0-9]{2}\n)*")  # every amount with two decimals
 
 
+_ISO_STAMPS = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\n)*")
+
+
+def canonical_stamps(texts) -> bool:
+    """Every text is 'YYYY-MM-DDTHH:MM:SS' (so that text order is time order)."""
+    return bool(_ISO_STAMPS.fullmatch("\n".join(texts) + "\n"))
+
+
 def _fen_column(texts: tuple, blank):
     """A column of amounts -> fen (`blank` for an empty cell), or None if one is not plain."""
     if _CENTS.fullmatch("\n".join(texts) + "\n"):
@@ -356,7 +364,8 @@ class PurchaseImport:
         self.recorded_at = iso(now)
         self.open = False
         self.loaded = False
-        self.in_tx: dict[str, tuple] = {}  # receipts written in the open transaction (not yet visible)
+        # receipts written since the chunk's look-up of existing ones (maybe not yet visible here)
+        self.in_tx: set[str] = set()
         self.days: dict[str, _Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
         # Bounds that spare working out a window: no window holds more than all the events kept.
@@ -506,7 +515,6 @@ class PurchaseImport:
     def _commit(self) -> None:
         self.writer.commit()
         self.open = False
-        self.in_tx.clear()
 
     def _new_pending(self) -> None:
         """Rows for the writer; a purchase's last three columns (rules version, operator, time
@@ -517,6 +525,7 @@ class PurchaseImport:
 
     def _chunk(self, chunk, rejects) -> None:
         if not self.open:
+            self.in_tx.clear()  # all committed: the chunk's look-up below finds them
             self._begin()
         rows, bad = self.parser.parse_chunk(chunk)
         report, names = self.report, self.parser.names
@@ -568,12 +577,9 @@ class PurchaseImport:
                 raise VipError(f"card {card_given} is not on record")
         else:
             cid = self.by_phone.get(phone)
-        earlier = existing.get(receipt)
-        if earlier is None:
-            earlier = self.in_tx.get(receipt)
-            if earlier is not None:  # (customer id, row) of a row of this transaction
-                _, _, _, store0, stamp0, _, regular0, promo0, given0 = earlier[1]
-                earlier = (earlier[0], regular0, promo0, given0, int(given0 is not None), store0, stamp0)
+        earlier = existing.get(receipt) if existing else None
+        if earlier is None and receipt in self.in_tx:
+            earlier = existing[receipt] = self._written(receipt)
         if earlier is not None:
             cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
             if (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
@@ -646,9 +652,10 @@ class PurchaseImport:
                                    f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
                                    f"spend {format_fen(spend)}")
         points = paid // 100 * rules.points_per_yuan if card_no is not None and status == "active" else 0
-        self.purchases.append((
-            purchase_id, receipt, state.id, card_no, store, stamp, regular, promo, paid,
-            0 if given is None else 1, rate, points))
+        purchase = (purchase_id, receipt, state.id, card_no, store, stamp, regular, promo, paid,
+                    0 if given is None else 1, rate, points)
+        self.purchases.append(purchase)
+        self.in_tx.add(receipt)
         if points:
             lot_id = self.next_lot
             self.next_lot = lot_id + 1
@@ -658,8 +665,15 @@ class PurchaseImport:
             self.pending["ledger"].append((self.next_entry, card_no, lot_id, "earn", points, stamp,
                                            self.operator, purchase_id, None))
             self.next_entry += 1
-        self.in_tx[receipt] = (state.id, row)
-        self.report.inserted += 1
+
+    def _written(self, receipt: str) -> tuple:
+        """A receipt this transaction wrote, seen again (rare): commit, then read it back."""
+        self._flush()
+        self._commit()
+        self._begin()
+        return tuple(self.conn.execute(
+            "SELECT customer_id, regular, promo, paid, paid_given, store, purchased_at FROM purchases "
+            "WHERE receipt = ?", (receipt,)).fetchone())
 
     def _rate(self, tier):
         rate = self.rules.tier(tier).rate  # InvalidInput for a tier these rules do not have
@@ -720,6 +734,7 @@ class PurchaseImport:
 
     def _flush(self) -> None:
         """Hand what the rows so far produced to the writer, table by table in foreign-key order."""
+        self.report.inserted += len(self.purchases)
         self.pending["sequences"] = list(self.sequences.items())
         self.writer.write(self.pending)
         self._new_pending()
