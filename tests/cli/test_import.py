@@ -257,3 +257,16 @@ def test_a_receipt_twice_in_one_file(vip, isolated, monkeypatch, writer):
     member = vip("show", "13900000001")
     # A1 brought the card and its 1200 points; A3 paid 88.00 at the member rate
     assert member["card_no"] and member["points_balance"] == 1200 + 88
+
+
+def test_a_lost_card_is_refused_on_every_row(vip, isolated, member):
+    """The card's state is worked out once a day per customer; each row is still checked."""
+    card = member(phone="13800000009")
+    assert vip("card", "lost", card).code == 0
+    rows = [[f"L{i}", card, "", "SZ01", f"2026-05-01T10:0{i}:00", "100", "", ""] for i in range(3)]
+    rows.append(["L9", "", "13800000009", "SZ01", "2026-05-01T11:00:00", "100", "", ""])
+    write_csv(isolated / "p.csv", rows)
+    r = vip("import", "purchases", str(isolated / "p.csv"))
+    assert r.code == 3 and r["rejected"] == 4 and r["inserted"] == 0
+    reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8"))]
+    assert all("blocked" in reason for reason in reasons), reasons

@@ -533,16 +533,7 @@ class PurchaseImport:
         for number, cells, exc in bad:
             report.rejected += 1
             rejects(number, record(names, cells) or {}, exc.message)
-        existing = self._existing([row[0] for _, _, row in rows])
-        apply = self._apply
-        for number, cells, row in rows:
-            try:
-                apply(row, existing)
-            except VipError as exc:
-                if exc.code == "card_sequence_overflow" or isinstance(exc, DatabaseProblem):
-                    raise  # not this row's fault: stop, the transaction rolls back
-                report.rejected += 1
-                rejects(number, record(names, cells) or {}, exc.message)
+        self._apply(rows, self._existing([row[0] for _, _, row in rows]), rejects)
         report.full_parse = self.parser.full_parses
         self._flush()
         self.tx_count += len(chunk)
@@ -568,103 +559,146 @@ class PurchaseImport:
 
     # --- one row -------------------------------------------------------------------------------
 
-    def _apply(self, row: tuple, existing: dict) -> None:
-        receipt, card_given, phone, store, stamp, at, regular, promo, given = row
-        rules = self.rules
-        if card_given is not None:
-            cid = self.by_card.get(card_given)
-            if cid is None:
-                raise VipError(f"card {card_given} is not on record")
-        else:
-            cid = self.by_phone.get(phone)
-        earlier = existing.get(receipt) if existing else None
-        if earlier is None and receipt in self.in_tx:
-            earlier = existing[receipt] = self._written(receipt)
-        if earlier is not None:
-            cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
-            if (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
-                    and store0 == store and when0 == stamp and (given is None or paid0 == given)):
-                self.report.duplicates += 1
-                return
-            raise VipError(f"receipt {receipt} is already recorded with different content")
+    def _apply(self, rows: list, existing: dict, rejects) -> None:
+        """Every rule, row after row: the common case inline (this loop is the import's hot path,
+        hence the local names), the rare ones in the methods below."""
+        rules, report, names, in_tx = self.rules, self.report, self.parser.names, self.in_tx
+        by_phone, customers, days = self.by_phone.get, self.customers.get, self.days.get
+        count_promo, qualify_single, floor = rules.count_promo, rules.qualify_single, self.qualify_floor
+        per_yuan, rates, above = rules.points_per_yuan, self.rates, self.above
+        for number, cells, row in rows:
+            try:
+                receipt, card_given, phone, store, stamp, at, regular, promo, given = row
+                cid = by_phone(phone) if card_given is None else self._card_owner(card_given)
+                if (existing and receipt in existing) or receipt in in_tx:
+                    self._repeat(receipt, cid, row, existing)
+                    continue  # the same purchase again (a different one raised)
+                if cid is None:
+                    state = self._new_prospect(phone, store, stamp)
+                else:
+                    state = customers(cid) or self._state(cid, at)
+                    if card_given is not None and state.card != card_given:
+                        self._wrong_card(card_given)
+                day = days(stamp[:10]) or self._day(stamp[:10])
+                status = None
+                if state.card is not None:
+                    status = state.effective if state.day is day else self._status(state, day)
+                    if status in ("blocked", "replaced", "cancelled"):
+                        raise VipError(f"card {state.card} is {status}; purchase refused")
+                    if status == "active" and state.debt:
+                        self._slow(row, state)
+                        continue
 
+                # sales.price, in integers: the tier's rate (or the birthday rate, when lower) on
+                # regular goods, half-up to the fen; promo goods at list price; a given `paid` as is.
+                rate = None
+                if given is not None:
+                    paid = given
+                elif status == "active" or status == "discount_only":
+                    numerator, denominator, rate = rates.get(state.tier) or self._rate(state.tier)
+                    if status == "active" and self.birthday_applies and state.birthday is not None:
+                        numerator, denominator, rate = self._birthday(state, day, numerator, denominator, rate)
+                    paid = (2 * regular * numerator + denominator) // (2 * denominator) + promo
+                else:
+                    paid = regular + promo
+                purchase_id = self.next_purchase
+                self.next_purchase = purchase_id + 1
+                seconds = day.base + at.hour * 3600 + at.minute * 60 + at.second
+                counted = paid if count_promo else max(paid - promo, 0)
+                state.paid_sum += paid
+                state.counted_sum += counted
+                state.events.extend((seconds, state.paid_sum, state.counted_sum))
+                card_no = state.card
+                if card_no is None:
+                    if not state.ended and (counted >= qualify_single or (
+                            floor is not None and state.counted_sum - state.counted_base >= floor)):
+                        card_no = self._qualify(state, store, at, stamp, paid, counted, seconds, day)
+                        status = "active" if card_no else None
+                else:
+                    single, spend = above.get(state.tier) or (0, 0)
+                    if (single is not None and paid >= single) or (
+                            spend is not None and state.paid_sum - state.paid_base >= spend):
+                        self._upgrade(state, paid, seconds, day, stamp)
+                points = paid // 100 * per_yuan if card_no is not None and status == "active" else 0
+                self.purchases.append((purchase_id, receipt, state.id, card_no, store, stamp, regular, promo,
+                                       paid, 0 if given is None else 1, rate, points))
+                in_tx.add(receipt)
+                if points:
+                    self._earn(card_no, purchase_id, points, stamp, day)
+            except VipError as exc:
+                if exc.code == "card_sequence_overflow" or isinstance(exc, DatabaseProblem):
+                    raise  # not this row's fault: stop, the transaction rolls back
+                report.rejected += 1
+                rejects(number, record(names, cells) or {}, exc.message)
+
+    def _card_owner(self, card_no: str) -> int:
+        cid = self.by_card.get(card_no)
         if cid is None:
-            state = self._new_prospect(phone, store, stamp)
-        else:
-            state = self.customers.get(cid) or self._state(cid, at)
-            if card_given is not None and state.card != card_given:
-                status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (card_given,)).fetchone()
-                raise VipError(f"card {card_given} is {status[0] if status else 'unknown'}; purchase refused")
-        day = self.days.get(stamp[:10]) or self._day(stamp[:10])
-        status = None
-        if state.card is not None:
-            if state.day is not day:
-                state.effective = cards.effective_status(
-                    {"status": state.status, "valid_to": state.valid_to, "registration_from": state.registration_from},
-                    state.registered, rules, day.date)
-                state.day = day
-            status = state.effective
-            if status in ("blocked", "replaced", "cancelled"):
-                raise VipError(f"card {state.card} is {status}; purchase refused")
-            if status == "active" and state.debt:
-                return self._slow(row, state)
+            raise VipError(f"card {card_no} is not on record")
+        return cid
 
-        # sales.price, in integers: the tier's rate (or the birthday rate, when lower) on regular
-        # goods, half-up to the fen; promo goods at list price; a given `paid` taken as is.
-        rate = None
-        if given is not None:
-            paid = given
-        elif status == "active" or status == "discount_only":
-            numerator, denominator, rate = self.rates.get(state.tier) or self._rate(state.tier)
-            if (status == "active" and self.birthday_applies and state.birthday is not None
-                    and is_birthday(state.birthday, day.date)
-                    and self.birthday_rate[0] * denominator < numerator * self.birthday_rate[1]):
-                numerator, denominator, rate = self.birthday_rate
-            paid = (2 * regular * numerator + denominator) // (2 * denominator) + promo
-        else:
-            paid = regular + promo
-        purchase_id = self.next_purchase
-        self.next_purchase = purchase_id + 1
-        seconds = day.base + at.hour * 3600 + at.minute * 60 + at.second
-        counted = paid if rules.count_promo else max(paid - promo, 0)
-        state.paid_sum += paid
-        state.counted_sum += counted
-        state.events.extend((seconds, state.paid_sum, state.counted_sum))
-        card_no = state.card
-        if card_no is None:
-            if not state.ended and (counted >= rules.qualify_single or (
-                    self.qualify_floor is not None and state.counted_sum - state.counted_base >= self.qualify_floor)):
-                reason = rules.qualification_reason(counted, _Windows(self, state, seconds, day))
-                if reason is not None:
-                    card_no = self._issue(state, store, at, stamp, reason)
-                    status = "active"
-                    spend = self._upgrade_spend(state, seconds, day)
-                    self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, f"card issued ({reason})")
-        else:
-            single, spend_floor = self.above.get(state.tier) or (0, 0)
-            if (single is not None and paid >= single) or (
-                    spend_floor is not None and state.paid_sum - state.paid_base >= spend_floor):
-                spend = self._upgrade_spend(state, seconds, day)
-                reached = rules.tier_for(paid, spend)
-                if rules.tier_rank(reached.code) > rules.tier_rank(state.tier):
-                    self.report.upgrades += 1
-                    self._set_tier(state, state.tier, reached.code, stamp,
-                                   f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
-                                   f"spend {format_fen(spend)}")
-        points = paid // 100 * rules.points_per_yuan if card_no is not None and status == "active" else 0
-        purchase = (purchase_id, receipt, state.id, card_no, store, stamp, regular, promo, paid,
-                    0 if given is None else 1, rate, points)
-        self.purchases.append(purchase)
-        self.in_tx.add(receipt)
-        if points:
-            lot_id = self.next_lot
-            self.next_lot = lot_id + 1
-            expiry = day.expiry if rules.expiry == "calendar_year" else day.expiry + stamp[10:]
-            self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, day.usable or stamp,
-                                         expiry, points))
-            self.pending["ledger"].append((self.next_entry, card_no, lot_id, "earn", points, stamp,
-                                           self.operator, purchase_id, None))
-            self.next_entry += 1
+    def _wrong_card(self, card_no: str) -> None:
+        status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (card_no,)).fetchone()
+        raise VipError(f"card {card_no} is {status[0] if status else 'unknown'}; purchase refused")
+
+    def _repeat(self, receipt: str, cid, row: tuple, existing: dict) -> None:
+        """A receipt already recorded: the same purchase counts as a duplicate, another is refused."""
+        earlier = existing.get(receipt) if existing else None
+        if earlier is None:
+            earlier = existing[receipt] = self._written(receipt)
+        _, _, _, store, stamp, _, regular, promo, given = row
+        cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
+        if not (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
+                and store0 == store and when0 == stamp and (given is None or paid0 == given)):
+            raise VipError(f"receipt {receipt} is already recorded with different content")
+        self.report.duplicates += 1
+
+    def _status(self, state: _Customer, day: _Day) -> str:
+        """The card's state on `day` (cards.effective_status), once per customer and day."""
+        state.effective = cards.effective_status(
+            {"status": state.status, "valid_to": state.valid_to, "registration_from": state.registration_from},
+            state.registered, self.rules, day.date)
+        state.day = day
+        return state.effective
+
+    def _birthday(self, state: _Customer, day: _Day, numerator: int, denominator: int, rate: str) -> tuple:
+        """The birthday rate instead of the tier's, on the birthday, when it is lower."""
+        b_numerator, b_denominator, _ = self.birthday_rate
+        if is_birthday(state.birthday, day.date) and b_numerator * denominator < numerator * b_denominator:
+            return self.birthday_rate
+        return numerator, denominator, rate
+
+    def _qualify(self, state: _Customer, store, at: datetime, stamp: str, paid: int, counted: int,
+                 seconds: int, day: _Day) -> str | None:
+        """第四条/第五条: the card a prospect's purchase earns, if it meets a rule."""
+        rules = self.rules
+        reason = rules.qualification_reason(counted, _Windows(self, state, seconds, day))
+        if reason is None:
+            return None
+        card_no = self._issue(state, store, at, stamp, reason)
+        spend = self._upgrade_spend(state, seconds, day)
+        self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, f"card issued ({reason})")
+        return card_no
+
+    def _upgrade(self, state: _Customer, paid: int, seconds: int, day: _Day, stamp: str) -> None:
+        rules = self.rules
+        spend = self._upgrade_spend(state, seconds, day)
+        reached = rules.tier_for(paid, spend)
+        if rules.tier_rank(reached.code) > rules.tier_rank(state.tier):
+            self.report.upgrades += 1
+            self._set_tier(state, state.tier, reached.code, stamp,
+                           f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
+                           f"spend {format_fen(spend)}")
+
+    def _earn(self, card_no: str, purchase_id: int, points: int, stamp: str, day: _Day) -> None:
+        """A lot and its ledger entry (ledger.earn; a card with debt went the slow path)."""
+        lot_id = self.next_lot
+        self.next_lot = lot_id + 1
+        expiry = day.expiry if self.rules.expiry == "calendar_year" else day.expiry + stamp[10:]
+        self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, day.usable or stamp, expiry, points))
+        self.pending["ledger"].append((self.next_entry, card_no, lot_id, "earn", points, stamp, self.operator,
+                                       purchase_id, None))
+        self.next_entry += 1
 
     def _written(self, receipt: str) -> tuple:
         """A receipt this transaction wrote, seen again (rare): commit, then read it back."""
