@@ -227,6 +227,7 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
         # pages or cell gaps of the file.
         conn.execute("PRAGMA secure_delete = ON")
         _migrate(conn)
+        _restore_deferred_index(conn)
     except sqlite3.DatabaseError as exc:
         raise translate(exc, path) from None
     return conn
@@ -278,6 +279,33 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 "INSERT INTO migrations VALUES (?, ?, ?)", (number, name, iso(datetime.now()))
             )
             conn.execute(f"PRAGMA user_version = {number}")
+
+
+# A bulk import defers this index (built once at its end, from sorted keys, instead of one random
+# insert per row); one that was killed leaves it missing, and the next command rebuilds it.
+DEFERRABLE_INDEX = "CREATE INDEX IF NOT EXISTS purchases_customer_time ON purchases(customer_id, purchased_at)"
+
+
+def _restore_deferred_index(conn: sqlite3.Connection) -> None:
+    """Rebuild the purchases index an import deferred, unless that import is still running."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'purchases_customer_time'").fetchone():
+        return
+    owner = get_meta(conn, "index_deferred_by")
+    if owner is not None and _running(int(owner)):
+        return  # the import builds it when it ends
+    with transaction(conn):
+        conn.execute(DEFERRABLE_INDEX)
+        conn.execute("DELETE FROM meta WHERE key = 'index_deferred_by'")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # POSIX only: imports defer the index only there
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _statements(script: str):

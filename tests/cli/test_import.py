@@ -239,6 +239,28 @@ def test_killed_import_resumes_to_the_same_state(vip, isolated, monkeypatch):
     assert kills >= 5
     assert vip("import", "purchases", str(isolated / "p.csv")).code == 0
     assert dump(isolated / "killed.db") == reference
+    assert _has_index(isolated / "killed.db") and _has_index(isolated / "clean.db")
+
+
+def _has_index(db) -> bool:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'purchases_customer_time'").fetchone() is not None
+
+
+def test_an_index_deferred_by_a_dead_import_is_rebuilt(vip, isolated, monkeypatch):
+    """A first load builds purchases(customer_id, purchased_at) at its end; if it was killed, the
+    next command rebuilds it, unless the import that deferred it is still running."""
+    db = isolated / "d.db"
+    monkeypatch.setenv("VIPCLI_DB", str(db))
+    assert vip("info").code == 0
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for owner, rebuilt in ((os.getpid(), False), (gone.pid, True)):
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP INDEX IF EXISTS purchases_customer_time")
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('index_deferred_by', ?)", (str(owner),))
+        assert vip("info").code == 0
+        assert _has_index(db) is rebuilt
 
 
 @pytest.mark.parametrize("writer", ["inline", "process"])

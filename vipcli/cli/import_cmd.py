@@ -126,18 +126,28 @@ def import_purchases(
 
         encoding = detect_encoding(path)  # once, for both passes
     columns, rows = open_table(path, engine.COLUMNS, engine.REQUIRED, encoding)
-    in_order = _in_time_order(path, columns, encoding)
-    if not in_order:
-        rows = iter(sorted(rows, key=_time_key(columns.index("purchased_at"))))
     if dry_run:
+        in_order, _ = _in_time_order(path, columns, encoding)
+        if not in_order:
+            rows = iter(sorted(rows, key=_time_key(columns.index("purchased_at"))))
         report = _dry_run(s, engine.RowParser(columns, rules, s.now), rows, rejects)
         report["in_time_order"] = in_order
         _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
         return
-    importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator, columns, _writer(s, rules, path),
-                                     tx_rows=int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000")))
+    writer = _writer(s, rules, path)  # started first: its start-up overlaps the time-order pass
+    try:
+        in_order, count = _in_time_order(path, columns, encoding)
+        if not in_order:
+            rows = iter(sorted(rows, key=_time_key(columns.index("purchased_at"))))
+        held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
+        importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator, columns, writer,
+                                         tx_rows=int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000")),
+                                         defer_index=held == 0 and count >= 10_000)  # a first load
+    except BaseException:
+        writer.abandon()
+        raise
     with _progress(s, "purchases", path) as advance:
-        result = importer.run(rows, rejects, advance)
+        result = importer.run(rows, rejects, advance)  # closes the writer
     engine.finish(s.conn, result, path, s.now, s.operator)
     report = {"rows": result.rows, "inserted": result.inserted, "duplicates": result.duplicates,
               "rejected": result.rejected, "cards_issued": result.cards_issued, "upgrades": result.upgrades,
@@ -178,21 +188,25 @@ def _time_key(index: int):
     return key
 
 
-def _in_time_order(path: str, columns, encoding) -> bool:
-    """A quick first pass over the purchased_at texts (ISO text sorts as time), a block at a time."""
+def _in_time_order(path: str, columns, encoding) -> tuple[bool, int]:
+    """A quick first pass over the purchased_at texts (ISO text sorts as time), a block at a time:
+    (in time order, rows)."""
     from itertools import islice
 
     from vipcli.io.import_purchases import canonical_stamps
     from vipcli.io.readers import column_values
 
-    texts, last = column_values(path, columns.index("purchased_at"), encoding), ""
+    texts, last, count, ordered = column_values(path, columns.index("purchased_at"), encoding), "", 0, True
     while block := list(islice(texts, 10000)):
+        count += len(block)
+        if not ordered:
+            continue  # counting only
         if not canonical_stamps(block):
             block = [t for t in map(_stamp, block) if t]  # "": the row will be rejected
         if block and (block[0] < last or block != sorted(block)):
-            return False
+            ordered = False
         last = block[-1] if block else last
-    return True
+    return ordered, count
 
 
 def _dry_run(s, parser, rows, rejects) -> dict:

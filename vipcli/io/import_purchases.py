@@ -344,11 +344,12 @@ class RowParser:
 
 class PurchaseImport:
     def __init__(self, conn, rules: Rules, now: datetime, operator: str, names: list[str], writer,
-                 tx_rows: int = 100_000, tx_seconds: float = 1.0):
+                 tx_rows: int = 100_000, tx_seconds: float = 1.0, defer_index: bool = False):
         """conn: this process's connection, for reads (it sees committed data only); writer: a
         `writer.Writer` or `writer.WriterProcess`, which owns the write transactions."""
         self.conn = conn
         self.writer = writer
+        self.defer_index = defer_index  # asked of the writer with the first transaction
         self.rules = rules
         self.now = now
         self.operator = operator
@@ -494,8 +495,7 @@ class PurchaseImport:
             self.writer.close()
         except BaseException:
             self.open = False
-            close = getattr(self.writer, "abandon", self.writer.close)
-            close()  # the open transaction is rolled back
+            self.writer.abandon()  # the open transaction is rolled back
             raise
         finally:
             if collecting:
@@ -503,7 +503,8 @@ class PurchaseImport:
         return self.report
 
     def _begin(self) -> None:
-        changed = self.writer.begin()
+        changed = self.writer.begin(self.defer_index)
+        self.defer_index = False
         self.open = True
         self.tx_started = time.monotonic()
         self.tx_count = 0
