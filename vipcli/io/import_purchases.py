@@ -5,16 +5,20 @@ rules.points_for, cards.effective_status): the state after an import equals the 
 the rows one by one through `vip purchase` (a test compares the databases table by table). What
 makes it fast:
 
-- Parsing. A row whose cells are already in the canonical form a POS writes (`2026-05-01T10:00:00`,
-  `880.50`, an 11-digit mobile, a known store) is checked by a few string tests; any other row goes
-  through `parse_row`, the full validation, which also words the reason a bad row is rejected. A
-  property test holds the two to the same answers.
-- State. Each customer's card, tier and recent spend live in memory (compact arrays pruned to the
-  longest window, with running sums); a window is only worked out when the running total could
-  reach a threshold.
-- Writes. Rows are written with one executemany per table, in one BEGIN IMMEDIATE transaction of
-  at most about a second, so other terminals wait a second at worst. A rare case the fast path does
-  not model (a card carrying points debt) goes through `sales.record_purchase` itself.
+- Parsing. A chunk of rows whose cells are all in the canonical form a POS writes
+  (`2026-05-01T10:00:00`, `880.50`, an 11-digit mobile, a known store) is checked column by column,
+  in a few passes in C; any other chunk goes row by row, and a row not in that form through
+  `parse_row`, the full validation, which also words the reason a bad row is rejected. Property
+  tests hold all three to the same answers.
+- State. Each customer's card, tier and recent spend live in memory (compact arrays of running
+  totals, pruned to the longest window); a window is only worked out when the customer's total
+  could reach a threshold.
+- Writes. The rows go to a writer (io/writer.py), in a second process for a large file, so that
+  SQLite's work runs on the other core; one executemany per table, in BEGIN IMMEDIATE transactions
+  of about two seconds (another terminal's write waits two seconds at worst; each boundary makes
+  the importer wait for the writer to catch up, so fewer cost less). A first load defers one index
+  to its end. A rare case the fast path does not model (a card carrying points debt) goes through
+  `sales.record_purchase` itself, in the writer.
 
 Transactions commit one after the other, so an import killed at any point leaves whole
 transactions; the receipts make a re-run skip what is there and complete the rest.
@@ -344,7 +348,7 @@ class RowParser:
 
 class PurchaseImport:
     def __init__(self, conn, rules: Rules, now: datetime, operator: str, names: list[str], writer,
-                 tx_rows: int = 100_000, tx_seconds: float = 1.0, defer_index: bool = False):
+                 tx_rows: int = 100_000, tx_seconds: float = 2.0, defer_index: bool = False):
         """conn: this process's connection, for reads (it sees committed data only); writer: a
         `writer.Writer` or `writer.WriterProcess`, which owns the write transactions."""
         self.conn = conn
@@ -525,10 +529,10 @@ class PurchaseImport:
         self.purchases = self.pending["purchases"]
 
     def _chunk(self, chunk, rejects) -> None:
+        rows, bad = self.parser.parse_chunk(chunk)  # first: meanwhile the writer finishes a commit
         if not self.open:
             self.in_tx.clear()  # all committed: the chunk's look-up below finds them
             self._begin()
-        rows, bad = self.parser.parse_chunk(chunk)
         report, names = self.report, self.parser.names
         report.rows += len(rows) + len(bad)
         for number, cells, exc in bad:
