@@ -17,3 +17,78 @@ def timed(cmd, env) -> tuple[float, int]:
     if out[2] != "0":
         sys.exit(f"{cmd} exited {out[2]}")
     return float(out[0]), int(out[1])
+
+
+def tree_peak_rss(pid: int, stop) -> int:
+    """Sampled every 20 ms until stop() is true: the peak of the summed RSS (KB) of the descendants
+    of `pid` (an import runs a writer process beside it). Linux /proc only; 0 elsewhere."""
+    import os
+    import time
+
+    def rss(p):
+        try:
+            with open(f"/proc/{p}/status") as handle:
+                return next((int(line.split()[1]) for line in handle if line.startswith("VmRSS:")), 0)
+        except OSError:
+            return 0
+
+    def children(p):
+        found = []
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as handle:
+                    found += [int(c) for c in handle.read().split()]
+        except OSError:
+            pass
+        return found
+
+    peak = 0
+    while not stop():
+        todo, total = children(pid), 0
+        while todo:
+            p = todo.pop()
+            total += rss(p)
+            todo += children(p)
+        peak = max(peak, total)
+        time.sleep(0.02)
+    return peak
+
+
+def timed_tree(cmd, env) -> tuple[float, int, int]:
+    """Wall time, the peak RSS of the largest single process (KB, as `timed`) and the sampled peak
+    of all its processes together (KB)."""
+    import threading
+
+    result = {}
+    done = threading.Event()
+
+    def run():
+        result["value"] = timed(cmd, env)
+        done.set()
+
+    import time
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    while not done.is_set() and "wrapper" not in result:
+        time.sleep(0.005)  # the wrapper `timed` starts is our only child; the command runs under it
+        kids = _children_of_self()
+        if kids:
+            result["wrapper"] = kids[0]
+    total = tree_peak_rss(result["wrapper"], done.is_set) if "wrapper" in result else 0
+    worker.join()
+    seconds, largest = result["value"]
+    return seconds, largest, total
+
+
+def _children_of_self() -> list[int]:
+    import os
+
+    found = []
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children") as handle:
+                found += [int(c) for c in handle.read().split()]
+    except OSError:
+        pass
+    return found
