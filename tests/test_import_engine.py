@@ -121,3 +121,54 @@ def test_a_day_holds_the_window_starts_of_dateutil():
     assert day.expiry == "2027-01-01T00:00:00"
     start = datetime(2026, 8, 31, 10, 0) - timedelta(seconds=day.back[6])
     assert start == datetime(2026, 2, 28, 10, 0)
+
+
+def _writer_db(tmp_path):
+    from vipcli import db
+
+    path = tmp_path / "w.db"
+    conn = db.connect(path)
+    rules = db.current_rules(conn)
+    conn.close()
+    return path, rules
+
+
+def test_a_stopped_writer_process_is_a_database_problem(tmp_path):
+    import pytest
+
+    from vipcli.errors import DatabaseProblem
+    from vipcli.io.writer import WriterProcess
+
+    path, rules = _writer_db(tmp_path)
+    writer = WriterProcess(path, rules, NOW, "test")
+    assert writer.begin() is False
+    writer.proc.kill()
+    writer.proc.wait()
+    with pytest.raises(DatabaseProblem, match="writer process stopped"):
+        writer.write({"customers": [(1, "13900000001", None, "2026-05-01T10:00:00")]})
+        writer.begin()
+    writer.abandon()
+
+
+def test_a_failed_write_rolls_back_and_comes_back_at_the_next_answer(tmp_path):
+    """Both writers: an SQLite failure in a write (here a duplicate id) is raised, translated, at
+    the next call that waits for an answer; nothing of that transaction stays."""
+    import sqlite3
+
+    import pytest
+
+    from vipcli.errors import DatabaseProblem
+    from vipcli.io.writer import Writer, WriterProcess
+
+    path, rules = _writer_db(tmp_path)
+    row = (1, "13900000001", None, "2026-05-01T10:00:00")
+    for kind in (Writer, WriterProcess):
+        writer = kind(path, rules, NOW, "test")
+        writer.begin()
+        with pytest.raises(DatabaseProblem, match="UNIQUE"):
+            writer.write({"customers": [row, row]})
+            writer.commit()
+            writer.close()
+        writer.abandon()
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 0

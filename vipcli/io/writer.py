@@ -99,18 +99,34 @@ class Writer:
 
     def write(self, pending: dict) -> None:
         conn = self.conn
-        for table in TABLES:
-            rows = pending.get(table)
-            if rows:
-                if table == "purchases":
-                    tail = self.tail
-                    rows = [row + tail for row in rows]
-                conn.executemany(SQL[table], rows)
+        try:
+            for table in TABLES:
+                rows = pending.get(table)
+                if rows:
+                    if table == "purchases":
+                        tail = self.tail
+                        rows = [row + tail for row in rows]
+                    conn.executemany(SQL[table], rows)
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
 
     def commit(self) -> None:
-        self.conn.execute("COMMIT")
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from None
         self.open = False
         self.seen_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _failed(self, exc: sqlite3.Error) -> DatabaseProblem:
+        """The transaction rolled back, and the failure as vipcli words it."""
+        from vipcli.db import translate
+
+        try:
+            self.rollback()
+        except sqlite3.Error:
+            pass
+        return translate(exc)
 
     def rollback(self) -> None:
         if self.open:
@@ -305,8 +321,19 @@ def _reply(sink, message) -> None:
     sink.flush()
 
 
-if __name__ == "__main__":
+def main() -> None:
     import gc
+    import signal
 
     gc.disable()  # a short-lived loop that makes no reference cycles
-    _serve(sys.stdin.buffer, sys.stdout.buffer)
+    # Ctrl-C at the terminal reaches the whole process group: the importer handles it (it closes
+    # the pipe, and this process then rolls back), so it must not stop this one half-way.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _serve(sys.stdin.buffer, sys.stdout.buffer)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the importer is gone; SQLite rolls back what was not committed
+
+
+if __name__ == "__main__":
+    main()
