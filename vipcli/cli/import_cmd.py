@@ -191,13 +191,11 @@ def _time_key(index: int):
 def _in_time_order(path: str, columns, encoding) -> tuple[bool, int]:
     """A quick first pass over the purchased_at texts (ISO text sorts as time), a block at a time:
     (in time order, rows)."""
-    from itertools import islice
-
     from vipcli.io.import_purchases import canonical_stamps
     from vipcli.io.readers import column_values
 
-    texts, last, count, ordered = column_values(path, columns.index("purchased_at"), encoding), "", 0, True
-    while block := list(islice(texts, 10000)):
+    last, count, ordered = "", 0, True
+    for block in column_values(path, columns.index("purchased_at"), encoding):
         count += len(block)
         if not ordered:
             continue  # counting only
