@@ -57,9 +57,10 @@ def seed_members(vip):
     return [plain, debtor]
 
 
-@pytest.mark.parametrize("writer", ["inline", "process"])
-def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer):
-    """Both writers (in this process for a small file, in a second one for a large file)."""
+@pytest.mark.parametrize("writer, profile", [("inline", "store"), ("process", "store"), ("inline", "fashion")])
+def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer, profile):
+    """Both writers (in this process for a small file, in a second one for a large file); a
+    profile where promo goods count toward qualification (store) and one where they do not."""
     monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
     one = isolated / "one.db"
@@ -67,6 +68,7 @@ def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer):
     for db in (one, bulk):
         monkeypatch.setenv("VIPCLI_DB", str(db))
         monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
+        assert vip("init", "--profile", profile).code == 0
         cards = seed_members(vip)
     monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
     rows = make_rows(cards=cards)

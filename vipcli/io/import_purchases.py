@@ -64,6 +64,7 @@ class _Customer:
     __slots__ = ("id", "card", "tier", "status", "valid_to", "registration_from", "registered",
                  "birthday", "events", "windows", "paid_sum", "counted_sum", "paid_base", "counted_base",
                  "ended", "debt", "day", "effective")
+    stride = 3  # values per event
 
     def __init__(self, cid):
         self.id = cid
@@ -75,7 +76,7 @@ class _Customer:
         self.registered = False
         self.birthday = None
         # flat triples: seconds, then the running totals of paid (net) and of what counts toward
-        # qualification, up to and including this purchase
+        # qualification, up to and including this purchase (pairs for a _PaidCustomer)
         self.events = array("q")
         self.windows = None  # [months, index of the first event inside, ...] once a window is asked for
         self.paid_sum = self.counted_sum = 0  # the running totals after the last event
@@ -84,6 +85,14 @@ class _Customer:
         self.debt = False
         self.day = None  # the _Day `effective` (the card's state that day) was worked out for
         self.effective = None
+
+
+class _PaidCustomer(_Customer):
+    """A customer whose qualification counts everything paid (promo goods too): what counts is
+    what was paid, so the events are pairs (seconds, paid total), a third less memory."""
+
+    __slots__ = ()
+    stride = 2
 
 
 class _Day:
@@ -369,8 +378,9 @@ class PurchaseImport:
         self.recorded_at = iso(now)
         self.open = False
         self.loaded = False
-        # receipts written since the chunk's look-up of existing ones (maybe not yet visible here)
-        self.in_tx: set[str] = set()
+        # hashes of the receipts written since the chunk's look-up of existing ones (maybe not yet
+        # visible here); a hash seen again is checked against the database
+        self.in_tx: set[int] = set()
         self.days: dict[str, _Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
         # Bounds that spare working out a window: no window holds more than all the events kept.
@@ -384,6 +394,7 @@ class PurchaseImport:
         self.birthday_rate = (*rules.birthday_rate.as_integer_ratio(), str(rules.birthday_rate))
         self.birthday_applies = not rules.birthday_requires_id_check  # an import never checks an ID
         self.parser = RowParser(names, rules, now, self.by_phone, self.by_card)
+        self.customer = _PaidCustomer if rules.count_promo else _Customer
         self._new_pending()
 
     # --- state ----------------------------------------------------------------------------------
@@ -407,7 +418,7 @@ class PurchaseImport:
         if state is not None:
             return state
         conn = self.conn
-        state = _Customer(cid)
+        state = self.customer(cid)
         row = conn.execute("SELECT * FROM customers WHERE id = ?", (cid,)).fetchone()
         state.tier = row["tier"]
         state.registered = bool(row["name"] and row["gender"] and row["birthday"] and row["phone"])
@@ -442,7 +453,7 @@ class PurchaseImport:
         """Sum of `column` (1 paid, 2 counted) over the events after `start`: the running total
         now less the one before the window's first event. Rows come in time order, so a window's
         start only moves forward."""
-        events, windows = state.events, state.windows
+        events, windows, stride = state.events, state.windows, state.stride
         if windows is None:
             windows = state.windows = []
         at = 0
@@ -452,17 +463,19 @@ class PurchaseImport:
             windows += (months, 0)
         index, size = windows[at + 1], len(events)
         while index < size and events[index] <= start:
-            index += 3
+            index += stride
         windows[at + 1] = index
+        offset = column if stride == 3 else 1  # counted is paid when there is no counted column
         if index:
-            before = events[index - 3 + column]
+            before = events[index - stride + offset]
         else:
             before = state.paid_base if column == 1 else state.counted_base
         total = (state.paid_sum if column == 1 else state.counted_sum) - before
         if size > 3000:  # drop what every window has left behind, rarely: O(1) per row
             first = min(windows[1::2])
             if first > size // 2:
-                state.paid_base, state.counted_base = events[first - 2], events[first - 1]
+                state.paid_base = events[first - stride + 1]
+                state.counted_base = events[first - 1]  # the paid total itself when stride is 2
                 del events[:first]
                 windows[1::2] = [i - first for i in windows[1::2]]
         return total
@@ -471,7 +484,10 @@ class PurchaseImport:
     def _add_event(state: _Customer, seconds: int, paid: int, counted: int) -> None:
         state.paid_sum += paid
         state.counted_sum += counted
-        state.events.extend((seconds, state.paid_sum, state.counted_sum))
+        if state.stride == 3:
+            state.events.extend((seconds, state.paid_sum, state.counted_sum))
+        else:
+            state.events.extend((seconds, state.paid_sum))
 
     # --- transactions and chunks ----------------------------------------------------------------
 
@@ -496,6 +512,7 @@ class PurchaseImport:
                     progress(len(chunk))
             if self.open:
                 self._commit()
+            self._forget()  # before the writer builds a deferred index: the two peaks never meet
             self.writer.close()
         except BaseException:
             self.open = False
@@ -505,6 +522,11 @@ class PurchaseImport:
             if collecting:
                 gc.enable()
         return self.report
+
+    def _forget(self) -> None:
+        """Drop what the import kept in memory (its report stays)."""
+        for kept in (self.customers, self.by_phone, self.by_card, self.in_tx, self.days):
+            kept.clear()
 
     def _begin(self) -> None:
         changed = self.writer.begin(self.defer_index)
@@ -571,12 +593,13 @@ class PurchaseImport:
         by_phone, customers, days = self.by_phone.get, self.customers.get, self.days.get
         count_promo, qualify_single, floor = rules.count_promo, rules.qualify_single, self.qualify_floor
         per_yuan, rates, above = rules.points_per_yuan, self.rates, self.above
+        paired = self.customer is _PaidCustomer
         for number, cells, row in rows:
             try:
                 receipt, card_given, phone, store, stamp, at, regular, promo, given = row
                 cid = by_phone(phone) if card_given is None else self._card_owner(card_given)
-                if (existing and receipt in existing) or receipt in in_tx:
-                    self._repeat(receipt, cid, row, existing)
+                if ((existing and receipt in existing) or hash(receipt) in in_tx) and self._repeat(
+                        receipt, cid, row, existing):
                     continue  # the same purchase again (a different one raised)
                 if cid is None:
                     state = self._new_prospect(phone, store, stamp)
@@ -612,7 +635,10 @@ class PurchaseImport:
                 counted = paid if count_promo else max(paid - promo, 0)
                 state.paid_sum += paid
                 state.counted_sum += counted
-                state.events.extend((seconds, state.paid_sum, state.counted_sum))
+                if paired:
+                    state.events.extend((seconds, state.paid_sum))
+                else:
+                    state.events.extend((seconds, state.paid_sum, state.counted_sum))
                 card_no = state.card
                 if card_no is None:
                     if not state.ended and (counted >= qualify_single or (
@@ -627,7 +653,7 @@ class PurchaseImport:
                 points = paid // 100 * per_yuan if card_no is not None and status == "active" else 0
                 self.purchases.append((purchase_id, receipt, state.id, card_no, store, stamp, regular, promo,
                                        paid, 0 if given is None else 1, rate, points))
-                in_tx.add(receipt)
+                in_tx.add(hash(receipt))
                 if points:
                     self._earn(card_no, purchase_id, points, stamp, day)
             except VipError as exc:
@@ -646,17 +672,22 @@ class PurchaseImport:
         status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (card_no,)).fetchone()
         raise VipError(f"card {card_no} is {status[0] if status else 'unknown'}; purchase refused")
 
-    def _repeat(self, receipt: str, cid, row: tuple, existing: dict) -> None:
-        """A receipt already recorded: the same purchase counts as a duplicate, another is refused."""
+    def _repeat(self, receipt: str, cid, row: tuple, existing: dict) -> bool:
+        """A receipt maybe recorded already: True for the same purchase again (a duplicate), an
+        error for a different one, False when it was not recorded after all."""
         earlier = existing.get(receipt) if existing else None
         if earlier is None:
-            earlier = existing[receipt] = self._written(receipt)
+            earlier = self._written(receipt)
+            if earlier is None:
+                return False  # only its hash was among this transaction's
+            existing[receipt] = earlier
         _, _, _, store, stamp, _, regular, promo, given = row
         cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
         if not (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
                 and store0 == store and when0 == stamp and (given is None or paid0 == given)):
             raise VipError(f"receipt {receipt} is already recorded with different content")
         self.report.duplicates += 1
+        return True
 
     def _status(self, state: _Customer, day: _Day) -> str:
         """The card's state on `day` (cards.effective_status), once per customer and day."""
@@ -705,14 +736,15 @@ class PurchaseImport:
                                        purchase_id, None))
         self.next_entry += 1
 
-    def _written(self, receipt: str) -> tuple:
-        """A receipt this transaction wrote, seen again (rare): commit, then read it back."""
+    def _written(self, receipt: str) -> tuple | None:
+        """A receipt this transaction may have written, seen again (rare): commit, read it back."""
         self._flush()
         self._commit()
         self._begin()
-        return tuple(self.conn.execute(
+        row = self.conn.execute(
             "SELECT customer_id, regular, promo, paid, paid_given, store, purchased_at FROM purchases "
-            "WHERE receipt = ?", (receipt,)).fetchone())
+            "WHERE receipt = ?", (receipt,)).fetchone()
+        return tuple(row) if row is not None else None
 
     def _rate(self, tier):
         rate = self.rules.tier(tier).rate  # InvalidInput for a tier these rules do not have
@@ -725,7 +757,7 @@ class PurchaseImport:
     def _new_prospect(self, phone: str, store, stamp: str) -> _Customer:
         cid = self.next_customer
         self.next_customer = cid + 1
-        state = _Customer(cid)
+        state = self.customer(cid)
         self.customers[cid] = state
         self.by_phone[phone] = cid
         self.pending["customers"].append((cid, phone, store, stamp))
