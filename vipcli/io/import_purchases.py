@@ -77,7 +77,7 @@ class _Customer:
         self.birthday = None
         # flat triples: seconds, then the running totals of paid (net) and of what counts toward
         # qualification, up to and including this purchase (pairs for a _PaidCustomer)
-        self.events = array("q")
+        self.events = array("q")  # None once no window will be asked of this customer again
         self.windows = None  # [months, index of the first event inside, ...] once a window is asked for
         self.paid_sum = self.counted_sum = 0  # the running totals after the last event
         self.paid_base = self.counted_base = 0  # the running totals before the first event kept
@@ -435,8 +435,16 @@ class PurchaseImport:
             "SELECT purchased_at, paid - refunded, promo FROM purchases WHERE customer_id = ? "
             "AND purchased_at > ? ORDER BY purchased_at, id", (cid, start)):
             self._add_event(state, _seconds(stamp), net, self._counted(net, promo))
+        self._settle_events(state)
         self.customers[cid] = state
         return state
+
+    def _settle_events(self, state: _Customer) -> None:
+        """A customer no window will be asked of again (top tier: no upgrade left; membership
+        ended: no card again) keeps no events: the heaviest buyers are those, so this is most
+        of the import's memory. Tiers only rise during an import."""
+        if state.ended or (state.card is not None and self.above.get(state.tier) == (None, None)):
+            state.events = state.windows = None
 
     @staticmethod
     def _take_card(state: _Customer, card) -> None:
@@ -484,6 +492,8 @@ class PurchaseImport:
     def _add_event(state: _Customer, seconds: int, paid: int, counted: int) -> None:
         state.paid_sum += paid
         state.counted_sum += counted
+        if state.events is None:
+            return
         if state.stride == 3:
             state.events.extend((seconds, state.paid_sum, state.counted_sum))
         else:
@@ -635,7 +645,9 @@ class PurchaseImport:
                 counted = paid if count_promo else max(paid - promo, 0)
                 state.paid_sum += paid
                 state.counted_sum += counted
-                if paired:
+                if state.events is None:
+                    pass  # no window will be asked of this customer again
+                elif paired:
                     state.events.extend((seconds, state.paid_sum))
                 else:
                     state.events.extend((seconds, state.paid_sum, state.counted_sum))
@@ -786,6 +798,7 @@ class PurchaseImport:
 
     def _set_tier(self, state, old, new, stamp, reason):
         state.tier = new
+        self._settle_events(state)
         self.pending["tier_set"].append((new, stamp, state.id))
         self.pending["tiers"].append((self.next_change, state.id, old, new, stamp, reason, self.operator))
         self.next_change += 1
