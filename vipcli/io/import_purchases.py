@@ -368,7 +368,7 @@ class PurchaseImport:
         self.operator = operator
         self.tx_rows = tx_rows
         self.tx_seconds = tx_seconds
-        self.chunk_rows = min(tx_rows, 5000)
+        self.chunk_rows = min(tx_rows, 2500)
         self.report = Report()
         self.customers: dict[int, _Customer] = {}
         self.by_phone: dict[str, int] = {}
