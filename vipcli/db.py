@@ -291,7 +291,7 @@ def _restore_deferred_index(conn: sqlite3.Connection) -> None:
     if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'purchases_customer_time'").fetchone():
         return
     owner = get_meta(conn, "index_deferred_by")
-    if owner is not None and _running(int(owner)):
+    if owner is not None and owner.isdigit() and _running(int(owner)):
         return  # the import builds it when it ends
     with transaction(conn):
         conn.execute(DEFERRABLE_INDEX)
@@ -299,8 +299,10 @@ def _restore_deferred_index(conn: sqlite3.Connection) -> None:
 
 
 def _running(pid: int) -> bool:
+    if os.name != "posix":
+        return False  # imports defer the index only on POSIX (on Windows, kill(pid, 0) would kill)
     try:
-        os.kill(pid, 0)  # POSIX only: imports defer the index only there
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
