@@ -142,7 +142,7 @@ def import_purchases(
         held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
         importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator, columns, writer,
                                          tx_rows=int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000")),
-                                         defer_index=held == 0 and count >= 10_000)  # a first load
+                                         defer_index=held == 0 and count >= FIRST_LOAD_ROWS)
     except BaseException:
         writer.abandon()
         raise
@@ -153,6 +153,10 @@ def import_purchases(
               "rejected": result.rejected, "cards_issued": result.cards_issued, "upgrades": result.upgrades,
               "in_time_order": in_order}
     _finish(s, "import purchases", path, rejects_path, report, rejects, columns, started)
+
+
+# A first load (no purchases yet) of this many rows or more builds one index at its end.
+FIRST_LOAD_ROWS = 10_000
 
 
 def _writer(s, rules, path: str):
