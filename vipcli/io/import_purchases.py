@@ -410,6 +410,7 @@ class PurchaseImport:
         self.by_phone.update(self.conn.execute("SELECT phone, id FROM customers WHERE phone IS NOT NULL"))
         self.by_card.clear()
         self.by_card.update(self.conn.execute("SELECT card_no, customer_id FROM cards"))
+        self.strangers = bool(self.by_phone or self.by_card)  # customers this import has not met
 
     def _day(self, text: str) -> _Day:
         day = self.days.get(text)
@@ -448,6 +449,8 @@ class PurchaseImport:
         """The customers a chunk names that this import has not met yet, read with a few queries
         for the whole chunk (one by one, `_state` asks four questions per customer): the same
         answers, as `_state` gives them."""
+        if not self.strangers:
+            return  # every customer there is was made by this import, and is in memory
         by_phone, by_card, known = self.by_phone, self.by_card, self.customers
         wanted = {cid for cid in (by_phone.get(row[2]) if row[1] is None else by_card.get(row[1])
                                   for _, _, row in rows) if cid is not None and cid not in known}
