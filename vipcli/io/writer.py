@@ -73,7 +73,8 @@ class Writer:
         self.open = False
 
     def begin(self, defer_index: bool = False) -> bool:
-        """A bulk load (as many rows as the table holds, or more) drops purchases(customer_id,
+        """Take the write lock; True when another process wrote since our last commit. A first
+        load (no purchases yet, a large file: the importer decides) drops purchases(customer_id,
         purchased_at) in its first transaction and builds it once at the end: a sort instead of a
         random B-tree insert per row, a third of the writing. The pid in meta tells other commands
         the index is not lost but on its way (db._restore_deferred_index)."""
