@@ -259,10 +259,13 @@ class RowParser:
         if ("" in receipt or max(map(len, receipt)) > 40 or not all(map(str.isprintable, receipt))
                 or tuple(map(str.strip, receipt)) != receipt):
             return None
-        if not _PHONES.fullmatch("\n".join(phone) + "\n") or "" in map(add, card, phone):
-            return None
         has_card = card is not blank and any(card)
-        if has_card and not (set(card) - {""}) <= self.known_cards.keys():
+        if not _PHONES.fullmatch("\n".join(phone) + "\n"):
+            return None
+        if has_card:
+            if "" in map(add, card, phone) or not (set(card) - {""}) <= self.known_cards.keys():
+                return None
+        elif "" in phone:
             return None
         if not (set(store) - {""}) <= self.stores.keys():
             return None
@@ -277,8 +280,8 @@ class RowParser:
         except ValueError:
             return None
         regular = _fen_column(amount, None)
-        promo = _fen_column(promo, 0)
-        paid = _fen_column(paid, None)
+        promo = _fen_column(promo, 0) if promo is not blank else [0] * len(lines)
+        paid = _fen_column(paid, None) if paid is not blank else [None] * len(lines)
         if regular is None or promo is None or paid is None or None in regular:
             return None
         if max(regular) > limit or max(promo) > limit or min(map(add, regular, promo)) <= 0:
