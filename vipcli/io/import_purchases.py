@@ -422,46 +422,30 @@ class PurchaseImport:
         return day
 
     def _state(self, cid: int, since: datetime) -> _Customer:
+        """A customer this import has not met yet (the chunk's look-up missed it), read back."""
         state = self.customers.get(cid)
-        if state is not None:
-            return state
-        conn = self.conn
-        state = self.customer(cid)
-        row = conn.execute("SELECT * FROM customers WHERE id = ?", (cid,)).fetchone()
-        state.tier = row["tier"]
-        state.registered = bool(row["name"] and row["gender"] and row["birthday"] and row["phone"])
-        state.birthday = date.fromisoformat(row["birthday"]) if row["birthday"] else None
-        card = cards.live_card(conn, cid)
-        if card is not None:
-            self._take_card(state, card)
-            state.debt = conn.execute("SELECT 1 FROM point_lots WHERE card_no = ? AND remaining < 0 LIMIT 1",
-                                      (card["card_no"],)).fetchone() is not None
-        else:
-            state.ended = cards.latest_card(conn, cid) is not None
-        if not self.fresh:  # else no purchase of this customer is recorded yet
-            start = iso(months_before(since, self.horizon))
-            for stamp, net, promo in conn.execute(
-                "SELECT purchased_at, paid - refunded, promo FROM purchases WHERE customer_id = ? "
-                "AND purchased_at > ? ORDER BY purchased_at, id", (cid, start)):
-                self._add_event(state, _seconds(stamp), net, self._counted(net, promo))
-        self._settle_events(state)
-        self.customers[cid] = state
+        if state is None:
+            self._load([cid], since)
+            state = self.customers[cid]
         return state
 
     def _prefetch(self, rows: list) -> None:
         """The customers a chunk names that this import has not met yet, read with a few queries
-        for the whole chunk (one by one, `_state` asks four questions per customer): the same
-        answers, as `_state` gives them."""
+        for the whole chunk instead of four per customer."""
         if not self.strangers:
             return  # every customer there is was made by this import, and is in memory
         by_phone, by_card, known = self.by_phone, self.by_card, self.customers
         wanted = {cid for cid in (by_phone.get(row[2]) if row[1] is None else by_card.get(row[1])
                                   for _, _, row in rows) if cid is not None and cid not in known}
-        if not wanted:
-            return
+        if wanted:
+            self._load(sorted(wanted), rows[0][2][5])  # since the chunk's first (earliest) row
+
+    def _load(self, ids: list[int], since: datetime) -> None:
+        """Customers' state from the database: tier, registration and birthday; the latest live
+        card (as cards.live_card), whether it carries debt, or whether a membership ended; and the
+        purchases inside the longest window before `since`."""
         conn, live = self.conn, ",".join("?" * len(cards.LIVE))
-        start = iso(months_before(rows[0][2][5], self.horizon))  # the chunk's first (earliest) row
-        ids = sorted(wanted)
+        start = iso(months_before(since, self.horizon))
         for i in range(0, len(ids), 500):
             part = ids[i:i + 500]
             marks = ",".join("?" * len(part))
@@ -475,7 +459,7 @@ class PurchaseImport:
             for card in conn.execute(f"SELECT * FROM cards WHERE customer_id IN ({marks}) AND status IN ({live}) "
                                      "ORDER BY issued_at DESC", (*part, *cards.LIVE)):
                 state = states[card["customer_id"]]
-                if state.card is None:  # the latest live card, as cards.live_card
+                if state.card is None:  # the latest live card
                     self._take_card(state, card)
             holders = {r[0] for r in conn.execute(
                 f"SELECT DISTINCT customer_id FROM cards WHERE customer_id IN ({marks})", part)}
@@ -488,14 +472,14 @@ class PurchaseImport:
                     state.debt = state.card in debts
                 else:
                     state.ended = cid in holders
-            if not self.fresh:
+            if not self.fresh:  # else no purchase of theirs is recorded yet
                 for cid, stamp, net, promo in conn.execute(
                         f"SELECT customer_id, purchased_at, paid - refunded, promo FROM purchases WHERE customer_id "
                         f"IN ({marks}) AND purchased_at > ? ORDER BY customer_id, purchased_at, id", (*part, start)):
                     self._add_event(states[cid], _seconds(stamp), net, self._counted(net, promo))
             for cid, state in states.items():
                 self._settle_events(state)
-                known[cid] = state
+                self.customers[cid] = state
 
     def _settle_events(self, state: _Customer) -> None:
         """A customer no window will be asked of again (top tier: no upgrade left; membership
