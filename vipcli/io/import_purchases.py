@@ -55,7 +55,6 @@ class Report:
     cards_issued: int = 0
     upgrades: int = 0
     slow_path: int = 0  # rows applied by sales.record_purchase (a card with points debt)
-    full_parse: int = 0  # rows whose cells needed parse_row (not in the canonical form)
 
 
 class _Customer:
@@ -208,7 +207,6 @@ class RowParser:
         self.known_phones = known_phones if known_phones is not None else {}
         self.known_cards = known_cards if known_cards is not None else {}
         self.stores: dict[str, str] = {}
-        self.full_parses = 0
 
     def parse(self, cells: list):
         """The row's values, or None for a blank row; VipError for a bad one (the reason to show)."""
@@ -220,7 +218,6 @@ class RowParser:
         values = record(self.names, cells)
         if values is None:
             return None
-        self.full_parses += 1
         sale = parse_row(values, self.rules, self.now)
         raw_store = cells[self.at[3]]
         if sale.store is not None and isinstance(raw_store, str) and len(self.stores) < 1000:
@@ -618,7 +615,6 @@ class PurchaseImport:
             rejects(number, record(names, cells) or {}, exc.message)
         self._prefetch(rows)
         self._apply(rows, self._existing([row[0] for _, _, row in rows]), rejects)
-        report.full_parse = self.parser.full_parses
         self._flush()
         self.tx_count += len(chunk)
         if self.tx_count >= self.tx_rows or time.monotonic() - self.tx_started >= self.tx_seconds:
@@ -800,10 +796,7 @@ class PurchaseImport:
         self._flush()
         self._commit()
         self._begin()
-        row = self.conn.execute(
-            "SELECT customer_id, regular, promo, paid, paid_given, store, purchased_at FROM purchases "
-            "WHERE receipt = ?", (receipt,)).fetchone()
-        return tuple(row) if row is not None else None
+        return self._existing([receipt]).get(receipt)
 
     def _rate(self, tier):
         rate = self.rules.tier(tier).rate  # InvalidInput for a tier these rules do not have
