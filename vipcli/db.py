@@ -286,16 +286,31 @@ def _migrate(conn: sqlite3.Connection) -> None:
 DEFERRABLE_INDEX = "CREATE INDEX IF NOT EXISTS purchases_customer_time ON purchases(customer_id, purchased_at)"
 
 
+def defer_index(conn: sqlite3.Connection, owner: int) -> None:
+    """Inside the caller's transaction: drop the index; `owner` (a pid) will build it again."""
+    conn.execute("DROP INDEX IF EXISTS purchases_customer_time")
+    set_meta(conn, "index_deferred_by", str(owner))
+
+
+def has_deferrable_index(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'purchases_customer_time'").fetchone() is not None
+
+
+def build_deferred_index(conn: sqlite3.Connection) -> None:
+    """Inside the caller's transaction: the index back, its owner forgotten."""
+    conn.execute(DEFERRABLE_INDEX)
+    conn.execute("DELETE FROM meta WHERE key = 'index_deferred_by'")
+
+
 def _restore_deferred_index(conn: sqlite3.Connection) -> None:
     """Rebuild the purchases index an import deferred, unless that import is still running."""
-    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'purchases_customer_time'").fetchone():
+    if has_deferrable_index(conn):
         return
     owner = get_meta(conn, "index_deferred_by")
     if owner is not None and owner.isdigit() and _running(int(owner)):
         return  # the import builds it when it ends
     with transaction(conn):
-        conn.execute(DEFERRABLE_INDEX)
-        conn.execute("DELETE FROM meta WHERE key = 'index_deferred_by'")
+        build_deferred_index(conn)
 
 
 def _running(pid: int) -> bool:

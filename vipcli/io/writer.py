@@ -89,10 +89,9 @@ class Writer:
         changed = self.seen_version is not None and version != self.seen_version
         self.seen_version = version
         if defer_index and os.name == "posix":
-            from vipcli.db import set_meta
+            from vipcli.db import defer_index as drop_index
 
-            self.conn.execute("DROP INDEX IF EXISTS purchases_customer_time")
-            set_meta(self.conn, "index_deferred_by", str(os.getpid()))
+            drop_index(self.conn, os.getpid())
         elif changed:
             # Another process is using the database (and the importer will read customers'
             # histories back): the index comes back now.
@@ -164,18 +163,15 @@ class Writer:
 
     def _build_index(self, inside: bool = False) -> None:
         """The deferred index, if it is missing (in the open transaction, or in one of its own)."""
-        from vipcli.db import DEFERRABLE_INDEX, transaction
+        from vipcli.db import build_deferred_index, has_deferrable_index, transaction
 
-        conn = self.conn
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'purchases_customer_time'").fetchone():
+        if has_deferrable_index(self.conn):
             return
         if inside:
-            conn.execute(DEFERRABLE_INDEX)
-            conn.execute("DELETE FROM meta WHERE key = 'index_deferred_by'")
+            build_deferred_index(self.conn)
             return
-        with transaction(conn):
-            conn.execute(DEFERRABLE_INDEX)
-            conn.execute("DELETE FROM meta WHERE key = 'index_deferred_by'")
+        with transaction(self.conn):
+            build_deferred_index(self.conn)
 
 
 class WriterProcess:
