@@ -1,7 +1,10 @@
 """Shared by the benchmark scripts: time one command in a fresh process and read its peak RSS."""
 
+import os
 import subprocess
 import sys
+import threading
+import time
 
 
 def timed(cmd, env) -> tuple[float, int]:
@@ -22,8 +25,6 @@ def timed(cmd, env) -> tuple[float, int]:
 def tree_peak_rss(pid: int, stop) -> int:
     """Sampled every 20 ms until stop() is true: the peak of the summed RSS (KB) of the descendants
     of `pid` (an import runs a writer process beside it). Linux /proc only; 0 elsewhere."""
-    import os
-    import time
 
     def rss(p):
         try:
@@ -32,23 +33,13 @@ def tree_peak_rss(pid: int, stop) -> int:
         except OSError:
             return 0
 
-    def children(p):
-        found = []
-        try:
-            for task in os.listdir(f"/proc/{p}/task"):
-                with open(f"/proc/{p}/task/{task}/children") as handle:
-                    found += [int(c) for c in handle.read().split()]
-        except OSError:
-            pass
-        return found
-
     peak = 0
     while not stop():
-        todo, total = children(pid), 0
+        todo, total = _children(pid), 0
         while todo:
             p = todo.pop()
             total += rss(p)
-            todo += children(p)
+            todo += _children(p)
         peak = max(peak, total)
         time.sleep(0.02)
     return peak
@@ -57,8 +48,6 @@ def tree_peak_rss(pid: int, stop) -> int:
 def timed_tree(cmd, env) -> tuple[float, int, int]:
     """Wall time, the peak RSS of the largest single process (KB, as `timed`) and the sampled peak
     of all its processes together (KB)."""
-    import threading
-
     result = {}
     done = threading.Event()
 
@@ -66,13 +55,11 @@ def timed_tree(cmd, env) -> tuple[float, int, int]:
         result["value"] = timed(cmd, env)
         done.set()
 
-    import time
-
     worker = threading.Thread(target=run)
     worker.start()
     while not done.is_set() and "wrapper" not in result:
         time.sleep(0.005)  # the wrapper `timed` starts is our only child; the command runs under it
-        kids = _children_of_self()
+        kids = _children(os.getpid())
         if kids:
             result["wrapper"] = kids[0]
     total = tree_peak_rss(result["wrapper"], done.is_set) if "wrapper" in result else 0
@@ -81,13 +68,12 @@ def timed_tree(cmd, env) -> tuple[float, int, int]:
     return seconds, largest, total
 
 
-def _children_of_self() -> list[int]:
-    import os
-
+def _children(pid: int) -> list[int]:
+    """The pids of a process's children (all its threads'), from /proc; [] elsewhere."""
     found = []
     try:
-        for task in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{task}/children") as handle:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
                 found += [int(c) for c in handle.read().split()]
     except OSError:
         pass

@@ -45,6 +45,17 @@ def dump(db):
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall() for t, k in TABLES.items()}
 
 
+def _one_by_one(vip, rows):
+    """Each row through `vip purchase`, with the same options as the file gives."""
+    for r in rows:
+        args = ["purchase"] + ([r[1]] if r[1] else ["--phone", r[2]]) + ["--amount", r[5], "--receipt", r[0],
+                                                                         "--at", r[4]]
+        for flag, value in (("--store", r[3]), ("--promo", r[6]), ("--paid", r[7])):
+            if value:
+                args += [flag, value]
+        assert vip(*args).code == 0
+
+
 def seed_members(vip):
     """Two existing members: one plain, one whose card carries points debt (the slow path)."""
     plain = vip("enroll", "--phone", "13800000001", "--name", "王芳", "--gender", "F", "--birthday", "1990-01-01",
@@ -73,13 +84,7 @@ def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer, profile):
     monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
     rows = make_rows(cards=cards)
     monkeypatch.setenv("VIPCLI_DB", str(one))
-    for r in rows:
-        args = ["purchase"] + ([r[1]] if r[1] else ["--phone", r[2]]) + ["--amount", r[5], "--receipt", r[0],
-                                                                         "--at", r[4]]
-        for flag, value in (("--store", r[3]), ("--promo", r[6]), ("--paid", r[7])):
-            if value:
-                args += [flag, value]
-        assert vip(*args).code == 0
+    _one_by_one(vip, rows)
     monkeypatch.setenv("VIPCLI_DB", str(bulk))
     write_csv(isolated / "p.csv", rows)
     result = vip("import", "purchases", str(isolated / "p.csv"))
@@ -294,16 +299,6 @@ def test_a_lost_card_is_refused_on_every_row(vip, isolated, member):
     assert r.code == 3 and r["rejected"] == 4 and r["inserted"] == 0
     reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8"))]
     assert all("blocked" in reason for reason in reasons), reasons
-
-
-def _one_by_one(vip, rows):
-    for r in rows:
-        args = ["purchase"] + ([r[1]] if r[1] else ["--phone", r[2]]) + ["--amount", r[5], "--receipt", r[0],
-                                                                         "--at", r[4]]
-        for flag, value in (("--store", r[3]), ("--promo", r[6]), ("--paid", r[7])):
-            if value:
-                args += [flag, value]
-        assert vip(*args).code == 0
 
 
 @pytest.mark.parametrize("writer", ["inline", "process"])
