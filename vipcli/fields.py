@@ -7,7 +7,8 @@ from datetime import date
 from vipcli.dates import parse_date
 from vipcli.errors import InvalidInput
 
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+MOBILE = "1[3-9][0-9]{9}"  # a mainland mobile number, as normalize_phone returns it
+_MOBILE = re.compile(MOBILE)
 _PHONE_NOISE = re.compile(r"[\s\-()（）]")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}")
 _STORE = re.compile(r"[A-Za-z0-9_\-]{1,20}")

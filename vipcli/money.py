@@ -9,7 +9,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from vipcli.errors import InvalidInput
 
-_YUAN = re.compile(r"([0-9]{1,15})(?:\.([0-9]{1,2}))?")
+YUAN = r"([0-9]{1,15})(?:\.([0-9]{1,2}))?"  # yuan as parse_yuan takes it, after folding and stripping
+_YUAN = re.compile(YUAN)
 
 
 def parse_yuan(text: str, field: str = "amount") -> int:

@@ -38,7 +38,7 @@ from vipcli.dates import is_birthday, iso, months_after, months_before, parse_wh
 from vipcli.db import audit
 from vipcli.errors import DatabaseProblem, InvalidInput, Refused, VipError
 from vipcli.io.readers import record
-from vipcli.money import format_fen, parse_yuan
+from vipcli.money import YUAN, format_fen, parse_yuan
 from vipcli.rules import Rules
 
 COLUMNS = ("receipt", "card_no", "phone", "store", "purchased_at", "amount", "promo", "paid")
@@ -134,9 +134,10 @@ def _fen(text: str) -> int | None:
     return None
 
 
-_PHONES = re.compile(r"(?:(?:1[3-9][0-9]{9})?\n)*")  # blank or a mobile in normalize_phone's form
+_MOBILE = re.compile(fields.MOBILE)
+_PHONES = re.compile(rf"(?:(?:{fields.MOBILE})?\n)*")  # blank or a mobile in normalize_phone's form
 _STAMPS = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2})?\n)*")
-_AMOUNTS = re.compile(r"(?:(?:[0-9]{1,15}(?:\.[0-9]{1,2})?)?\n)*")  # parse_yuan's form, or blank
+_AMOUNTS = re.compile(rf"(?:(?:{YUAN})?\n)*")  # parse_yuan's form, or blank
 _CENTS = re.compile(r"(?:[0-9]{1,15}\.[0-9]{2}\n)*")  # every amount with two decimals
 
 
@@ -158,8 +159,8 @@ def _fen_column(texts: tuple, blank):
 
 
 def _plain_phone(text: str) -> bool:
-    """The form normalize_phone returns unchanged: 11 ASCII digits, 13-19."""
-    return len(text) == 11 and text.isdigit() and text.isascii() and text[0] == "1" and text[1] in "3456789"
+    """The form normalize_phone returns unchanged."""
+    return _MOBILE.fullmatch(text) is not None
 
 
 def parse_row(values: dict, rules: Rules, now: datetime) -> sales.Sale:
