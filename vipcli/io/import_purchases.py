@@ -647,7 +647,7 @@ class PurchaseImport:
         by_phone, customers, days = self.by_phone.get, self.customers.get, self.days.get
         count_promo, qualify_single, floor = rules.count_promo, rules.qualify_single, self.qualify_floor
         per_yuan, rates, above = rules.points_per_yuan, self.rates, self.above
-        paired = self.customer is _PaidCustomer
+        add_event = self._add_event
         for number, cells, row in rows:
             try:
                 receipt, card_given, phone, store, stamp, at, regular, promo, given = row
@@ -687,14 +687,7 @@ class PurchaseImport:
                 self.next_purchase = purchase_id + 1
                 seconds = day.base + at.hour * 3600 + at.minute * 60 + at.second
                 counted = paid if count_promo else max(paid - promo, 0)
-                state.paid_sum += paid
-                state.counted_sum += counted
-                if state.events is None:
-                    pass  # no window will be asked of this customer again
-                elif paired:
-                    state.events.extend((seconds, state.paid_sum))
-                else:
-                    state.events.extend((seconds, state.paid_sum, state.counted_sum))
+                add_event(state, seconds, paid, counted)
                 card_no = state.card
                 if card_no is None:
                     if not state.ended and (counted >= qualify_single or (
