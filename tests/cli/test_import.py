@@ -136,6 +136,9 @@ def test_bad_rows_go_to_rejects_with_exit_3(vip, isolated, member):
                  "different content", "future", "paid"):
         assert word in reasons, word
     assert rejects[0]["phone"] == "12345"
+    # rows the rules refused (not the parser) are read again from the file for their values
+    assert (rejects[5]["card_no"], rejects[5]["receipt"]) == (_unissued_card(), "B6")
+    assert (rejects[6]["receipt"], rejects[6]["amount"], rejects[6]["store"]) == ("G1", "101", "SZ01")
 
 
 def _unissued_card():
@@ -153,6 +156,24 @@ def test_columns_checked_up_front(vip, isolated):
     r = vip("import", "purchases", str(isolated / "y.csv"))
     assert r.code == 2 and "purchased_at" in r["error"]["message"]
     assert vip("import", "purchases", str(isolated / "missing.csv")).code == 2
+
+
+@pytest.mark.parametrize("kind", ["purchases", "members"])
+@pytest.mark.parametrize("before", [1, 3000])  # in the decoder's first block, or far past it
+def test_a_file_in_another_encoding_than_asked_is_refused_before_writing(vip, isolated, kind, before):
+    """GB18030 bytes after ASCII rows, read as UTF-8: one line naming --encoding, exit 2."""
+    if kind == "purchases":
+        header = "receipt,phone,store,purchased_at,amount\n"
+        first = "".join(f"R{i},13800138000,SZ01,2026-01-01T10:00,1\n" for i in range(before))
+        second = "收据2,13800138001,SZ01,2026-01-01T11:00,1\n"
+    else:
+        header = "phone,name\n"
+        first = "".join(f"138{i:08d},A\n" for i in range(before))
+        second = "13900139001,王芳\n"
+    (isolated / "x.csv").write_bytes(header.encode() + first.encode() + second.encode("gb18030"))
+    r = vip("import", kind, str(isolated / "x.csv"), "--encoding", "utf-8")
+    assert r.code == 2 and "--encoding" in r["error"]["message"] and "\n" not in r["error"]["message"]
+    assert vip("show", "13800138000").code == 1 and vip("show", "13800000000").code == 1  # nothing was written
 
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gb18030"])

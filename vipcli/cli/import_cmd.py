@@ -14,10 +14,12 @@ import_app = subgroup("import", "Bulk import of members or purchases from CSV or
 
 
 class _Rejects:
-    """Collects rejected rows: row number, reason and the original values."""
+    """Collects rejected rows: row number, reason and the original values (None: read them again
+    from the file, which the purchases import does for a row its rules refused)."""
 
-    def __init__(self):
+    def __init__(self, source: tuple | None = None):
         self.rows = []
+        self.source = source  # open_table's arguments, to read the file again
 
     def __call__(self, number, values, reason):
         self.rows.append((number, reason, values))
@@ -27,11 +29,28 @@ class _Rejects:
 
         from vipcli.io.files import atomic_output, neutralize
 
+        self._fill()
         with atomic_output(path) as handle:
             writer = csv.writer(handle)
             writer.writerow(["row", "reason", *columns])
             for number, reason, values in sorted(self.rows, key=lambda r: r[0]):
                 writer.writerow([number, reason, *[neutralize(values.get(c) or "") for c in columns]])
+
+    def _fill(self) -> None:
+        from vipcli.io.readers import open_table, record
+
+        wanted = {number for number, _, values in self.rows if values is None}
+        if not wanted:
+            return
+        found = {}
+        names, rows = open_table(*self.source)
+        for number, cells in rows:
+            if number in wanted:
+                found[number] = record(names, cells) or {}
+                if len(found) == len(wanted):
+                    break
+        self.rows = [(number, reason, found.get(number, {}) if values is None else values)
+                     for number, reason, values in self.rows]
 
 
 @contextmanager
@@ -119,13 +138,14 @@ def import_purchases(
     s = session(ctx)
     rules = s.rules()
     started = time.perf_counter()
-    rejects = _Rejects()
     _check_rejects(path, rejects_path)
     if encoding is None and not path.lower().endswith((".xlsx", ".xlsm")) and os.path.isfile(path):
         from vipcli.io.readers import detect_encoding
 
-        encoding = detect_encoding(path)  # once, for both passes
-    columns, rows = open_table(path, engine.COLUMNS, engine.REQUIRED, encoding)
+        encoding = detect_encoding(path)  # once, for every pass
+    source = (path, engine.COLUMNS, engine.REQUIRED, encoding)
+    rejects = _Rejects(source)
+    columns, rows = open_table(*source)
     if dry_run:
         in_order, _ = _in_time_order(path, columns, encoding)
         if not in_order:
@@ -134,20 +154,21 @@ def import_purchases(
         report["in_time_order"] = in_order
         _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
         return
+    batch = int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000"))
     writer = _writer(s, rules, path)  # started first: its start-up overlaps the time-order pass
     try:
         in_order, count = _in_time_order(path, columns, encoding)
         if not in_order:
             rows = iter(sorted(rows, key=_time_key(columns.index("purchased_at"))))
+        chunks = engine.parsed_chunks(rows, engine.RowParser(columns, rules, s.now), min(batch, engine.CHUNK_ROWS))
         held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
-        importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator, columns, writer,
-                                         tx_rows=int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000")),
+        importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator, writer, tx_rows=batch,
                                          defer_index=held == 0 and count >= FIRST_LOAD_ROWS)
     except BaseException:
         writer.abandon()
         raise
     with _progress(s, "purchases", path) as advance:
-        result = importer.run(rows, rejects, advance)  # closes the writer
+        result = importer.run(chunks, rejects, advance)  # closes the writer
     engine.finish(s.conn, result, path, s.now, s.operator)
     report = {"rows": result.rows, "inserted": result.inserted, "duplicates": result.duplicates,
               "rejected": result.rejected, "cards_issued": result.cards_issued, "upgrades": result.upgrades,
@@ -223,7 +244,7 @@ def _dry_run(s, parser, rows, rejects) -> dict:
         except VipError as exc:
             report["rows"] += 1
             report["rejected"] += 1
-            rejects(number, record(parser.names, cells), exc.message)
+            rejects(number, record(parser.names, cells) or {}, exc.message)
             continue
         if row is None:
             continue
@@ -250,7 +271,7 @@ def import_members(
     from vipcli.errors import VipError
     from vipcli.fields import normalize_phone
     from vipcli.io import import_members as engine
-    from vipcli.io.readers import open_rows
+    from vipcli.io.readers import check_encoding, open_rows
 
     s = session(ctx)
     rules = s.rules()
@@ -258,6 +279,8 @@ def import_members(
     rejects = _Rejects()
     _check_rejects(path, rejects_path)
     columns, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
+    if encoding is not None:  # (a detected one is read through already)
+        check_encoding(path, encoding.lower())
     if dry_run:
         report = {"rows": 0, "inserted": 0, "duplicates": 0, "rejected": 0}
         for number, values in records:

@@ -30,7 +30,7 @@ import time
 from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from itertools import repeat
+from itertools import islice, repeat
 from operator import add, itemgetter
 
 from vipcli import cards, fields, sales
@@ -41,6 +41,7 @@ from vipcli.io.readers import record
 from vipcli.money import YUAN, format_fen, parse_yuan
 from vipcli.rules import Rules
 
+CHUNK_ROWS = 2500  # rows parsed, looked up and handed to the writer together
 COLUMNS = ("receipt", "card_no", "phone", "store", "purchased_at", "amount", "promo", "paid")
 REQUIRED = ("receipt", "purchased_at", "amount")
 _fromisoformat = datetime.fromisoformat
@@ -194,10 +195,12 @@ def parse_row(values: dict, rules: Rules, now: datetime) -> sales.Sale:
 
 
 class RowParser:
-    """File cells -> (receipt, card_no, phone, store, stamp, at, regular, promo, paid), the values
-    parse_row would give. Rows in the canonical form take a shortcut; the rest go through parse_row."""
+    """File cells -> (receipt, card_no, phone, store, stamp, seconds of the day, regular, promo,
+    paid), the values parse_row would give. Rows in the canonical form take a shortcut; the rest go
+    through parse_row. It keeps no state but caches of answers (stores, card numbers), so it can
+    run in a process of its own (io/feeder.py)."""
 
-    def __init__(self, names: list[str], rules: Rules, now: datetime, known_phones=None, known_cards=None):
+    def __init__(self, names: list[str], rules: Rules, now: datetime):
         self.names = names
         self.rules = rules
         self.now = now
@@ -205,9 +208,8 @@ class RowParser:
         self.width = len(names)
         absent = self.width  # index of the "" each row gets appended (a column the file lacks)
         self.at = tuple(names.index(c) if c in names else absent for c in COLUMNS)
-        self.known_phones = known_phones if known_phones is not None else {}
-        self.known_cards = known_cards if known_cards is not None else {}
-        self.stores: dict[str, str] = {}
+        self.stores: dict[str, str] = {}  # a store's text -> check_store's answer
+        self.cards: set[str] = set()  # texts cards.parse_number returned unchanged
 
     def parse(self, cells: list):
         """The row's values, or None for a blank row; VipError for a bad one (the reason to show)."""
@@ -223,13 +225,14 @@ class RowParser:
         raw_store = cells[self.at[3]]
         if sale.store is not None and isinstance(raw_store, str) and len(self.stores) < 1000:
             self.stores[raw_store] = sale.store  # check_store's answer, for the next rows
-        return (sale.receipt, sale.card_no, sale.phone, sale.store, sale.at.isoformat(), sale.at,
-                sale.regular, sale.promo, sale.paid)
+        at = sale.at
+        return (sale.receipt, sale.card_no, sale.phone, sale.store, at.isoformat(),
+                at.hour * 3600 + at.minute * 60 + at.second, sale.regular, sale.promo, sale.paid)
 
     def parse_chunk(self, chunk: list) -> tuple[list, list]:
-        """[(number, cells)] -> ([(number, cells, values)], [(number, cells, VipError)]), blank rows
-        left out. A chunk whose every column is in the canonical form is checked column by column
-        (a few passes in C); any other goes row by row."""
+        """[(number, cells)] -> (good, bad): good rows are (number, *values), bad ones (number,
+        {column: text}, reason); blank rows left out. A chunk whose every column is in the
+        canonical form is checked column by column (a few passes in C); any other goes row by row."""
         rows = self._columns(chunk)
         if rows is not None:
             return rows, []
@@ -238,11 +241,24 @@ class RowParser:
             try:
                 row = self.parse(cells)
             except VipError as exc:
-                bad.append((number, cells, exc))
+                bad.append((number, record(self.names, cells) or {}, exc.message))
                 continue
             if row is not None:
-                good.append((number, cells, row))
+                good.append((number, *row))
         return good, bad
+
+    def _card(self, text: str) -> bool:
+        """A card number in the canonical form (parse_number returns it unchanged)."""
+        if text in self.cards:
+            return True
+        try:
+            if cards.parse_number(text, self.rules) != text:
+                return False
+        except VipError:
+            return False
+        if len(self.cards) < 1_000_000:
+            self.cards.add(text)
+        return True
 
     def _columns(self, chunk: list):
         """The whole chunk in the canonical form, or None: then `parse` decides row by row."""
@@ -261,7 +277,7 @@ class RowParser:
         if not _PHONES.fullmatch("\n".join(phone) + "\n"):
             return None
         if has_card:
-            if "" in map(add, card, phone) or not (set(card) - {""}) <= self.known_cards.keys():
+            if "" in map(add, card, phone) or not all(map(self._card, set(card) - {""})):
                 return None
         elif "" in phone:
             return None
@@ -293,8 +309,9 @@ class RowParser:
             card = tuple(c or None for c in card)
         else:
             card = repeat(None)
-        return list(zip(map(itemgetter(0), chunk), lines,
-                        zip(receipt, card, phone, stores, stamp, at, regular, promo, paid)))
+        moments = [a.hour * 3600 + a.minute * 60 + a.second for a in at]
+        return list(zip(map(itemgetter(0), chunk), receipt, card, phone, stores, stamp, moments, regular, promo,
+                        paid))
 
     def _shortcut(self, cells: list):
         """The canonical form only; None means "not sure": parse_row decides."""
@@ -305,12 +322,12 @@ class RowParser:
             return None
         card, phone = cells[i_card], cells[i_phone]
         if card:
-            if card not in self.known_cards:
+            if not self._card(card):
                 return None
-            if phone and phone not in self.known_phones and not _plain_phone(phone):
+            if phone and not _plain_phone(phone):
                 return None
             phone = None
-        elif not phone or (phone not in self.known_phones and not _plain_phone(phone)):
+        elif not phone or not _plain_phone(phone):
             return None
         else:
             card = None
@@ -353,11 +370,19 @@ class RowParser:
             return None
         if paid is not None and (paid > limit or paid > regular + promo):
             return None
-        return receipt, card, phone, store, stamp, at, regular, promo, paid
+        return receipt, card, phone, store, stamp, at.hour * 3600 + at.minute * 60 + at.second, regular, promo, paid
+
+
+def parsed_chunks(rows, parser: RowParser, size: int):
+    """(row number, cells) -> (lines read, good rows, bad rows) per `size` lines
+    (RowParser.parse_chunk)."""
+    rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        yield (len(chunk), *parser.parse_chunk(chunk))
 
 
 class PurchaseImport:
-    def __init__(self, conn, rules: Rules, now: datetime, operator: str, names: list[str], writer,
+    def __init__(self, conn, rules: Rules, now: datetime, operator: str, writer,
                  tx_rows: int = 100_000, tx_seconds: float = 2.0, defer_index: bool = False):
         """conn: this process's connection, for reads (it sees committed data only); writer: a
         `writer.Writer` or `writer.WriterProcess`, which owns the write transactions."""
@@ -369,7 +394,6 @@ class PurchaseImport:
         self.operator = operator
         self.tx_rows = tx_rows
         self.tx_seconds = tx_seconds
-        self.chunk_rows = min(tx_rows, 2500)
         self.report = Report()
         self.customers: dict[int, _Customer] = {}
         self.by_phone: dict[str, int] = {}
@@ -398,7 +422,6 @@ class PurchaseImport:
         self.rates = {t.code: (*t.rate.as_integer_ratio(), str(t.rate)) for t in ranks}
         self.birthday_rate = (*rules.birthday_rate.as_integer_ratio(), str(rules.birthday_rate))
         self.birthday_applies = not rules.birthday_requires_id_check  # an import never checks an ID
-        self.parser = RowParser(names, rules, now, self.by_phone, self.by_card)
         self.customer = _PaidCustomer if rules.count_promo else _Customer
         self._new_pending()
 
@@ -419,11 +442,11 @@ class PurchaseImport:
             day = self.days[text] = _Day(date.fromisoformat(text), self.rules, self.months)
         return day
 
-    def _state(self, cid: int, since: datetime) -> _Customer:
+    def _state(self, cid: int, stamp: str) -> _Customer:
         """A customer this import has not met yet (the chunk's look-up missed it), read back."""
         state = self.customers.get(cid)
         if state is None:
-            self._load([cid], since)
+            self._load([cid], _fromisoformat(stamp))
             state = self.customers[cid]
         return state
 
@@ -433,10 +456,10 @@ class PurchaseImport:
         if not self.strangers:
             return  # every customer there is was made by this import, and is in memory
         by_phone, by_card, known = self.by_phone, self.by_card, self.customers
-        wanted = {cid for cid in (by_phone.get(row[2]) if row[1] is None else by_card.get(row[1])
-                                  for _, _, row in rows) if cid is not None and cid not in known}
+        wanted = {cid for cid in (by_phone.get(row[3]) if row[2] is None else by_card.get(row[2])
+                                  for row in rows) if cid is not None and cid not in known}
         if wanted:
-            self._load(sorted(wanted), rows[0][2][5])  # since the chunk's first (earliest) row
+            self._load(sorted(wanted), _fromisoformat(rows[0][5]))  # since the chunk's first (earliest) row
 
     def _load(self, ids: list[int], since: datetime) -> None:
         """Customers' state from the database: tier, registration and birthday; the latest live
@@ -541,25 +564,18 @@ class PurchaseImport:
 
     # --- transactions and chunks ----------------------------------------------------------------
 
-    def run(self, rows, rejects, progress=None) -> Report:
-        """rows: iterator of (row number, cells), in time order."""
-        chunk = []
+    def run(self, chunks, rejects, progress=None) -> Report:
+        """chunks: (lines read, good rows, bad rows), as `parsed_chunks` makes them, in time order.
+        rejects(number, values or None, reason): None for a row the file must be read again for."""
         # The rows make no reference cycles, and the collector's passes over a hundred thousand
         # customers' state would cost more than a fifth of the import: it is paused meanwhile.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            for item in rows:
-                chunk.append(item)
-                if len(chunk) >= self.chunk_rows:
-                    self._chunk(chunk, rejects)
-                    if progress:
-                        progress(len(chunk))
-                    chunk = []
-            if chunk:
-                self._chunk(chunk, rejects)
+            for lines, good, bad in chunks:
+                self._chunk(good, bad, rejects)
                 if progress:
-                    progress(len(chunk))
+                    progress(lines)
             if self.open:
                 self._commit()
             self._forget()  # before the writer builds a deferred index: the two peaks never meet
@@ -604,20 +620,19 @@ class PurchaseImport:
                                               "tier_set")}
         self.purchases = self.pending["purchases"]
 
-    def _chunk(self, chunk, rejects) -> None:
-        rows, bad = self.parser.parse_chunk(chunk)  # first: meanwhile the writer finishes a commit
+    def _chunk(self, rows, bad, rejects) -> None:
         if not self.open:
             self.in_tx.clear()  # all committed: the chunk's look-up below finds them
             self._begin()
-        report, names = self.report, self.parser.names
+        report = self.report
         report.rows += len(rows) + len(bad)
-        for number, cells, exc in bad:
+        for number, values, reason in bad:
             report.rejected += 1
-            rejects(number, record(names, cells) or {}, exc.message)
+            rejects(number, values, reason)
         self._prefetch(rows)
-        self._apply(rows, self._existing([row[0] for _, _, row in rows]), rejects)
+        self._apply(rows, self._existing([row[1] for row in rows]), rejects)
         self._flush()
-        self.tx_count += len(chunk)
+        self.tx_count += len(rows) + len(bad)
         if self.tx_count >= self.tx_rows or time.monotonic() - self.tx_started >= self.tx_seconds:
             self._commit()
 
@@ -643,22 +658,22 @@ class PurchaseImport:
     def _apply(self, rows: list, existing: dict, rejects) -> None:
         """Every rule, row after row: the common case inline (this loop is the import's hot path,
         hence the local names), the rare ones in the methods below."""
-        rules, report, names, in_tx = self.rules, self.report, self.parser.names, self.in_tx
+        rules, report, in_tx = self.rules, self.report, self.in_tx
         by_phone, customers, days = self.by_phone.get, self.customers.get, self.days.get
         count_promo, qualify_single, floor = rules.count_promo, rules.qualify_single, self.qualify_floor
         per_yuan, rates, above = rules.points_per_yuan, self.rates, self.above
         add_event = self._add_event
-        for number, cells, row in rows:
+        for row in rows:
             try:
-                receipt, card_given, phone, store, stamp, at, regular, promo, given = row
+                number, receipt, card_given, phone, store, stamp, moment, regular, promo, given = row
                 cid = by_phone(phone) if card_given is None else self._card_owner(card_given)
                 if ((existing and receipt in existing) or hash(receipt) in in_tx) and self._repeat(
-                        receipt, cid, row, existing):
+                        cid, row, existing):
                     continue  # the same purchase again (a different one raised)
                 if cid is None:
                     state = self._new_prospect(phone, store, stamp)
                 else:
-                    state = customers(cid) or self._state(cid, at)
+                    state = customers(cid) or self._state(cid, stamp)
                     if card_given is not None and state.card != card_given:
                         self._wrong_card(card_given)
                 day = days(stamp[:10]) or self._day(stamp[:10])
@@ -685,14 +700,14 @@ class PurchaseImport:
                     paid = regular + promo
                 purchase_id = self.next_purchase
                 self.next_purchase = purchase_id + 1
-                seconds = day.base + at.hour * 3600 + at.minute * 60 + at.second
+                seconds = day.base + moment
                 counted = paid if count_promo else max(paid - promo, 0)
                 add_event(state, seconds, paid, counted)
                 card_no = state.card
                 if card_no is None:
                     if not state.ended and (counted >= qualify_single or (
                             floor is not None and state.counted_sum - state.counted_base >= floor)):
-                        card_no = self._qualify(state, store, at, stamp, paid, counted, seconds, day)
+                        card_no = self._qualify(state, store, stamp, paid, counted, seconds, day)
                         status = "active" if card_no else None
                 else:
                     single, spend = above.get(state.tier) or (0, 0)
@@ -709,7 +724,7 @@ class PurchaseImport:
                 if exc.code == "card_sequence_overflow" or isinstance(exc, DatabaseProblem):
                     raise  # not this row's fault: stop, the transaction rolls back
                 report.rejected += 1
-                rejects(number, record(names, cells) or {}, exc.message)
+                rejects(row[0], None, exc.message)  # the file is read again for its cells
 
     def _card_owner(self, card_no: str) -> int:
         cid = self.by_card.get(card_no)
@@ -721,16 +736,16 @@ class PurchaseImport:
         status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (card_no,)).fetchone()
         raise VipError(f"card {card_no} is {status[0] if status else 'unknown'}; purchase refused")
 
-    def _repeat(self, receipt: str, cid, row: tuple, existing: dict) -> bool:
+    def _repeat(self, cid, row: tuple, existing: dict) -> bool:
         """A receipt maybe recorded already: True for the same purchase again (a duplicate), an
         error for a different one, False when it was not recorded after all."""
+        _, receipt, _, _, store, stamp, _, regular, promo, given = row
         earlier = existing.get(receipt) if existing else None
         if earlier is None:
             earlier = self._written(receipt)
             if earlier is None:
                 return False  # only its hash was among this transaction's
             existing[receipt] = earlier
-        _, _, _, store, stamp, _, regular, promo, given = row
         cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
         if not (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
                 and store0 == store and when0 == stamp and (given is None or paid0 == given)):
@@ -753,14 +768,14 @@ class PurchaseImport:
             return self.birthday_rate
         return numerator, denominator, rate
 
-    def _qualify(self, state: _Customer, store, at: datetime, stamp: str, paid: int, counted: int,
-                 seconds: int, day: _Day) -> str | None:
+    def _qualify(self, state: _Customer, store, stamp: str, paid: int, counted: int, seconds: int,
+                 day: _Day) -> str | None:
         """第四条/第五条: the card a prospect's purchase earns, if it meets a rule."""
         rules = self.rules
         reason = rules.qualification_reason(counted, _Windows(self, state, seconds, day))
         if reason is None:
             return None
-        card_no = self._issue(state, store, at, stamp, reason)
+        card_no = self._issue(state, store, day, stamp, reason)
         spend = self._upgrade_spend(state, seconds, day)
         self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, f"card issued ({reason})")
         return card_no
@@ -809,7 +824,7 @@ class PurchaseImport:
         self.pending["customers"].append((cid, phone, store, stamp))
         return state
 
-    def _issue(self, state: _Customer, store, at: datetime, stamp: str, reason: str) -> str:
+    def _issue(self, state: _Customer, store, day: _Day, stamp: str, reason: str) -> str:
         rules = self.rules
         region = rules.region_for(store)
         if region not in self.sequences:
@@ -821,7 +836,7 @@ class PurchaseImport:
                           "the import stopped (widen card.sequence_digits)", code="card_sequence_overflow")
         self.sequences[region] = sequence
         number = cards.make_number(rules, region, sequence)
-        valid_to = iso(rules.card_valid_to(at.date()))
+        valid_to = iso(rules.card_valid_to(day.date))
         self.pending["cards"].append((number, state.id, region, sequence, stamp, valid_to,
                                       f"qualified: {reason}", stamp, stamp))
         state.card, state.status, state.valid_to, state.registration_from = number, "active", valid_to, stamp
@@ -840,9 +855,9 @@ class PurchaseImport:
     def _slow(self, row: tuple, state: _Customer) -> None:
         """The exact path of `vip purchase`, for what the fast path does not model: the writer runs
         it inside the transaction, which then commits so that this process can read the outcome."""
-        receipt, card_no, phone, store, _, at, regular, promo, given = row
+        _, receipt, card_no, phone, store, stamp, _, regular, promo, given = row
         self._flush()
-        self.writer.slow((receipt, card_no, phone, store, at, regular, promo, given))  # VipError: rejected
+        self.writer.slow((receipt, card_no, phone, store, _fromisoformat(stamp), regular, promo, given))  # VipError: rejected
         self._commit()
         self.fresh = False  # the customer is read back from the database, purchases included
         self.customers.pop(state.id, None)

@@ -5,6 +5,7 @@ or missing columns are refused before any row is read."""
 import codecs
 import csv
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import chain, islice
 from datetime import date, datetime
 from pathlib import Path
@@ -17,17 +18,30 @@ ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
 def detect_encoding(path: Path) -> str:
     """UTF-8 (BOM or not) when the whole file decodes as UTF-8, else GB18030 (the superset of GBK
     that Chinese Excel and POS systems write)."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
+    if not _decodes(path, "utf-8"):
+        return "gb18030"
     with open(path, "rb") as handle:
-        head = handle.read(3)
-        handle.seek(0)
+        return "utf-8-sig" if handle.read(3) == codecs.BOM_UTF8 else "utf-8"
+
+
+def check_encoding(path: str, encoding: str) -> None:
+    """An encoding the user chose: the whole file must read in it (checked before any row is
+    written, so that a wrong choice writes nothing)."""
+    if Path(path).suffix.lower() not in (".xlsx", ".xlsm") and Path(path).is_file() and not _decodes(path, encoding):
+        raise InvalidInput(f"{path}: not {encoding} text; choose the file's encoding with --encoding "
+                           f"({', '.join(ENCODINGS)}) or leave it out to detect it", code="bad_encoding")
+
+
+def _decodes(path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    with open(path, "rb") as handle:
         try:
             while chunk := handle.read(1 << 20):
                 decoder.decode(chunk)
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return "gb18030"
-    return "utf-8-sig" if head == codecs.BOM_UTF8 else "utf-8"
+            return False
+    return True
 
 
 def open_rows(path: str, columns: tuple[str, ...], required: tuple[str, ...],
@@ -114,12 +128,15 @@ def _csv_rows(path: Path, encoding: str):
     handle = open(path, encoding=encoding, newline="")
     reader = csv.reader(handle)
     try:
-        header = next(reader)
+        with _decoding(path, encoding):  # the decoder reads ahead: a bad byte in the first rows shows here
+            header = next(reader)
     except StopIteration:
         handle.close()
         raise InvalidInput(f"{path}: the file is empty", code="bad_columns") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except (InvalidInput, csv.Error) as exc:
         handle.close()
+        if isinstance(exc, InvalidInput):
+            raise
         raise InvalidInput(f"{path}: can't read the header ({exc})", code="bad_file") from None
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
@@ -128,7 +145,7 @@ def _csv_rows(path: Path, encoding: str):
         # A line without a quote is its fields split at the commas (what csv.reader would return,
         # three times faster); a line with one goes to csv.reader, which may read on for a quoted
         # line break.
-        with handle:
+        with handle, _decoding(path, encoding):
             number = 1
             for line in handle:
                 number += 1
@@ -138,6 +155,16 @@ def _csv_rows(path: Path, encoding: str):
                     yield number, line.rstrip("\r\n").split(",")
 
     return header, rows()
+
+
+@contextmanager
+def _decoding(path: Path, encoding: str):
+    """A byte the encoding can't read, past the header: a one-line error naming the fix."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path}: not {encoding} text ({exc.reason}); "
+                           "choose the file's encoding with --encoding", code="bad_encoding") from None
 
 
 def _xlsx_rows(path: Path):
@@ -175,8 +202,9 @@ def column_values(path: str, index: int, encoding: str | None = None) -> Iterato
         while block := list(islice(texts, 10000)):
             yield block
         return
-    handle = open(file, encoding=encoding.lower() if encoding else detect_encoding(file), newline="")
-    with handle:
+    encoding = encoding.lower() if encoding else detect_encoding(file)
+    handle = open(file, encoding=encoding, newline="")
+    with handle, _decoding(file, encoding):
         next(csv.reader(handle), None)  # the header
         while lines := list(islice(handle, 10000)):
             if '"' in "".join(lines):  # quoted fields (maybe over several lines): csv from here on

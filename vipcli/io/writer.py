@@ -68,7 +68,7 @@ class Writer:
         # Each transaction is still atomic (WAL); NORMAL only lets a power cut lose the last ones'
         # durability, and re-running the import (idempotent by receipt) puts them back.
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA wal_autocheckpoint = 20000")  # fewer, larger checkpoints
+        conn.execute("PRAGMA wal_autocheckpoint = 1000")
         self.seen_version = None
         self.open = False
 
