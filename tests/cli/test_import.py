@@ -98,7 +98,12 @@ def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer, profile):
     assert dump(bulk) == b
 
 
-def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch):
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writer):
+    """In process mode the importer reads chunks ahead while the writer checks the order; for a
+    file out of order those are dropped and the file is read again, sorted."""
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
+    monkeypatch.setenv("VIPCLI_IMPORT_BATCH", "7")  # chunks of 7 rows: several are read ahead
     rows = make_rows(seed=3, count=120, phones=6)
     write_csv(isolated / "sorted.csv", rows)
     shuffled = rows[:]
@@ -110,6 +115,7 @@ def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch):
     assert vip("import", "purchases", str(isolated / "shuffled.csv"))["in_time_order"] is False
     a, b = dump(isolated / "a.db"), dump(isolated / "b.db")
     assert a["ledger"] == b["ledger"] and a["cards"] == b["cards"] and a["tier_changes"] == b["tier_changes"]
+    assert a["purchases"] == b["purchases"] and a["point_lots"] == b["point_lots"]
 
 
 def test_bad_rows_go_to_rejects_with_exit_3(vip, isolated, member):

@@ -4,6 +4,7 @@ import os
 import sys
 import time
 from contextlib import contextmanager
+from itertools import chain
 
 import typer
 
@@ -146,21 +147,33 @@ def import_purchases(
     source = (path, engine.COLUMNS, engine.REQUIRED, encoding)
     rejects = _Rejects(source)
     columns, rows = open_table(*source)
+    stamps = columns.index("purchased_at")
     if dry_run:
-        in_order, _ = _in_time_order(path, columns, encoding)
+        in_order, _ = engine.time_order(path, stamps, encoding)
         if not in_order:
-            rows = iter(sorted(rows, key=_time_key(columns.index("purchased_at"))))
+            rows = engine.sorted_rows(rows, stamps)
         report = _dry_run(s, engine.RowParser(columns, rules, s.now), rows, rejects)
         report["in_time_order"] = in_order
         _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
         return
     batch = int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000"))
-    writer = _writer(s, rules, path)  # started first: its start-up overlaps the time-order pass
+    writer = _writer(s, rules, path)
     try:
-        in_order, count = _in_time_order(path, columns, encoding)
-        if not in_order:
-            rows = iter(sorted(rows, key=_time_key(columns.index("purchased_at"))))
-        chunks = engine.parsed_chunks(rows, engine.RowParser(columns, rules, s.now), min(batch, engine.CHUNK_ROWS))
+        # The time-order pass runs in the writer (idle until the first rows come) while this
+        # process reads and checks the first chunks; they are applied once the file is known to be
+        # in time order, else read again and sorted.
+        order = writer.time_order(path, stamps, encoding)
+        parser = engine.RowParser(columns, rules, s.now)
+        size = min(batch, engine.CHUNK_ROWS)
+        chunks = engine.parsed_chunks(rows, parser, size)
+        ahead = engine.read_ahead(chunks, order.ready)
+        in_order, count = order()
+        if in_order:
+            chunks = chain(ahead, chunks)
+        else:
+            del ahead
+            rows = engine.sorted_rows(open_table(*source)[1], stamps)
+            chunks = engine.parsed_chunks(rows, parser, size)
         held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
         importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator, writer, tx_rows=batch,
                                          defer_index=held == 0 and count >= FIRST_LOAD_ROWS)
@@ -190,46 +203,6 @@ def _writer(s, rules, path: str):
         choice = "process" if os.path.getsize(path) >= 1 << 20 else "inline"  # about 15,000 rows
     kind = writer.WriterProcess if choice == "process" else writer.Writer
     return kind(s.db_path, rules, s.now, s.operator)
-
-
-def _stamp(text) -> str:
-    """A purchased_at cell as sortable ISO text ("" when it is not a time: the row will be rejected)."""
-    from vipcli.dates import parse_when
-    from vipcli.errors import VipError
-
-    if isinstance(text, str) and len(text) == 19 and text[10] == "T":
-        return text
-    try:
-        return parse_when(text).isoformat()
-    except VipError:
-        return ""
-
-
-def _time_key(index: int):
-    def key(item):
-        number, cells = item
-        return _stamp(cells[index] if index < len(cells) else ""), number
-
-    return key
-
-
-def _in_time_order(path: str, columns, encoding) -> tuple[bool, int]:
-    """A quick first pass over the purchased_at texts (ISO text sorts as time), a block at a time:
-    (in time order, rows)."""
-    from vipcli.io.import_purchases import canonical_stamps
-    from vipcli.io.readers import column_values
-
-    last, count, ordered = "", 0, True
-    for block in column_values(path, columns.index("purchased_at"), encoding):
-        count += len(block)
-        if not ordered:
-            continue  # counting only
-        if not canonical_stamps(block):
-            block = [t for t in map(_stamp, block) if t]  # "": the row will be rejected
-        if block and (block[0] < last or block != sorted(block)):
-            ordered = False
-        last = block[-1] if block else last
-    return ordered, count
 
 
 def _dry_run(s, parser, rows, rejects) -> dict:

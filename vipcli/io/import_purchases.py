@@ -150,6 +150,56 @@ def canonical_stamps(texts) -> bool:
     return bool(_ISO_STAMPS.fullmatch("\n".join(texts) + "\n"))
 
 
+def time_order(path: str, index: int, encoding: str | None) -> tuple[bool, int]:
+    """A quick first pass over the purchased_at texts (column `index`; ISO text sorts as time), a
+    block at a time: (in time order, rows)."""
+    from vipcli.io.readers import column_values
+
+    last, count, ordered = "", 0, True
+    for block in column_values(path, index, encoding):
+        count += len(block)
+        if not ordered:
+            continue  # counting only
+        if not canonical_stamps(block):
+            block = [t for t in map(_sortable, block) if t]  # "": the row will be rejected
+        if block and (block[0] < last or block != sorted(block)):
+            ordered = False
+        last = block[-1] if block else last
+    return ordered, count
+
+
+def sorted_rows(rows, index: int) -> list:
+    """(number, cells) rows in time order (column `index`), the file's order among equal times;
+    rows whose time can't be read first (they will be rejected)."""
+    def key(item):
+        number, cells = item
+        return _sortable(cells[index] if index < len(cells) else ""), number
+
+    return sorted(rows, key=key)
+
+
+def _sortable(text) -> str:
+    """A purchased_at cell as sortable ISO text ("" when it is not a time)."""
+    if isinstance(text, str) and len(text) == 19 and text[10] == "T":
+        return text
+    try:
+        return parse_when(text).isoformat()
+    except VipError:
+        return ""
+
+
+def read_ahead(chunks, stop, most: int = 40) -> list:
+    """Chunks taken from `chunks` until stop() says so (or `most` of them): work done while
+    waiting for an answer from elsewhere."""
+    ahead = []
+    while len(ahead) < most and not stop():
+        chunk = next(chunks, None)
+        if chunk is None:
+            break
+        ahead.append(chunk)
+    return ahead
+
+
 def _fen_column(texts: tuple, blank):
     """A column of amounts -> fen (`blank` for an empty cell), or None if one is not plain."""
     if _CENTS.fullmatch("\n".join(texts) + "\n"):
