@@ -13,6 +13,16 @@ def test_luhn_known_value():
     assert luhn_digit("7992739871") == "3"  # the textbook example
 
 
+@given(st.text(alphabet="0123456789", max_size=20))
+def test_luhn_digit_as_the_textbook_loop(digits):
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char) * (2 if position % 2 == 0 else 1)
+        total += value - 9 if value > 9 else value
+    assert luhn_digit(digits) == str((10 - total % 10) % 10)
+    assert (total + int(luhn_digit(digits))) % 10 == 0
+
+
 @pytest.mark.parametrize("text", ["755000015", "755 00001 5", "755-00001-5", " 755 0000 15 "])
 def test_any_spacing(text):
     assert parse_number(text, RULES) == "755000015"

@@ -11,17 +11,14 @@ LIVE = ("active", "discount_only", "blocked", "expired")
 _SEPARATORS = re.compile(r"[\s\-]")
 
 
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)  # a Luhn digit doubled, its digits summed
+
+
 def luhn_digit(digits: str) -> str:
-    """The Luhn check digit that makes `digits + d` pass the Luhn test."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2 == 0:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-    return str((10 - total % 10) % 10)
+    """The Luhn check digit that makes `digits + d` pass the Luhn test: from the right, every
+    other digit doubled (the rightmost first), then summed."""
+    total = sum(map(_DOUBLED.__getitem__, map(int, digits[::-2]))) + sum(map(int, digits[-2::-2]))
+    return str(-total % 10)
 
 
 def card_length(rules: Rules) -> int:
