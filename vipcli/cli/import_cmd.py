@@ -170,8 +170,8 @@ def import_purchases(
         in_order, count = order()
         if in_order:
             chunks = chain(ahead, chunks)
-        else:
-            del ahead
+        del ahead  # (the chain lets the list go once it has handed over its chunks)
+        if not in_order:
             rows = engine.sorted_rows(open_table(*source)[1], stamps)
             chunks = engine.parsed_chunks(rows, parser, size)
         held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
