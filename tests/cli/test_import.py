@@ -100,11 +100,12 @@ def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer, profile):
 
 @pytest.mark.parametrize("writer", ["inline", "process"])
 def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writer):
-    """In process mode the importer reads chunks ahead while the writer checks the order; for a
-    file out of order those are dropped and the file is read again, sorted."""
+    """In process mode the order is checked beside the import, before its first commit: a file out
+    of order is rolled back then and read again, sorted (its rejects counted once)."""
     monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
-    monkeypatch.setenv("VIPCLI_IMPORT_BATCH", "7")  # chunks of 7 rows: several are read ahead
+    monkeypatch.setenv("VIPCLI_IMPORT_BATCH", "7")  # the first commit comes after 7 rows
     rows = make_rows(seed=3, count=120, phones=6)
+    rows[5][5] = "-5"  # one bad row
     write_csv(isolated / "sorted.csv", rows)
     shuffled = rows[:]
     random.Random(1).shuffle(shuffled)
@@ -112,7 +113,9 @@ def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writ
     monkeypatch.setenv("VIPCLI_DB", str(isolated / "a.db"))
     assert vip("import", "purchases", str(isolated / "sorted.csv"))["in_time_order"] is True
     monkeypatch.setenv("VIPCLI_DB", str(isolated / "b.db"))
-    assert vip("import", "purchases", str(isolated / "shuffled.csv"))["in_time_order"] is False
+    r = vip("import", "purchases", str(isolated / "shuffled.csv"))
+    assert r["in_time_order"] is False and (r["rows"], r["inserted"], r["rejected"]) == (120, 119, 1)
+    assert len(list(csv.DictReader(open(isolated / "shuffled.rejects.csv", encoding="utf-8")))) == 1
     a, b = dump(isolated / "a.db"), dump(isolated / "b.db")
     assert a["ledger"] == b["ledger"] and a["cards"] == b["cards"] and a["tier_changes"] == b["tier_changes"]
     assert a["purchases"] == b["purchases"] and a["point_lots"] == b["point_lots"]
@@ -335,7 +338,7 @@ def test_a_first_load_then_a_second_file_equal_one_by_one(vip, isolated, monkeyp
     for a whole chunk at once): the same tables as every row through `vip purchase`."""
     import vipcli.cli.import_cmd as import_cmd
 
-    monkeypatch.setattr(import_cmd, "FIRST_LOAD_ROWS", 0)
+    monkeypatch.setattr(import_cmd, "FIRST_LOAD_BYTES", 0)
     monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
     rows = make_rows(seed=13, count=300, phones=20)

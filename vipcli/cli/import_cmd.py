@@ -4,7 +4,6 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from itertools import chain
 
 import typer
 
@@ -72,6 +71,12 @@ def _progress(s, label: str, path: str):
     def advance(rows: int) -> None:
         done[0] += rows
         bar.update(task, advance=rows, rate=f"{int(done[0] / max(time.perf_counter() - started, 1e-6)):,}")
+
+    def reset() -> None:  # the rows are read again (sorted)
+        done[0] = 0
+        bar.reset(task, rate="")
+
+    advance.reset = reset
 
     with bar:
         yield advance
@@ -156,32 +161,29 @@ def import_purchases(
         report["in_time_order"] = in_order
         _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
         return
+    from vipcli.io import timeorder
+
     batch = int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000"))
-    writer = _writer(s, rules, path)
+    parser = engine.RowParser(columns, rules, s.now)
+    held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
+    plan = _Plan(s, rules, _in_processes(path), batch, held == 0 and os.path.getsize(path) >= FIRST_LOAD_BYTES)
+    # A large file's time-order pass runs in a process of its own, beside the import, which asks for
+    # the answer before its first commit; a small file's runs first.
+    order = (timeorder.Pending if plan.processes else timeorder.Known)(path, stamps, encoding)
     try:
-        # The time-order pass runs in the writer (idle until the first rows come) while this
-        # process reads and checks the first chunks; they are applied once the file is known to be
-        # in time order, else read again and sorted.
-        order = writer.time_order(path, stamps, encoding)
-        parser = engine.RowParser(columns, rules, s.now)
-        size = min(batch, engine.CHUNK_ROWS)
-        chunks = engine.parsed_chunks(rows, parser, size)
-        ahead = engine.read_ahead(chunks, order.ready)
-        in_order, count = order()
-        if in_order:
-            chunks = chain(ahead, chunks)
-        del ahead  # (the chain lets the list go once it has handed over its chunks)
-        if not in_order:
-            rows = engine.sorted_rows(open_table(*source)[1], stamps)
-            chunks = engine.parsed_chunks(rows, parser, size)
-        held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
-        importer = engine.PurchaseImport(s.conn, rules, s.now, s.operator, writer, tx_rows=batch,
-                                         defer_index=held == 0 and count >= FIRST_LOAD_ROWS)
-    except BaseException:
-        writer.abandon()
-        raise
-    with _progress(s, "purchases", path) as advance:
-        result = importer.run(chunks, rejects, advance)  # closes the writer
+        in_order = None if plan.processes else order()[0]
+        with _progress(s, "purchases", path) as advance:
+            try:
+                result = plan.run(rows if in_order is not False else engine.sorted_rows(rows, stamps), parser,
+                                  rejects, advance, order if in_order is None else None)
+            except engine.OutOfOrder:  # before any commit: nothing was written; again, sorted
+                if advance:
+                    advance.reset()
+                rejects = _Rejects(source)
+                result = plan.run(engine.sorted_rows(open_table(*source)[1], stamps), parser, rejects, advance)
+        in_order = order()[0]
+    finally:
+        order.abandon()
     engine.finish(s.conn, result, path, s.now, s.operator)
     report = {"rows": result.rows, "inserted": result.inserted, "duplicates": result.duplicates,
               "rejected": result.rejected, "cards_issued": result.cards_issued, "upgrades": result.upgrades,
@@ -189,20 +191,47 @@ def import_purchases(
     _finish(s, "import purchases", path, rejects_path, report, rejects, columns, started)
 
 
-# A first load (no purchases yet) of this many rows or more builds one index at its end.
-FIRST_LOAD_ROWS = 10_000
+# A first load (no purchases yet) of a file this large or larger (about 10,000 rows) builds one
+# index at its end.
+FIRST_LOAD_BYTES = 512 * 1024
 
 
-def _writer(s, rules, path: str):
-    """The writer in a second process for a large file (two cores at work), else in this one.
-    VIPCLI_IMPORT_WRITER=process|inline chooses."""
-    from vipcli.io import writer
-
+def _in_processes(path: str) -> bool:
+    """A large file (1 MB, about 15,000 rows, or more) is written by a second process and checked
+    for time order by a third, so that two cores work; a small one is done in this process, where
+    starting processes would cost more than they save. VIPCLI_IMPORT_WRITER=process|inline chooses."""
     choice = os.environ.get("VIPCLI_IMPORT_WRITER", "")
-    if choice not in ("process", "inline"):
-        choice = "process" if os.path.getsize(path) >= 1 << 20 else "inline"  # about 15,000 rows
-    kind = writer.WriterProcess if choice == "process" else writer.Writer
-    return kind(s.db_path, rules, s.now, s.operator)
+    if choice in ("process", "inline"):
+        return choice == "process"
+    return os.path.getsize(path) >= 1 << 20
+
+
+class _Plan:
+    """How the rows of a purchases file are applied; `run` may be called a second time, with the
+    rows sorted, when the first try found the file out of time order before its first commit."""
+
+    def __init__(self, s, rules, processes: bool, batch: int, first_load: bool):
+        self.s, self.rules, self.processes, self.batch, self.first_load = s, rules, processes, batch, first_load
+
+    def run(self, rows, parser, rejects, advance, order=None):
+        from vipcli.io import import_purchases as engine
+        from vipcli.io.writer import Writer, WriterProcess
+
+        s = self.s
+        writer = (WriterProcess if self.processes else Writer)(s.db_path, self.rules, s.now, s.operator)
+
+        def in_order() -> None:
+            if not order()[0]:
+                raise engine.OutOfOrder()
+
+        try:
+            importer = engine.PurchaseImport(s.conn, self.rules, s.now, s.operator, writer, tx_rows=self.batch,
+                                             defer_index=self.first_load, before_commit=order and in_order)
+        except BaseException:
+            writer.abandon()
+            raise
+        chunks = engine.parsed_chunks(rows, parser, min(self.batch, engine.CHUNK_ROWS))
+        return importer.run(chunks, rejects, advance)  # closes the writer
 
 
 def _dry_run(s, parser, rows, rejects) -> dict:

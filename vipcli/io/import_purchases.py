@@ -150,6 +150,10 @@ def canonical_stamps(texts) -> bool:
     return bool(_ISO_STAMPS.fullmatch("\n".join(texts) + "\n"))
 
 
+class OutOfOrder(Exception):
+    """The file turned out not to be in time order, before anything was committed."""
+
+
 def time_order(path: str, index: int, encoding: str | None) -> tuple[bool, int]:
     """A quick first pass over the purchased_at texts (column `index`; ISO text sorts as time), a
     block at a time: (in time order, rows)."""
@@ -186,20 +190,6 @@ def _sortable(text) -> str:
         return parse_when(text).isoformat()
     except VipError:
         return ""
-
-
-def read_ahead(chunks, stop, most: int = 8) -> list:
-    """Chunks taken from `chunks` until stop() says so (or `most` of them): work done while
-    waiting for an answer from elsewhere. The writer's start-up and time-order pass take about as
-    long as this process's start-up and 8 chunks; each chunk read ahead also raised the peak RSS
-    at 1,000,000 rows by about 1 MB (measured: 8 -> +8 MB, 24 -> +23 MB), so no more are taken."""
-    ahead = []
-    while len(ahead) < most and not stop():
-        chunk = next(chunks, None)
-        if chunk is None:
-            break
-        ahead.append(chunk)
-    return ahead
 
 
 def _fen_column(texts: tuple, blank):
@@ -435,10 +425,13 @@ def parsed_chunks(rows, parser: RowParser, size: int):
 
 class PurchaseImport:
     def __init__(self, conn, rules: Rules, now: datetime, operator: str, writer,
-                 tx_rows: int = 100_000, tx_seconds: float = 2.0, defer_index: bool = False):
+                 tx_rows: int = 100_000, tx_seconds: float = 2.0, defer_index: bool = False,
+                 before_commit=None):
         """conn: this process's connection, for reads (it sees committed data only); writer: a
-        `writer.Writer` or `writer.WriterProcess`, which owns the write transactions."""
+        `writer.Writer` or `writer.WriterProcess`, which owns the write transactions;
+        before_commit: called once, before the first commit (it may raise OutOfOrder)."""
         self.conn = conn
+        self.before_commit = before_commit
         self.writer = writer
         self.defer_index = defer_index  # asked of the writer with the first transaction
         self.rules = rules
@@ -662,6 +655,9 @@ class PurchaseImport:
             self.fresh = False
 
     def _commit(self) -> None:
+        if self.before_commit is not None:
+            self.before_commit()  # an exception here: nothing was committed, the writer rolls back
+            self.before_commit = None
         self.writer.commit()
         self.open = False
 

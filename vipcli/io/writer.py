@@ -8,7 +8,6 @@ process (`Writer`), where starting a process would cost more than it saves. Eith
 own connection, so the importer's reads always see committed data only, in both modes alike.
 
 Protocol (pickled tuples; the process writer answers only what the importer waits for):
-  order -> (in time order, rows): the file's time-order pass, while no rows come yet
   begin -> changed (did another process write since our last commit)
   write pending, commit, rollback -> nothing (a failure is kept and raised at the next answer)
   slow sale -> None (the purchase went through sales.record_purchase) or the row's refusal
@@ -98,13 +97,6 @@ class Writer:
             # histories back): the index comes back now.
             self._build_index(inside=True)
         return changed
-
-    def time_order(self, path: str, index: int, encoding: str | None):
-        """The file's time-order pass (import_purchases.time_order), answered at once."""
-        from vipcli.io.import_purchases import time_order
-
-        result = time_order(path, index, encoding)
-        return _Answer(lambda: True, lambda: result)
 
     def write(self, pending: dict) -> None:
         conn = self.conn
@@ -217,19 +209,6 @@ class WriterProcess:
         self._send(("begin", defer_index))
         return self._answer()
 
-    def time_order(self, path: str, index: int, encoding: str | None):
-        """The file's time-order pass, run by the writer process while it has nothing else to do:
-        an answer to wait for (ready() says whether it has come)."""
-        self._send(("order", str(path), index, encoding))
-        return _Answer(self._has_answer, self._answer)
-
-    def _has_answer(self) -> bool:
-        if os.name != "posix":
-            return True  # no select() on pipes: wait for it at once
-        import select
-
-        return bool(select.select([self.proc.stdout], [], [], 0)[0])
-
     def write(self, pending: dict) -> None:
         self._send(("write", pending))
 
@@ -284,18 +263,6 @@ def _widen(pipe) -> None:
         pass  # above the system's limit (/proc/sys/fs/pipe-max-size): the default pipe still works
 
 
-class _Answer:
-    """An answer that may come later: ready() -> has it come; calling it waits for it."""
-
-    __slots__ = ("ready", "_wait")
-
-    def __init__(self, ready, wait):
-        self.ready, self._wait = ready, wait
-
-    def __call__(self):
-        return self._wait()
-
-
 def _rebuild(kind: str, message: str, code: str) -> VipError:
     cls = getattr(errors, kind, None)
     if not (isinstance(cls, type) and issubclass(cls, VipError)):
@@ -313,7 +280,7 @@ def _serve(source, sink) -> None:
         except EOFError:
             break
         kind, args = message[0], message[1:]
-        answers = kind in ("begin", "slow", "close", "order")
+        answers = kind in ("begin", "slow", "close")
         if failed is not None:
             if answers:
                 _reply(sink, ("error", *failed))
@@ -322,15 +289,15 @@ def _serve(source, sink) -> None:
         try:
             if kind == "start":
                 writer = Writer(*args)
-            elif kind in ("slow", "order"):
+            elif kind == "slow":
                 try:
-                    result = writer.slow(*args) if kind == "slow" else writer.time_order(*args)()
-                except VipError as exc:  # the row (or the file) is refused; nothing is lost
+                    writer.slow(*args)
+                except VipError as exc:  # the row is refused; the transaction goes on
                     if isinstance(exc, DatabaseProblem):
                         raise
                     _reply(sink, ("reject", type(exc).__name__, exc.message, exc.code))
                     continue
-                _reply(sink, ("ok", result))
+                _reply(sink, ("ok", None))
             elif kind == "close":
                 writer.close()
                 writer = None
