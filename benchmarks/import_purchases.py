@@ -73,8 +73,11 @@ def main() -> None:
     print(f"{'tool':48} {'median s':>9} {'rows/s':>9} {'ratio':>6}")
     for name, value in medians.items():
         print(f"{name:48} {value:9.2f} {rows / value:9,.0f} {value / peer:6.2f}")
-    print(f"vip peak RSS: {max(rss) / 1024:.0f} MB (largest process), {max(rss_all) / 1024:.0f} MB (importer and "
-          "writer processes together, sampled every 20 ms)")
+    pairs = list(zip(*times.values()))
+    print("runs, in order (vip s / sqlite-utils s = ratio): "
+          + ", ".join(f"{a:.2f} / {b:.2f} = {a / b:.2f}" for a, b in pairs))
+    print(f"vip peak RSS: {max(rss) / 1024:.0f} MB (largest process), {max(rss_all) / 1024:.0f} MB (vip's processes "
+          "together, sampled every 20 ms)")
     print(f"RESULT import_purchases ratio={medians['vip import purchases'] / peer:.2f} rss_mb={max(rss) / 1024:.0f} "
           f"rss_all_mb={max(rss_all) / 1024:.0f}")
 

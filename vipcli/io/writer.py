@@ -68,6 +68,9 @@ class Writer:
         # Each transaction is still atomic (WAL); NORMAL only lets a power cut lose the last ones'
         # durability, and re-running the import (idempotent by receipt) puts them back.
         conn.execute("PRAGMA synchronous = NORMAL")
+        # Checkpoint at each commit, here, beside the importer's work: with a larger threshold the
+        # whole WAL was copied into the database at the end, by the importer's last commit, while
+        # nothing else ran (0.3 s of 3.7 at 200,000 rows).
         conn.execute("PRAGMA wal_autocheckpoint = 1000")
         self.seen_version = None
         self.open = False
