@@ -156,7 +156,9 @@ def _unissued_card():
     return make_number(parse(default_text()), "755", 99999)
 
 
-def test_columns_checked_up_front(vip, isolated):
+@pytest.mark.parametrize("writer", ["inline", "process"])  # process: the writer booted early is stopped
+def test_columns_checked_up_front(vip, isolated, monkeypatch, writer):
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     (isolated / "x.csv").write_text("receipt,phone,purchased_at,amount,colour\nR1,13800138000,2026-01-01,1,red\n",
                                     encoding="utf-8")
     r = vip("import", "purchases", str(isolated / "x.csv"))

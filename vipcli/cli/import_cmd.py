@@ -138,12 +138,27 @@ def import_purchases(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
 ) -> None:
     """Import POS purchases with every rule applied, in time order. Example: vip import purchases pos.csv"""
+    s = session(ctx)
+    started = time.perf_counter()
+    processes = not dry_run and os.path.isfile(path) and _in_processes(path)
+    spare = None
+    if processes:  # the writer process boots while this one reads the rules and the file's header
+        from vipcli.io.writer import WriterProcess
+
+        spare = WriterProcess()
+    try:
+        _import_purchases(s, path, rejects_path, encoding, dry_run, processes, spare, started)
+    except BaseException:
+        if spare is not None:
+            spare.abandon()  # (nothing when it was started and used: the import closed it)
+        raise
+
+
+def _import_purchases(s, path, rejects_path, encoding, dry_run, processes, spare, started) -> None:
     from vipcli.io import import_purchases as engine
     from vipcli.io.readers import open_table
 
-    s = session(ctx)
     rules = s.rules()
-    started = time.perf_counter()
     _check_rejects(path, rejects_path)
     if encoding is None and not path.lower().endswith((".xlsx", ".xlsm")) and os.path.isfile(path):
         from vipcli.io.readers import detect_encoding
@@ -166,7 +181,7 @@ def import_purchases(
     batch = int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000"))
     parser = engine.RowParser(columns, rules, s.now)
     held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
-    plan = _Plan(s, rules, _in_processes(path), batch, held == 0 and os.path.getsize(path) >= FIRST_LOAD_BYTES)
+    plan = _Plan(s, rules, processes, batch, held == 0 and os.path.getsize(path) >= FIRST_LOAD_BYTES, spare)
     # A large file's time-order pass runs in a process of its own, beside the import, which asks for
     # the answer before its first commit; a small file's runs first.
     order = (timeorder.Pending if plan.processes else timeorder.Known)(path, stamps, encoding)
@@ -210,15 +225,20 @@ class _Plan:
     """How the rows of a purchases file are applied; `run` may be called a second time, with the
     rows sorted, when the first try found the file out of time order before its first commit."""
 
-    def __init__(self, s, rules, processes: bool, batch: int, first_load: bool):
+    def __init__(self, s, rules, processes: bool, batch: int, first_load: bool, spare=None):
         self.s, self.rules, self.processes, self.batch, self.first_load = s, rules, processes, batch, first_load
+        self.spare = spare  # a writer process started early, not told the database yet
 
     def run(self, rows, parser, rejects, advance, order=None):
         from vipcli.io import import_purchases as engine
         from vipcli.io.writer import Writer, WriterProcess
 
         s = self.s
-        writer = (WriterProcess if self.processes else Writer)(s.db_path, self.rules, s.now, s.operator)
+        if self.spare is not None:
+            writer, self.spare = self.spare, None
+            writer.start(s.db_path, self.rules, s.now, s.operator)
+        else:
+            writer = (WriterProcess if self.processes else Writer)(s.db_path, self.rules, s.now, s.operator)
 
         def in_order() -> None:
             if not order()[0]:

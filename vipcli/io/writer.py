@@ -180,11 +180,17 @@ class Writer:
 class WriterProcess:
     """The writer in a second process, behind a pipe."""
 
-    def __init__(self, path, rules, now, operator):
+    def __init__(self, path=None, rules=None, now=None, operator=None):
+        """Starts the process; without arguments it only boots (Python and its imports take about
+        a tenth of a second), and start() tells it the database later."""
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "vipcli.io.writer"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env=env)
         _widen(self.proc.stdin)
+        if path is not None:
+            self.start(path, rules, now, operator)
+
+    def start(self, path, rules, now, operator) -> None:
         self._send(("start", str(path), rules, now, operator))
 
     def _send(self, message) -> None:
@@ -348,6 +354,8 @@ def main() -> None:
     # Ctrl-C at the terminal reaches the whole process group: the importer handles it (it closes
     # the pipe, and this process then rolls back), so it must not stop this one half-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import vipcli.db  # noqa: F401 - imported while the importer is still starting, not after "start"
+
     try:
         _serve(sys.stdin.buffer, sys.stdout.buffer)
     except (BrokenPipeError, ConnectionResetError):
