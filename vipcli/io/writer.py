@@ -68,10 +68,12 @@ class Writer:
         # Each transaction is still atomic (WAL); NORMAL only lets a power cut lose the last ones'
         # durability, and re-running the import (idempotent by receipt) puts them back.
         conn.execute("PRAGMA synchronous = NORMAL")
-        # Checkpoint at each commit, here, beside the importer's work: with a larger threshold the
-        # whole WAL was copied into the database at the end, by the importer's last commit, while
-        # nothing else ran (0.3 s of 3.7 at 200,000 rows).
-        conn.execute("PRAGMA wal_autocheckpoint = 1000")
+        # Committed pages are copied from the WAL into the database by a thread of ours with its
+        # own connection, beside the next transaction's inserts (a PASSIVE checkpoint waits for
+        # nobody, and SQLite's C code runs without the GIL). At each commit (autocheckpoint) the
+        # importer waited for the copy; left to the end, it waited for all of it at once.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        self.checkpoints = _Checkpoints(path)
         self.seen_version = None
         self.open = False
 
@@ -121,6 +123,7 @@ class Writer:
             raise self._failed(exc) from None
         self.open = False
         self.seen_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        self.checkpoints.ask()
 
     def _failed(self, exc: sqlite3.Error) -> DatabaseProblem:
         """The transaction rolled back, and the failure as vipcli words it."""
@@ -158,10 +161,12 @@ class Writer:
         """After the last commit: the deferred index built (if this import deferred it)."""
         self.rollback()
         self._build_index()
+        self.checkpoints.stop()  # what is left is copied by the importer's last commit
         self.conn.close()
 
     def abandon(self) -> None:
         self.rollback()
+        self.checkpoints.stop()
         self.conn.close()  # a deferred index is rebuilt by the next command (db.connect)
 
     def _build_index(self, inside: bool = False) -> None:
@@ -175,6 +180,42 @@ class Writer:
             return
         with transaction(self.conn):
             build_deferred_index(self.conn)
+
+
+class _Checkpoints:
+    """A thread that runs PASSIVE checkpoints when asked (after a commit), on its own connection."""
+
+    def __init__(self, path):
+        import threading
+
+        self.path = str(path)
+        self.wanted = threading.Event()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, name="vipcli-checkpoints", daemon=True)
+        self.thread.start()
+
+    def ask(self) -> None:
+        self.wanted.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self.wanted.set()
+        self.thread.join()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            while True:
+                self.wanted.wait()
+                self.wanted.clear()
+                if self.stopping:
+                    return
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    pass  # a checkpoint that could not run now runs at a later commit, or at the end
+        finally:
+            conn.close()
 
 
 class WriterProcess:
