@@ -19,6 +19,9 @@ makes it fast:
   the importer wait for the writer to catch up, so fewer cost less). A first load defers one index
   to its end. A rare case the fast path does not model (a card carrying points debt) goes through
   `sales.record_purchase` itself, in the writer.
+- Order. The rules need the rows in time order. For a large file one pass checks that beside the
+  import (io/timeorder.py), and the import asks for the answer before its first commit: a file out
+  of order is then rolled back, nothing committed, and read again sorted (OutOfOrder).
 
 Transactions commit one after the other, so an import killed at any point leaves whole
 transactions; the receipts make a re-run skip what is there and complete the rest.
@@ -239,8 +242,8 @@ def parse_row(values: dict, rules: Rules, now: datetime) -> sales.Sale:
 class RowParser:
     """File cells -> (receipt, card_no, phone, store, stamp, seconds of the day, regular, promo,
     paid), the values parse_row would give. Rows in the canonical form take a shortcut; the rest go
-    through parse_row. It keeps no state but caches of answers (stores, card numbers), so it can
-    run in a process of its own (io/feeder.py)."""
+    through parse_row. It keeps nothing but caches of answers (stores, card numbers): it shares
+    no state with the import."""
 
     def __init__(self, names: list[str], rules: Rules, now: datetime):
         self.names = names
