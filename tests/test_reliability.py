@@ -239,14 +239,15 @@ MIXED_WORKER = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_eight_processes_mixed_with_export_and_import(vip, member, isolated):
+@pytest.mark.parametrize("writer", ["inline", "process"])  # process: writer and order pass of their own
+def test_eight_processes_mixed_with_export_and_import(vip, member, isolated, writer):
     phones = [f"1380013800{i}" for i in range(4)]
     for phone in phones:
         member(phone=phone)
         vip("purchase", "--phone", phone, "--amount", "2000", "--paid", "500")  # 500 points each to start
     rows = "\n".join(f"I{i},1390000{i:04d},2026-06-{1 + i % 14:02d}T10:00,{100 + i}" for i in range(3000))
     (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\n" + rows + "\n", encoding="utf-8")
-    env = {**os.environ}
+    env = {**os.environ, "VIPCLI_IMPORT_WRITER": writer}
     procs = [subprocess.Popen([sys.executable, "-c", MIXED_WORKER, str(seed), json.dumps(phones)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in range(8)]
     side = [subprocess.Popen([sys.executable, "-m", "vipcli", "--json", *args], env=env, stdout=subprocess.PIPE,
@@ -258,10 +259,14 @@ def test_eight_processes_mixed_with_export_and_import(vip, member, isolated):
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
         results += [json.loads(line) for line in out.splitlines()]
+    outs = []
     for proc in side:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, (out, err)
         assert "locked" not in out + err
+        outs.append(out)
+    report = json.loads(outs[0])
+    assert (report["inserted"], report["in_time_order"]) == (3000, False)  # the days go round: sorted
     assert len(results) > 150
     for r in results:
         assert "locked" not in json.dumps(r)
