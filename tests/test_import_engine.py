@@ -244,3 +244,30 @@ def test_column_values_read_what_csv_reads(tmp_path_factory, rows, index, encodi
     with open(path, encoding=encoding, newline="") as handle:
         expected = [v[index].strip() if index < len(v) else "" for v in list(csv.reader(handle))[1:]]
     assert [value for part in readers.column_values(str(path), index, encoding) for value in part] == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(["active", "active", "blocked", "replaced", "cancelled", "expired"]), st.integers(0, 60),
+       st.integers(0, 90), st.booleans(), st.lists(st.sampled_from([0, 1, 1, 1, 2, 5, 30]), min_size=1, max_size=80))
+def test_card_state_kept_until_time_changes_it(stored, registered_after, valid_for, registered, steps):
+    """The import keeps a card's state until the last day it holds; asked day after day (rows come in
+    time order), it answers what cards.effective_status answers that day."""
+    from types import SimpleNamespace
+
+    from vipcli.cards import effective_status
+
+    start = datetime(2026, 1, 1).date()
+    state = engine._Customer(1)
+    state.status = stored
+    state.registration_from = (start + timedelta(days=registered_after)).isoformat() + "T10:00:00"
+    state.valid_to = (start + timedelta(days=valid_for)).isoformat()
+    state.registered = registered
+    importer = SimpleNamespace(rules=RULES)
+    day = start
+    for step in steps:
+        day += timedelta(days=step)
+        today = engine._Day(day, RULES, {12})
+        kept = state.effective if today.ordinal <= state.until else engine.PurchaseImport._status(importer, state,
+                                                                                                  today)
+        card = {"status": stored, "valid_to": state.valid_to, "registration_from": state.registration_from}
+        assert kept == effective_status(card, registered, RULES, day), (day, state.until)

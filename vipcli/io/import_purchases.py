@@ -66,7 +66,7 @@ class _Customer:
 
     __slots__ = ("id", "card", "tier", "status", "valid_to", "registration_from", "registered",
                  "birthday", "events", "windows", "paid_sum", "counted_sum", "paid_base", "counted_base",
-                 "ended", "debt", "day", "effective")
+                 "ended", "debt", "until", "effective")
     stride = 3  # values per event
 
     def __init__(self, cid):
@@ -86,8 +86,8 @@ class _Customer:
         self.paid_base = self.counted_base = 0  # the running totals before the first event kept
         self.ended = False
         self.debt = False
-        self.day = None  # the _Day `effective` (the card's state that day) was worked out for
-        self.effective = None
+        self.effective = None  # the card's state (cards.effective_status) ...
+        self.until = -1  # ... up to this day (an ordinal), when time changes it next
 
 
 class _PaidCustomer(_Customer):
@@ -101,11 +101,12 @@ class _PaidCustomer(_Customer):
 class _Day:
     """What the rules need about one calendar day, worked out once per day of the file."""
 
-    __slots__ = ("date", "base", "back", "expiry", "usable")
+    __slots__ = ("date", "ordinal", "base", "back", "expiry", "usable")
 
     def __init__(self, day: date, rules: Rules, months: set[int]):
         midnight = datetime.combine(day, datetime.min.time())
         self.date = day
+        self.ordinal = day.toordinal()
         self.base = day.toordinal() * 86400
         # seconds between a moment of this day and the same moment `m` calendar months before
         # (dateutil's month arithmetic: 31 August - 6 months = 28/29 February)
@@ -730,7 +731,7 @@ class PurchaseImport:
                 day = days(stamp[:10]) or self._day(stamp[:10])
                 status = None
                 if state.card is not None:
-                    status = state.effective if state.day is day else self._status(state, day)
+                    status = state.effective if day.ordinal <= state.until else self._status(state, day)
                     if status in ("blocked", "replaced", "cancelled"):
                         raise VipError(f"card {state.card} is {status}; purchase refused")
                     if status == "active" and state.debt:
@@ -805,12 +806,22 @@ class PurchaseImport:
         return True
 
     def _status(self, state: _Customer, day: _Day) -> str:
-        """The card's state on `day` (cards.effective_status), once per customer and day."""
-        state.effective = cards.effective_status(
+        """The card's state on `day` (cards.effective_status), and the last day it holds: time
+        turns an active card discount_only after the registration window (when unregistered) and
+        any card expired after its validity; a stored state holds for good. Rows come in time
+        order, so it is worked out again only once that day has passed."""
+        state.effective = effective = cards.effective_status(
             {"status": state.status, "valid_to": state.valid_to, "registration_from": state.registration_from},
             state.registered, self.rules, day.date)
-        state.day = day
-        return state.effective
+        if effective in ("active", "discount_only"):
+            until = date.fromisoformat(state.valid_to).toordinal()
+            if effective == "active" and not state.registered:
+                window_ends = date.fromisoformat(state.registration_from[:10]).toordinal() + self.rules.registration_days
+                until = min(until, window_ends)
+        else:
+            until = date.max.toordinal()
+        state.until = until
+        return effective
 
     def _birthday(self, state: _Customer, day: _Day, numerator: int, denominator: int, rate: str) -> tuple:
         """The birthday rate instead of the tier's, on the birthday, when it is lower."""
@@ -891,7 +902,7 @@ class PurchaseImport:
         self.pending["cards"].append((number, state.id, region, sequence, stamp, valid_to,
                                       f"qualified: {reason}", stamp, stamp))
         state.card, state.status, state.valid_to, state.registration_from = number, "active", valid_to, stamp
-        state.day = None
+        state.until = -1
         self.by_card[number] = state.id
         self.report.cards_issued += 1
         return number
