@@ -222,9 +222,9 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
         if mode != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
-        # A large import checkpoints beside its next inserts, so its WAL is not reset meanwhile and
-        # grows to about what it writes (250 MB for 1,000,000 rows); when the WAL is next reset,
-        # the file is cut back to 64 MB instead of keeping that size.
+        # A large import checkpoints beside its next inserts, so its WAL restarts only now and
+        # then (io/writer.py WAL_LIMIT, 256 MB); when the WAL is next reset, the file is cut back
+        # to 64 MB instead of keeping that size.
         conn.execute("PRAGMA journal_size_limit = 67108864")
         conn.execute("PRAGMA foreign_keys = ON")
         # Freed bytes are overwritten, so erased or changed personal data does not linger in free

@@ -361,3 +361,30 @@ def test_a_first_load_then_a_second_file_equal_one_by_one(vip, isolated, monkeyp
     assert vip("import", "purchases", str(isolated / "second.csv")).code == 0
     assert dump(isolated / "one.db") == dump(isolated / "bulk.db")
     assert vip("check")["ok"] is True
+
+
+def test_the_wal_stays_bounded_during_a_long_import(vip, isolated, monkeypatch):
+    """Checkpoints run beside the inserts, so the WAL would grow for the whole import; past
+    WAL_LIMIT a transaction waits for the checkpoint first, and the WAL restarts."""
+    from vipcli.io import writer
+
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", "inline")
+    monkeypatch.setenv("VIPCLI_IMPORT_BATCH", "300")
+    write_csv(isolated / "p.csv", make_rows(seed=5, count=6000, phones=800, gap=30))
+    seen = []
+    begin = writer.Writer.begin
+
+    def measured(self, defer_index=False):
+        seen.append(self._wal_size())
+        return begin(self, defer_index)
+
+    monkeypatch.setattr(writer.Writer, "begin", measured)
+    peaks = {}
+    for limit in (1 << 40, 0):
+        monkeypatch.setattr(writer, "WAL_LIMIT", limit)
+        monkeypatch.setenv("VIPCLI_DB", str(isolated / f"{limit}.db"))
+        seen.clear()
+        r = vip("import", "purchases", str(isolated / "p.csv"))
+        assert r.code == 0 and r["inserted"] == 6000
+        peaks[limit] = max(seen)
+    assert peaks[0] * 3 < peaks[1 << 40], peaks

@@ -56,6 +56,7 @@ class Writer:
         from vipcli.dates import iso
 
         self.rules, self.now, self.operator = rules, now, operator
+        self.path = str(path)
         self.tail = (rules.version, operator, iso(now))  # a purchase's last columns, the same for all
         self.conn = connect(path)
         conn = self.conn
@@ -85,6 +86,12 @@ class Writer:
         the index is not lost but on its way (db._restore_deferred_index)."""
         from vipcli.db import translate
 
+        if self._wal_size() > WAL_LIMIT:
+            # The WAL restarts from its beginning at a BEGIN once a checkpoint has copied all of
+            # it; checkpoints running beside the inserts never let that happen, so now and then
+            # (every ~256 MB written) this BEGIN waits for one.
+            self.checkpoints.ask()
+            self.checkpoints.wait()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
@@ -102,6 +109,12 @@ class Writer:
             # histories back): the index comes back now.
             self._build_index(inside=True)
         return changed
+
+    def _wal_size(self) -> int:
+        try:
+            return os.path.getsize(self.path + "-wal")
+        except OSError:
+            return 0
 
     def write(self, pending: dict) -> None:
         conn = self.conn
@@ -182,6 +195,10 @@ class Writer:
             build_deferred_index(self.conn)
 
 
+# A WAL larger than this is copied out whole before the next transaction, so that it restarts.
+WAL_LIMIT = 256 << 20
+
+
 class _Checkpoints:
     """A thread that runs PASSIVE checkpoints when asked (after a commit), on its own connection."""
 
@@ -189,33 +206,48 @@ class _Checkpoints:
         import threading
 
         self.path = str(path)
-        self.wanted = threading.Event()
+        self.changed = threading.Condition()
+        self.asked = self.done = 0  # requests made, and the last request a finished checkpoint covered
         self.stopping = False
         self.thread = threading.Thread(target=self._run, name="vipcli-checkpoints", daemon=True)
         self.thread.start()
 
     def ask(self) -> None:
-        self.wanted.set()
+        with self.changed:
+            self.asked += 1
+            self.changed.notify_all()
+
+    def wait(self) -> None:
+        """Until a checkpoint that started after the last ask() has finished."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.done >= self.asked or not self.thread.is_alive())
 
     def stop(self) -> None:
-        self.stopping = True
-        self.wanted.set()
+        with self.changed:
+            self.stopping = True
+            self.changed.notify_all()
         self.thread.join()
 
     def _run(self) -> None:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
             while True:
-                self.wanted.wait()
-                self.wanted.clear()
-                if self.stopping:
-                    return
+                with self.changed:
+                    self.changed.wait_for(lambda: self.stopping or self.asked > self.done)
+                    if self.stopping:
+                        return
+                    covered = self.asked
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
                     pass  # a checkpoint that could not run now runs at a later commit, or at the end
+                with self.changed:
+                    self.done = covered
+                    self.changed.notify_all()
         finally:
             conn.close()
+            with self.changed:
+                self.changed.notify_all()
 
 
 class WriterProcess:
