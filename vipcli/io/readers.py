@@ -133,10 +133,11 @@ def _csv_rows(path: Path, encoding: str):
     except StopIteration:
         handle.close()
         raise InvalidInput(f"{path}: the file is empty", code="bad_columns") from None
-    except (InvalidInput, csv.Error) as exc:
+    except InvalidInput:  # not in the encoding
         handle.close()
-        if isinstance(exc, InvalidInput):
-            raise
+        raise
+    except csv.Error as exc:
+        handle.close()
         raise InvalidInput(f"{path}: can't read the header ({exc})", code="bad_file") from None
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
@@ -159,7 +160,7 @@ def _csv_rows(path: Path, encoding: str):
 
 @contextmanager
 def _decoding(path: Path, encoding: str):
-    """A byte the encoding can't read, past the header: a one-line error naming the fix."""
+    """A byte the encoding can't read, anywhere in the file: a one-line error naming the fix."""
     try:
         yield
     except UnicodeDecodeError as exc:
