@@ -1,5 +1,6 @@
 """The purchases import's shortcuts held to the canonical code they stand in for: the row and column
-parsers to parse_row, the running-total windows to a plain sum, integer rounding to apply_rate."""
+parsers to parse_row, the running-total windows to a plain sum, integer rounding to apply_rate, the
+time-order column pass to csv.reader, the card state kept between days to effective_status."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -234,7 +235,7 @@ def test_column_values_read_what_csv_reads(tmp_path_factory, rows, index, encodi
 
     from vipcli.io import readers
 
-    if plain:  # no quoted field: the case the regex path exists for
+    if plain:  # no quoted field: the case the line-splitting path exists for
         rows = [[f.replace(",", "").replace('"', "").replace("\n", "") for f in row] for row in rows]
     buffer = io.StringIO(newline="")
     csv.writer(buffer, lineterminator=first_newline).writerow(["h0", "h1", "h2", "h3", "h4"])
