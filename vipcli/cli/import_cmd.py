@@ -37,16 +37,15 @@ class _Rejects:
                 writer.writerow([number, reason, *[neutralize(values.get(c) or "") for c in columns]])
 
     def _fill(self) -> None:
-        from vipcli.io.readers import open_table, record
+        from vipcli.io.readers import open_rows
 
         wanted = {number for number, _, values in self.rows if values is None}
         if not wanted:
             return
         found = {}
-        names, rows = open_table(*self.source)
-        for number, cells in rows:
+        for number, values in open_rows(*self.source)[1]:  # (a refused row is never blank)
             if number in wanted:
-                found[number] = record(names, cells) or {}
+                found[number] = values
                 if len(found) == len(wanted):
                     break
         self.rows = [(number, reason, found.get(number, {}) if values is None else values)

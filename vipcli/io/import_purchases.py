@@ -107,7 +107,7 @@ class _Day:
         midnight = datetime.combine(day, datetime.min.time())
         self.date = day
         self.ordinal = day.toordinal()
-        self.base = day.toordinal() * 86400
+        self.base = self.ordinal * 86400
         # seconds between a moment of this day and the same moment `m` calendar months before
         # (dateutil's month arithmetic: 31 August - 6 months = 28/29 February)
         self.back = {m: (day - months_before(midnight, m).date()).days * 86400 for m in months}
@@ -149,7 +149,7 @@ _CENTS = re.compile(r"(?:[0-9]{1,15}\.[0-9]{2}\n)*")  # every amount with two de
 _ISO_STAMPS = re.compile(r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\n)*")
 
 
-def canonical_stamps(texts) -> bool:
+def _canonical_stamps(texts) -> bool:
     """Every text is 'YYYY-MM-DDTHH:MM:SS' (so that text order is time order)."""
     return bool(_ISO_STAMPS.fullmatch("\n".join(texts) + "\n"))
 
@@ -168,7 +168,7 @@ def time_order(path: str, index: int, encoding: str | None) -> tuple[bool, int]:
         count += len(block)
         if not ordered:
             continue  # counting only
-        if not canonical_stamps(block):
+        if not _canonical_stamps(block):
             block = [t for t in map(_sortable, block) if t]  # "": the row will be rejected
         if block and (block[0] < last or block != sorted(block)):
             ordered = False
