@@ -102,7 +102,7 @@ def test_files_without_some_columns(chunk, dropped, clean):
         expected[n] = _values(sale)
     assert got == expected
     if clean and "phone" not in dropped:  # the column check takes such a chunk whole
-        assert parser._columns([(n, list(c)) for n, c in enumerate(rows, start=2)]) is not None
+        assert parser._columns(range(2, 2 + len(rows)), list(zip(*rows)), len(rows)) is not None
 
 
 @settings(max_examples=400, deadline=None)
@@ -126,7 +126,7 @@ def test_column_check_gives_what_rows_give(chunk, clean):
     expected = {n: _canonical(c) for n, c in enumerate(chunk, start=2)}
     assert got == {n: v for n, v in expected.items() if v is not None}
     if clean:  # the column check takes such a chunk whole
-        assert parser._columns([(n, list(c)) for n, c in enumerate(chunk, start=2)]) is not None
+        assert parser._columns(range(2, 2 + len(chunk)), list(zip(*chunk)), len(chunk)) is not None
 
 
 @settings(max_examples=150, deadline=None)
@@ -245,6 +245,55 @@ def test_column_values_read_what_csv_reads(tmp_path_factory, rows, index, encodi
     with open(path, encoding=encoding, newline="") as handle:
         expected = [v[index].strip() if index < len(v) else "" for v in list(csv.reader(handle))[1:]]
     assert [value for part in readers.column_values(str(path), index, encoding) for value in part] == expected
+
+
+purchase_cells = st.sampled_from(["", "R1", "R2", " R3", "13900000001", "1390000000", "SZ01", "sz 1", "12.50", "0.5",
+                                  "2026-05-01T10:00:00", "2026-05-01T10:00", "2026-02-30T10:00:00", "收据", "a,b",
+                                  'say "hi"', "two\nlines"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.lists(purchase_cells, min_size=6, max_size=6),
+                          st.lists(purchase_cells, min_size=0, max_size=7)), min_size=0, max_size=25),
+       st.integers(1, 8), st.sampled_from(["utf-8", "gb18030"]), st.sampled_from(["\n", "\r\n", "\r"]),
+       st.booleans(), st.booleans(), st.booleans())
+def test_blocks_read_what_rows_read(tmp_path_factory, rows, size, encoding, newline, plain, last_line_end, clean):
+    """A CSV file taken a block of lines at a time (readers.CsvRows.blocks: columns cut in C for a
+    regular block) gives the same (row number, cells) as taken row by row, whatever the quotes, line
+    ends, blank, short or long rows; and the import parses a block as it parses the same rows."""
+    import csv
+    import io
+
+    from vipcli.io import readers
+    from vipcli.io.readers import Block
+
+    names = ["receipt", "phone", "store", "purchased_at", "amount", "promo"]
+    if clean:  # valid rows (the column check takes their blocks whole), some blank, short or quoted
+        rows = [[f"R{i}", f"139{i:08d}", "SZ01", f"2026-05-01T10:{i:02d}:00", f"{i + 1}.50", ""] if len(row) == 6 else row
+                for i, row in enumerate(rows)]
+    if plain:  # no quoted field: most blocks are regular
+        rows = [[f.replace(",", "").replace('"', "").replace("\n", "") for f in row] for row in rows]
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, lineterminator=newline).writerows([names, *rows])
+    text = buffer.getvalue()
+    if not last_line_end:
+        text = text[:-len(newline)] if rows else text
+    path = tmp_path_factory.mktemp("bl") / "f.csv"
+    path.write_bytes(text.encode(encoding))
+    source = (str(path), engine.COLUMNS, engine.REQUIRED, encoding)
+    expected = list(readers.open_table(*source)[1])
+    parser = engine.RowParser(names, RULES, NOW)
+    got, parsed, expected_parsed = [], [], []
+    for block in readers.open_table(*source)[1].blocks(size, len(names)):
+        chunk = [(n, list(c)) for n, c in (block.rows() if isinstance(block, Block) else block)]
+        assert 0 < len(chunk) <= size
+        got += chunk
+        expected_parsed.append(engine.RowParser(names, RULES, NOW).parse_chunk([(n, list(c)) for n, c in chunk]))
+        parsed.append(parser.parse_block(block) if isinstance(block, Block) else parser.parse_chunk(block))
+    assert got == expected
+    assert parsed == expected_parsed
+    if clean and plain and rows and all(len(row) == 6 for row in rows):
+        assert sum(len(good) for good, _ in parsed) == len(rows)
 
 
 @settings(max_examples=1000, deadline=None)

@@ -34,13 +34,13 @@ from array import array
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import islice, repeat
-from operator import add, itemgetter
+from operator import add, ne
 
 from vipcli import cards, fields, sales
 from vipcli.dates import is_birthday, iso, months_after, months_before, parse_when
 from vipcli.db import audit
 from vipcli.errors import DatabaseProblem, InvalidInput, Refused, VipError
-from vipcli.io.readers import record
+from vipcli.io.readers import Block, CsvRows, record
 from vipcli.money import YUAN, format_fen, parse_yuan
 from vipcli.rules import Rules
 
@@ -279,9 +279,21 @@ class RowParser:
         """[(number, cells)] -> (good, bad): good rows are (number, *values), bad ones (number,
         {column: text}, reason); blank rows left out. A chunk whose every column is in the
         canonical form is checked column by column (a few passes in C); any other goes row by row."""
-        rows = self._columns(chunk)
+        lines = [cells for _, cells in chunk]
+        if lines and set(map(len, lines)) == {self.width}:
+            rows = self._columns([number for number, _ in chunk], list(zip(*lines)), len(lines))
+            if rows is not None:
+                return rows, []
+        return self._one_by_one(chunk)
+
+    def parse_block(self, block) -> tuple[list, list]:
+        """A `readers.Block` (rows as columns) -> (good, bad), as parse_chunk."""
+        rows = self._columns(range(block.first, block.first + block.count), block.columns, block.count)
         if rows is not None:
             return rows, []
+        return self._one_by_one(block.rows())
+
+    def _one_by_one(self, chunk: list) -> tuple[list, list]:
         good, bad = [], []
         for number, cells in chunk:
             try:
@@ -306,18 +318,15 @@ class RowParser:
             self.cards.add(text)
         return True
 
-    def _columns(self, chunk: list):
-        """The whole chunk in the canonical form, or None: then `parse` decides row by row."""
+    def _columns(self, numbers, columns: list, count: int):
+        """Rows given as columns (each row with the header's number of cells), all in the
+        canonical form, or None: then `parse` decides row by row."""
         width, limit = self.width, self.rules.max_amount
-        lines = [cells for _, cells in chunk]
-        if not lines or set(map(len, lines)) != {width}:
-            return None
-        columns = list(zip(*lines))
-        blank = ("",) * len(lines)
+        blank = ("",) * count
         receipt, card, phone, store, stamp, amount, promo, paid = (
             columns[i] if i < width else blank for i in self.at)
         if ("" in receipt or max(map(len, receipt)) > 40 or not all(map(str.isprintable, receipt))
-                or tuple(map(str.strip, receipt)) != receipt):
+                or any(map(ne, map(str.strip, receipt), receipt))):
             return None
         has_card = card is not blank and any(card)
         if not _PHONES.fullmatch("\n".join(phone) + "\n"):
@@ -327,7 +336,7 @@ class RowParser:
                 return None
         elif "" in phone:
             return None
-        if not (set(store) - {""}) <= self.stores.keys():
+        if not self._known_stores(set(store) - {""}):
             return None
         if not _STAMPS.fullmatch("\n".join(stamp) + "\n"):
             return None
@@ -340,8 +349,8 @@ class RowParser:
         except ValueError:
             return None
         regular = _fen_column(amount, None)
-        promo = _fen_column(promo, 0) if promo is not blank else [0] * len(lines)
-        paid = _fen_column(paid, None) if paid is not blank else [None] * len(lines)
+        promo = _fen_column(promo, 0) if promo is not blank else [0] * count
+        paid = _fen_column(paid, None) if paid is not blank else [None] * count
         if regular is None or promo is None or paid is None or None in regular:
             return None
         if max(regular) > limit or max(promo) > limit or min(map(add, regular, promo)) <= 0:
@@ -356,8 +365,19 @@ class RowParser:
         else:
             card = repeat(None)
         moments = [a.hour * 3600 + a.minute * 60 + a.second for a in at]
-        return list(zip(map(itemgetter(0), chunk), receipt, card, phone, stores, stamp, moments, regular, promo,
-                        paid))
+        return list(zip(numbers, receipt, card, phone, stores, stamp, moments, regular, promo, paid))
+
+    def _known_stores(self, texts: set) -> bool:
+        """Every store text checked (check_store's answers kept), or False: some are not valid,
+        or too many to keep; the rows then say which."""
+        new = texts - self.stores.keys()
+        if len(self.stores) + len(new) > 1000:
+            return False
+        try:
+            self.stores.update({text: fields.check_store(text) for text in new})
+        except VipError:
+            return False
+        return True
 
     def _shortcut(self, cells: list):
         """The canonical form only; None means "not sure": parse_row decides."""
@@ -421,7 +441,15 @@ class RowParser:
 
 def parsed_chunks(rows, parser: RowParser, size: int):
     """(row number, cells) -> (lines read, good rows, bad rows) per `size` lines
-    (RowParser.parse_chunk)."""
+    (RowParser.parse_chunk); a CSV file's rows are taken a block of lines at a time
+    (readers.CsvRows.blocks)."""
+    if isinstance(rows, CsvRows):
+        for block in rows.blocks(size, parser.width):
+            if isinstance(block, Block):
+                yield (block.count, *parser.parse_block(block))
+            else:
+                yield (len(block), *parser.parse_chunk(block))
+        return
     rows = iter(rows)
     while chunk := list(islice(rows, size)):
         yield (len(chunk), *parser.parse_chunk(chunk))

@@ -6,7 +6,7 @@ import codecs
 import csv
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from datetime import date, datetime
 from pathlib import Path
 
@@ -141,21 +141,67 @@ def _csv_rows(path: Path, encoding: str):
         raise InvalidInput(f"{path}: can't read the header ({exc})", code="bad_file") from None
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
+    return header, CsvRows(handle, path, encoding)
 
-    def rows():
-        # A line without a quote is its fields split at the commas (what csv.reader would return,
-        # three times faster); a line with one goes to csv.reader, which may read on for a quoted
-        # line break.
-        with handle, _decoding(path, encoding):
-            number = 1
-            for line in handle:
-                number += 1
-                if '"' in line:
-                    yield number, next(csv.reader(chain((line,), handle)))
+
+class CsvRows:
+    """A CSV file's data rows, (row number, cells), read once: one at a time (iterating), or a
+    block of lines at a time (`blocks`)."""
+
+    def __init__(self, handle, path: Path, encoding: str):
+        self.handle, self.path, self.encoding = handle, path, encoding
+
+    def __iter__(self):
+        with self.handle, _decoding(self.path, self.encoding):
+            yield from _split_lines(self.handle, 2)
+
+    def blocks(self, size: int, width: int):
+        """Lists of up to `size` (row number, cells), or a `Block` for `size` lines (fewer at the end)
+        that each hold `width` cells and no quote: cut into columns at once, in C, with no list per
+        row. After the first quote, rows are read one at a time (csv.reader for a quoted line)."""
+        handle, number = self.handle, 2
+        with handle, _decoding(self.path, self.encoding):
+            while lines := list(islice(handle, size)):
+                text = "".join(lines)
+                if '"' in text:
+                    rows = _split_lines(chain(lines, handle), number)
+                    while block := list(islice(rows, size)):
+                        yield block
+                    return
+                count = len(lines)
+                if set(map(str.count, lines, repeat(","))) != {width - 1}:  # a blank or short line
+                    yield [(number + i, line.rstrip("\r\n").split(",")) for i, line in enumerate(lines)]
                 else:
-                    yield number, line.rstrip("\r\n").split(",")
+                    # (a lone CR ends a line too: newline="" reads it as one)
+                    text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+                    cells = text.replace("\n", ",").split(",")  # (the last line may have no line end)
+                    end = count * width
+                    yield Block(number, count, [cells[i:end:width] for i in range(width)])
+                number += count
 
-    return header, rows()
+
+class Block:
+    """`count` rows from row number `first`, as columns (lists of cell texts)."""
+
+    __slots__ = ("first", "count", "columns")
+
+    def __init__(self, first: int, count: int, columns: list[list[str]]):
+        self.first, self.count, self.columns = first, count, columns
+
+    def rows(self) -> list:
+        return list(zip(range(self.first, self.first + self.count), map(list, zip(*self.columns))))
+
+
+def _split_lines(lines, number: int):
+    """(row number, cells) from CSV lines: a line without a quote is its fields split at the commas
+    (what csv.reader would return, three times faster); a line with one goes to csv.reader, which
+    may read on (from `lines`) for a quoted line break."""
+    for line in lines:
+        if '"' in line:
+            yield number, next(csv.reader(chain((line,), lines)))
+        else:
+            yield number, line.rstrip("\r\n").split(",")
+        number += 1
 
 
 @contextmanager
