@@ -5,7 +5,7 @@ time-order column pass to csv.reader, the card state kept between days to effect
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from vipcli.cards import make_number
@@ -245,6 +245,46 @@ def test_column_values_read_what_csv_reads(tmp_path_factory, rows, index, encodi
     with open(path, encoding=encoding, newline="") as handle:
         expected = [v[index].strip() if index < len(v) else "" for v in list(csv.reader(handle))[1:]]
     assert [value for part in readers.column_values(str(path), index, encoding) for value in part] == expected
+
+
+near_digits = "0123456789１٣.:-T\n "
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(st.from_regex(r"[0-9]{1,16}\.[0-9]{2}", fullmatch=True),
+                          st.from_regex(r"[0-9\n.١]{1,4}\.[0-9١]{2}", fullmatch=True),
+                          st.sampled_from(["1.2.34", "١٢.٣٤", "1\n2.00", "12.00\n", "00.00", "1234567890123456.00",
+                                           "123456789012345.00", ".00", "+1.00", "1_0.00", "13900000001",
+                                           "1390000000１", "2026-05-01T10:00:00"]),
+                          st.from_regex(r"[0-9]{11}", fullmatch=True),
+                          st.from_regex(r"1[2-9][0-9]{8,10}", fullmatch=True),
+                          st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?", fullmatch=True),
+                          st.text(alphabet=near_digits, max_size=20)), min_size=1, max_size=6))
+@example([".00"])
+@example(["1.2.34", "5.00"])
+@example(["1\n2.00", "5.00"])
+@example(["١٢.٣٤"])
+@example(["1234567890123456.00"])
+@example(["13900000001", "23900000001"])
+@example(["12900000001"])
+def test_column_shapes_check_what_the_patterns_check(texts):
+    """The column checks done with str.translate and slices (amounts, mobiles, ISO times) answer
+    what the regular expressions of the row path answer, line breaks and non-ASCII digits included."""
+    import re
+
+    from vipcli.fields import MOBILE
+    from vipcli.money import YUAN
+
+    def fen_by_pattern(blank):
+        if not re.fullmatch(rf"(?:(?:{YUAN})?\n)*", "\n".join(texts) + "\n"):
+            return None
+        return [engine._fen(text) if text else blank for text in texts]
+
+    assert engine._fen_column(texts, None) == fen_by_pattern(None)
+    assert engine._fen_column(texts, 0) == fen_by_pattern(0)
+    assert engine._mobiles(texts) == bool(re.fullmatch(f"(?:{MOBILE}\n)*", "\n".join(texts) + "\n"))
+    iso = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\n)*"
+    assert engine._shaped(texts, "9999-99-99T99:99:99") == bool(re.fullmatch(iso, "\n".join(texts) + "\n"))
 
 
 purchase_cells = st.sampled_from(["", "R1", "R2", " R3", "13900000001", "1390000000", "SZ01", "sz 1", "12.50", "0.5",
