@@ -320,6 +320,28 @@ def test_a_receipt_twice_in_one_file(vip, isolated, monkeypatch, writer):
     assert member["card_no"] and member["points_balance"] == 1200 + 88
 
 
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_a_receipt_again_in_a_later_chunk_of_the_transaction(vip, isolated, monkeypatch, writer):
+    """Chunks of two rows in one transaction, each chunk's receipts ascending: a receipt the
+    transaction already wrote is still found (not yet visible to the look-up), as a duplicate or,
+    with other content, a rejected row."""
+    from vipcli.io import import_purchases as engine
+
+    monkeypatch.setattr(engine, "CHUNK_ROWS", 2)
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
+    at = "2026-05-01T10:00:00"  # one time: the file is in time order as it stands
+    a1 = ["A1", "", "13900000001", "SZ01", at, "120.00", "", ""]
+    rows = [a1, ["A2", "", "13900000002", "SZ01", at, "80.00", "", ""],
+            a1, ["A3", "", "13900000003", "SZ01", at, "10.00", "", ""],
+            ["A2", "", "13900000002", "SZ01", at, "80.01", "", ""],
+            ["A4", "", "13900000004", "SZ01", at, "10.00", "", ""]]
+    write_csv(isolated / "p.csv", rows)
+    r = vip("import", "purchases", str(isolated / "p.csv"))
+    assert r.code == 3 and (r["inserted"], r["duplicates"], r["rejected"]) == (4, 1, 1)
+    reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8"))]
+    assert reasons == ["receipt A2 is already recorded with different content"]
+
+
 def test_a_lost_card_is_refused_on_every_row(vip, isolated, member):
     """The card's state is worked out once a day per customer; each row is still checked."""
     card = member(phone="13800000009")
