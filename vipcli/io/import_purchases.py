@@ -512,6 +512,7 @@ class PurchaseImport:
         # visible here); a hash seen again is checked against the database
         self.in_tx: set[int] = set()
         self.in_tx_greatest = None  # and the greatest of those receipts
+        self.tier_sets: dict[int, tuple] = {}  # customer id -> (tier, since), written before the commit
         self.days: dict[str, _Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
         # Bounds that spare working out a window: no window holds more than all the events kept.
@@ -715,14 +716,14 @@ class PurchaseImport:
         if self.before_commit is not None:
             self.before_commit()  # an exception here: nothing was committed, the writer rolls back
             self.before_commit = None
+        self._set_tiers()
         self.writer.commit()
         self.open = False
 
     def _new_pending(self) -> None:
         """Rows for the writer; a purchase's last three columns (rules version, operator, time
         recorded) are the same for the whole import and are added by the writer."""
-        self.pending = {name: [] for name in ("customers", "cards", "purchases", "lots", "ledger", "tiers",
-                                              "tier_set")}
+        self.pending = {name: [] for name in ("customers", "cards", "purchases", "lots", "ledger", "tiers")}
         self.purchases = self.pending["purchases"]
 
     def _chunk(self, rows, bad, rejects) -> None:
@@ -988,7 +989,7 @@ class PurchaseImport:
     def _set_tier(self, state, old, new, stamp, reason):
         state.tier = new
         self._settle_events(state)
-        self.pending["tier_set"].append((new, stamp, state.id))
+        self.tier_sets[state.id] = (new, stamp)
         self.pending["tiers"].append((self.next_change, state.id, old, new, stamp, reason, self.operator))
         self.next_change += 1
 
@@ -997,6 +998,7 @@ class PurchaseImport:
         it inside the transaction, which then commits so that this process can read the outcome."""
         _, receipt, card_no, phone, store, stamp, _, regular, promo, given = row
         self._flush()
+        self._set_tiers()  # sales.record_purchase reads the customer's tier
         self.writer.slow((receipt, card_no, phone, store, _fromisoformat(stamp), regular, promo, given))  # VipError: rejected
         self._commit()
         self.fresh = False  # the customer is read back from the database, purchases included
@@ -1005,6 +1007,13 @@ class PurchaseImport:
         self._begin()
         self.report.inserted += 1
         self.report.slow_path += 1
+
+    def _set_tiers(self) -> None:
+        """The customers' tiers set in this transaction: each customer's last, in id order (rows
+        near one another in the table), once before the commit instead of once per change."""
+        if self.tier_sets:
+            self.writer.write({"tier_set": [(*self.tier_sets[cid], cid) for cid in sorted(self.tier_sets)]})
+            self.tier_sets.clear()
 
     def _flush(self) -> None:
         """Hand what the rows so far produced to the writer, table by table in foreign-key order."""
