@@ -130,15 +130,20 @@ def test_column_check_gives_what_rows_give(chunk, clean):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 3 * 86400), st.integers(0, 10 ** 6), st.booleans()), min_size=1,
-                max_size=4000), st.sampled_from([1, 6, 12]), st.sampled_from([engine._Customer, engine._PaidCustomer]))
-def test_windows_equal_a_plain_sum_also_after_pruning(steps, months, kind):
+@given(st.lists(st.tuples(st.integers(0, 3 * 86400), st.sampled_from([0, 1, 10 ** 6, 10 ** 8]), st.booleans()),
+                min_size=1, max_size=4000), st.sampled_from([1, 6, 12]),
+       st.sampled_from([engine._Customer, engine._PaidCustomer]), st.sampled_from([0, 2 ** 31 - 10 ** 6, -2 ** 40]))
+@example([(3600, 10 ** 8, True)] * 100, 1, engine._PaidCustomer, 0)  # the total outgrows 32 bits
+@example([(3600, 10 ** 8, True)] * 100, 1, engine._Customer, 0)
+@example([(86400, 1, True)] * 40, 12, engine._Customer, 2 ** 31 - 10 * 86400)  # so does the time
+def test_windows_equal_a_plain_sum_also_after_pruning(steps, months, kind, start):
     """Events in time order; after each, the window of `months` (a day per month here) ending at
     that event, as running totals (with old events dropped past 3,000) and as a plain sum; for a
-    customer whose qualification counts all that is paid (pairs) and one whose does not (triples)."""
+    customer whose qualification counts all that is paid (pairs) and one whose does not (triples);
+    with totals and times that outgrow 32 bits on the way."""
     state = kind(1)
     seen = []
-    moment = 0
+    moment = start
     for gap, paid, ask in steps:
         moment += gap
         counted = paid if kind.stride == 2 else paid // 2

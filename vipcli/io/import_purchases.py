@@ -78,9 +78,10 @@ class _Customer:
         self.registration_from = None
         self.registered = False
         self.birthday = None
-        # flat triples: seconds, then the running totals of paid (net) and of what counts toward
-        # qualification, up to and including this purchase (pairs for a _PaidCustomer)
-        self.events = array("q")  # None once no window will be asked of this customer again
+        # flat triples: seconds (from EPOCH), then the running totals of paid (net) and of what
+        # counts toward qualification, up to and including this purchase (pairs for a
+        # _PaidCustomer); 32-bit while every value fits (_add_event), half the memory of 64
+        self.events = array("i")  # None once no window will be asked of this customer again
         self.windows = None  # [months, index of the first event inside, ...] once a window is asked for
         self.paid_sum = self.counted_sum = 0  # the running totals after the last event
         self.paid_base = self.counted_base = 0  # the running totals before the first event kept
@@ -107,7 +108,7 @@ class _Day:
         midnight = datetime.combine(day, datetime.min.time())
         self.date = day
         self.ordinal = day.toordinal()
-        self.base = self.ordinal * 86400
+        self.base = (self.ordinal - EPOCH) * 86400
         # seconds between a moment of this day and the same moment `m` calendar months before
         # (dateutil's month arithmetic: 31 August - 6 months = 28/29 February)
         self.back = {m: (day - months_before(midnight, m).date()).days * 86400 for m in months}
@@ -119,10 +120,13 @@ class _Day:
                        if rules.usable_after_days else None)
 
 
+EPOCH = date(2000, 1, 1).toordinal()  # seconds are counted from its start: 32 bits hold 1932-2068
+
+
 def _seconds(stamp: str) -> int:
-    """'2026-05-01T10:00:00' -> seconds on a proleptic calendar (only compared, never shown)."""
+    """'2026-05-01T10:00:00' -> seconds since EPOCH (only compared, never shown)."""
     at = _fromisoformat(stamp)
-    return at.toordinal() * 86400 + at.hour * 3600 + at.minute * 60 + at.second
+    return (at.toordinal() - EPOCH) * 86400 + at.hour * 3600 + at.minute * 60 + at.second
 
 
 def _fen(text: str) -> int | None:
@@ -658,12 +662,16 @@ class PurchaseImport:
     def _add_event(state: _Customer, seconds: int, paid: int, counted: int) -> None:
         state.paid_sum += paid
         state.counted_sum += counted
-        if state.events is None:
+        events = state.events
+        if events is None:
             return
-        if state.stride == 3:
-            state.events.extend((seconds, state.paid_sum, state.counted_sum))
-        else:
-            state.events.extend((seconds, state.paid_sum))
+        values = (seconds, state.paid_sum, state.counted_sum) if state.stride == 3 else (seconds, state.paid_sum)
+        try:
+            events.extend(values)
+        except OverflowError:  # a value past 32 bits (a total over 21 million yuan): 64-bit from now on
+            del events[len(events) - len(events) % state.stride:]  # (what the failed extend put in)
+            state.events = events = array("q", events)
+            events.extend(values)
 
     # --- transactions and chunks ----------------------------------------------------------------
 
