@@ -29,6 +29,7 @@ transactions; the receipts make a re-run skip what is there and complete the res
 
 import gc
 import re
+from bisect import bisect_left
 import time
 from array import array
 from dataclasses import dataclass
@@ -515,7 +516,10 @@ class PurchaseImport:
         # hashes of the receipts written since the chunk's look-up of existing ones (maybe not yet
         # visible here); a hash seen again is checked against the database
         self.in_tx: set[int] = set()
-        self.in_tx_greatest = None  # and the greatest of those receipts
+        # ... but a chunk of ascending receipts that can't repeat any (`unseen`) is kept as its
+        # first and last receipt: a nightly POS file keeps no hashes at all
+        self.in_tx_ranges: list[tuple[str, str]] = []
+        self.in_tx_greatest = None  # the greatest receipt of this transaction's chunks
         self.tier_sets: dict[int, tuple] = {}  # customer id -> (tier, since), written before the commit
         self.days: dict[str, _Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
@@ -736,9 +740,7 @@ class PurchaseImport:
 
     def _chunk(self, rows, bad, rejects) -> None:
         if not self.open:
-            self.in_tx.clear()  # all committed: the chunk's look-up below finds them
-            self.in_tx_greatest = None
-            self._begin()
+            self._begin_clean()
         report = self.report
         report.rows += len(rows) + len(bad)
         for number, values, reason in bad:
@@ -751,17 +753,41 @@ class PurchaseImport:
         # this transaction wrote, can't repeat one: the rows are not checked one by one.
         unseen = (not existing and bool(receipts) and (self.in_tx_greatest is None or receipts[0] > self.in_tx_greatest)
                   and all(map(lt, receipts, islice(receipts, 1, None))))
+        if not unseen and self._in_ranges(receipts):
+            # A receipt may be one this transaction wrote as part of a range: commit, and the
+            # look-up finds it.
+            self._commit()
+            self._begin_clean()
+            existing = self._existing(receipts)
         self._apply(rows, existing, rejects, check=not unseen)
         if receipts:
             greatest = receipts[-1] if unseen else max(receipts)
             if self.in_tx_greatest is None or greatest > self.in_tx_greatest:
                 self.in_tx_greatest = greatest
             if unseen:
-                self.in_tx.update(map(hash, receipts))
+                self.in_tx_ranges.append((receipts[0], receipts[-1]))
         self._flush()
         self.tx_count += len(rows) + len(bad)
         if self.tx_count >= self.tx_rows or time.monotonic() - self.tx_started >= self.tx_seconds:
             self._commit()
+
+    def _begin_clean(self) -> None:
+        """A transaction after a commit: what the last one wrote, the look-up of a chunk finds."""
+        self.in_tx.clear()
+        self.in_tx_ranges.clear()
+        self.in_tx_greatest = None
+        self._begin()
+
+    def _in_ranges(self, receipts: list[str]) -> bool:
+        """Whether a receipt lies inside one of the transaction's ranges of receipts."""
+        if not self.in_tx_ranges:
+            return False
+        ordered = sorted(receipts)
+        for low, high in self.in_tx_ranges:
+            at = bisect_left(ordered, low)
+            if at < len(ordered) and ordered[at] <= high:
+                return True
+        return False
 
     def _ids(self):
         """The next free id of each table (the writer holds the write lock: nobody else adds any)."""
