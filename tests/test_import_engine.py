@@ -223,6 +223,23 @@ def test_a_failed_write_rolls_back_and_comes_back_at_the_next_answer(tmp_path):
             assert conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 0
 
 
+def test_the_writer_stores_none_as_null(tmp_path):
+    """The writer's adapter for None (a shortcut past sqlite3's adaptation protocol) still binds NULL."""
+    import sqlite3
+
+    from vipcli.io.writer import Writer
+
+    path, rules = _writer_db(tmp_path)
+    writer = Writer(path, rules, NOW, "test")
+    writer.begin()
+    writer.write({"customers": [(1, "13900000001", None, "2026-05-01T10:00:00")]})
+    writer.commit()
+    writer.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT typeof(store), typeof(phone) FROM customers").fetchone() == ("null", "text")
+        assert conn.execute("SELECT ? IS NULL", (None,)).fetchone() == (1,)
+
+
 fields = st.sampled_from(["", "a", "2026-05-01T10:00:00", " x ", "\u3000y", "收据", "a,b", 'say "hi"', "two\nlines",
                           "12.50", "\t", "\x1c"])
 
