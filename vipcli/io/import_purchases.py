@@ -29,9 +29,9 @@ transactions; the receipts make a re-run skip what is there and complete the res
 
 import gc
 import re
-from bisect import bisect_left
 import time
 from array import array
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import islice, repeat
