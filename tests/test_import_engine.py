@@ -322,6 +322,7 @@ near_digits = "0123456789１٣.:-T\n "
 @example([".00"])
 @example(["1.2.34", "5.00"])
 @example(["1\n2.00", "5.00"])
+@example(["1.23\n4.56", "7.00"])  # two amounts' shapes in one cell
 @example(["١٢.٣٤"])
 @example(["1234567890123456.00"])
 @example(["13900000001", "23900000001"])

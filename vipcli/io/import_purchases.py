@@ -35,7 +35,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import islice, repeat
-from operator import add, itemgetter, lt, ne
+from operator import add, lt, ne
 
 from vipcli import cards, fields, sales
 from vipcli.dates import is_birthday, iso, months_after, months_before, parse_when
@@ -220,15 +220,13 @@ _SECOND_DIGITS = set("3456789")
 
 def _fen_column(texts: tuple, blank):
     """A column of amounts -> fen (`blank` for an empty cell), or None if one is not plain."""
-    # The common case, every amount 1-15 ASCII digits, a point and two digits, checked in C:
-    if min(map(len, texts)) >= 4 and set(map(itemgetter(-3), texts)) == {"."}:
-        joined = "\n".join(texts)
-        digits = joined.replace(".", "")
-        if (len(joined) - len(digits) == len(texts) and max(map(len, texts)) <= 18 and digits.isascii()
-                and digits.replace("\n", "").isdigit()):
-            values = digits.split("\n")
-            if len(values) == len(texts):  # (no line break inside a cell)
-                return list(map(int, values))
+    # The common case, every amount 1-15 ASCII digits, a point and two digits, checked in C: each
+    # text's line end comes after ".99" (its digits made 9s), and all that is left is 9s.
+    joined = "\n".join(texts) + "\n"
+    shape = joined.translate(_NINES)
+    if (shape.count(".99\n") == len(texts) and not shape.replace(".99\n", "").replace("9", "")
+            and "\n.99" not in shape and shape[0] != "." and max(map(len, texts)) <= 18):
+        return list(map(int, joined.replace(".", "").split("\n")[:-1]))
     if not _AMOUNTS.fullmatch("\n".join(texts) + "\n"):
         return None
     return [_fen(text) if text else blank for text in texts]
