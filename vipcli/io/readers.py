@@ -252,20 +252,13 @@ def column_values(path: str, index: int, encoding: str | None = None) -> Iterato
     encoding = encoding.lower() if encoding else detect_encoding(file)
     handle = open(file, encoding=encoding, newline="")
     with handle, _decoding(file, encoding):
-        width = len(next(csv.reader(handle), None) or ())  # the header's
+        next(csv.reader(handle), None)  # the header
         while lines := list(islice(handle, 10000)):
-            text = "".join(lines)
-            if '"' in text:  # quoted fields (maybe over several lines): csv from here on
+            if '"' in "".join(lines):  # quoted fields (maybe over several lines): csv from here on
                 texts = (v[index].strip() if index < len(v) else "" for v in csv.reader(chain(lines, handle)))
                 while block := list(islice(texts, 10000)):
                     yield block
                 return
-            if index < width and set(map(str.count, lines, repeat(","))) == {width - 1}:
-                # every line with the header's cells: the column is a slice of them all (CsvRows.blocks)
-                text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-                cells = text.replace("\n", ",").split(",")
-                yield list(map(str.strip, cells[index:len(lines) * width:width]))
-                continue
             cut = index + 1
             yield [v[index].strip() if len(v) > cut or (len(v) == cut and v[index]) else ""
                    for v in (line.split(",", cut) for line in lines)]
