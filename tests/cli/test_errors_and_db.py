@@ -37,6 +37,20 @@ def test_database_created_private_with_wal(vip, isolated):
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 16384
+
+
+def test_an_existing_database_keeps_its_page_size(vip, isolated, monkeypatch):
+    """16 KB pages are for new files; a file made elsewhere with 4 KB pages is migrated as it is."""
+    db = isolated / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA page_size = 4096")
+        conn.execute("CREATE TABLE kept (x)")
+    monkeypatch.setenv("VIPCLI_DB", str(db))
+    assert vip("info").code == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA page_size").fetchone()[0] == 4096
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_init_twice_refused_and_info(vip, isolated):
