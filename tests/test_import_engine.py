@@ -314,7 +314,8 @@ near_digits = "0123456789１٣.:-T\n "
                           st.from_regex(r"[0-9\n.١]{1,4}\.[0-9١]{2}", fullmatch=True),
                           st.sampled_from(["1.2.34", "١٢.٣٤", "1\n2.00", "12.00\n", "00.00", "1234567890123456.00",
                                            "123456789012345.00", ".00", "+1.00", "1_0.00", "13900000001",
-                                           "1390000000１", "2026-05-01T10:00:00"]),
+                                           "1390000000１", "2026-05-01T10:00:00", "R1", " R3", "R4 ", "", "x" * 41,
+                                           "x" * 40, "R\u3000", "收据1", "a\nb", "\t"]),
                           st.from_regex(r"[0-9]{11}", fullmatch=True),
                           st.from_regex(r"1[2-9][0-9]{8,10}", fullmatch=True),
                           st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?", fullmatch=True),
@@ -327,6 +328,10 @@ near_digits = "0123456789１٣.:-T\n "
 @example(["1234567890123456.00"])
 @example(["13900000001", "23900000001"])
 @example(["12900000001"])
+@example(["R1", ""])
+@example(["", "R1"])
+@example(["R1 ", "R2"])
+@example(["R1", " R2"])
 def test_column_shapes_check_what_the_patterns_check(texts):
     """The column checks done with str.translate and slices (amounts, mobiles, ISO times) answer
     what the regular expressions of the row path answer, line breaks and non-ASCII digits included."""
@@ -343,6 +348,8 @@ def test_column_shapes_check_what_the_patterns_check(texts):
     assert engine._fen_column(texts, None) == fen_by_pattern(None)
     assert engine._fen_column(texts, 0) == fen_by_pattern(0)
     assert engine._mobiles(texts) == bool(re.fullmatch(f"(?:{MOBILE}\n)*", "\n".join(texts) + "\n"))
+    assert engine._plain_receipts(texts) == ("" not in texts and max(map(len, texts)) <= 40
+                                             and all(t.isprintable() and t.strip() == t for t in texts))
     iso = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\n)*"
     assert engine._shaped(texts, "9999-99-99T99:99:99") == bool(re.fullmatch(iso, "\n".join(texts) + "\n"))
 

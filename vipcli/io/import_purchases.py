@@ -35,7 +35,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from itertools import islice, repeat
-from operator import add, lt, ne
+from operator import add, lt
 
 from vipcli import cards, fields, sales
 from vipcli.dates import is_birthday, iso, months_after, months_before, parse_when
@@ -218,6 +218,15 @@ def _mobiles(texts) -> bool:
 _SECOND_DIGITS = set("3456789")
 
 
+def _plain_receipts(texts) -> bool:
+    """Every receipt 1-40 printable characters with no space at either end (what parse_row takes
+    as it is; isprintable() rejects every whitespace but " "), checked on the texts joined."""
+    joined = "\n".join(texts)
+    return (joined.count("\n") == len(texts) - 1 and joined.replace("\n", "").isprintable()
+            and "\n\n" not in joined and joined[:1] not in ("", "\n", " ") and joined[-1] not in "\n "
+            and " \n" not in joined and "\n " not in joined and max(map(len, texts)) <= 40)
+
+
 def _fen_column(texts: tuple, blank):
     """A column of amounts -> fen (`blank` for an empty cell), or None if one is not plain."""
     # The common case, every amount 1-15 ASCII digits, a point and two digits, checked in C: each
@@ -352,8 +361,7 @@ class RowParser:
         blank = ("",) * count
         receipt, card, phone, store, stamp, amount, promo, paid = (
             columns[i] if i < width else blank for i in self.at)
-        if ("" in receipt or max(map(len, receipt)) > 40 or not all(map(str.isprintable, receipt))
-                or any(map(ne, map(str.strip, receipt), receipt))):
+        if not _plain_receipts(receipt):
             return None
         has_card = card is not blank and any(card)
         if not ((phone is not blank and _mobiles(phone)) or _PHONES.fullmatch("\n".join(phone) + "\n")):
@@ -365,10 +373,11 @@ class RowParser:
             return None
         if not self._known_stores(set(store) - {""}):
             return None
-        if not (_shaped(stamp, "9999-99-99T99:99:99") or _STAMPS.fullmatch("\n".join(stamp) + "\n")):
-            return None
-        if min(map(len, stamp)) == 16:
-            stamp = tuple(t + ":00" if len(t) == 16 else t for t in stamp)
+        if not _shaped(stamp, "9999-99-99T99:99:99"):
+            if not _STAMPS.fullmatch("\n".join(stamp) + "\n"):
+                return None
+            if min(map(len, stamp)) == 16:
+                stamp = tuple(t + ":00" if len(t) == 16 else t for t in stamp)
         if max(stamp) > self.now_text:
             return None
         try:
