@@ -127,7 +127,12 @@ EPOCH = date(2000, 1, 1).toordinal()  # seconds are counted from its start: 32 b
 def _seconds(stamp: str) -> int:
     """'2026-05-01T10:00:00' -> seconds since EPOCH (only compared, never shown)."""
     at = _fromisoformat(stamp)
-    return (at.toordinal() - EPOCH) * 86400 + at.hour * 3600 + at.minute * 60 + at.second
+    return (at.toordinal() - EPOCH) * 86400 + _moment(at)
+
+
+def _moment(at: datetime) -> int:
+    """Seconds into the day (the column pass works it out inline, for a whole chunk)."""
+    return at.hour * 3600 + at.minute * 60 + at.second
 
 
 def _fen(text: str) -> int | None:
@@ -236,7 +241,7 @@ def _fen_column(texts: tuple, blank):
     if (shape.count(".99\n") == len(texts) and not shape.replace(".99\n", "").replace("9", "")
             and "\n.99" not in shape and shape[0] != "." and max(map(len, texts)) <= 18):
         return list(map(int, joined.replace(".", "").split("\n")[:-1]))
-    if not _AMOUNTS.fullmatch("\n".join(texts) + "\n"):
+    if not _AMOUNTS.fullmatch(joined):
         return None
     return [_fen(text) if text else blank for text in texts]
 
@@ -308,8 +313,8 @@ class RowParser:
         if sale.store is not None and isinstance(raw_store, str) and len(self.stores) < 1000:
             self.stores[raw_store] = sale.store  # check_store's answer, for the next rows
         at = sale.at
-        return (sale.receipt, sale.card_no, sale.phone, sale.store, at.isoformat(),
-                at.hour * 3600 + at.minute * 60 + at.second, sale.regular, sale.promo, sale.paid)
+        return (sale.receipt, sale.card_no, sale.phone, sale.store, at.isoformat(), _moment(at), sale.regular,
+                sale.promo, sale.paid)
 
     def parse_chunk(self, chunk: list) -> tuple[list, list]:
         """[(number, cells)] -> (good, bad): good rows are (number, *values), bad ones (number,
@@ -373,7 +378,7 @@ class RowParser:
             return None
         if not self._known_stores(set(store) - {""}):
             return None
-        if not _shaped(stamp, "9999-99-99T99:99:99"):
+        if not _canonical_stamps(stamp):
             if not _STAMPS.fullmatch("\n".join(stamp) + "\n"):
                 return None
             if min(map(len, stamp)) == 16:
@@ -472,7 +477,7 @@ class RowParser:
             return None
         if paid is not None and (paid > limit or paid > regular + promo):
             return None
-        return receipt, card, phone, store, stamp, at.hour * 3600 + at.minute * 60 + at.second, regular, promo, paid
+        return receipt, card, phone, store, stamp, _moment(at), regular, promo, paid
 
 
 def parsed_chunks(rows, parser: RowParser, size: int):
@@ -805,7 +810,7 @@ class PurchaseImport:
 
     def _existing(self, receipts: list[str]) -> dict:
         """The recorded purchases among `receipts` (committed ones: this transaction's are in
-        in_tx), by receipt."""
+        in_tx and in_tx_ranges), by receipt."""
         found = {}
         if not receipts:
             return found

@@ -170,7 +170,7 @@ class CsvRows:
                     return
                 count = len(lines)
                 if set(map(str.count, lines, repeat(","))) != {width - 1}:  # a blank or short line
-                    yield [(number + i, line.rstrip("\r\n").split(",")) for i, line in enumerate(lines)]
+                    yield list(_split_lines(lines, number))
                 else:
                     # (a lone CR ends a line too: newline="" reads it as one)
                     text = text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
