@@ -16,6 +16,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("VIPCLI_OPERATOR", "tester")
     monkeypatch.setenv("VIPCLI_NOW", "2026-06-15T12:00:00")
     monkeypatch.delenv("VIPCLI_DEBUG", raising=False)
+    from vipcli import db
+
+    db.connect(tmp_path / "vip.db", create=True).close()  # as `vip init` leaves it, before any rules
     return tmp_path
 
 

@@ -176,7 +176,7 @@ def _writer_db(tmp_path):
     from vipcli import db
 
     path = tmp_path / "w.db"
-    conn = db.connect(path)
+    conn = db.connect(path, create=True)
     rules = db.current_rules(conn)
     conn.close()
     return path, rules

@@ -38,6 +38,7 @@ class LedgerMachine(RuleBasedStateMachine):
         folder = tempfile.mkdtemp()
         os.environ["VIPCLI_DB"] = os.path.join(folder, "vip.db")
         os.environ["VIPCLI_KEY_FILE"] = os.path.join(folder, "vip.key")
+        assert self.vip("init")[0] == 0
         code, out = self.vip("enroll", "--phone", PHONE, "--name", "王芳", "--gender", "F",
                              "--birthday", "1990-05-01", "--grant", "model")
         assert code == 0

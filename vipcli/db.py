@@ -201,10 +201,13 @@ def default_path() -> Path:
     return Path(typer.get_app_dir("vipcli")) / "vip.db"
 
 
-def connect_raw(path: str | os.PathLike) -> sqlite3.Connection:
-    """The file opened (created 0600 when new) with the busy timeout, without migrating it."""
+def connect_raw(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection:
+    """The file opened with the busy timeout, without migrating it. Only `create` makes a missing file
+    (0600): a mistyped path is an error, never a new empty database (SPEC §6)."""
     path = Path(path)
     if not path.exists():
+        if not create:
+            raise DatabaseProblem(f"no vipcli database at {path} (run vip init)", code="no_database")
         _create_private(path)
     timeout = busy_timeout()
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
@@ -213,11 +216,12 @@ def connect_raw(path: str | os.PathLike) -> sqlite3.Connection:
     return conn
 
 
-def connect(path: str | os.PathLike) -> sqlite3.Connection:
-    """Open (creating with mode 0600 when new) and migrate the database file."""
+def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection:
+    """Open and migrate the database file; with `create` (vip init, vip demo, vip restore), a missing
+    file is created with mode 0600."""
     path = Path(path)
     try:
-        conn = connect_raw(path)
+        conn = connect_raw(path, create)
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode != "wal":
             # A new file gets 16 KB pages (SQLite's default is 4 KB; this does nothing to a file

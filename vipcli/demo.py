@@ -21,7 +21,7 @@ def _rows(name: str):
 
 
 def build(path, operator: str = "demo") -> dict:
-    conn = db.connect(path)
+    conn = db.connect(path, create=True)
     rules = db.current_rules(conn)
     members, purchases = _rows("members.csv"), _rows("purchases.csv")
     enrolled_at = datetime(2025, 11, 30, 9, 0)

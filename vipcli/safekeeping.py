@@ -81,7 +81,7 @@ def restore(target: Path, src: str, yes: bool) -> dict:
         raise Refused(f"{target} holds data; restoring replaces all of it (add --yes)", code="needs_yes")
     source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
     try:
-        live = db.connect_raw(target)
+        live = db.connect_raw(target, create=True)
         try:
             source.backup(live)
         finally:

@@ -50,6 +50,7 @@ def test_visit_log_validates(vip, isolated):
 
 def test_older_database_is_migrated(vip, isolated):
     from vipcli import db
+    (isolated / "vip.db").unlink()
     conn = sqlite3.connect(isolated / "vip.db", isolation_level=None)
     conn.execute("BEGIN")
     for statement in db._statements(db.MIGRATIONS[0][1]):

@@ -3,10 +3,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
 P = "13800138000"
+EXAMPLE_RULES = Path(__file__).resolve().parents[2] / "examples" / "rules" / "store.toml"
 
 
 def test_usage_errors_are_one_line_exit_2(vip):
@@ -31,13 +33,30 @@ def test_help_and_bare_group(vip):
 
 
 def test_database_created_private_with_wal(vip, isolated):
-    assert vip("init").code == 0
     db = isolated / "vip.db"
+    db.unlink()
+    assert vip("init").code == 0
     assert oct(db.stat().st_mode & 0o777) == "0o600"
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] >= 1
         assert conn.execute("PRAGMA page_size").fetchone()[0] == 16384
+
+
+@pytest.mark.parametrize("args", [["info"], ["export", "members", "--format", "csv", "--out", "m.csv"],
+                                  ["purchase", "--phone", P, "--amount", "10"], ["check"], ["rules", "load", str(EXAMPLE_RULES)],
+                                  ["backup", "b.db"]])
+def test_only_init_creates_a_database(vip, isolated, monkeypatch, args):
+    """A cron job with a typo in its path fails (exit 4), and creates neither the file nor its folder;
+    `vip init` afterwards still works."""
+    monkeypatch.chdir(isolated)
+    missing = isolated / "typo" / "vip.db"
+    monkeypatch.setenv("VIPCLI_DB", str(missing))
+    r = vip(*args)
+    assert r.code == 4 and r.data["error"] == {"code": "no_database",
+                                                "message": f"no vipcli database at {missing} (run vip init)"}
+    assert not missing.parent.exists() and not (isolated / "m.csv").exists()
+    assert vip("init", "--region", "020").code == 0 and missing.exists()
 
 
 def test_an_existing_database_keeps_its_page_size(vip, isolated, monkeypatch):
@@ -127,6 +146,7 @@ def test_ledger_is_append_only(vip, member, isolated):
 
 def test_console_script_runs_in_a_fresh_process(isolated):
     env = {**os.environ, "VIPCLI_DB": str(isolated / "p.db")}
+    subprocess.run([sys.executable, "-m", "vipcli", "init"], check=True, capture_output=True, env=env)
     out = subprocess.run([sys.executable, "-m", "vipcli", "--json", "purchase", "--phone", P, "--amount", "1000"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0 and '"card_issued": true' in out.stdout

@@ -111,8 +111,10 @@ def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writ
     random.Random(1).shuffle(shuffled)
     write_csv(isolated / "shuffled.csv", shuffled)
     monkeypatch.setenv("VIPCLI_DB", str(isolated / "a.db"))
+    assert vip("init").code == 0
     assert vip("import", "purchases", str(isolated / "sorted.csv"))["in_time_order"] is True
     monkeypatch.setenv("VIPCLI_DB", str(isolated / "b.db"))
+    assert vip("init").code == 0
     r = vip("import", "purchases", str(isolated / "shuffled.csv"))
     assert r["in_time_order"] is False and (r["rows"], r["inserted"], r["rejected"]) == (120, 119, 1)
     assert len(list(csv.DictReader(open(isolated / "shuffled.rejects.csv", encoding="utf-8")))) == 1
@@ -248,10 +250,12 @@ def test_killed_import_resumes_to_the_same_state(vip, isolated, monkeypatch):
     env = {**os.environ, "VIPCLI_NOW": "2026-11-01T00:00:00"}
     monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
     monkeypatch.setenv("VIPCLI_DB", str(isolated / "clean.db"))
+    assert vip("init").code == 0
     assert vip("import", "purchases", str(isolated / "p.csv")).code == 0
     reference = dump(isolated / "clean.db")
     monkeypatch.setenv("VIPCLI_DB", str(isolated / "killed.db"))
     env["VIPCLI_DB"] = str(isolated / "killed.db")
+    assert vip("init").code == 0
     env["VIPCLI_IMPORT_BATCH"] = "100"
     rng = random.Random(5)
     kills = 0
@@ -291,7 +295,7 @@ def test_an_index_deferred_by_a_dead_import_is_rebuilt(vip, isolated, monkeypatc
     next command rebuilds it, unless the import that deferred it is still running."""
     db = isolated / "d.db"
     monkeypatch.setenv("VIPCLI_DB", str(db))
-    assert vip("info").code == 0
+    assert vip("init").code == 0
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     for owner, rebuilt in ((os.getpid(), False), (gone.pid, True)):
@@ -369,6 +373,7 @@ def test_a_first_load_then_a_second_file_equal_one_by_one(vip, isolated, monkeyp
     members = sorted({r[2] for r in rows})[:6]
     for db in ("one.db", "bulk.db"):
         monkeypatch.setenv("VIPCLI_DB", str(isolated / db))
+        assert vip("init").code == 0
         for i, phone in enumerate(members):
             args = ["enroll", "--phone", phone, "--name", "王芳", "--gender", "F", "--birthday", "1990-01-01",
                     "--at", "2025-01-05"]
@@ -405,6 +410,7 @@ def test_the_wal_stays_bounded_during_a_long_import(vip, isolated, monkeypatch):
     for limit in (1 << 40, 0):
         monkeypatch.setattr(writer, "WAL_LIMIT", limit)
         monkeypatch.setenv("VIPCLI_DB", str(isolated / f"{limit}.db"))
+        assert vip("init").code == 0
         seen.clear()
         r = vip("import", "purchases", str(isolated / "p.csv"))
         assert r.code == 0 and r["inserted"] == 6000

@@ -96,10 +96,14 @@ class Session:
 
     @property
     def conn(self) -> sqlite3.Connection:
+        """The database, which must exist: only `open(create=True)` (vip init, vip restore) makes one."""
+        return self.open()
+
+    def open(self, create: bool = False) -> sqlite3.Connection:
         if self._conn is None:
             from vipcli.db import connect
 
-            self._conn = connect(self.db_path)
+            self._conn = connect(self.db_path, create=create)
         return self._conn
 
     def rules(self):

@@ -35,7 +35,7 @@ def init(
     text = read_rules_file(rules_file) if rules_file else default_text(profile or "store")
     if region is not None:
         text = with_default_region(text, region)
-    with transaction(s.conn) as conn:
+    with transaction(s.open(create=True)) as conn:
         if conn.execute("SELECT COUNT(*) FROM rules").fetchone()[0]:
             raise Refused(f"{s.db_path} is already initialised (use `vip rules load` to change rules)",
                           code="already_initialised")

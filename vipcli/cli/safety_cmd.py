@@ -34,7 +34,7 @@ def restore(
 
     s = session(ctx)
     data = safekeeping.restore(s.db_path, src, yes)
-    with transaction(s.conn) as conn:
+    with transaction(s.open(create=True)) as conn:
         audit(conn, s.now, s.operator, "restore", src)
     emit(s, data, lambda c: c.print(f"Restored {s.db_path} from {src}."))
 
