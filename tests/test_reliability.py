@@ -92,6 +92,39 @@ def test_key_rotation(vip, member, isolated, monkeypatch):
     assert wrong.code == 4 and "not the key" in wrong["error"]["message"]
 
 
+def test_the_key_lives_beside_the_database_and_backup_names_it(vip, member, isolated, monkeypatch):
+    """Without VIPCLI_KEY_FILE, `vip.db` keeps its key in `vip.db.key` (0600): a folder copied to
+    another machine still opens its ID numbers. `vip backup` says where the key is; `vip key export`
+    copies it (audited) and never overwrites."""
+    import shutil
+    monkeypatch.delenv("VIPCLI_KEY_FILE")
+    card = member(id_number=ID)
+    key = isolated / "vip.db.key"
+    assert oct(key.stat().st_mode & 0o777) == "0o600" and not (isolated / "vip.key").exists()
+    human = vip("backup", str(isolated / "b.db"), json_output=False)
+    assert human.code == 0 and f"ID numbers need the key {key}" in human.stdout and "apart" in human.stdout
+    assert vip("backup", str(isolated / "c.db"))["key_file"] == str(key)
+    r = vip("key", "export", str(isolated / "safe.key"))
+    assert r.code == 0 and (isolated / "safe.key").read_bytes() == key.read_bytes()
+    assert oct((isolated / "safe.key").stat().st_mode & 0o777) == "0o600"
+    assert vip("audit", "--command", "key export")["count"] == 1
+    again = vip("key", "export", str(isolated / "safe.key"))
+    assert again.code == 2 and "already exists" in again["error"]["message"]
+    moved = isolated / "elsewhere"
+    moved.mkdir()
+    shutil.copy(isolated / "b.db", moved / "vip.db")
+    shutil.copy(key, moved / "vip.db.key")
+    monkeypatch.setenv("VIPCLI_DB", str(moved / "vip.db"))
+    assert vip("show", card, "--unmask")["id_number"] == ID
+
+
+def test_a_database_without_id_numbers_has_no_key_to_export(vip, member, isolated, monkeypatch):
+    monkeypatch.delenv("VIPCLI_KEY_FILE")
+    member()
+    assert vip("backup", str(isolated / "b.db"))["key_file"] is None
+    assert vip("key", "export", str(isolated / "k")).code == 1 and not (isolated / "k").exists()
+
+
 def test_interrupted_rotation_finishes_itself(vip, member, isolated):
     card = member(id_number=ID)
     from vipcli import db, vault

@@ -36,7 +36,33 @@ def backup(conn, dest: str) -> dict:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    return {"out": str(target), "bytes": target.stat().st_size, "counts": counts}
+    from vipcli import vault
+
+    key_file = str(vault.key_path(conn)) if vault.has_key(conn) else None
+    return {"out": str(target), "bytes": target.stat().st_size, "counts": counts, "key_file": key_file}
+
+
+def export_key(conn, dest: str, now: datetime, operator: str) -> dict:
+    """Copy the key file (checked against the database's fingerprint) to a new file, 0600, audited."""
+    from vipcli import vault
+
+    if not vault.has_key(conn):
+        raise Refused("this database has no ID-number key yet (no ID number was ever stored)", code="no_key")
+    source = vault.key_path(conn)
+    vault.open_vault(conn, create=False)  # the right key, or exit 4 before anything is copied
+    target = Path(dest)
+    if target.exists() or target.is_symlink():
+        raise InvalidInput(f"key export: {dest} already exists; give a new file name", code="bad_path")
+    if not target.parent.is_dir():
+        raise InvalidInput(f"key export: folder {target.parent} does not exist", code="bad_path")
+    fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(source.read_bytes())
+        handle.flush()
+        os.fsync(handle.fileno())
+    with db.transaction(conn):
+        db.audit(conn, now, operator, "key export", str(target), key_file=str(source))
+    return {"key_file": str(source), "out": str(target)}
 
 
 def check_source(src: str) -> int:
@@ -101,7 +127,7 @@ def rotate_key(conn, now: datetime, operator: str) -> dict:
     from vipcli import vault as vault_mod
 
     old = vault_mod.open_vault(conn, create=True)
-    path = vault_mod.key_path()
+    path = vault_mod.key_path(conn)
     key = os.urandom(64)
     fresh = vault_mod.Vault(key)
     pending = path.with_name(path.name + ".new")

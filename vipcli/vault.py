@@ -1,7 +1,7 @@
 """Resident ID numbers at rest: AES-GCM ciphertext plus an HMAC for exact lookup and uniqueness.
 
-The key lives in a file of its own (VIPCLI_KEY_FILE, default beside the app's database in the app
-directory), created 0600 on first need, never inside the database. The database remembers a
+The key lives in a file of its own, never inside the database: VIPCLI_KEY_FILE, else beside the
+database (`vip.db` -> `vip.db.key`, so that a copied folder keeps both), created 0600 on first need. The database remembers a
 fingerprint of its key, so a missing or different key fails closed instead of silently writing
 data that the old key can no longer read. `cryptography` is imported only here, only when an ID
 number is written or unmasked.
@@ -18,13 +18,29 @@ from vipcli.errors import DatabaseProblem
 _FINGERPRINT_KEY = "key_fingerprint"
 
 
-def key_path() -> Path:
+def key_path(conn) -> Path:
+    """VIPCLI_KEY_FILE, else `DATABASE.key` beside the database file. A database whose key was made
+    before keys moved beside it (the app directory's `vip.key`) keeps finding it there."""
     configured = os.environ.get("VIPCLI_KEY_FILE")
     if configured:
         return Path(configured)
-    import typer
+    beside = Path(conn.execute("PRAGMA database_list").fetchone()[2] + ".key")
+    if not beside.exists():
+        import typer
 
-    return Path(typer.get_app_dir("vipcli")) / "vip.key"
+        from vipcli.db import get_meta
+
+        legacy = Path(typer.get_app_dir("vipcli")) / "vip.key"
+        if legacy.exists() and get_meta(conn, _FINGERPRINT_KEY) is not None:
+            return legacy
+    return beside
+
+
+def has_key(conn) -> bool:
+    """Whether this database has ever written an ID number (and so needs its key file)."""
+    from vipcli.db import get_meta
+
+    return get_meta(conn, _FINGERPRINT_KEY) is not None
 
 
 class Vault:
@@ -70,7 +86,7 @@ def open_vault(conn, create: bool) -> Vault:
     """The key for this database; created (0600) only when `create` and the database has none."""
     from vipcli.db import get_meta, set_meta
 
-    path = key_path()
+    path = key_path(conn)
     expected = get_meta(conn, _FINGERPRINT_KEY)
     _finish_rotation(path, expected)
     if path.exists():

@@ -40,9 +40,10 @@ def emit(session, data: dict, human) -> None:
 
 
 def console():
+    """Lines wrap to a terminal's width; into a file or a pipe, a line stays one line."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
 
 
 def table(title: str | None, columns: list[str], rows: list[list], justify_right=()):

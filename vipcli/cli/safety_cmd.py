@@ -18,8 +18,15 @@ def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST")) 
     data = safekeeping.backup(s.conn, dest)
     with transaction(s.conn) as conn:
         audit(conn, s.now, s.operator, "backup", dest, bytes=data["bytes"])
-    emit(s, data, lambda c: c.print(f"Backed up to {dest} ({data['bytes']:,} bytes, "
-                                     f"{data['counts']['customers']} customers)."))
+
+    def human(c):
+        c.print(f"Backed up to {dest} ({data['bytes']:,} bytes, {data['counts']['customers']} customers).",
+                markup=False)
+        if data["key_file"]:
+            c.print(f"ID numbers need the key {data['key_file']}: keep a copy of it apart from this backup "
+                    "(vip key export DEST).", markup=False)
+
+    emit(s, data, human)
 
 
 @command(app, "restore")
@@ -72,6 +79,17 @@ def audit_log(
         f"Audit ({len(rows)})", ["time", "operator", "command", "target", "detail"],
         [[r["at"], r["operator"], r["command"], r["target"], json.dumps(r["detail"], ensure_ascii=False)]
          for r in rows])))
+
+
+@command(key_app, "export")
+def key_export(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST")) -> None:
+    """Copy the ID-number key to DEST (a new file, 0600), to keep apart from the backups (audited). Example: vip key export /mnt/safe/vip.key"""
+    from vipcli import safekeeping
+
+    s = session(ctx)
+    data = safekeeping.export_key(s.conn, dest, s.now, s.operator)
+    emit(s, data, lambda c: c.print(f"Key {data['key_file']} copied to {dest}; keep it apart from the backups.",
+                                    markup=False))
 
 
 @command(key_app, "rotate")
