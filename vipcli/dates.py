@@ -38,6 +38,22 @@ def parse_when(text: str, field: str = "time") -> datetime:
     return value.replace(microsecond=0) if value.microsecond else value
 
 
+def parse_as_of(text: str | None, current: datetime, writes: bool) -> datetime:
+    """`--as-of`: a date means the end of that day (a purchase at 20:00 on 31 December is in the
+    year-end class list), today's date means now; a date-time is taken as given. A command that
+    writes refuses a moment after now: a review or an expiry can't run ahead of the calendar."""
+    if text is None:
+        return current
+    moment = parse_when(text, "as-of")
+    if len(text.strip()) == 10:
+        moment = min(datetime.combine(moment.date(), time(23, 59, 59)),
+                     max(current, moment))  # today: now; a past day: its last second
+    if writes and moment > current:
+        raise InvalidInput(f"as-of: {text.strip()} is in the future (now is {iso(current)}); "
+                           "a review or an expiry runs on a date that has passed", code="bad_date")
+    return moment
+
+
 def now() -> datetime:
     """VIPCLI_NOW when set (tests, back-office replays), else the system clock."""
     fixed = os.environ.get("VIPCLI_NOW")

@@ -63,3 +63,11 @@ def test_older_database_is_migrated(vip, isolated):
     with sqlite3.connect(isolated / "vip.db") as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
         assert [r[0] for r in conn.execute("SELECT version FROM migrations")] == list(range(1, db.SCHEMA_VERSION + 1))
+
+
+def test_class_as_of_a_date_counts_that_whole_day(vip):
+    vip("purchase", "--phone", P, "--amount", "1", "--at", "2026-05-01T10:00:00")
+    vip("purchase", "--phone", P, "--amount", "1200", "--at", "2026-05-31T20:00:00")
+    assert vip("class", "--as-of", "2026-05-31T19:59:59")["classes"][0]["class"] == "E"
+    assert vip("class", "--as-of", "2026-05-31")["classes"][0]["class"] == "A"
+    assert vip("visit", "due", "--as-of", "2026-06-01")["due"][0]["class"] == "A"

@@ -72,3 +72,31 @@ def test_tier_set_is_audited_and_validated(vip, member, isolated):
     assert vip("tier", "set", card, "diamond", "--reason", "x").code == 2
     assert vip("tier", "set", card, "gold").code == 2  # --reason is required
     assert vip("tier", "show", "13900139000").code == 1
+
+
+@pytest.mark.parametrize("command", [["tier", "review"], ["points", "expire"]])
+@pytest.mark.parametrize("as_of,refused", [
+    ("2026-06-14", False),           # yesterday
+    ("2026-06-15", False),           # today: now
+    ("2026-06-15T12:00:00", False),  # exactly now
+    ("2026-06-15T12:00:01", True),   # one second ahead
+    ("2026-06-16", True),            # tomorrow
+])
+def test_a_write_refuses_a_future_as_of(vip, command, as_of, refused):
+    """A review dated ahead downgraded members at once; now it is exit 2 and writes nothing."""
+    vip("purchase", "--phone", P, "--amount", "10000", "--at", "2024-01-10")
+    r = vip(*command, "--as-of", as_of)
+    if refused:
+        assert r.code == 2 and r.data["error"]["code"] == "bad_date" and "future" in r.data["error"]["message"]
+        assert vip("audit", "--command", " ".join(command))["count"] == 0
+    else:
+        assert r.code == 0 and r["as_of"] <= "2026-06-15T12:00:00"
+
+
+def test_an_as_of_date_is_the_end_of_that_day(vip):
+    """The review of 10 June 2026 covers a tier reached at 20:00 on 10 June 2024."""
+    _silver_since(vip, "2024-06-10T20:00:00")
+    assert vip("tier", "review", "--as-of", "2026-06-09")["reviewed"] == 0
+    assert vip("tier", "review", "--as-of", "2026-06-10T19:59:59")["reviewed"] == 0
+    r = vip("tier", "review", "--as-of", "2026-06-10")
+    assert r["reviewed"] == 1 and r["as_of"] == "2026-06-10T23:59:59"

@@ -9,9 +9,9 @@ visit_app = subgroup("visit", "Follow-ups (回访): log a contact, list who is d
 
 
 def _as_of(s, text: str | None):
-    from vipcli.dates import parse_when
+    from vipcli.dates import parse_as_of
 
-    return parse_when(text, "as-of") if text else s.now
+    return parse_as_of(text, s.now, writes=False)
 
 
 @command(app, "class")

@@ -102,19 +102,15 @@ def points_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD
 @command(points_app, "expire")
 def points_expire(
     ctx: typer.Context,
-    as_of: str = typer.Option(None, "--as-of", help="Expire what is past its expiry at this moment (default now)."),
+    as_of: str = typer.Option(None, "--as-of", help="Expire what is past its expiry at this moment (a date: its end; default now)."),
 ) -> None:
     """Write the expiry entries of points past their expiry (idempotent). Example: vip points expire --as-of 2027-01-01"""
     from vipcli import ledger
-    from vipcli.dates import parse_when
+    from vipcli.dates import parse_as_of
     from vipcli.db import audit, transaction
 
-    from vipcli.errors import InvalidInput
-
     s = session(ctx)
-    moment = parse_when(as_of, "as-of") if as_of else s.now
-    if moment > s.now:
-        raise InvalidInput("as-of: can't expire points in the future", code="bad_date")
+    moment = parse_as_of(as_of, s.now, writes=True)
     with transaction(s.conn) as conn:
         per_card = ledger.expire(conn, moment, s.operator)
         audit(conn, s.now, s.operator, "points expire", None, as_of=moment.isoformat(),

@@ -29,15 +29,15 @@ def tier_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/P
 @command(tier_app, "review")
 def tier_review(
     ctx: typer.Context,
-    as_of: str = typer.Option(None, "--as-of", help="Review date (default today)."),
+    as_of: str = typer.Option(None, "--as-of", help="Review at the end of this date, or at this date-time (default now; not in the future)."),
 ) -> None:
     """Confirm or lower tiers held past their hold period. Example: vip tier review --as-of 2026-12-31"""
     from vipcli import sales
-    from vipcli.dates import parse_when
+    from vipcli.dates import parse_as_of
     from vipcli.db import transaction
 
     s = session(ctx)
-    moment = parse_when(as_of, "as-of") if as_of else s.now
+    moment = parse_as_of(as_of, s.now, writes=True)
     rules = s.rules()
     with transaction(s.conn) as conn:
         data = sales.tier_review(conn, rules, moment, s.operator)
