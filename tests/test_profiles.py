@@ -14,6 +14,17 @@ def test_profiles_listed_and_valid(vip):
         assert parse(default_text(name)).name == name
 
 
+@pytest.mark.parametrize("name", profile_names())
+def test_rules_show_prints_money_as_yuan_text(vip, name):
+    """SPEC §1: money in JSON is always a two-decimal string (single_purchase was printed in fen)."""
+    assert vip("init", "--profile", name).code == 0
+    r = vip("rules", "show")
+    money = [r["qualify_single"], *(w["amount"] for w in r["qualify_windows"]),
+             *(t[k] for t in r["tiers"] for k in ("single_purchase", "spend"))]
+    assert all(isinstance(m, str) and m.split(".")[1].__len__() == 2 for m in money), money
+    assert r["tiers"][0]["single_purchase"] == "0.00"
+
+
 def test_unknown_profile_and_both_options(vip, tmp_path):
     assert vip("init", "--profile", "casino").code == 2
     assert vip("init", "--profile", "store", "--rules", str(tmp_path / "x.toml")).code == 2

@@ -8,7 +8,7 @@ from decimal import Decimal
 MONEY_KEYS = frozenset({
     "paid", "regular", "promo", "refunded", "refunded_total", "spend_12m", "needed_for_next",
     "single_purchase_for_next", "amount", "value", "spend", "total_spend", "qualify_single",
-    "max_amount",
+    "max_amount", "single_purchase",
 })
 
 
