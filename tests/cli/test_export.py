@@ -93,6 +93,20 @@ def test_filters(vip, shop, isolated):
     assert vip("export", "members", "--out", str(out), "--tier", "nope").code == 2
 
 
+@pytest.mark.parametrize("since,until,ok", [
+    ("2026-03-02", "2026-03-01", False),                    # reversed
+    ("2026-03-01T10:00", "2026-03-01T10:00", False),        # empty (until is exclusive)
+    ("2026-03-01T10:00", "2026-03-01T10:00:01", True),      # one second
+])
+def test_a_reversed_range_is_an_error_not_an_empty_export(vip, shop, isolated, since, until, ok):
+    out = isolated / "p.csv"
+    r = vip("export", "purchases", "--out", str(out), "--since", since, "--until", until)
+    if ok:
+        assert r.code == 0 and r["rows"] == 1
+    else:
+        assert r.code == 2 and r.data["error"]["code"] == "bad_range" and not out.exists()
+
+
 def test_bad_usage(vip, shop, isolated):
     assert vip("export", "secrets", "--out", str(isolated / "x.csv")).code == 2
     assert vip("export", "members", "--out", str(isolated / "x.txt")).code == 2

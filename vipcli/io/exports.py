@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from vipcli import cards
 from vipcli.dates import iso, months_before
+from vipcli.errors import InvalidInput
 from vipcli.fields import mask_phone
 from vipcli.io.files import atomic_output, is_formula_like, neutralize
 from vipcli.money import format_fen
@@ -69,6 +70,11 @@ class Filters:
     store: str | None = None
     tier: str | None = None
     status: str | None = None
+
+    def __post_init__(self):
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise InvalidInput(f"until: {iso(self.until)} is not after since {iso(self.since)} (--until is "
+                               "exclusive: one day is --since D --until D+1)", code="bad_range")
 
 
 def _range(column: str, f: Filters, params: list) -> str:
