@@ -24,6 +24,7 @@ class Sale:
     store: str | None = None
     at: datetime | None = None
     birthday_checked: bool = False
+    existing_only: bool = False  # the till's --existing: an unknown phone is refused, not a new prospect
 
 
 def validate_sale(sale: Sale, rules: Rules, now: datetime) -> None:
@@ -51,7 +52,7 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
         existing = conn.execute("SELECT * FROM purchases WHERE receipt = ?", (sale.receipt,)).fetchone()
         if existing is not None:
             return _replay(conn, rules, existing, sale, now)
-    customer, card = _buyer(conn, rules, sale, at, operator)
+    customer, card, created = _buyer(conn, rules, sale, at, operator)
     status = cards.effective_status(card, archive.is_registered(customer), rules, at.date()) if card else None
     if status in ("blocked", "replaced", "cancelled"):
         raise Refused(f"card {card['card_no']} is {status}; purchase refused", code=f"card_{status}")
@@ -106,6 +107,7 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
         "card_issued": issued is not None,
         "tier": tier if card else None,
         "duplicate": False,
+        "new_customer": created,
         "note": note,
     }
 
@@ -135,16 +137,20 @@ def status_note(status: str | None, card) -> str | None:
 
 
 def _buyer(conn, rules: Rules, sale: Sale, at: datetime, operator: str):
+    """(customer, card, created): an unknown phone becomes a new prospect, unless `existing_only`."""
     if sale.card_no is not None:
         card = cards.get(conn, sale.card_no)
         customer = conn.execute("SELECT * FROM customers WHERE id = ?", (card["customer_id"],)).fetchone()
-        return customer, card
+        return customer, card, False
     customer = conn.execute("SELECT * FROM customers WHERE phone = ?", (sale.phone,)).fetchone()
     if customer is None:
+        if sale.existing_only:
+            raise NotFound(f"no customer has the phone {sale.phone}; nothing was recorded (check the number, "
+                           "or leave out --existing to record it for a new customer)", code="unknown_phone")
         customer_id = archive.create_prospect(conn, sale.phone, at, sale.store)
         customer = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
-        return customer, None
-    return customer, cards.live_card(conn, customer["id"])
+        return customer, None, True
+    return customer, cards.live_card(conn, customer["id"]), False
 
 
 def _replay(conn, rules: Rules, existing, sale: Sale, now: datetime) -> dict:
@@ -183,6 +189,7 @@ def _replay(conn, rules: Rules, existing, sale: Sale, now: datetime) -> dict:
         "card_issued": False,
         "tier": customer["tier"] if card_no else None,
         "duplicate": True,
+        "new_customer": False,
         "note": "already recorded: nothing changed",
     }
 

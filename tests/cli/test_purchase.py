@@ -232,3 +232,22 @@ def test_replay_later_without_at_is_still_a_duplicate(vip, member):
     assert again.code == 0 and again["duplicate"] is True
     moved = vip("purchase", card, "--amount", "100", "--receipt", "T1", "--at", "2026-06-14")
     assert moved.code == 1
+
+
+def test_a_new_customer_is_said_plainly_and_the_till_can_refuse_unknown_phones(vip, member):
+    """A mistyped phone silently made a prospect; now JSON and the human line say a customer was
+    created, and --existing refuses (exit 1, nothing written)."""
+    member()
+    known = vip("purchase", "--phone", P, "--amount", "10")
+    assert known.code == 0 and known["new_customer"] is False
+    refused = vip("purchase", "--phone", "13800138001", "--amount", "10", "--existing")
+    assert refused.code == 1 and refused.data["error"]["code"] == "unknown_phone"
+    assert vip("show", "13800138001").code == 1
+    assert vip("purchase", "--phone", P, "--amount", "10", "--existing")["new_customer"] is False
+    human = vip("purchase", "--phone", "13800138001", "--amount", "10", json_output=False)
+    assert human.code == 0 and "New customer 2 created for phone 138****8001" in human.stdout
+    again = vip("purchase", "--phone", "13800138001", "--amount", "10", "--receipt", "T1")
+    assert again["new_customer"] is False
+    assert vip("purchase", "--phone", "13800138001", "--amount", "10", "--receipt", "T1")["new_customer"] is False
+    fresh = vip("purchase", "--phone", "13900139001", "--amount", "1000")
+    assert fresh["new_customer"] is True and fresh["card_issued"] is True

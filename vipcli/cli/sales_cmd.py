@@ -23,7 +23,8 @@ def when(at: str | None, now):
 def purchase(
     ctx: typer.Context,
     card: str = typer.Argument(None, metavar="[CARD]", help="Card number (or use --phone)."),
-    phone: str = typer.Option(None, "--phone", help="Buyer's phone; an unknown phone becomes a prospect."),
+    phone: str = typer.Option(None, "--phone", help="Buyer's phone; an unknown phone becomes a new customer (prospect)."),
+    existing: bool = typer.Option(False, "--existing", help="Refuse a phone that is not on file (exit 1) instead of creating a customer."),
     amount: str = typer.Option(..., "--amount", help="Regular goods at list price, in yuan."),
     promo: str = typer.Option(None, "--promo", help="Promo/special goods at list price (no discount)."),
     paid: str = typer.Option(None, "--paid", help="Total already paid at the till (POS data): no discount computed."),
@@ -50,6 +51,7 @@ def purchase(
         store=fields.check_store(store) if store is not None else None,
         at=when(at, s.now) if at is not None else None,
         birthday_checked=birthday_id_checked,
+        existing_only=existing,
     )
     sales.validate_sale(sale, rules, s.now)
     with transaction(s.conn) as conn:
@@ -61,6 +63,9 @@ def purchase(
             c.print(f"Receipt {result['receipt']} was already recorded; nothing changed.")
             return
         rate = f" at {result['discount_rate']}" if result["discount_rate"] else ""
+        if result["new_customer"]:
+            c.print(f"[bold yellow]New customer[/bold yellow] {result['customer_id']} created for phone "
+                    f"{fields.mask_phone(sale.phone)} (not on file before).")
         c.print(f"Receipt {result['receipt']}: paid [bold]{yuan(result['paid'])}[/bold]{rate}, card {shown}.")
         if result["card_issued"]:
             c.print(f"[bold green]Qualified: card {shown} issued[/bold green] ({result['tier']}).")
