@@ -11,16 +11,13 @@ from vipcli.errors import DatabaseProblem, InvalidInput, Refused
 
 
 def backup(conn, dest: str) -> dict:
-    """A consistent copy while other processes write (the backup API copies a snapshot), written to a
-    temporary file beside DEST, checked, then renamed into place; created 0600."""
-    target = Path(dest)
-    if target.is_dir():
+    """A consistent copy while other processes write (the backup API copies a snapshot) into a
+    temporary file, checked, then renamed into place (or streamed, for "-" or a device); 0600."""
+    from vipcli.io.files import atomic_output
+
+    if Path(dest).is_dir():
         raise InvalidInput(f"backup: {dest} is a folder; give a file name", code="bad_path")
-    if not target.parent.is_dir():
-        raise InvalidInput(f"backup: folder {target.parent} does not exist", code="bad_path")
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    try:
+    with atomic_output(dest, mode=None) as temp:
         copy = sqlite3.connect(temp)
         try:
             conn.backup(copy)
@@ -32,14 +29,11 @@ def backup(conn, dest: str) -> dict:
             copy.close()
         if problems:
             raise DatabaseProblem(f"the backup copy failed its integrity check: {problems[0]}", code="corrupt")
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        size = os.path.getsize(temp)
     from vipcli import vault
 
     key_file = str(vault.key_path(conn)) if vault.has_key(conn) else None
-    return {"out": str(target), "bytes": target.stat().st_size, "counts": counts, "key_file": key_file}
+    return {"out": dest, "bytes": size, "counts": counts, "key_file": key_file}
 
 
 def export_key(conn, dest: str, now: datetime, operator: str) -> dict:

@@ -1,4 +1,5 @@
 import csv
+import os
 import json
 import sqlite3
 from datetime import datetime
@@ -168,3 +169,69 @@ def test_cards_export_masks_unless_unmask(vip, shop, isolated):
     assert "138****8000" in out.read_text(encoding="utf-8-sig")
     vip("export", "cards", "--out", str(out), "--unmask")
     assert P in out.read_text(encoding="utf-8-sig")
+
+
+def _drain(fifo):
+    """A reader for a FIFO (a writer's open blocks until one exists); returns a getter of what it read."""
+    import threading
+    got = {}
+    thread = threading.Thread(target=lambda: got.update(data=open(fifo, "rb").read()), daemon=True)
+    thread.start()
+
+    def result():
+        thread.join(timeout=60)  # only a broken writer (one that replaced the FIFO) gets near this
+        return got.get("data", b"")
+    return result
+
+
+def test_out_dash_streams_to_stdout_and_the_summary_to_stderr(vip, shop, isolated, monkeypatch):
+    monkeypatch.chdir(isolated)
+    r = vip("export", "purchases", "--format", "csv", "--out", "-")
+    assert r.code == 0 and not (isolated / "-").exists()
+    assert r.stdout.startswith("\ufeffreceipt,") and r.stdout.count("\n") == 3
+    assert json.loads(r.stderr)["rows"] == 2
+    human = vip("export", "members", "--format", "jsonl", "--out", "-", json_output=False)
+    assert [json.loads(line)["customer_id"] for line in human.stdout.splitlines()] == [1, 2]
+    assert "Wrote 2 members rows to -" in human.stderr
+    assert vip("export", "members", "--out", "-").code == 2  # no suffix to take the format from
+
+
+def test_a_device_or_fifo_is_written_into_never_replaced(vip, shop, isolated):
+    """`--out /dev/stdout` (a symlink to a non-regular file) was replaced by a regular file, as root."""
+    import stat
+    fifo = isolated / "pipe"
+    os.mkfifo(fifo)
+    link = isolated / "stdout-like"
+    link.symlink_to(fifo)
+    for target in (fifo, link):
+        read = _drain(fifo)
+        r = vip("export", "purchases", "--format", "csv", "--out", str(target))
+        assert r.code == 0 and read().decode("utf-8-sig").startswith("receipt,")
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode) and link.is_symlink()
+    read = _drain(fifo)
+    assert vip("backup", str(link)).code == 0 and read().startswith(b"SQLite format 3\0")
+    assert not list(isolated.glob(".*.part"))
+
+
+def test_a_symlink_to_a_file_keeps_the_link_and_replaces_the_file(vip, shop, isolated):
+    real = isolated / "exports" / "today.csv"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = isolated / "latest.csv"
+    link.symlink_to(real)
+    assert vip("export", "purchases", "--out", str(link)).code == 0
+    assert link.is_symlink() and real.read_text(encoding="utf-8-sig").startswith("receipt,")
+    assert oct(real.stat().st_mode & 0o777) == "0o600"
+
+
+def test_rejects_and_outbox_follow_the_same_rules(vip, shop, isolated, monkeypatch):
+    monkeypatch.chdir(isolated)
+    (isolated / "m.csv").write_text("phone,name\n12345,张伟\n", encoding="utf-8")
+    r = vip("import", "members", "m.csv", "--rejects", "-")
+    assert r.code == 3 and not (isolated / "-").exists() and "12345" in r.stdout
+    assert json.loads(r.stderr)["rejected"] == 1
+    fifo = isolated / "pipe"
+    os.mkfifo(fifo)
+    read = _drain(fifo)
+    assert vip("notify", "birthday", "--out", str(fifo)).code == 0
+    assert read().decode("utf-8").startswith("phone") and not fifo.is_file()

@@ -113,4 +113,4 @@ def notify(
             handle.write(text)
         audit(conn, s.now, s.operator, "notify (unmasked phones)", out, kind=kind, messages=len(people))
     emit(s, {"kind": kind, "messages": len(people), "out": out},
-         lambda c: c.print(f"Wrote {len(people)} {kind} messages to {out}."))
+         lambda c: c.print(f"Wrote {len(people)} {kind} messages to {out}.", markup=False), out=out)

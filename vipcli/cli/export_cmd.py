@@ -33,6 +33,8 @@ def export(
     kinds = (*exports.EXPORTS, "report")
     if kind not in kinds:
         raise InvalidInput(f"export: {kind!r} must be one of {', '.join(kinds)}", code="bad_usage")
+    if out == "-" and fmt is None:
+        raise InvalidInput("format: give --format with --out - (stdout has no suffix)", code="bad_format")
     fmt = (fmt or Path(out).suffix.lstrip(".")).lower()
     if fmt not in exports.FORMATS:
         raise InvalidInput(f"format: {fmt!r} must be one of {', '.join(exports.FORMATS)}", code="bad_format")
@@ -51,7 +53,8 @@ def export(
             raise InvalidInput(f"year: {year!r} is not a year", code="bad_year")
         result = report.build(s.conn, rules, s.now, int(year) if year else s.now.year, out)
         data = {"rows": result["rows"], "out": out, "sheets": result["sheets"]}
-        emit(s, data, lambda c: c.print(f"Wrote the report ({', '.join(result['sheets'])}) to {out}."))
+        emit(s, data, lambda c: c.print(f"Wrote the report ({', '.join(result['sheets'])}) to {out}.", markup=False),
+             out=out)
         return
     vault = s.vault_for(create=False) if unmask and kind == "members" and _has_ids(s.conn) else None
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
@@ -60,7 +63,7 @@ def export(
         with transaction(s.conn) as conn:
             audit(conn, s.now, s.operator, "unmask", out, via=f"export {kind}", rows=count)
     emit(s, {"rows": count, "out": out, "format": fmt, "masked": not unmask},
-         lambda c: c.print(f"Wrote {count} {kind} rows to {out} ({fmt})."))
+         lambda c: c.print(f"Wrote {count} {kind} rows to {out} ({fmt}).", markup=False), out=out)
 
 
 def _has_ids(conn) -> bool:

@@ -105,7 +105,7 @@ def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rej
                 f"{report['inserted']} inserted, {report['duplicates']} already there, {report['rejected']} rejected"
                 + (f" -> {target}" if rejects.rows else "") + ".")
 
-    emit(s, data, human)
+    emit(s, data, human, out=target if rejects.rows else None)
     if rejects.rows:
         raise typer.Exit(RowsRejected.exit_code)
 
@@ -116,6 +116,8 @@ def _check_rejects(path: str, rejects_path: str | None) -> None:
 
     from vipcli.errors import InvalidInput
 
+    if rejects_path == "-":
+        return
     folder = Path(rejects_path or _default_rejects(path)).parent
     if not folder.is_dir():
         raise InvalidInput(f"rejects: folder {folder} does not exist", code="bad_path")

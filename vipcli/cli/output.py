@@ -31,19 +31,22 @@ def jsonable(data, key: str | None = None):
     return data
 
 
-def emit(session, data: dict, human) -> None:
-    """Print `data` as one JSON object under --json, else call `human(console)`."""
+def emit(session, data: dict, human, out: str | None = None) -> None:
+    """Print `data` as one JSON object under --json, else call `human(console)`. When the command's
+    output file `out` is "-" (stdout), this summary goes to stderr instead."""
+    to_stderr = out == "-"
     if session.json:
-        sys.stdout.write(json.dumps(jsonable(data), ensure_ascii=False) + "\n")
+        (sys.stderr if to_stderr else sys.stdout).write(json.dumps(jsonable(data), ensure_ascii=False) + "\n")
         return
-    human(console())
+    human(console(stderr=to_stderr))
 
 
-def console():
+def console(stderr: bool = False):
     """Lines wrap to a terminal's width; into a file or a pipe, a line stays one line."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=not sys.stdout.isatty())
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(highlight=False, soft_wrap=not stream.isatty(), stderr=stderr)
 
 
 def table(title: str | None, columns: list[str], rows: list[list], justify_right=()):

@@ -26,7 +26,7 @@ def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST")) 
             c.print(f"ID numbers need the key {data['key_file']}: keep a copy of it apart from this backup "
                     "(vip key export DEST).", markup=False)
 
-    emit(s, data, human)
+    emit(s, data, human, out=dest)
 
 
 @command(app, "restore")

@@ -2,6 +2,7 @@
 with spreadsheet formula injection neutralised."""
 
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,17 +32,50 @@ def neutralize(value):
     return value
 
 
-@contextmanager
-def atomic_output(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = ""):
-    """Yield a file object (or, with mode None, a temporary path) that becomes `path` only when the
-    block ends without error; a cron job never leaves half a file. Created 0600 (personal data)."""
+STDOUT = "-"
+
+
+def _destination(path: str) -> tuple[str, Path | None]:
+    """How `path` is written: ("stdout", None) for "-"; ("replace", FILE) for a new path or a regular
+    file (a symlink to one: the file it names, the link kept); ("direct", PATH) for an existing
+    device, FIFO or the like, which is written into and never replaced (`/dev/stdout`, `/dev/null`)."""
+    if str(path) == STDOUT:
+        return "stdout", None
     target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise InvalidInput(f"out: folder {folder} does not exist", code="bad_path")
-    if target.is_dir():
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        resolved = Path(os.path.realpath(target))  # a dangling symlink: create what it names
+        folder = resolved.parent
+        if not folder.is_dir():
+            raise InvalidInput(f"out: folder {target.parent} does not exist", code="bad_path") from None
+        return "replace", resolved
+    except OSError as exc:
+        raise InvalidInput(f"out: {path}: {exc.strerror}", code="bad_path") from None
+    if stat.S_ISDIR(info.st_mode):
         raise InvalidInput(f"out: {target} is a folder", code="bad_path")
-    fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    if not stat.S_ISREG(info.st_mode):
+        return "direct", target
+    resolved = Path(os.path.realpath(target))
+    try:
+        same = os.path.samefile(resolved, target)
+    except OSError:
+        same = False
+    # /dev/stdout -> /proc/self/fd/1 -> a file: realpath can't name it, so it is written into.
+    return ("replace", resolved) if same else ("direct", target)
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike, mode: str | None = "w", encoding: str | None = "utf-8",
+                  newline: str | None = ""):
+    """Yield a file object (or, with mode None, a temporary path) whose content reaches `path` only
+    when the block ends without error; a cron job never leaves half a file. A regular file (or a new
+    path) is replaced by a rename of a temporary file beside it, created 0600 (personal data); "-"
+    streams to stdout; a device or FIFO gets the finished content written into it, never replaced.
+    The temporary file is removed on any failure."""
+    how, target = _destination(str(path))
+    folder = target.parent if how == "replace" else Path(tempfile.gettempdir())
+    fd, temp = tempfile.mkstemp(prefix=f".{Path(str(path)).name or 'out'}.", suffix=".part", dir=folder)
     try:
         if mode is None:
             os.close(fd)
@@ -51,11 +85,29 @@ def atomic_output(path: str | os.PathLike, mode: str = "w", encoding: str | None
             with os.fdopen(fd, mode, **kwargs) as handle:
                 yield handle
                 handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temp, target)
-    except BaseException:
+                if how == "replace":
+                    os.fsync(handle.fileno())
+        if how == "replace":
+            os.replace(temp, target)
+        else:
+            _copy_into(temp, target)
+    finally:
         try:
             os.unlink(temp)
         except FileNotFoundError:
             pass
-        raise
+
+
+def _copy_into(temp: str, target: Path | None) -> None:
+    """The finished content into stdout (target None) or into a device or FIFO."""
+    import shutil
+    import sys
+
+    with open(temp, "rb") as source:
+        if target is None:
+            sys.stdout.flush()
+            shutil.copyfileobj(source, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            with open(target, "wb") as sink:
+                shutil.copyfileobj(source, sink)
