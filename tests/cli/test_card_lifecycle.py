@@ -149,7 +149,8 @@ def test_notify_outbox(vip, member, isolated):
     out = isolated / "sms.csv"
     r = vip("notify", "birthday", "--out", str(out), "--within", "2")
     assert r["messages"] == 2
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert out.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel on Chinese Windows needs
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
     assert rows[0]["phone"] == P and "生日快乐" in rows[0]["message"] and "6折" in rows[0]["message"]
     assert vip("notify", "card-issued", "--out", str(out), "--since", "2026-06-01")["messages"] == 2
     assert "755 00001" in out.read_text(encoding="utf-8")

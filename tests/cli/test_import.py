@@ -117,7 +117,7 @@ def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writ
     assert vip("init").code == 0
     r = vip("import", "purchases", str(isolated / "shuffled.csv"))
     assert r["in_time_order"] is False and (r["rows"], r["inserted"], r["rejected"]) == (120, 119, 1)
-    assert len(list(csv.DictReader(open(isolated / "shuffled.rejects.csv", encoding="utf-8")))) == 1
+    assert len(list(csv.DictReader(open(isolated / "shuffled.rejects.csv", encoding="utf-8-sig")))) == 1
     a, b = dump(isolated / "a.db"), dump(isolated / "b.db")
     assert a["ledger"] == b["ledger"] and a["cards"] == b["cards"] and a["tier_changes"] == b["tier_changes"]
     assert a["purchases"] == b["purchases"] and a["point_lots"] == b["point_lots"]
@@ -140,7 +140,7 @@ def test_bad_rows_go_to_rejects_with_exit_3(vip, isolated, member):
     write_csv(isolated / "p.csv", rows)
     r = vip("import", "purchases", str(isolated / "p.csv"))
     assert r.code == 3 and r["inserted"] == 1 and r["rejected"] == 9
-    rejects = list(csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8")))
+    rejects = list(csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8-sig")))
     assert [x["row"] for x in rejects] == ["3", "4", "5", "6", "7", "8", "9", "10", "11"]
     reasons = " | ".join(x["reason"] for x in rejects)
     for word in ("phone", "check digit", "purchased_at", "amount", "receipt", "not on record",
@@ -199,6 +199,22 @@ def test_members_in_every_encoding(vip, isolated, encoding):
     assert vip("show", "13800138000")["name"] == "王芳"
     again = vip("import", "members", str(path))
     assert again["inserted"] == 0 and again["duplicates"] == 2 and again["cards_issued"] == 0
+
+
+@pytest.mark.parametrize("kind,header,bad", [
+    ("members", "phone,name", "12345,坏行"),
+    ("purchases", "receipt,phone,purchased_at,amount", "坏1,13800138000,2026-06-01,abc"),
+])
+@pytest.mark.parametrize("encoding,written", [("utf-8", "utf-8-sig"), ("utf-8-sig", "utf-8-sig"),
+                                               ("gb18030", "gb18030")])
+def test_rejects_are_written_for_excel_on_chinese_windows(vip, isolated, kind, header, bad, encoding, written):
+    """A UTF-8 BOM (Excel shows UTF-8 without one as mojibake), or GB18030 when the input was."""
+    path = isolated / "in.csv"
+    path.write_text(f"{header}\n{bad}\n", encoding=encoding)
+    assert vip("import", kind, str(path), "--rejects", str(isolated / "r.csv")).code == 3
+    data = (isolated / "r.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") == (written == "utf-8-sig")
+    assert "坏" in data.decode(written)
 
 
 def test_members_from_xlsx_with_bad_rows(vip, isolated):
@@ -342,7 +358,7 @@ def test_a_receipt_again_in_a_later_chunk_of_the_transaction(vip, isolated, monk
     write_csv(isolated / "p.csv", rows)
     r = vip("import", "purchases", str(isolated / "p.csv"))
     assert r.code == 3 and (r["inserted"], r["duplicates"], r["rejected"]) == (4, 1, 1)
-    reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8"))]
+    reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8-sig"))]
     assert reasons == ["receipt A2 is already recorded with different content"]
 
 
@@ -355,7 +371,7 @@ def test_a_lost_card_is_refused_on_every_row(vip, isolated, member):
     write_csv(isolated / "p.csv", rows)
     r = vip("import", "purchases", str(isolated / "p.csv"))
     assert r.code == 3 and r["rejected"] == 4 and r["inserted"] == 0
-    reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8"))]
+    reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8-sig"))]
     assert all("blocked" in reason for reason in reasons), reasons
 
 

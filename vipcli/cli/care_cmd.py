@@ -109,7 +109,7 @@ def notify(
                                    parse_date(since, "since") if since else None, int(within))
     text = notify_mod.outbox_csv(rules, kinds[kind], people)
     with transaction(s.conn) as conn:
-        with atomic_output(out) as handle:
+        with atomic_output(out, encoding="utf-8-sig") as handle:  # Excel on Chinese Windows needs the BOM
             handle.write(text)
         audit(conn, s.now, s.operator, "notify (unmasked phones)", out, kind=kind, messages=len(people))
     emit(s, {"kind": kind, "messages": len(people), "out": out},

@@ -17,8 +17,9 @@ class _Rejects:
     """Collects rejected rows: row number, reason and the original values (None: read them again
     from the file, which the purchases import does for a row its rules refused)."""
 
-    def __init__(self, source: tuple | None = None):
+    def __init__(self, encoding: str, source: tuple | None = None):
         self.rows = []
+        self.encoding = encoding  # readers.people_encoding: the input's GB18030, else UTF-8 with a BOM
         self.source = source  # open_table's arguments, to read the file again
 
     def __call__(self, number, values, reason):
@@ -30,7 +31,7 @@ class _Rejects:
         from vipcli.io.files import atomic_output, neutralize
 
         self._fill()
-        with atomic_output(path) as handle:
+        with atomic_output(path, encoding=self.encoding) as handle:
             writer = csv.writer(handle)
             writer.writerow(["row", "reason", *columns])
             for number, reason, values in sorted(self.rows, key=lambda r: r[0]):
@@ -157,7 +158,7 @@ def import_purchases(
 
 def _import_purchases(s, path, rejects_path, encoding, dry_run, processes, spare, started) -> None:
     from vipcli.io import import_purchases as engine
-    from vipcli.io.readers import open_table
+    from vipcli.io.readers import open_table, people_encoding
 
     rules = s.rules()
     _check_rejects(path, rejects_path)
@@ -166,7 +167,7 @@ def _import_purchases(s, path, rejects_path, encoding, dry_run, processes, spare
 
         encoding = detect_encoding(path)  # once, for every pass
     source = (path, engine.COLUMNS, engine.REQUIRED, encoding)
-    rejects = _Rejects(source)
+    rejects = _Rejects(people_encoding(path, encoding), source)
     columns, rows = open_table(*source)
     stamps = columns.index("purchased_at")
     if dry_run:
@@ -195,7 +196,7 @@ def _import_purchases(s, path, rejects_path, encoding, dry_run, processes, spare
             except engine.OutOfOrder:  # before any commit: nothing was written; again, sorted
                 if advance:
                     advance.reset()
-                rejects = _Rejects(source)
+                rejects = _Rejects(rejects.encoding, source)
                 result = plan.run(engine.sorted_rows(open_table(*source)[1], stamps), parser, rejects, advance)
         in_order = order()[0]
     finally:
@@ -294,16 +295,16 @@ def import_members(
     from vipcli.errors import VipError
     from vipcli.fields import normalize_phone
     from vipcli.io import import_members as engine
-    from vipcli.io.readers import check_encoding, open_rows
+    from vipcli.io.readers import check_encoding, open_rows, people_encoding
 
     s = session(ctx)
     rules = s.rules()
     started = time.perf_counter()
-    rejects = _Rejects()
     _check_rejects(path, rejects_path)
     columns, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
     if encoding is not None:  # (a detected one is read through already)
         check_encoding(path, encoding.lower())
+    rejects = _Rejects(people_encoding(path, encoding))
     if dry_run:
         report = {"rows": 0, "inserted": 0, "duplicates": 0, "rejected": 0}
         for number, values in records:

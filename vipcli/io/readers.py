@@ -24,6 +24,17 @@ def detect_encoding(path: Path) -> str:
         return "utf-8-sig" if handle.read(3) == codecs.BOM_UTF8 else "utf-8"
 
 
+def people_encoding(path: str, encoding: str | None) -> str:
+    """The encoding of a CSV vipcli writes for people about an input file (its rejects): GB18030
+    when the input was GB18030 (the manager's Chinese Excel reads it back as it wrote it), else
+    UTF-8 with a BOM, which Excel on Chinese Windows needs to show UTF-8 as Chinese."""
+    file = Path(path)
+    if file.suffix.lower() in (".xlsx", ".xlsm") or not file.is_file():
+        return "utf-8-sig"
+    chosen = (encoding or detect_encoding(file)).lower()
+    return "gb18030" if chosen == "gb18030" else "utf-8-sig"
+
+
 def check_encoding(path: str, encoding: str) -> None:
     """An encoding the user chose: the whole file must read in it (checked before any row is
     written, so that a wrong choice writes nothing)."""
