@@ -432,3 +432,51 @@ def test_the_wal_stays_bounded_during_a_long_import(vip, isolated, monkeypatch):
         assert r.code == 0 and r["inserted"] == 6000
         peaks[limit] = max(seen)
     assert peaks[0] * 3 < peaks[1 << 40], peaks
+
+
+@pytest.mark.parametrize("writer", ["inline", "process"])
+@pytest.mark.parametrize("line,reason", [
+    ("K03000,13800138000,SZ01,2026-05-01T10:00:00,1,200.00", "6 cells where the header has 5"),  # thousands separator
+    ("K03000,13800138000,SZ01,2026-05-01T10:00:00", "4 cells where the header has 5"),
+    ("K03000,13800138000,SZ01,2026-05-01T10:00:00,1200.00,", "6 cells where the header has 5"),
+])
+def test_a_row_with_more_or_fewer_cells_than_the_header_is_rejected(vip, isolated, monkeypatch, writer, line, reason):
+    """`1,200.00` unquoted was stored as a 1.00 sale (the cells shifted), and the corrected file was
+    then refused as 'already recorded with different content'."""
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
+    good = [f"K{i:05d},1390013{i:04d},SZ01,2026-05-01T09:{i % 60:02d}:00,10.00" for i in range(3000)]
+    path = isolated / "p.csv"
+    # in the middle of a big file (the block and column fast paths) and in a small one (row by row)
+    for rows in (good[:1500] + [line] + good[1500:], [line]):
+        path.write_text("receipt,phone,store,purchased_at,amount\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        r = vip("import", "purchases", str(path), "--rejects", str(isolated / "r.csv"))
+        assert r.code == 3 and r["rejected"] == 1
+        assert reason in (isolated / "r.csv").read_text(encoding="utf-8-sig")
+    assert vip("show", "13800138000").code == 1  # nothing recorded for the misfit row
+    path.write_text("receipt,phone,store,purchased_at,amount\nK03000,13800138000,SZ01,2026-05-01T10:00:00,1200.00\n",
+                    encoding="utf-8")
+    fixed = vip("import", "purchases", str(path))
+    assert fixed.code == 0 and fixed["inserted"] == 1
+    dry = isolated / "d.csv"
+    dry.write_text(f"receipt,phone,store,purchased_at,amount\n{line}\n", encoding="utf-8")
+    assert vip("import", "purchases", str(dry), "--dry-run")["rejected"] == 1
+
+
+def test_members_with_a_misfit_row_and_xlsx_padding(vip, isolated):
+    from openpyxl import Workbook
+    path = isolated / "m.csv"
+    path.write_text("phone,name,birthday\n13800138000,王芳,1990-05-01\n13900139000,李,娜,1991-02-03\n"
+                    "13700137000,张伟\n", encoding="utf-8")
+    assert vip("import", "members", str(path), "--dry-run")["rejected"] == 2
+    r = vip("import", "members", str(path))
+    assert r.code == 3 and r["inserted"] == 1 and r["rejected"] == 2
+    assert vip("show", "13900139000").code == 1
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["phone", "name"])
+    sheet.append(["13600136000"])                       # short: the name is empty
+    sheet.append(["13500135000", "赵六", None, None])    # empty cells past the header: nothing
+    sheet.append(["13400134000", "钱七", None, "备注"])  # a value past the header: refused
+    book.save(isolated / "m.xlsx")
+    r = vip("import", "members", str(isolated / "m.xlsx"))
+    assert (r["inserted"], r["rejected"]) == (2, 1)

@@ -295,7 +295,7 @@ def import_members(
     from vipcli.errors import VipError
     from vipcli.fields import normalize_phone
     from vipcli.io import import_members as engine
-    from vipcli.io.readers import check_encoding, open_rows, people_encoding
+    from vipcli.io.readers import check_encoding, open_rows, people_encoding, trusted
 
     s = session(ctx)
     rules = s.rules()
@@ -310,6 +310,7 @@ def import_members(
         for number, values in records:
             report["rows"] += 1
             try:
+                trusted(values)
                 archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, s.now.date())
                 if not values.get("phone"):
                     raise VipError("phone: required")

@@ -8,6 +8,7 @@ from vipcli import archive, cards
 from vipcli.db import audit, translate
 from vipcli.errors import VipError
 from vipcli.fields import clean_text, normalize_phone
+from vipcli.io.readers import trusted
 
 COLUMNS = ("phone", "name", "gender", "birthday", "id_number", "email", "address", "store", "region", "grant")
 REQUIRED = ("phone",)
@@ -55,6 +56,7 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
             progress(len(items))
 
     def _one(values):
+        trusted(values)
         clean = archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, now.date())
         if "phone" not in clean:
             clean["phone"] = normalize_phone(values.get("phone") or "")  # required: refuses the empty one

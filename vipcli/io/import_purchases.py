@@ -41,7 +41,7 @@ from vipcli import cards, fields, sales
 from vipcli.dates import is_birthday, iso, months_after, months_before, parse_when
 from vipcli.db import audit
 from vipcli.errors import DatabaseProblem, InvalidInput, Refused, VipError
-from vipcli.io.readers import Block, CsvRows, record
+from vipcli.io.readers import Block, CsvRows, record, width_problem
 from vipcli.money import YUAN, format_fen, parse_yuan
 from vipcli.rules import Rules
 
@@ -300,11 +300,14 @@ class RowParser:
 
     def parse(self, cells: list):
         """The row's values, or None for a blank row; VipError for a bad one (the reason to show)."""
-        if len(cells) == self.width:
-            cells.append("")
-            fast = self._shortcut(cells)
-            if fast is not None:
-                return fast
+        if len(cells) != self.width:
+            if record(self.names, cells) is None:
+                return None  # a blank line
+            raise InvalidInput(width_problem(self.names, cells), code="bad_row")
+        cells.append("")
+        fast = self._shortcut(cells)
+        if fast is not None:
+            return fast
         values = record(self.names, cells)
         if values is None:
             return None

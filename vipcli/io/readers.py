@@ -65,7 +65,8 @@ def open_rows(path: str, columns: tuple[str, ...], required: tuple[str, ...],
         for number, cells in rows:
             values = record(names, cells)
             if values is not None:
-                yield number, values
+                problem = width_problem(names, cells)
+                yield number, (values if problem is None else Misfit(values, problem))
 
     return names, records()
 
@@ -97,16 +98,49 @@ def open_table(path: str, columns: tuple[str, ...], required: tuple[str, ...],
     if not is_xlsx:
         return names, rows
 
+    width = len(names)
+
     def xlsx_cells():
         for number, values in rows:
-            yield number, [_text(v) or "" for v in values]
+            cells = [_text(v) or "" for v in values]
+            # A sheet's rows come as wide as its widest: empty cells past the header are nothing,
+            # a short row's missing cells are empty; a value past the header stays (refused).
+            if len(cells) > width and not any(cells[width:]):
+                del cells[width:]
+            elif len(cells) < width:
+                cells += [""] * (width - len(cells))
+            yield number, cells
 
     return names, xlsx_cells()
 
 
+def width_problem(names: list[str], cells: list) -> str | None:
+    """Why a row whose number of cells is not the header's can't be imported: its values may have
+    shifted (`K03000,13800138000,SZ01,2026-05-01T10:00:00,1,200.00` is amount 1 and a stray 200.00)."""
+    if len(cells) == len(names):
+        return None
+    return (f"{len(cells)} cells where the header has {len(names)}: a value may hold an unquoted comma "
+            "(write 1200.00, not 1,200.00, or quote the cell)")
+
+
+class Misfit(dict):
+    """A row's values (as far as its cells go) that can't be trusted: `reason` says why."""
+
+    def __init__(self, values: dict, reason: str):
+        super().__init__(values)
+        self.reason = reason
+
+
+def trusted(values: dict) -> dict:
+    """The row's values, or InvalidInput with the reason when they can't be trusted (a Misfit)."""
+    if isinstance(values, Misfit):
+        raise InvalidInput(values.reason, code="bad_row")
+    return values
+
+
 def record(names: list[str], cells: list) -> dict | None:
     """One row's cells -> {column: stripped text or None}; None for a blank row. Cells past the
-    header are ignored, missing ones are None."""
+    header are left out, missing ones are None (`width_problem` says whether to trust the rest)."""
     values = [v.strip() or None if isinstance(v, str) else None for v in cells[:len(names)]]
     if not any(values):
         return None
@@ -236,6 +270,8 @@ def _xlsx_rows(path: Path):
     iterator = sheet.iter_rows(values_only=True)
     try:
         header = [_text(v) or "" for v in next(iterator)]
+        while header and not header[-1]:
+            header.pop()  # the sheet's width, not the header's: a value further right made it wider
     except StopIteration:
         book.close()
         raise InvalidInput(f"{path}: the sheet is empty", code="bad_columns") from None
