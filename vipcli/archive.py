@@ -243,14 +243,23 @@ def spend(conn, customer_id: int, since: datetime, until: datetime) -> tuple[int
     return row[0], row[1]
 
 
+def _status(rules: Rules, customer, card, now: datetime) -> str:
+    return cards.effective_status(card, is_registered(customer), rules, now.date()) if card else "prospect"
+
+
+def _class(conn, rules: Rules, customer, now: datetime) -> str:
+    """The customer's A–E class over the class window before `now` (顾客分类)."""
+    return rules.customer_class(*spend(conn, customer["id"], months_before(now, rules.class_window_months), now)).code
+
+
 def summary(conn, rules: Rules, customer, card, now: datetime, unmask: bool) -> dict:
     """Everything `vip show` prints about one archive."""
     today = now.date()
     registered = is_registered(customer)
-    status = cards.effective_status(card, registered, rules, today) if card else "prospect"
+    status = _status(rules, customer, card, now)
     count, spent = spend(conn, customer["id"], months_before(now, rules.upgrade_window_months), now)
-    class_count, class_spend = (count, spent) if rules.class_window_months == rules.upgrade_window_months else \
-        spend(conn, customer["id"], months_before(now, rules.class_window_months), now)
+    customer_class = rules.customer_class(count, spent).code \
+        if rules.class_window_months == rules.upgrade_window_months else _class(conn, rules, customer, now)
     id_number = customer["id_masked"]
     if unmask and customer["id_enc"] is not None:
         from vipcli.vault import open_vault
@@ -284,35 +293,46 @@ def summary(conn, rules: Rules, customer, card, now: datetime, unmask: bool) -> 
         "points_balance": ledger.balance(conn, card["card_no"], now) if card else 0,
         "spend_12m": spent,
         "purchases_12m": count,
-        "class": rules.customer_class(class_count, class_spend).code,
+        "class": customer_class,
         "recent_purchases": [dict(r) for r in recent],
     }
 
 
 def search(conn, rules: Rules, text: str, now: datetime, tier=None, cls=None, store=None,
-           status=None, limit: int = 200) -> list[dict]:
-    """Archives whose name, phone or card number contains TEXT (empty TEXT: all), filtered."""
+           status=None, limit: int = 200, offset: int = 0) -> tuple[int, list[dict]]:
+    """(how many archives match, the page of them from `offset`, at most `limit`): archives whose name,
+    phone or card number contains TEXT (empty TEXT: all), filtered. A class or status filter is
+    decided per archive (they follow from purchases and dates); the rest in SQL."""
     text = text.strip()
     like = f"%{text}%"
     digits = "".join(ch for ch in text if ch.isdigit())
-    rows = conn.execute(
-        "SELECT c.* FROM customers c "
-        "WHERE (? = '' OR c.name LIKE ? OR (? != '' AND (c.phone LIKE ? OR EXISTS "
-        "(SELECT 1 FROM cards k WHERE k.customer_id = c.id AND k.card_no LIKE ?)))) "
-        "AND (? IS NULL OR c.tier = ?) AND (? IS NULL OR c.store = ?) "
-        "ORDER BY c.id",
-        (text, like, digits, f"%{digits}%", f"%{digits}%", tier, tier, store, store),
-    ).fetchall()
-    results = []
-    for row in rows:
-        card = cards.live_card(conn, row["id"]) or cards.latest_card(conn, row["id"])
-        info = summary(conn, rules, row, card, now, unmask=False)
-        if cls and info["class"] != cls:
+    where = ("WHERE (? = '' OR c.name LIKE ? OR (? != '' AND (c.phone LIKE ? OR EXISTS "
+             "(SELECT 1 FROM cards k WHERE k.customer_id = c.id AND k.card_no LIKE ?)))) "
+             "AND (? IS NULL OR c.tier = ?) AND (? IS NULL OR c.store = ?)")
+    params = (text, like, digits, f"%{digits}%", f"%{digits}%", tier, tier, store, store)
+    if not cls and not status:
+        total = conn.execute(f"SELECT COUNT(*) FROM customers c {where}", params).fetchone()[0]
+        rows = conn.execute(f"SELECT c.* FROM customers c {where} ORDER BY c.id LIMIT ? OFFSET ?",
+                            (*params, limit, offset)).fetchall()
+        return total, [_found(conn, rules, row, now) for row in rows]
+    total, page = 0, []
+    for row in conn.execute(f"SELECT c.* FROM customers c {where} ORDER BY c.id", params).fetchall():
+        card = _shown_card(conn, row["id"])
+        if cls and _class(conn, rules, row, now) != cls:
             continue
-        if status and info["status"] != status:
+        if status and _status(rules, row, card, now) != status:
             continue
-        results.append({k: info[k] for k in ("customer_id", "name", "phone", "card_no", "status",
-                                             "tier", "points_balance", "spend_12m", "class")})
-        if len(results) >= limit:
-            break
-    return results
+        total += 1
+        if offset < total <= offset + limit:
+            page.append(_found(conn, rules, row, now, card))
+    return total, page
+
+
+def _shown_card(conn, customer_id: int):
+    return cards.live_card(conn, customer_id) or cards.latest_card(conn, customer_id)
+
+
+def _found(conn, rules: Rules, row, now: datetime, card=None) -> dict:
+    info = summary(conn, rules, row, card or _shown_card(conn, row["id"]), now, unmask=False)
+    return {k: info[k] for k in ("customer_id", "name", "phone", "card_no", "status", "tier", "points_balance",
+                                 "spend_12m", "class")}

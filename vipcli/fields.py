@@ -28,6 +28,17 @@ def normalize_phone(text: str, field: str = "phone") -> str:
     return digits
 
 
+_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+def parse_count(text: str, field: str, low: int, high: int) -> int:
+    """A whole number a person typed (ASCII or full-width digits), from `low` to `high`."""
+    digits = (text or "").strip().translate(_FULL_WIDTH_DIGITS)
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 12 and low <= int(digits) <= high):
+        raise InvalidInput(f"{field}: {text!r} is not a whole number from {low} to {high}", code=f"bad_{field}")
+    return int(digits)
+
+
 def looks_like_phone(text: str) -> bool:
     digits = _phone_digits(text)
     return digits is not None and bool(_MOBILE.fullmatch(digits))

@@ -1,6 +1,8 @@
 import json
 import sqlite3
 
+import pytest
+
 P = "13800138000"
 ID = "11010519491231002X"
 
@@ -143,3 +145,25 @@ def test_enroll_refuses_a_different_id_with_the_same_masked_form(vip, isolated):
     r = vip("enroll", "--phone", P, "--id-number", twins[0])
     assert r.code == 1 and r["error"]["code"] == "conflicting_field"
     assert vip("enroll", "--phone", P, "--id-number", ID)["changed"] == []
+
+
+@pytest.mark.parametrize("filters", [[], ["--class", "E"], ["--status", "prospect"]])
+def test_search_reports_the_true_count_and_pages(vip, isolated, filters):
+    """'200 found' was printed for 640 matches; now the total, the page and the next offset."""
+    from vipcli import db
+    conn = db.connect(isolated / "vip.db")
+    with db.transaction(conn):
+        conn.executemany("INSERT INTO customers(phone, created_at) VALUES (?, '2026-01-01T10:00:00')",
+                         [(f"1370000{i:04d}",) for i in range(205)])
+    conn.close()
+    first = vip("search", "", *filters)
+    assert (first["total"], first["count"], first["offset"]) == (205, 200, 0)
+    human = vip("search", "", *filters, json_output=False)
+    assert "showing 1-200 of 205" in human.stdout and "More: --offset 200" in human.stdout
+    rest = vip("search", "", *filters, "--offset", "200")
+    assert rest["count"] == 5 and rest["results"][0]["customer_id"] == 201
+    at_edge = vip("search", "", *filters, "--limit", "205")
+    assert at_edge["count"] == 205 and "205 found" in vip("search", "", *filters, "--limit", "205",
+                                                         json_output=False).stdout
+    assert vip("search", "", *filters, "--limit", "0").code == 2
+    assert vip("search", "", *filters, "--limit", "１０")["count"] == 10  # full-width digits

@@ -165,10 +165,13 @@ def search(
     cls: str = typer.Option(None, "--class", help="A–E."),
     store: str = typer.Option(None, "--store"),
     status: str = typer.Option(None, "--status", help="prospect, active, discount_only, blocked, expired..."),
+    limit: str = typer.Option("200", "--limit", help="At most this many rows (1-10000)."),
+    offset: str = typer.Option("0", "--offset", help="Skip this many matches first (the next page)."),
 ) -> None:
-    """Find archives. Example: vip search 王 --tier gold"""
+    """Find archives; says how many match and which of them are shown. Example: vip search 王 --tier gold"""
     from vipcli import archive
     from vipcli.errors import InvalidInput
+    from vipcli.fields import parse_count
 
     s = session(ctx)
     rules = s.rules()
@@ -179,12 +182,23 @@ def search(
     statuses = ("prospect", "active", "discount_only", "blocked", "replaced", "expired", "cancelled")
     if status is not None and status not in statuses:
         raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}")
-    results = archive.search(s.conn, rules, text, s.now, tier, cls, store, status)
-    emit(s, {"results": results, "count": len(results)}, lambda c: c.print(table(
-        f"{len(results)} found", ["id", "name", "phone", "card", "status", "tier", "points", "spend 12m", "class"],
-        [[r["customer_id"], r["name"], r["phone"], _fmt_card(rules, r["card_no"]), r["status"], r["tier"],
-          r["points_balance"], yuan(r["spend_12m"]), r["class"]] for r in results],
-        justify_right=("points", "spend 12m"))))
+    page_size = parse_count(limit, "limit", 1, 10000)
+    skip = parse_count(offset, "offset", 0, 10**9)
+    total, results = archive.search(s.conn, rules, text, s.now, tier, cls, store, status, page_size, skip)
+    shown = f"{total} found" if len(results) == total else (
+        f"showing {skip + 1}-{skip + len(results)} of {total}" if results else f"none of {total} from offset {skip}")
+    more = skip + len(results) < total
+
+    def human(c):
+        c.print(table(shown, ["id", "name", "phone", "card", "status", "tier", "points", "spend 12m", "class"],
+                      [[r["customer_id"], r["name"], r["phone"], _fmt_card(rules, r["card_no"]), r["status"],
+                        r["tier"], r["points_balance"], yuan(r["spend_12m"]), r["class"]] for r in results],
+                      justify_right=("points", "spend 12m")))
+        if more:
+            c.print(f"More: --offset {skip + len(results)}", markup=False)
+
+    emit(s, {"results": results, "count": len(results), "total": total, "offset": skip, "limit": page_size},
+         human)
 
 
 @command(app, "update")
