@@ -43,6 +43,13 @@ class RowsRejected(VipError):
     code = "rows_rejected"
 
 
+class Interrupted(VipError):
+    """Ctrl-C: what was committed stays, the transaction under way was rolled back."""
+
+    exit_code = 130
+    code = "interrupted"
+
+
 class DatabaseProblem(VipError):
     """Locked past the timeout, corrupt file, newer schema, missing key."""
 

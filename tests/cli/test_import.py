@@ -480,3 +480,30 @@ def test_members_with_a_misfit_row_and_xlsx_padding(vip, isolated):
     book.save(isolated / "m.xlsx")
     r = vip("import", "members", str(isolated / "m.xlsx"))
     assert (r["inserted"], r["rejected"]) == (2, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_ctrl_c_says_what_was_saved_and_the_same_command_completes(vip, isolated, monkeypatch, writer):
+    """Ctrl-C printed nothing (exit 130) although 300,000 rows were committed: now one line says how
+    many, that nothing is half-written and that running the command again completes it."""
+    import signal
+    import time
+    rows = make_rows(seed=17, count=30000, phones=3000, gap=30)
+    write_csv(isolated / "p.csv", rows)
+    monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
+    env = {**os.environ, "VIPCLI_IMPORT_BATCH": "500", "VIPCLI_IMPORT_WRITER": writer}
+    proc = subprocess.Popen([sys.executable, "-m", "vipcli", "import", "purchases", str(isolated / "p.csv")],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while proc.poll() is None and _committed(isolated / "vip.db") < 500:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    saved = _committed(isolated / "vip.db")
+    assert proc.returncode == 130 and 0 < saved < 30000, (proc.returncode, err)
+    assert err.count("\n") == 1 and f"interrupted: {saved:,} new purchases from" in err
+    assert "nothing is half-written" in err and "Run the same command again" in err and out == ""
+    assert vip("check")["ok"] is True
+    again = vip("import", "purchases", str(isolated / "p.csv"))
+    assert again["duplicates"] == saved and again["inserted"] + saved + again["rejected"] == 30000
+    assert vip("check")["ok"] is True

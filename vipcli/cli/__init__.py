@@ -33,7 +33,10 @@ class VipGroup(PlainGroup):
         except VipError as exc:
             code = report(exc.code, exc.message, exc.exit_code, as_json)
         except typer.Exit as exc:
-            code = exc.exit_code
+            if isinstance(exc.__cause__, KeyboardInterrupt):  # typer's translation of Ctrl-C
+                code = report("interrupted", INTERRUPTED, 130, as_json)
+            else:
+                code = exc.exit_code
         except typer.Abort:
             code = report("aborted", "aborted", 1, as_json)
         except _click_exception() as exc:
@@ -48,7 +51,7 @@ class VipGroup(PlainGroup):
             problem = translate(exc)
             code = report(problem.code, problem.message, problem.exit_code, as_json)
         except KeyboardInterrupt:
-            code = report("interrupted", "interrupted; the current transaction was rolled back", 130, as_json)
+            code = report("interrupted", INTERRUPTED, 130, as_json)
         except OSError as exc:
             code = report("os_error", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1, as_json)
         except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
@@ -58,6 +61,10 @@ class VipGroup(PlainGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+INTERRUPTED = ("interrupted: what was saved before stays, the transaction under way was rolled back "
+               "(nothing is half-written); run the same command again to finish")
 
 
 def _click_exception():

@@ -187,20 +187,21 @@ def _import_purchases(s, path, rejects_path, encoding, dry_run, processes, spare
     # A large file's time-order pass runs in a process of its own, beside the import, which asks for
     # the answer before its first commit; a small file's runs first.
     order = (timeorder.Pending if plan.processes else timeorder.Known)(path, stamps, encoding)
-    try:
-        in_order = None if plan.processes else order()[0]
-        with _progress(s, "purchases", path) as advance:
-            try:
-                result = plan.run(rows if in_order is not False else engine.sorted_rows(rows, stamps), parser,
-                                  rejects, advance, order if in_order is None else None)
-            except engine.OutOfOrder:  # before any commit: nothing was written; again, sorted
-                if advance:
-                    advance.reset()
-                rejects = _Rejects(rejects.encoding, source)
-                result = plan.run(engine.sorted_rows(open_table(*source)[1], stamps), parser, rejects, advance)
-        in_order = order()[0]
-    finally:
-        order.abandon()
+    with _saying_what_was_saved(s, "purchases", held, path):
+        try:
+            in_order = None if plan.processes else order()[0]
+            with _progress(s, "purchases", path) as advance:
+                try:
+                    result = plan.run(rows if in_order is not False else engine.sorted_rows(rows, stamps), parser,
+                                      rejects, advance, order if in_order is None else None)
+                except engine.OutOfOrder:  # before any commit: nothing was written; again, sorted
+                    if advance:
+                        advance.reset()
+                    rejects = _Rejects(rejects.encoding, source)
+                    result = plan.run(engine.sorted_rows(open_table(*source)[1], stamps), parser, rejects, advance)
+            in_order = order()[0]
+        finally:
+            order.abandon()
     engine.finish(s.conn, result, path, s.now, s.operator)
     report = {"rows": result.rows, "inserted": result.inserted, "duplicates": result.duplicates,
               "rejected": result.rejected, "cards_issued": result.cards_issued, "upgrades": result.upgrades,
@@ -254,6 +255,22 @@ class _Plan:
             raise
         chunks = engine.parsed_chunks(rows, parser, min(self.batch, engine.CHUNK_ROWS))
         return importer.run(chunks, rejects, advance)  # closes the writer
+
+
+@contextmanager
+def _saying_what_was_saved(s, table: str, held: int, path: str):
+    """Ctrl-C during an import: say how many rows its committed transactions saved, that nothing is
+    half-written, and that the same command completes it (what is saved counts as duplicates)."""
+    from vipcli.errors import Interrupted
+
+    try:
+        yield
+    except KeyboardInterrupt:
+        saved = s.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE id > ?", (held,)).fetchone()[0]
+        raise Interrupted(
+            f"interrupted: {saved:,} new {table} from {path} were saved in whole transactions; the one under "
+            "way was rolled back, nothing is half-written. Run the same command again to complete the import "
+            "(what was saved counts as already there)") from None
 
 
 def _dry_run(s, parser, rows, rejects) -> dict:
@@ -322,7 +339,8 @@ def import_members(
                 rejects(number, values, exc.message)
         _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
         return
-    with _progress(s, "members", path) as advance:
+    held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM customers").fetchone()[0]
+    with _saying_what_was_saved(s, "customers", held, path), _progress(s, "members", path) as advance:
         result = engine.import_members(s.conn, rules, s.vault_for, records, rejects, s.now, s.operator,
                                        progress=advance)
     report = {"rows": result.rows, "inserted": result.inserted, "updated": result.updated,
