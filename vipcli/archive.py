@@ -125,7 +125,8 @@ def create_prospect(conn, phone: str, at: datetime, store: str | None = None) ->
 def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: str,
            grant: str | None = None, region: str | None = None) -> dict:
     """Create an archive, or complete an existing one (only empty fields; changing a recorded value
-    is `vip update`'s job). `grant` issues a card without qualifying (audited)."""
+    is `vip update`'s job). The store of registration is the first one: another store's enrolment
+    completes the archive and keeps it. `grant` issues a card without qualifying (audited)."""
     phone = clean["phone"]
     customer = conn.execute("SELECT * FROM customers WHERE phone = ?", (phone,)).fetchone()
     created = customer is None
@@ -136,6 +137,8 @@ def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: s
         customer = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
     old = _current_loggable(customer)
     if not created:
+        if customer["store"] is not None and clean.get("store") not in (None, customer["store"]):
+            clean = {k: v for k, v in clean.items() if k != "store"}
         for key, value in clean.items():
             if key == "id_number":
                 if customer["id_hmac"] is not None and vault_for(create=False).lookup_hash(value) != customer["id_hmac"]:

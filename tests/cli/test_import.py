@@ -507,3 +507,20 @@ def test_ctrl_c_says_what_was_saved_and_the_same_command_completes(vip, isolated
     again = vip("import", "purchases", str(isolated / "p.csv"))
     assert again["duplicates"] == saved and again["inserted"] + saved + again["rejected"] == 30000
     assert vip("check")["ok"] is True
+
+
+def test_members_of_another_store_are_completed_and_keep_their_store(vip, isolated):
+    """222 of 301 rows were rejected over a store mismatch, so names and birthdays were not filled."""
+    assert vip("purchase", "--phone", "13800138000", "--amount", "10", "--store", "SZ01").code == 0
+    path = isolated / "m.csv"
+    path.write_text("phone,name,gender,birthday,store\n13800138000,王芳,F,1990-05-01,GZ01\n"
+                    "13900139000,李娜,F,1991-02-03,GZ01\n", encoding="utf-8")
+    human = vip("import", "members", str(path), json_output=False)
+    assert human.code == 0 and "1 inserted, 1 updated, 0 already there, 0 rejected" in human.stdout
+    shown = vip("show", "13800138000")
+    assert (shown["name"], shown["birthday"], shown["store"], shown["registered"]) == ("王芳", "1990-05-01", "SZ01", True)
+    assert vip("show", "13900139000")["store"] == "GZ01"
+    again = vip("import", "members", str(path))
+    assert (again["updated"], again["duplicates"], again["rejected"]) == (0, 2, 0)
+    assert vip("enroll", "--phone", "13800138000", "--store", "BJ01", "--email", "w@example.com").code == 0
+    assert vip("show", "13800138000")["store"] == "SZ01"

@@ -102,13 +102,18 @@ def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rej
             "rejects_file": target if rejects.rows else None}
 
     def human(c):
-        c.print(f"{kind}: {report['rows']} rows in {elapsed:.1f} s ({data['rows_per_second']} rows/s): "
-                f"{report['inserted']} inserted, {report['duplicates']} already there, {report['rejected']} rejected"
-                + (f" -> {target}" if rejects.rows else "") + ".")
+        counts = ", ".join(f"{report[key]} {label}" for key, label in _COUNTS if key in report)
+        c.print(f"{kind}: {report['rows']} rows in {elapsed:.1f} s ({data['rows_per_second']} rows/s): {counts}"
+                + (f" -> {target}" if rejects.rows else "") + ".", markup=False)
 
     emit(s, data, human, out=target if rejects.rows else None)
     if rejects.rows:
         raise typer.Exit(RowsRejected.exit_code)
+
+
+# Every count an import reports, as a person reads it (the JSON has the same keys).
+_COUNTS = (("inserted", "inserted"), ("updated", "updated"), ("duplicates", "already there"),
+           ("rejected", "rejected"), ("cards_issued", "cards issued"), ("upgrades", "tier upgrades"))
 
 
 def _check_rejects(path: str, rejects_path: str | None) -> None:
