@@ -144,15 +144,65 @@ def test_clinic_four_tiers(vip, paid, tier):
 # --- health (000, 客史档案) ----------------------------------------------------------------------------
 
 def test_health_classes_and_visit_schedule(vip):
+    """E class: 外联员1个月电话拜望一次 (第三章 第二条(5)), not a letter every 6 months."""
     vip("init", "--profile", "health")
     for i in range(12):
         vip("purchase", "--phone", P, "--amount", "1", "--at", f"2026-05-{i + 1:02d}")
-    vip("purchase", "--phone", "13900139000", "--amount", "10", "--at", "2025-12-01")  # due 6 months on
+    vip("purchase", "--phone", "13900139000", "--amount", "10", "--at", "2026-05-15T10:00")  # due a month on
     classes = {c["customer_id"]: c["class"] for c in vip("class", "--as-of", "2026-06-15")["classes"]}
     assert classes == {1: "A", 2: "E"}
     due = vip("visit", "due", "--as-of", "2026-06-15")["due"]
-    assert [(d["class"], d["channel"]) for d in due] == [("A", "visit"), ("E", "letter")]
-    assert [d["customer_id"] for d in vip("visit", "due", "--as-of", "2026-05-31")["due"]] == []  # E: 6 months
+    assert [(d["class"], d["channel"]) for d in due] == [("A", "visit"), ("E", "phone")]
+    assert [d["customer_id"] for d in vip("visit", "due", "--as-of", "2026-06-15T09:59:59")["due"]] == [1]
+
+
+@pytest.mark.parametrize("name", profile_names())
+@pytest.mark.parametrize("channel,at,due", [
+    ("sms", "2026-06-10", True),      # A: only the monthly visit counts
+    ("phone", "2026-06-10", True),
+    ("visit", "2026-06-10", False),
+    ("visit", "2026-05-15T12:00:00", True),   # a month ago exactly: due again
+    ("visit", "2026-05-15T12:00:01", False),
+])
+def test_an_a_class_customer_is_due_until_visited(vip, name, channel, at, due):
+    vip("init", "--profile", name)
+    for i in range(12):
+        vip("purchase", "--phone", P, "--amount", "1", "--at", f"2026-01-{i + 1:02d}")
+    vip("visit", "log", P, "--channel", channel, "--at", at)
+    assert [d["customer_id"] for d in vip("visit", "due")["due"]] == ([1] if due else [])
+
+
+@pytest.mark.parametrize("name", profile_names())
+@pytest.mark.parametrize("channel,at,due", [
+    ("phone", "2026-05-15T12:00:01", False),   # a call within the month
+    ("phone", "2026-05-15T12:00:00", True),
+    ("visit", "2026-04-15T12:00:01", False),   # or a visit within two months
+    ("visit", "2026-04-15T12:00:00", True),
+    ("sms", "2026-06-14", True),               # an SMS is neither
+])
+def test_b_to_d_are_satisfied_by_a_call_a_month_or_a_visit_every_two(vip, name, channel, at, due):
+    vip("init", "--profile", name)
+    for i in range(8):  # B: 8 purchases
+        vip("purchase", "--phone", P, "--amount", "1", "--at", f"2026-01-{i + 1:02d}")
+    vip("visit", "log", P, "--channel", channel, "--at", at)
+    rows = vip("visit", "due")["due"]
+    assert [(d["class"], d["customer_id"]) for d in rows] == ([("B", 1)] if due else [])
+
+
+def test_rules_take_contacts_or_the_older_single_channel(tmp_path):
+    from vipcli.rules import RulesError
+    text = default_text("store")
+    old_form = text.replace('contacts = [{ channel = "phone", months = 1 }]', 'interval_months = 6\nchannel = "letter"')
+    level = parse(old_form).classes[-1]
+    assert (level.channel, [(c.channel, c.months) for c in level.contacts]) == ("letter", [("letter", 6)])
+    both = text.replace('contacts = [{ channel = "phone", months = 1 }]',
+                        'contacts = [{ channel = "phone", months = 1 }]\nchannel = "sms"')
+    with pytest.raises(RulesError, match=r"classes.levels\[4\]: give contacts"):
+        parse(both)
+    twice = text.replace('contacts = [{ channel = "phone", months = 1 }]',
+                         'contacts = [{ channel = "phone", months = 1 }, { channel = "phone", months = 2 }]')
+    with pytest.raises(RulesError, match="appears twice"):
+        parse(twice)
 
 
 # --- department (000, SVIP) ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from datetime import date, datetime, timedelta
 
 from vipcli import archive, cards
-from vipcli.dates import iso, is_birthday, months_after, months_before
+from vipcli.dates import iso, is_birthday, months_before
 from vipcli.errors import InvalidInput
 from vipcli.rules import CHANNELS, Rules
 
@@ -40,19 +40,23 @@ def due(conn, rules: Rules, as_of: datetime) -> list[dict]:
     """Who should be contacted: the class's interval since the last contact (or since the archive
     was created) has passed, or nobody has contacted them for `no_contact_months`."""
     levels = {c.code: c for c in rules.classes}
-    last = dict(conn.execute("SELECT customer_id, MAX(at) FROM visits WHERE at <= ? GROUP BY customer_id",
-                             (iso(as_of),)).fetchall())
+    contacts: dict[int, dict[str, datetime]] = {}
+    for customer_id, channel, at in conn.execute(
+            "SELECT customer_id, channel, MAX(at) FROM visits WHERE at <= ? GROUP BY customer_id, channel",
+            (iso(as_of),)):
+        contacts.setdefault(customer_id, {})[channel] = datetime.fromisoformat(at)
     created = dict(conn.execute("SELECT id, created_at FROM customers").fetchall())
     out = []
     for item in classify(conn, rules, as_of):
-        level = levels[item["class"]]
-        contact = last.get(item["customer_id"])
-        since = datetime.fromisoformat(contact or created[item["customer_id"]])
-        if since > as_of:
+        known = datetime.fromisoformat(created[item["customer_id"]])
+        if known > as_of:
             continue
-        due_at = min(months_after(since, level.interval_months), months_after(since, rules.no_contact_months))
+        last = contacts.get(item["customer_id"], {})
+        due_at = rules.follow_up_due(levels[item["class"]], known, last)
         if due_at <= as_of:
-            out.append({**item, "channel": level.channel, "last_contact": contact, "due_since": iso(due_at)})
+            latest = max(last.values(), default=None)
+            out.append({**item, "channel": levels[item["class"]].channel,
+                        "last_contact": iso(latest) if latest else None, "due_since": iso(due_at)})
     order = {c.code: i for i, c in enumerate(rules.classes)}
     out.sort(key=lambda d: (order[d["class"]], d["due_since"], d["customer_id"]))
     return out

@@ -38,12 +38,24 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Contact:
+    """One way a class may be followed up: by `channel` at least every `months` months."""
+
+    channel: str
+    months: int
+
+
+@dataclass(frozen=True)
 class CustomerClass:
     code: str
     min_purchases: int
     min_spend: int
-    interval_months: int
-    channel: str
+    contacts: tuple[Contact, ...]  # any one of them kept up satisfies the follow-up (第三章 第二条 "或")
+
+    @property
+    def channel(self) -> str:
+        """The channel asked for first (what the follow-up list shows)."""
+        return self.contacts[0].channel
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,16 @@ class Rules:
                 return level
         return self.classes[-1]
 
+    def follow_up_due(self, level: CustomerClass, known_since: datetime,
+                      last_by_channel: dict[str, datetime]) -> datetime:
+        """When a customer of class `level` is next due a follow-up (回访): once every way the class
+        may be contacted has run out (a phone call a month "or" a visit every two months, 第三章
+        第二条), counted from the last contact by that channel or, if none, from when the archive was
+        known; and in any case `no_contact_months` after the last contact of any kind."""
+        lapses = max(months_after(last_by_channel.get(c.channel, known_since), c.months) for c in level.contacts)
+        last_any = max(last_by_channel.values(), default=known_since)
+        return min(lapses, months_after(last_any, self.no_contact_months))
+
     def reward(self, code: str) -> Reward:
         for reward in self.rewards:
             if reward.code == code:
@@ -259,14 +281,13 @@ class _Reader:
         )
         self._check_tiers(tier_list)
         class_levels = self._array(classes, "classes.levels",
-                                   {"code", "min_purchases", "min_spend", "interval_months", "channel"})
+                                   {"code", "min_purchases", "min_spend", "contacts", "interval_months", "channel"})
         class_list = tuple(
             CustomerClass(
                 self._code(c, f"classes.levels[{i}].code"),
                 self._int(c, f"classes.levels[{i}].min_purchases", 0, 100000),
                 self._money(c, f"classes.levels[{i}].min_spend"),
-                self._int(c, f"classes.levels[{i}].interval_months", 1, 120),
-                self._choice(c, f"classes.levels[{i}].channel", CHANNELS),
+                self._contacts(c, f"classes.levels[{i}]"),
             )
             for i, c in enumerate(class_levels)
         )
@@ -380,6 +401,22 @@ class _Reader:
             if key not in allowed:
                 where = f"{path}.{key}" if path else key
                 raise RulesError(f"{where}: unknown key")
+
+    def _contacts(self, level: dict, path: str) -> tuple[Contact, ...]:
+        """`contacts = [{channel, months}, ...]` (any one kept up is enough); rules stored before
+        this form have one `channel` and `interval_months`, read as a single contact."""
+        if "contacts" not in level:
+            return (Contact(self._choice(level, f"{path}.channel", CHANNELS),
+                            self._int(level, f"{path}.interval_months", 1, 120)),)
+        if "channel" in level or "interval_months" in level:
+            raise RulesError(f"{path}: give contacts, or channel and interval_months, not both")
+        items = self._array(level, f"{path}.contacts", {"channel", "months"})
+        contacts = tuple(Contact(self._choice(c, f"{path}.contacts[{j}].channel", CHANNELS),
+                                 self._int(c, f"{path}.contacts[{j}].months", 1, 120))
+                         for j, c in enumerate(items))
+        if len({c.channel for c in contacts}) != len(contacts):
+            raise RulesError(f"{path}.contacts: a channel appears twice")
+        return contacts
 
     def _table(self, parent: dict, key: str, allowed: set[str]) -> dict:
         value = parent.get(key)
