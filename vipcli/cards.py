@@ -106,6 +106,15 @@ def registration_days_left(card, registered: bool, rules: Rules, today: date) ->
     return max(rules.registration_days - (today - issued).days, 0)
 
 
+def first_reason(conn, card) -> str:
+    """Why the customer's card was first issued ('qualified: ...', 'granted: ...'), through the
+    replacements that followed it."""
+    reason = card["reason"]
+    while reason.startswith("replaces "):
+        reason = get(conn, reason.removeprefix("replaces "))["reason"]
+    return reason
+
+
 def live_card(conn, customer_id: int):
     return conn.execute(
         f"SELECT * FROM cards WHERE customer_id = ? AND status IN ({','.join('?' * len(LIVE))}) "

@@ -5,7 +5,7 @@ import csv
 from datetime import datetime
 from importlib import resources
 
-from vipcli import archive, db, sales
+from vipcli import archive, db, refunds, sales
 from vipcli.dates import parse_when
 from vipcli.fields import normalize_phone
 from vipcli.money import parse_yuan
@@ -46,7 +46,7 @@ def build(path, operator: str = "demo") -> dict:
             "SELECT receipt, paid FROM purchases WHERE points_earned > 0 ORDER BY paid DESC LIMIT 1"
         ).fetchone()
         if biggest:
-            sales.refund(conn, biggest["receipt"], biggest["paid"] // 4, DEMO_NOW, operator)
+            refunds.refund(conn, rules, biggest["receipt"], biggest["paid"] // 4, DEMO_NOW, operator)
     overview = store_overview(conn, rules, DEMO_NOW)
     overview.update(members=len(members), purchases=recorded, db=str(path))
     conn.close()

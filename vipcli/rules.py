@@ -104,6 +104,11 @@ class Rules:
 
     # --- qualification and tiers -------------------------------------------------------------
 
+    def counted(self, paid: int, promo: int) -> int:
+        """What a purchase's paid amount counts toward qualification: all of it, or without the promo
+        goods where the profile says `count_promo = false` (56饰: 特价商品不累计)."""
+        return paid if self.count_promo else max(paid - promo, 0)
+
     def qualification_reason(self, single_paid: int, window_spend: dict[int, int]) -> str | None:
         """Why a prospect qualifies now (a rule name), or None. `window_spend` maps months -> paid."""
         if single_paid >= self.qualify_single:

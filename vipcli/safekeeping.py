@@ -2,7 +2,6 @@
 
 import os
 import sqlite3
-import tempfile
 from datetime import datetime
 from pathlib import Path
 

@@ -5,7 +5,7 @@ from datetime import datetime
 
 from vipcli import archive, cards, ledger
 from vipcli.dates import is_birthday, iso, months_after, months_before
-from vipcli.db import audit, rules_version
+from vipcli.db import audit
 from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.money import apply_rate, format_fen
 from vipcli.rules import Rules
@@ -206,11 +206,6 @@ def _new_receipt(conn, at: datetime) -> str:
     return f"{prefix}{number:06d}"
 
 
-def _counted(rules: Rules, paid: int, promo: int) -> int:
-    """What a purchase counts toward qualification (promo goods excluded where the rules say)."""
-    return paid if rules.count_promo else max(paid - promo, 0)
-
-
 def _window_spend(conn, rules: Rules, customer_id: int, months: int, at: datetime, for_qualifying: bool) -> int:
     column = "paid - refunded" if (rules.count_promo or not for_qualifying) else "MAX(paid - refunded - promo, 0)"
     row = conn.execute(
@@ -226,7 +221,7 @@ def _qualify(conn, rules: Rules, customer, purchase_id: int, paid: int, sale: Sa
     """第四条/第五条: a prospect whose purchase meets a rule gets a card at once."""
     windows = {w.months: _window_spend(conn, rules, customer["id"], w.months, at, True)
                for w in rules.qualify_windows}
-    reason = rules.qualification_reason(_counted(rules, paid, sale.promo), windows)
+    reason = rules.qualification_reason(rules.counted(paid, sale.promo), windows)
     if reason is None:
         return None, None
     number = cards.issue(conn, rules, customer["id"], at, f"qualified: {reason}", store=sale.store)
@@ -248,58 +243,6 @@ def _upgrade(conn, rules: Rules, customer, paid: int, at: datetime, operator: st
                           f"spend {format_fen(spend)}", operator)
         return reached.code
     return current
-
-
-def refund(conn, receipt: str, amount: int | None, now: datetime, operator: str) -> dict:
-    """Return goods of a receipt, whole (amount None) or in part: paid, spend and the points that
-    purchase earned are reversed under the rules version the purchase was recorded with."""
-    purchase = conn.execute("SELECT * FROM purchases WHERE receipt = ?", (receipt,)).fetchone()
-    if purchase is None:
-        raise NotFound(f"receipt {receipt} is not on record", code="unknown_receipt")
-    left = purchase["paid"] - purchase["refunded"]
-    if left <= 0:
-        raise Refused(f"receipt {receipt} is already fully refunded", code="already_refunded")
-    amount = left if amount is None else amount
-    if amount <= 0:
-        raise InvalidInput("amount: a refund must be more than 0.00", code="bad_amount")
-    if amount > left:
-        raise Refused(f"receipt {receipt}: only {format_fen(left)} can still be refunded",
-                      code="refund_too_large")
-    reversed_before = conn.execute(
-        "SELECT COALESCE(SUM(points_reversed), 0) FROM refunds WHERE purchase_id = ?", (purchase["id"],)
-    ).fetchone()[0]
-    points = 0
-    if purchase["points_earned"]:
-        old_rules = rules_version(conn, purchase["rules_version"])
-        still_owed = purchase["points_earned"] - reversed_before
-        if amount == left:
-            points = still_owed
-        else:
-            points = min(old_rules.points_for(left) - old_rules.points_for(left - amount), still_owed)
-    live = cards.live_card(conn, purchase["customer_id"])
-    ledger.reverse(conn, purchase["id"], points, reversed_before, now, operator,
-                   live["card_no"] if live is not None else None)
-    conn.execute("UPDATE purchases SET refunded = refunded + ? WHERE id = ?", (amount, purchase["id"]))
-    conn.execute(
-        "INSERT INTO refunds(purchase_id, amount, points_reversed, refunded_at, operator) VALUES (?, ?, ?, ?, ?)",
-        (purchase["id"], amount, points, iso(now), operator),
-    )
-    card_no = _points_card(conn, purchase)
-    audit(conn, now, operator, "refund", receipt, amount=amount, points_reversed=points)
-    return {
-        "receipt": receipt,
-        "refunded": amount,
-        "refunded_total": purchase["refunded"] + amount,
-        "points_reversed": points,
-        "card_no": card_no,
-        "points_balance": ledger.balance(conn, card_no, now) if card_no else 0,
-    }
-
-
-def _points_card(conn, purchase) -> str | None:
-    lot = conn.execute("SELECT card_no FROM point_lots WHERE purchase_id = ? ORDER BY id DESC LIMIT 1",
-                       (purchase["id"],)).fetchone()
-    return lot["card_no"] if lot else purchase["card_no"]
 
 
 # --- tiers ------------------------------------------------------------------------------------

@@ -145,3 +145,72 @@ def test_adjust_adds_and_takes_never_below_zero_and_is_audited(vip, member, isol
     with sqlite3.connect(isolated / "vip.db") as conn:
         rows = conn.execute("SELECT operator FROM audit WHERE command = 'points adjust'").fetchall()
     assert len(rows) == 2 and vip("check")["ok"] is True
+
+
+# --- a refund takes back what the refunded amount earned (seed 000 第四条, 以实付金额为准) ---------------
+
+def test_a_full_refund_takes_back_the_tier_it_earned(vip, member, isolated):
+    card = member()
+    bought = vip("purchase", card, "--amount", "12000", "--receipt", "G1", now="2026-06-14T10:00:00")
+    assert bought["paid"] == "10560.00" and bought["tier"] == "gold"
+    r = vip("refund", "G1")
+    assert (r["tier_from"], r["tier"], r["card_cancelled"]) == ("gold", "vip", None)
+    shown = vip("tier", "show", card)
+    assert shown["tier"] == "vip" and shown["spend_12m"] == "0.00"
+    assert vip("purchase", card, "--amount", "100")["paid"] == "88.00"
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        reason = conn.execute("SELECT reason FROM tier_changes ORDER BY id DESC LIMIT 1").fetchone()[0]
+    assert "refund of receipt G1" in reason
+    assert vip("check")["ok"] is True
+
+
+@pytest.mark.parametrize("refund,tier", [
+    ("560.00", "gold"),     # 10000.00 left: still one purchase of gold's standard
+    ("560.01", "silver"),   # 9999.99 left: silver's single purchase
+    ("5560.01", "vip"),     # 4999.99 left
+])
+def test_a_partial_refund_leaves_what_the_rest_earns(vip, member, refund, tier):
+    card = member()
+    vip("purchase", card, "--amount", "12000", "--receipt", "G1", now="2026-06-14T10:00:00")
+    r = vip("refund", "G1", "--amount", refund)
+    assert r["tier"] == tier and r["tier_from"] == (None if tier == "gold" else "gold")
+    assert vip("check")["ok"] is True
+
+
+def test_a_refund_never_takes_what_came_from_elsewhere(vip, member):
+    """A tier set by hand, or earned by another purchase, stays; a refund never raises a tier."""
+    card = member()
+    vip("purchase", card, "--amount", "6000", "--receipt", "S1", now="2026-06-01T10:00:00")  # silver
+    vip("tier", "set", card, "gold", "--reason", "店长决定")
+    assert vip("refund", "S1")["tier"] == "gold"
+    other = member(phone="13900139000")
+    vip("purchase", other, "--amount", "6000", "--receipt", "A1", now="2026-06-01T10:00:00")
+    vip("purchase", other, "--amount", "6000", "--receipt", "A2", now="2026-06-02T10:00:00")
+    r = vip("refund", "A2")
+    assert (r["tier_from"], r["tier"]) == (None, "silver")
+    assert vip("check")["ok"] is True
+
+
+@pytest.mark.parametrize("refund,cancelled", [("0.01", True), (None, True)])
+def test_a_card_whose_qualifying_purchase_is_refunded_is_cancelled(vip, refund, cancelled):
+    bought = vip("purchase", "--phone", P, "--amount", "1000", "--receipt", "Q1", now="2026-06-14T10:00:00")
+    card = bought["card_no"]
+    assert bought["card_issued"] is True and bought["points_earned"] == 1000
+    vip("purchase", card, "--amount", "100", "--receipt", "Q2", now="2026-06-14T11:00:00")
+    r = vip("refund", "Q1", *(["--amount", refund] if refund else []))
+    assert r["card_cancelled"] == (card if cancelled else None)
+    points = vip("points", card)
+    assert points["points_balance"] == 0
+    assert vip("purchase", card, "--amount", "10").code == 1  # cancelled
+    assert vip("check")["ok"] is True
+
+
+def test_a_card_still_earned_by_other_purchases_or_granted_stays(vip, member):
+    bought = vip("purchase", "--phone", P, "--amount", "1000", "--receipt", "Q1", now="2026-06-01T10:00:00")
+    vip("purchase", bought["card_no"], "--amount", "1200", "--receipt", "Q2", now="2026-06-02T10:00:00")
+    assert vip("refund", "Q1")["card_cancelled"] is None  # Q2 (1056.00 paid) qualifies on its own
+    granted = member(phone="13900139000")
+    vip("purchase", granted, "--amount", "500", "--receipt", "G1")
+    assert vip("refund", "G1")["card_cancelled"] is None
+    assert vip("purchase", granted, "--amount", "10").code == 0
+    assert vip("check")["ok"] is True

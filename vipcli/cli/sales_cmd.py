@@ -83,14 +83,23 @@ def refund(
     amount: str = typer.Option(None, "--amount", help="Part of the paid amount to refund (default: all that is left)."),
 ) -> None:
     """Return goods of a receipt, whole or in part. Example: vip refund R20261123-000001 --amount 100"""
-    from vipcli import sales
+    from vipcli import refunds
     from vipcli.db import transaction
     from vipcli.money import parse_yuan
 
     s = session(ctx)
     value = parse_yuan(amount, "amount") if amount is not None else None
+    rules = s.rules()
     with transaction(s.conn) as conn:
-        result = sales.refund(conn, receipt.strip(), value, s.now, s.operator)
-    emit(s, result, lambda c: c.print(
-        f"Refunded {yuan(result['refunded'])} of {receipt}; points reversed {result['points_reversed']}, "
-        f"balance {result['points_balance']}."))
+        result = refunds.refund(conn, rules, receipt.strip(), value, s.now, s.operator)
+
+    def human(c):
+        c.print(f"Refunded {yuan(result['refunded'])} of {receipt}; points reversed {result['points_reversed']}, "
+                f"balance {result['points_balance']}.", markup=False)
+        if result["tier_from"]:
+            c.print(f"Tier {result['tier_from']} -> {result['tier']}: the remaining purchases no longer earn it.")
+        if result["card_cancelled"]:
+            c.print(f"Card {result['card_cancelled']} cancelled: no remaining purchase qualifies for it "
+                    "(its points are forfeited).")
+
+    emit(s, result, human)

@@ -643,7 +643,7 @@ class PurchaseImport:
         state.registration_from = card["registration_from"]
 
     def _counted(self, paid: int, promo: int) -> int:
-        return paid if self.rules.count_promo else max(paid - promo, 0)
+        return self.rules.counted(paid, promo)
 
     @staticmethod
     def _window(state: _Customer, months: int, start: int, column: int) -> int:
