@@ -142,9 +142,6 @@ class Rules:
                 reached = tier
         return reached
 
-    def tier_for_spend(self, spend: int) -> Tier:
-        return self.tier_for(-1, spend)
-
     def next_tier(self, code: str) -> Tier | None:
         rank = self.tier_rank(code)
         return self.tiers[rank + 1] if rank + 1 < len(self.tiers) else None

@@ -274,7 +274,8 @@ def tier_status(conn, rules: Rules, ref: str, now: datetime) -> dict:
 
 def tier_review(conn, rules: Rules, as_of: datetime, operator: str) -> dict:
     """The periodic review: members whose tier has been held `hold_months` keep it if their spend over
-    the review window meets the tier's threshold, else move to the highest tier that spend meets.
+    the review window, or one purchase inside it, meets the tier's standard; else they move to the
+    highest tier that spend or purchase meets.
     Every member with a card not cancelled or replaced is covered (expired cards too)."""
     cutoff = iso(months_before(as_of, rules.hold_months))
     rows = conn.execute(
@@ -284,18 +285,26 @@ def tier_review(conn, rules: Rules, as_of: datetime, operator: str) -> dict:
         (*cards.LIVE, rules.tiers[0].code, cutoff),
     ).fetchall()
     changes, confirmed = [], 0
+    since = iso(months_before(as_of, rules.review_window_months))
     for row in rows:
-        spend = _window_spend(conn, rules, row["id"], rules.review_window_months, as_of, False)
-        meets = rules.tier_for_spend(spend)
+        # 003 退出机制 "相应消费标准": the window's spend, or one purchase (net of its refunds) of the
+        # tier's single-purchase standard inside it.
+        spend, single = conn.execute(
+            "SELECT COALESCE(SUM(paid - refunded), 0), COALESCE(MAX(paid - refunded), 0) FROM purchases "
+            "WHERE customer_id = ? AND purchased_at > ? AND purchased_at <= ?", (row["id"], since, iso(as_of)),
+        ).fetchone()
+        meets = rules.tier_for(single, spend)
         current = row["tier"]
         if rules.tier_rank(meets.code) >= rules.tier_rank(current):
             confirmed += 1
             archive.set_tier(conn, row["id"], current, current, as_of,
-                              f"review: confirmed ({rules.review_window_months}-month spend {format_fen(spend)})",
+                              f"review: confirmed ({rules.review_window_months}-month spend {format_fen(spend)}, "
+                              f"largest purchase {format_fen(single)})",
                               operator)
         else:
             archive.set_tier(conn, row["id"], current, meets.code, as_of,
-                              f"review: {rules.review_window_months}-month spend {format_fen(spend)}",
+                              f"review: {rules.review_window_months}-month spend {format_fen(spend)}, "
+                              f"largest purchase {format_fen(single)}",
                               operator)
             changes.append({"card_no": row["card_no"], "from": current, "to": meets.code})
     audit(conn, as_of, operator, "tier review", None, reviewed=len(rows), confirmed=confirmed,

@@ -24,11 +24,12 @@ def test_review_only_after_the_hold_period(vip, reached, reviewed):
     assert [c["to"] for c in r["changes"]] == (["vip"] if reviewed else [])
 
 
-@pytest.mark.parametrize("second,expected", [("5000.00", "vip"), ("5000.01", "silver")])
-def test_review_compares_24_month_spend_with_the_12_month_threshold(vip, second, expected):
+@pytest.mark.parametrize("third,expected", [("1999.99", "vip"), ("2000.00", "silver")])
+def test_review_compares_24_month_spend_with_the_12_month_threshold(vip, third, expected):
     card = _silver_since(vip, "2024-01-10")
-    vip("purchase", card, "--amount", "6000", "--paid", "4999.99", "--at", "2025-01-10")
-    vip("purchase", card, "--amount", "6000", "--paid", second, "--at", "2025-02-10")
+    vip("purchase", card, "--amount", "6000", "--paid", "4000.00", "--at", "2025-01-10")
+    vip("purchase", card, "--amount", "6000", "--paid", "4000.00", "--at", "2025-02-10")
+    vip("purchase", card, "--amount", "6000", "--paid", third, "--at", "2025-02-11")
     r = vip("tier", "review", "--as-of", "2026-06-15")
     assert vip("tier", "show", card)["tier"] == expected
     assert r["confirmed"] == (1 if expected == "silver" else 0)
@@ -37,7 +38,8 @@ def test_review_compares_24_month_spend_with_the_12_month_threshold(vip, second,
 def test_gold_steps_down_to_what_spend_meets_and_review_is_idempotent(vip):
     r = vip("purchase", "--phone", P, "--amount", "10000", "--at", "2024-01-10")
     assert r["tier"] == "gold"
-    vip("purchase", r["card_no"], "--amount", "20000", "--paid", "12000.00", "--at", "2025-03-01")
+    vip("purchase", r["card_no"], "--amount", "20000", "--paid", "6000.00", "--at", "2025-03-01")
+    vip("purchase", r["card_no"], "--amount", "20000", "--paid", "6000.00", "--at", "2025-03-02")
     first = vip("tier", "review", "--as-of", "2026-06-15")
     assert first["changes"] == [{"card_no": r["card_no"], "from": "gold", "to": "silver"}]
     assert vip("tier", "review", "--as-of", "2026-06-15")["changes"] == []
@@ -100,3 +102,22 @@ def test_an_as_of_date_is_the_end_of_that_day(vip):
     assert vip("tier", "review", "--as-of", "2026-06-10T19:59:59")["reviewed"] == 0
     r = vip("tier", "review", "--as-of", "2026-06-10")
     assert r["reviewed"] == 1 and r["as_of"] == "2026-06-10T23:59:59"
+
+
+@pytest.mark.parametrize("single,expected", [("4999.99", "vip"), ("5000.00", "silver")])
+def test_review_keeps_a_tier_for_one_purchase_of_its_standard(vip, single, expected):
+    """003 退出机制 "相应消费标准": one purchase meeting silver's single-purchase standard inside the
+    review window keeps silver, though the window's spend (below 10000.00) does not."""
+    card = _silver_since(vip, "2024-01-10")
+    vip("purchase", card, "--amount", "6000", "--paid", single, "--at", "2025-03-10")
+    r = vip("tier", "review", "--as-of", "2026-06-15")
+    assert vip("tier", "show", card)["tier"] == expected
+    assert r["confirmed"] == (1 if expected == "silver" else 0)
+
+
+def test_review_counts_a_purchase_net_of_its_refund(vip):
+    card = _silver_since(vip, "2024-01-10")
+    vip("purchase", card, "--amount", "6000", "--paid", "5000.00", "--receipt", "R1", "--at", "2025-03-10")
+    vip("refund", "R1", "--amount", "0.01")
+    vip("tier", "review", "--as-of", "2026-06-15")
+    assert vip("tier", "show", card)["tier"] == "vip"
