@@ -84,11 +84,12 @@ def issue(conn, rules: Rules, customer_id: int, at: datetime, reason: str,
     return number
 
 
-def effective_status(card, registered: bool, rules: Rules, today: date) -> str:
+def effective_status(card, registered: bool, rules: Rules, today: date, blocked: bool = True) -> str:
     """The card's state today: stored states plus the ones time brings (expired after its
-    validity; discount_only when unregistered past the registration window, 第七条)."""
+    validity; discount_only when unregistered past the registration window, 第七条). With
+    `blocked=False`, a card reported lost is taken as it would be if it were found."""
     status = card["status"]
-    if status in ("blocked", "replaced", "cancelled"):
+    if status in ("replaced", "cancelled") or (status == "blocked" and blocked):
         return status
     if status == "expired" or today > date.fromisoformat(card["valid_to"]):
         return "expired"

@@ -54,12 +54,18 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
             return _replay(conn, rules, existing, sale, now)
     customer, card, created = _buyer(conn, rules, sale, at, operator)
     status = cards.effective_status(card, archive.is_registered(customer), rules, at.date()) if card else None
+    note = None
+    if status == "blocked" and sale.phone is not None:
+        # 二.2 临时丢失或忘记携带 (counter rules, 003): a member without the card, known by name and phone,
+        # keeps earning; the points stay on the card and move with a replacement. Redeeming waits.
+        status = cards.effective_status(card, archive.is_registered(customer), rules, at.date(), blocked=False)
+        note = f"card {card['card_no']} is reported lost: priced and earning by phone; redeeming waits until it is found or replaced"
     if status in ("blocked", "replaced", "cancelled"):
         raise Refused(f"card {card['card_no']} is {status}; purchase refused", code=f"card_{status}")
 
     birthday = datetime.fromisoformat(customer["birthday"]).date() if customer["birthday"] else None
     paid, rate = price(rules, sale, status, customer["tier"], birthday, at)
-    note = status_note(status, card)
+    note = status_note(status, card) or note
 
     receipt = sale.receipt or _new_receipt(conn, at)
     purchase_id = conn.execute(

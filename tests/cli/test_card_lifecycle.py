@@ -26,6 +26,22 @@ def test_lost_card_cant_buy_or_redeem_replacement_can(vip, member):
     assert vip("check")["ok"] is True
 
 
+def test_a_member_without_the_lost_card_earns_by_phone(vip, member):
+    """Counter rules 二.2 (临时丢失或忘记携带…提供姓名和电话…方可享受积分): by phone, a lost card's
+    owner gets the card's discount and points, which move with the replacement; redeeming waits."""
+    card = member()
+    vip("purchase", card, "--amount", "6000")  # 5280 paid: silver
+    vip("card", "lost", card)
+    r = vip("purchase", "--phone", P, "--amount", "100")
+    assert r.code == 0 and (r["paid"], r["discount_rate"], r["points_earned"]) == ("85.00", "0.85", 85)
+    assert r["card_no"] == card and "reported lost" in r["note"]
+    assert vip("purchase", card, "--amount", "100").code == 1  # the lost card itself stays refused
+    assert vip("redeem", card, "--points", "10").code == 1
+    new = vip("card", "replace", card)["new_card_no"]
+    assert vip("points", new)["points_balance"] == 5365
+    assert vip("check")["ok"] is True
+
+
 def test_found_restores(vip, member):
     card = member()
     vip("card", "lost", card)

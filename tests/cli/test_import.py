@@ -362,17 +362,24 @@ def test_a_receipt_again_in_a_later_chunk_of_the_transaction(vip, isolated, monk
     assert reasons == ["receipt A2 is already recorded with different content"]
 
 
-def test_a_lost_card_is_refused_on_every_row(vip, isolated, member):
-    """The card's state is worked out once a day per customer; each row is still checked."""
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_a_lost_card_is_refused_on_every_row_but_its_owner_earns_by_phone(vip, isolated, member, monkeypatch,
+                                                                          writer):
+    """The card's state is worked out once a day per customer; each row is still checked. A row by
+    phone is the member without the card (003 counter 二.2): priced and earning, as `vip purchase`."""
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     card = member(phone="13800000009")
     assert vip("card", "lost", card).code == 0
     rows = [[f"L{i}", card, "", "SZ01", f"2026-05-01T10:0{i}:00", "100", "", ""] for i in range(3)]
     rows.append(["L9", "", "13800000009", "SZ01", "2026-05-01T11:00:00", "100", "", ""])
+    rows.append(["L8", "", "13800000009", "SZ01", "2026-05-01T12:00:00", "100", "", ""])
     write_csv(isolated / "p.csv", rows)
     r = vip("import", "purchases", str(isolated / "p.csv"))
-    assert r.code == 3 and r["rejected"] == 4 and r["inserted"] == 0
+    assert r.code == 3 and r["rejected"] == 3 and r["inserted"] == 2
     reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8-sig"))]
     assert all("blocked" in reason for reason in reasons), reasons
+    assert vip("points", card)["points_balance"] == 176
+    assert vip("check")["ok"] is True
 
 
 @pytest.mark.parametrize("writer", ["inline", "process"])

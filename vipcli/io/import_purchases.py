@@ -859,6 +859,9 @@ class PurchaseImport:
                 status = None
                 if state.card is not None:
                     status = state.effective if day.ordinal <= state.until else self._status(state, day)
+                    if status == "blocked" and card_given is None:
+                        self._slow(row, state)  # a member known by phone earns while the card is lost
+                        continue
                     if status in ("blocked", "replaced", "cancelled"):
                         raise VipError(f"card {state.card} is {status}; purchase refused")
                     if status == "active" and state.debt:
