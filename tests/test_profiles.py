@@ -21,6 +21,8 @@ def test_rules_show_prints_money_as_yuan_text(vip, name):
     r = vip("rules", "show")
     money = [r["qualify_single"], *(w["amount"] for w in r["qualify_windows"]),
              *(t[k] for t in r["tiers"] for k in ("single_purchase", "spend"))]
+    if name == "clinic":  # a card on registration: no purchase qualifies
+        assert money.pop(0) is None and r["card_on_registration"] is True
     assert all(isinstance(m, str) and m.split(".")[1].__len__() == 2 for m in money), money
     assert r["tiers"][0]["single_purchase"] == "0.00"
 
@@ -116,12 +118,38 @@ def test_clinic_gift_allowance_by_tier(vip, isolated):
     assert vip("gift", card)["gifts_left"] == 1
     assert vip("gift", card)["gifts_left"] == 0
     assert vip("gift", card).code == 1
-    assert vip("gift", card, now="2027-01-02T10:00").code == 1  # card expired with the year
-    vip("card", "renew", card, now="2026-12-15T10:00")
+    assert vip("card", "renew", card, now="2026-12-15T10:00").data["error"]["code"] == "no_renewal"
     assert vip("gift", card, now="2027-01-02T10:00")["gifts_left"] == 1  # a new year, a new allowance
     import sqlite3
     with sqlite3.connect(isolated / "vip.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM audit WHERE command = 'gift'").fetchone()[0] == 3
+
+
+def test_clinic_issues_a_card_on_registration_whatever_was_spent(vip):
+    """003 2.1 会员注册: the registration form earns the card; no purchase does."""
+    vip("init", "--profile", "clinic")
+    prospect = vip("purchase", "--phone", P, "--amount", "50000")
+    assert prospect["card_issued"] is False and prospect["card_no"] is None
+    partial = vip("enroll", "--phone", P, "--name", "王芳", "--gender", "F")
+    assert partial["card_no"] is None
+    r = vip("enroll", "--phone", P, "--birthday", "1990-06-15")
+    assert r["card_no"] is not None and r["status"] == "active" and r["tier"] == "regular"
+    fresh = vip("enroll", "--phone", "13900139000", "--name", "李娜", "--gender", "F", "--birthday", "1991-02-03")
+    assert fresh["card_no"] is not None
+    assert vip("check")["ok"] is True
+
+
+@pytest.mark.parametrize("name", ["fashion", "counter", "clinic"])
+def test_profiles_whose_seed_sets_no_window_or_renewal_inherit_none(vip, name):
+    """003 sets no registration window and no renewal month for these cards: an unregistered card
+    keeps its full rights (a counter card past 30 days gave nothing at all), and cards don't expire."""
+    vip("init", "--profile", name)
+    card = vip("enroll", "--phone", P, "--grant", "t", now="2024-01-10T10:00:00")["card_no"]
+    r = vip("purchase", card, "--amount", "10000")
+    assert r["status"] == "active" and r["points_earned"] > 0 and r["note"] is None
+    shown = vip("show", card)
+    assert shown["valid_to"] == "9999-12-31" and shown["registration_days_left"] is None
+    assert vip("card", "renew", "--all", now="2026-12-15T10:00:00").data["error"]["code"] == "no_renewal"
 
 
 def test_clinic_points_100_to_a_yuan_valid_one_year(vip):

@@ -165,6 +165,13 @@ def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: s
         audit(conn, at, operator, "enroll --grant", card_no, customer_id=customer["id"], reason=grant)
     elif region:
         raise InvalidInput("region: only used when a card is issued (--grant)", code="bad_usage")
+    elif rules.card_on_registration and live is None and cards.latest_card(conn, customer["id"]) is None:
+        # The clinic (003 2.1 会员注册): the completed registration form is what earns the card.
+        registered = conn.execute("SELECT registered_at FROM customers WHERE id = ?", (customer["id"],)).fetchone()
+        if registered[0] is not None:
+            card_no = cards.issue(conn, rules, customer["id"], at, "qualified: registration", None,
+                                  clean.get("store") or customer["store"])
+            set_tier(conn, customer["id"], None, rules.tiers[0].code, at, "card issued (registration)", operator)
     audit(conn, at, operator, "enroll", str(customer["id"]), created=created, changed=changed)
     return {"customer_id": customer["id"], "created": created, "changed": changed,
             "card_issued": card_no is not None}

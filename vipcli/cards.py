@@ -93,7 +93,7 @@ def effective_status(card, registered: bool, rules: Rules, today: date, blocked:
         return status
     if status == "expired" or today > date.fromisoformat(card["valid_to"]):
         return "expired"
-    if not registered:
+    if not registered and rules.registration_days is not None:
         issued = date.fromisoformat(card["registration_from"][:10])
         if (today - issued).days > rules.registration_days:  # 第七条: 30天内 includes day 30
             return "discount_only"
@@ -101,7 +101,7 @@ def effective_status(card, registered: bool, rules: Rules, today: date, blocked:
 
 
 def registration_days_left(card, registered: bool, rules: Rules, today: date) -> int | None:
-    if registered or card is None:
+    if registered or card is None or rules.registration_days is None:
         return None
     issued = date.fromisoformat(card["registration_from"][:10])
     return max(rules.registration_days - (today - issued).days, 0)
@@ -193,6 +193,8 @@ def renew(conn, rules: Rules, card_no: str, at: datetime, force: bool) -> dict:
     window only with force (the caller audits it). An expired card renewed runs to the end of this
     year (of next year in the renewal month)."""
     card = get(conn, card_no)
+    if rules.renewal_month is None:
+        raise Refused("cards of these rules do not expire; there is nothing to renew", code="no_renewal")
     if card["status"] not in ("active", "expired"):
         raise Refused(f"card {card_no} is {card['status']}; it can't be renewed", code=f"card_{card['status']}")
     valid_to = date.fromisoformat(card["valid_to"])

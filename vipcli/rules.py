@@ -17,6 +17,7 @@ from vipcli.errors import InvalidInput
 from vipcli.money import format_fen, parse_yuan
 
 CHANNELS = ("phone", "visit", "sms", "email", "letter")
+NO_EXPIRY = date(9999, 12, 31)  # the validity of a card whose profile has no renewal
 MESSAGE_KINDS = ("card_issued", "birthday", "renewal")
 MESSAGE_FIELDS = ("name", "card_no", "valid_to", "discount", "store")
 
@@ -71,10 +72,11 @@ class Rules:
     name: str
     description: str
     max_amount: int
-    qualify_single: int
+    qualify_single: int | None  # None: no single purchase qualifies (the clinic: a card on registration)
     qualify_windows: tuple[Window, ...]
     count_promo: bool
-    registration_days: int
+    card_on_registration: bool  # a card once the registration fields are complete (the clinic, 003 2.1)
+    registration_days: int | None  # None: no registration window (a card has full rights from issue)
     birthday_rate: Decimal
     birthday_requires_id_check: bool
     points_per_yuan: int
@@ -86,7 +88,7 @@ class Rules:
     sequence_digits: int
     check_digit: str
     default_region: str
-    renewal_month: int
+    renewal_month: int | None  # None: cards do not expire, nothing to renew
     store_regions: dict
     hold_months: int
     upgrade_window_months: int
@@ -111,7 +113,7 @@ class Rules:
 
     def qualification_reason(self, single_paid: int, window_spend: dict[int, int]) -> str | None:
         """Why a prospect qualifies now (a rule name), or None. `window_spend` maps months -> paid."""
-        if single_paid >= self.qualify_single:
+        if self.qualify_single is not None and single_paid >= self.qualify_single:
             return f"single purchase >= {format_fen(self.qualify_single)}"
         for window in self.qualify_windows:
             if window_spend.get(window.months, 0) >= window.amount:
@@ -159,7 +161,10 @@ class Rules:
         return months_after(earned_at, self.validity_months)
 
     def card_valid_to(self, issued: date) -> date:
-        """31 December of the issue year; a card issued in the renewal month runs a year longer."""
+        """31 December of the issue year; a card issued in the renewal month runs a year longer. A
+        profile without renewal (its seed sets no validity): the card does not expire."""
+        if self.renewal_month is None:
+            return NO_EXPIRY
         year = issued.year + (1 if issued.month == self.renewal_month else 0)
         return date(year, 12, 31)
 
@@ -244,7 +249,7 @@ class _Reader:
                            "points", "card", "tiers", "classes", "rewards", "messages", "gifts"})
         profile = self._table(d, "profile", {"name", "description"})
         limits = self._table(d, "limits", {"max_amount"})
-        qual = self._table(d, "qualification", {"single_purchase", "count_promo", "windows"})
+        qual = self._table(d, "qualification", {"single_purchase", "count_promo", "windows", "on_registration"})
         reg = self._table(d, "registration", {"window_days"})
         disc = self._table(d, "discount", {"birthday_rate", "birthday_requires_id_check"})
         pts = self._table(d, "points", {"per_yuan", "expiry", "validity_months", "redeem_months",
@@ -310,10 +315,13 @@ class _Reader:
             name=self._str(profile, "profile.name"),
             description=self._str(profile, "profile.description"),
             max_amount=self._money(limits, "limits.max_amount", positive=True),
-            qualify_single=self._money(qual, "qualification.single_purchase", positive=True),
+            qualify_single=self._money(qual, "qualification.single_purchase", positive=True)
+            if "single_purchase" in qual else None,
             qualify_windows=windows,
             count_promo=self._bool(qual, "qualification.count_promo"),
-            registration_days=self._int(reg, "registration.window_days", 0, 3650),
+            card_on_registration=self._bool(qual, "qualification.on_registration")
+            if "on_registration" in qual else False,
+            registration_days=self._int(reg, "registration.window_days", 0, 3650) if "window_days" in reg else None,
             birthday_rate=self._rate(disc, "discount.birthday_rate"),
             birthday_requires_id_check=self._bool(disc, "discount.birthday_requires_id_check"),
             points_per_yuan=self._int(pts, "points.per_yuan", 0, 1000),
@@ -325,7 +333,7 @@ class _Reader:
             sequence_digits=sequence_digits,
             check_digit=self._choice(card, "card.check_digit", ("luhn", "none")),
             default_region=default_region,
-            renewal_month=self._int(card, "card.renewal_month", 1, 12),
+            renewal_month=self._int(card, "card.renewal_month", 1, 12) if "renewal_month" in card else None,
             store_regions=store_regions,
             hold_months=self._int(tiers, "tiers.hold_months", 0, 240),
             upgrade_window_months=self._int(tiers, "tiers.upgrade_window_months", 1, 240),

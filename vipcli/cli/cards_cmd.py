@@ -73,7 +73,7 @@ def card_renew(
 ) -> None:
     """Renew a card for a year (December is the renewal month). Example: vip card renew 755000015"""
     from vipcli import cards
-    from vipcli.errors import InvalidInput
+    from vipcli.errors import InvalidInput, Refused
 
     if all_cards == (ref is not None):
         raise InvalidInput("give a CARD or --all", code="bad_usage")
@@ -85,6 +85,8 @@ def card_renew(
 
     s = session(ctx)
     rules = s.rules()
+    if rules.renewal_month is None:
+        raise Refused("cards of these rules do not expire; there is nothing to renew", code="no_renewal")
     if s.now.month != rules.renewal_month and not force:
         raise InvalidInput(f"renew --all runs in the renewal month ({rules.renewal_month}); "
                            "use --force outside it (audited)", code="outside_renewal_window")

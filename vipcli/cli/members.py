@@ -110,7 +110,7 @@ def enroll(
         c.print(f"{verb} customer {customer['id']} ({status}).")
         if result["card_issued"]:
             c.print(f"Card issued: [bold]{_fmt_card(rules, card['card_no'])}[/bold] ({customer['tier']})")
-        if card and not data["registered"]:
+        if card and not data["registered"] and rules.registration_days is not None:
             c.print(f"Registration incomplete: name, gender, birthday and phone are needed within "
                     f"{rules.registration_days} days of the card.")
 

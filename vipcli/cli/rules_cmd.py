@@ -14,6 +14,9 @@ def _summary(rules) -> dict:
         "profile": rules.name,
         "description": rules.description,
         "qualify_single": rules.qualify_single,
+        "card_on_registration": rules.card_on_registration,
+        "registration_days": rules.registration_days,
+        "renewal_month": rules.renewal_month,
         "qualify_windows": [{"months": w.months, "amount": w.amount} for w in rules.qualify_windows],
         "birthday_rate": str(rules.birthday_rate),
         "points_per_yuan": rules.points_per_yuan,
@@ -32,8 +35,10 @@ def rules_show(ctx: typer.Context) -> None:
 
     def human(c):
         c.print(fields_panel([("version", rules.version), ("profile", f"{rules.name}: {rules.description}"),
-                              ("qualify", f"one purchase {yuan(rules.qualify_single)}; " + "; ".join(
-                                  f"{w.months} months {yuan(w.amount)}" for w in rules.qualify_windows)),
+                              ("qualify", "; ".join(
+                                  (["on registration"] if rules.card_on_registration else [])
+                                  + ([f"one purchase {yuan(rules.qualify_single)}"] if rules.qualify_single else [])
+                                  + [f"{w.months} months {yuan(w.amount)}" for w in rules.qualify_windows])),
                               ("birthday rate", rules.birthday_rate),
                               ("points", f"{rules.points_per_yuan} per yuan, expiry {rules.expiry}")]))
         c.print(table("Tiers", ["code", "name", "rate", "one purchase", "spend"], [

@@ -540,6 +540,8 @@ class PurchaseImport:
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
         # Bounds that spare working out a window: no window holds more than all the events kept.
         self.qualify_floor = min([w.amount for w in rules.qualify_windows], default=None)
+        # the least single purchase that qualifies (none: a profile whose cards come otherwise)
+        self.qualify_single = rules.qualify_single if rules.qualify_single is not None else float("inf")
         ranks = rules.tiers
         self.above = {t.code: (min([u.single_purchase for u in ranks[i + 1:]], default=None),
                                min([u.spend for u in ranks[i + 1:]], default=None))
@@ -839,7 +841,7 @@ class PurchaseImport:
         may be recorded or written already (else the caller knows none is)."""
         rules, report, in_tx = self.rules, self.report, self.in_tx
         by_phone, customers, days = self.by_phone.get, self.customers.get, self.days.get
-        count_promo, qualify_single, floor = rules.count_promo, rules.qualify_single, self.qualify_floor
+        count_promo, qualify_single, floor = rules.count_promo, self.qualify_single, self.qualify_floor
         per_yuan, rates, above = rules.points_per_yuan, self.rates, self.above
         add_event = self._add_event
         for row in rows:
@@ -946,7 +948,7 @@ class PurchaseImport:
             state.registered, self.rules, day.date)
         if effective in ("active", "discount_only"):
             until = date.fromisoformat(state.valid_to).toordinal()
-            if effective == "active" and not state.registered:
+            if effective == "active" and not state.registered and self.rules.registration_days is not None:
                 window_ends = date.fromisoformat(state.registration_from[:10]).toordinal() + self.rules.registration_days
                 until = min(until, window_ends)
         else:
