@@ -2,7 +2,7 @@
 
 import csv
 import io
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 from vipcli import care, cards
@@ -18,11 +18,11 @@ def discount_text(rate: Decimal) -> str:
 
 
 def recipients(conn, rules: Rules, kind: str, today: date, since: date | None, within_days: int) -> list[dict]:
-    if kind == "card_issued":
+    if kind == "card_issued":  # new members only: a replacement card is not a new membership
         rows = conn.execute(
             "SELECT c.name, c.phone, c.store, k.card_no, k.valid_to FROM cards k JOIN customers c "
             "ON c.id = k.customer_id WHERE k.issued_at >= ? AND k.status = 'active' AND c.phone IS NOT NULL "
-            "ORDER BY k.issued_at, k.card_no", (iso(since or today),)).fetchall()
+            "AND k.reason NOT LIKE 'replaces %' ORDER BY k.issued_at, k.card_no", (iso(since or today),)).fetchall()
         return [dict(r) for r in rows]
     if kind == "birthday":
         out = []
@@ -33,10 +33,12 @@ def recipients(conn, rules: Rules, kind: str, today: date, since: date | None, w
                                "JOIN cards k ON k.customer_id = c.id WHERE k.card_no = ?", (b["card_no"],)).fetchone()
             out.append(dict(row))
         return out
-    numbers = cards.due_for_renewal(conn, rules, datetime.combine(today, datetime.min.time()))
-    rows = [conn.execute("SELECT c.name, c.phone, c.store, k.card_no, k.valid_to FROM cards k JOIN customers c "
-                         "ON c.id = k.customer_id WHERE k.card_no = ?", (n,)).fetchone() for n in numbers]
-    return [dict(r) for r in rows if r["phone"]]
+    # Cards whose last year is this one or the next (a January renewal month is noticed in December).
+    rows = conn.execute(
+        "SELECT c.name, c.phone, c.store, k.card_no, k.valid_to FROM cards k JOIN customers c "
+        "ON c.id = k.customer_id WHERE k.status = 'active' AND k.valid_to IN (?, ?) AND c.phone IS NOT NULL "
+        "ORDER BY k.card_no", (f"{today.year}-12-31", f"{today.year + 1}-12-31")).fetchall()
+    return [dict(r) for r in rows if rules.renewal_notice_due(date.fromisoformat(r["valid_to"]), today)]
 
 
 def outbox_csv(rules: Rules, kind: str, people: list[dict]) -> str:

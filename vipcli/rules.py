@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 
-from vipcli.dates import months_after, start_of_next_year
+from vipcli.dates import months_after, months_before, start_of_next_year
 from vipcli.errors import InvalidInput
 from vipcli.money import format_fen, parse_yuan
 
@@ -167,6 +167,16 @@ class Rules:
             return NO_EXPIRY
         year = issued.year + (1 if issued.month == self.renewal_month else 0)
         return date(year, 12, 31)
+
+    def renewal_notice_due(self, valid_to: date, today: date) -> bool:
+        """Whether a card valid to `valid_to` gets the renewal notice today (第十七条 每年12月为换卡月):
+        from the first day of the month before the renewal month of its last year, to that month's
+        end. Never for a card that does not expire."""
+        if self.renewal_month is None or valid_to == NO_EXPIRY:
+            return False
+        opens = months_before(datetime(valid_to.year, self.renewal_month, 1), 1).date()
+        closes = months_after(datetime(valid_to.year, self.renewal_month, 1), 1).date()
+        return opens <= today < closes
 
     def region_for(self, store: str | None) -> str:
         if store and store in self.store_regions:

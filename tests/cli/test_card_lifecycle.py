@@ -170,11 +170,33 @@ def test_notify_outbox(vip, member, isolated):
     assert rows[0]["phone"] == P and "生日快乐" in rows[0]["message"] and "6折" in rows[0]["message"]
     assert vip("notify", "card-issued", "--out", str(out), "--since", "2026-06-01")["messages"] == 2
     assert "755 00001" in out.read_text(encoding="utf-8")
-    assert vip("notify", "renewal", "--out", str(out))["messages"] == 2
+    assert vip("notify", "renewal", "--out", str(out))["messages"] == 0  # June: out of season
+    assert vip("notify", "renewal", "--out", str(out), now="2026-11-01T09:00")["messages"] == 2
     with sqlite3.connect(isolated / "vip.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM audit WHERE command LIKE 'notify%'").fetchone()[0] == 3
+        assert conn.execute("SELECT COUNT(*) FROM audit WHERE command LIKE 'notify%'").fetchone()[0] == 4
     assert vip("notify", "spam", "--out", str(out)).code == 2
     assert vip("notify", "birthday", "--out", str(isolated / "no" / "x.csv")).code == 2
+
+
+@pytest.mark.parametrize("now,noticed", [
+    ("2026-01-15T10:00", False),       # the January: every card got "每年12月为换卡月"
+    ("2026-10-31T23:59:59", False),
+    ("2026-11-01T00:00", True),        # from the month before the renewal month
+    ("2026-12-31T23:59:59", True),
+    ("2027-01-01T00:00", False),       # expired now: renewal notices are over
+])
+def test_renewal_notices_only_in_season(vip, member, isolated, now, noticed):
+    member(now="2026-03-01T10:00")                        # valid to 2026-12-31
+    member(phone="13900139000", now="2026-12-01T10:00")   # issued in December: valid to 2027-12-31
+    r = vip("notify", "renewal", "--out", str(isolated / "sms.csv"), now=now)
+    assert r["messages"] == (1 if noticed else 0)
+
+
+def test_a_replacement_card_is_not_congratulated_as_a_new_member(vip, member, isolated):
+    card = member(now="2026-06-01T10:00")
+    vip("card", "lost", card)
+    vip("card", "replace", card)
+    assert vip("notify", "card-issued", "--out", str(isolated / "s.csv"), "--since", "2026-06-10")["messages"] == 0
 
 
 def test_birthdays_within(vip, member):
