@@ -122,7 +122,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.now = datetime(self.now.year + 1, 1, 1, 0, 30)
         with sqlite3.connect(os.environ["VIPCLI_DB"]) as conn:  # renewed in December (card renew)
             conn.execute("UPDATE cards SET valid_to = ?", (f"{self.now.year}-12-31",))
-        code, out = self.vip("points", "expire")
+        code, out = self.vip("points", "expire", "--yes")
         assert code == 0
         expected = 0
         for lot in self.lots:
@@ -131,7 +131,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 lot["expired"] += lot["remaining"]
                 lot["remaining"] = 0
         assert out["expired_points"] == expected
-        assert self.vip("points", "expire")[1]["expired_points"] == 0
+        assert self.vip("points", "expire", "--yes")[1]["expired_points"] == 0
 
     @rule()
     def replace_card(self):

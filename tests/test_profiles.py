@@ -149,7 +149,7 @@ def test_profiles_whose_seed_sets_no_window_or_renewal_inherit_none(vip, name):
     assert r["status"] == "active" and r["points_earned"] > 0 and r["note"] is None
     shown = vip("show", card)
     assert shown["valid_to"] == "9999-12-31" and shown["registration_days_left"] is None
-    assert vip("card", "renew", "--all", now="2026-12-15T10:00:00").data["error"]["code"] == "no_renewal"
+    assert vip("card", "renew", "--all", "--yes", now="2026-12-15T10:00:00").data["error"]["code"] == "no_renewal"
 
 
 def test_clinic_points_100_to_a_yuan_valid_one_year(vip):

@@ -82,7 +82,7 @@ def test_key_rotation(vip, member, isolated, monkeypatch):
     card = member(id_number=ID)
     key = isolated / "vip.key"
     assert oct(key.stat().st_mode & 0o777) == "0o600"
-    r = vip("key", "rotate")
+    r = vip("key", "rotate", "--yes")
     assert r["reencrypted"] == 1 and (isolated / "vip.key.old").exists()
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     assert vip("show", card, "--unmask")["id_number"] == ID
@@ -156,10 +156,10 @@ def test_every_write_command_leaves_an_audit_row(vip, member, isolated):
         ("refund", ["refund", bought["receipt"], "--amount", "1"]),
         ("update", ["update", card, "--email", "a@b.cn"]),
         ("tier set", ["tier", "set", card, "silver", "--reason", "x"]),
-        ("tier review", ["tier", "review"]),
+        ("tier review", ["tier", "review", "--yes"]),
         ("redeem", ["redeem", card, "--points", "10"]),
         ("points adjust", ["points", "adjust", card, "--points", "5", "--reason", "x"]),
-        ("points expire", ["points", "expire"]),
+        ("points expire", ["points", "expire", "--yes"]),
         ("card lost", ["card", "lost", card]), ("card found", ["card", "found", card]),
         ("card renew --force", ["card", "renew", card, "--force"]),
         ("visit log", ["visit", "log", card, "--channel", "phone"]),
@@ -170,7 +170,7 @@ def test_every_write_command_leaves_an_audit_row(vip, member, isolated):
         ("notify (unmasked phones)", ["notify", "card-issued", "--out", str(out), "--since", "2026-01-01"]),
         ("backup", ["backup", str(isolated / "b.db")]),
         ("card replace", ["card", "replace", card]),
-        ("key rotate", ["key", "rotate"]),
+        ("key rotate", ["key", "rotate", "--yes"]),
     ]
     for name, args in steps:
         if args:
@@ -180,7 +180,7 @@ def test_every_write_command_leaves_an_audit_row(vip, member, isolated):
                 args = ["rules", "load", str(isolated / "r.toml")]
             assert vip(*args).code == 0, (name, vip(*args))
     new = vip("show", P)["card_no"]
-    assert vip("cancel", new, "--reason", "x", "--erase").code == 0
+    assert vip("cancel", "--yes", new, "--reason", "x", "--erase").code == 0
     commands = {e["command"] for e in vip("audit", "--limit", "1000")["entries"]}
     for name, _ in steps + [("cancel --erase", None)]:
         if name == "init":
@@ -208,8 +208,8 @@ TEMPLATES = [
     ["redeem", "755000015", "--points", "{}"], ["redeem", "755000015", "--reward", "{}"],
     ["update", "{}", "--name", "x"], ["update", "755000015", "--address", "{}"], ["update", "755000015", "--pref", "{}"],
     ["tier", "set", "755000015", "{}", "--reason", "x"], ["tier", "set", "755000015", "gold", "--reason", "{}"],
-    ["tier", "review", "--as-of", "{}"], ["points", "expire", "--as-of", "{}"], ["card", "lost", "{}"],
-    ["card", "renew", "{}"], ["cancel", "{}", "--reason", "x"], ["visit", "log", "755000015", "--channel", "{}"],
+    ["tier", "review", "--yes", "--as-of", "{}"], ["points", "expire", "--yes", "--as-of", "{}"], ["card", "lost", "{}"],
+    ["card", "renew", "{}"], ["cancel", "--yes", "{}", "--reason", "x"], ["visit", "log", "755000015", "--channel", "{}"],
     ["import", "purchases", "{}"], ["export", "members", "--out", "{}"], ["rules", "load", "{}"],
     ["birthdays", "--within", "{}"], ["audit", "--limit", "{}"], ["backup", "{}"],
 ]
@@ -330,9 +330,9 @@ def _owner(isolated, receipt):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command,now", [
-    (["tier", "review", "--as-of", "2028-06-15"], "2028-06-16T10:00:00"),
-    (["points", "expire", "--as-of", "2027-01-01"], "2027-01-02T10:00:00"),
-    (["card", "renew", "--all"], "2026-12-15T10:00:00"),
+    (["tier", "review", "--yes", "--as-of", "2028-06-15"], "2028-06-16T10:00:00"),
+    (["points", "expire", "--yes", "--as-of", "2027-01-01"], "2027-01-02T10:00:00"),
+    (["card", "renew", "--all", "--yes"], "2026-12-15T10:00:00"),
 ])
 def test_long_writes_killed_at_random_finish_exactly_once(vip, isolated, monkeypatch, command, now):
     import signal

@@ -351,9 +351,10 @@ def _statements(script: str):
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection):
+def transaction(conn: sqlite3.Connection, dry_run: bool = False):
     """One write transaction holding the write lock from its first statement (BEGIN IMMEDIATE), so
-    what it reads cannot change under it before it writes."""
+    what it reads cannot change under it before it writes. `dry_run`: everything is done, then
+    rolled back (what a command would do, shown before it is asked for)."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
@@ -363,6 +364,9 @@ def transaction(conn: sqlite3.Connection):
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    if dry_run:
+        conn.execute("ROLLBACK")
+        return
     try:
         conn.execute("COMMIT")
     except sqlite3.Error as exc:

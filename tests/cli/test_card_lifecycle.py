@@ -94,10 +94,10 @@ def test_unrenewed_card_expires_on_the_first_of_january(vip, member, now, expect
 def test_renew_all_batch(vip, member):
     cards = [member(phone=f"1380013800{i}") for i in range(3)]
     vip("card", "lost", cards[2])
-    assert vip("card", "renew", "--all", now="2026-11-15").code == 2
-    r = vip("card", "renew", "--all", now="2026-12-02T09:00")
+    assert vip("card", "renew", "--all", "--yes", now="2026-11-15").code == 2
+    r = vip("card", "renew", "--all", "--yes", now="2026-12-02T09:00")
     assert r["renewed"] == 2 and {c["card_no"] for c in r["cards"]} == set(cards[:2])
-    assert vip("card", "renew", "--all", now="2026-12-02T10:00")["renewed"] == 0
+    assert vip("card", "renew", "--all", "--yes", now="2026-12-02T10:00")["renewed"] == 0
     table = vip("cards")["cards"]
     assert [c["renewals"] for c in table] == [1, 1, 0]
     assert vip("cards", "--status", "blocked")["count"] == 1
@@ -132,13 +132,13 @@ def test_discount_only_gets_no_birthday_rate(vip):
 def test_cancel_forfeits_points(vip, member, isolated):
     card = member()
     vip("purchase", card, "--amount", "1000")
-    r = vip("cancel", card, "--reason", "customer asked")
+    r = vip("cancel", "--yes", card, "--reason", "customer asked")
     assert r["status"] == "cancelled" and r["points_forfeited"] == 880
     assert vip("points", card)["points_balance"] == 0
     assert vip("purchase", card, "--amount", "10").code == 1
     phone_purchase = vip("purchase", "--phone", P, "--amount", "2000")
     assert phone_purchase["card_issued"] is False and "ended" in phone_purchase["note"]
-    assert vip("cancel", card, "--reason", "again").code == 1
+    assert vip("cancel", "--yes", card, "--reason", "again").code == 1
     assert vip("check")["ok"] is True
 
 
@@ -147,7 +147,7 @@ def test_erase_leaves_no_personal_value_in_the_file(vip, member, isolated):
     vip("update", card, "--name", "王芳芳", "--phone", "13912345678", "--pref", "口味=清淡")
     vip("visit", "log", card, "--channel", "phone", "--note", "王芳芳说很满意")
     vip("purchase", card, "--amount", "1000")
-    r = vip("cancel", card, "--reason", "个人信息删除请求", "--erase", json_output=False)
+    r = vip("cancel", "--yes", card, "--reason", "个人信息删除请求", "--erase", json_output=False)
     assert r.code == 0 and "can't be undone" in r.stdout
     data = b"".join(p.read_bytes() for p in isolated.glob("vip.db*"))
     for value in ("王芳", "13800138000", "13912345678", "11010519491231002X", "wangfang@example.com",
@@ -215,3 +215,64 @@ def test_refund_after_replacement_puts_the_debt_on_the_new_card(vip, member):
     assert r["points_reversed"] == 100 and r["card_no"] == new and r["points_balance"] == -100
     assert vip("points", new)["points_balance"] == -100
     assert vip("check")["ok"] is True
+
+
+# --- commands that change much or destroy ask first ------------------------------------------------
+
+@pytest.mark.parametrize("args,now", [
+    (["cancel", "{card}", "--reason", "x", "--erase"], None),
+    (["card", "renew", "--all"], "2026-12-15T10:00:00"),
+    (["tier", "review", "--as-of", "2028-06-15"], "2028-06-16T10:00:00"),
+    (["points", "expire", "--as-of", "2027-01-01"], "2027-01-02T10:00:00"),
+    (["key", "rotate"], None),
+])
+def test_without_a_terminal_a_destructive_command_needs_yes_and_dry_run_changes_nothing(vip, member, isolated,
+                                                                                        args, now):
+    card = member(id_number="11010519491231002X")
+    vip("purchase", card, "--amount", "6000")
+    args = [a.format(card=card) for a in args]
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        before = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
+    refused = vip(*args, now=now)
+    assert refused.code == 1 and refused.data["error"]["code"] == "needs_yes"
+    assert "--yes" in refused.data["error"]["message"]
+    dry = vip(*args, "--dry-run", now=now)
+    assert dry.code == 0 and dry["dry_run"] is True
+    human = vip(*args, "--dry-run", now=now, json_output=False)
+    assert human.code == 0 and human.stdout.startswith("Dry run, nothing changed")
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == before
+    done = vip(*args, "--yes", now=now)
+    assert done.code == 0 and done["dry_run"] is False
+    assert vip("check")["ok"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answer,cancelled", [("n", False), ("y", True)])
+def test_on_a_terminal_cancel_shows_what_it_will_do_and_asks(vip, member, isolated, answer, cancelled):
+    import os
+    import pty
+    import sys
+    card = member()
+    vip("purchase", card, "--amount", "100")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: vip on a terminal
+        os.execvp(sys.executable, [sys.executable, "-m", "vipcli", "cancel", card, "--reason", "顾客要求"])
+    seen = b""
+    while b"Go ahead?" not in seen:
+        chunk = os.read(fd, 4096)
+        assert chunk, seen
+        seen += chunk
+    assert b"Cancel card " + card.encode() in seen and b"88 points forfeited" in seen
+    os.write(fd, answer.encode() + b"\n")
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # the terminal closed: the child is done
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == (0 if cancelled else 1), seen
+    assert (vip("show", card)["status"] == "cancelled") is cancelled

@@ -77,12 +77,12 @@ def test_calendar_year_points_gone_at_new_year_even_before_the_job(vip, member, 
 def test_expire_job_is_idempotent_and_keeps_check_clean(vip, member):
     card = _card_with(vip, member)
     vip("redeem", card, "--points", "100")
-    first = vip("points", "expire", "--as-of", "2027-01-01", now="2027-01-02")
+    first = vip("points", "expire", "--yes", "--as-of", "2027-01-01", now="2027-01-02")
     assert first["expired_points"] == 900 and first["cards"] == [{"card_no": card, "expired_points": 900}]
-    assert vip("points", "expire", "--as-of", "2027-01-01", now="2027-01-02")["expired_points"] == 0
+    assert vip("points", "expire", "--yes", "--as-of", "2027-01-01", now="2027-01-02")["expired_points"] == 0
     assert vip("points", card)["points_balance"] == 0
     assert vip("check")["ok"] is True
-    assert vip("points", "expire", "--as-of", "2030-01-01").code == 2
+    assert vip("points", "expire", "--yes", "--as-of", "2030-01-01").code == 2
 
 
 def test_redemption_months_and_next_day_rules(vip, member, tmp_path):

@@ -19,7 +19,7 @@ def _silver_since(vip, at):
 ])
 def test_review_only_after_the_hold_period(vip, reached, reviewed):
     _silver_since(vip, reached)
-    r = vip("tier", "review", "--as-of", "2026-06-15T12:00:00")
+    r = vip("tier", "review", "--yes", "--as-of", "2026-06-15T12:00:00")
     assert r["reviewed"] == (1 if reviewed else 0)
     assert [c["to"] for c in r["changes"]] == (["vip"] if reviewed else [])
 
@@ -30,7 +30,7 @@ def test_review_compares_24_month_spend_with_the_12_month_threshold(vip, third, 
     vip("purchase", card, "--amount", "6000", "--paid", "4000.00", "--at", "2025-01-10")
     vip("purchase", card, "--amount", "6000", "--paid", "4000.00", "--at", "2025-02-10")
     vip("purchase", card, "--amount", "6000", "--paid", third, "--at", "2025-02-11")
-    r = vip("tier", "review", "--as-of", "2026-06-15")
+    r = vip("tier", "review", "--yes", "--as-of", "2026-06-15")
     assert vip("tier", "show", card)["tier"] == expected
     assert r["confirmed"] == (1 if expected == "silver" else 0)
 
@@ -40,16 +40,16 @@ def test_gold_steps_down_to_what_spend_meets_and_review_is_idempotent(vip):
     assert r["tier"] == "gold"
     vip("purchase", r["card_no"], "--amount", "20000", "--paid", "6000.00", "--at", "2025-03-01")
     vip("purchase", r["card_no"], "--amount", "20000", "--paid", "6000.00", "--at", "2025-03-02")
-    first = vip("tier", "review", "--as-of", "2026-06-15")
+    first = vip("tier", "review", "--yes", "--as-of", "2026-06-15")
     assert first["changes"] == [{"card_no": r["card_no"], "from": "gold", "to": "silver"}]
-    assert vip("tier", "review", "--as-of", "2026-06-15")["changes"] == []
+    assert vip("tier", "review", "--yes", "--as-of", "2026-06-15")["changes"] == []
 
 
 def test_upgrade_counts_spend_on_an_expired_card_but_review_skips_cancelled(vip, isolated):
     card = _silver_since(vip, "2024-01-10")
     with sqlite3.connect(isolated / "vip.db") as conn:
         conn.execute("UPDATE cards SET status = 'cancelled'")
-    assert vip("tier", "review", "--as-of", "2026-06-15")["reviewed"] == 0
+    assert vip("tier", "review", "--yes", "--as-of", "2026-06-15")["reviewed"] == 0
     del card
 
 
@@ -76,7 +76,7 @@ def test_tier_set_is_audited_and_validated(vip, member, isolated):
     assert vip("tier", "show", "13900139000").code == 1
 
 
-@pytest.mark.parametrize("command", [["tier", "review"], ["points", "expire"]])
+@pytest.mark.parametrize("command", [["tier", "review", "--yes"], ["points", "expire", "--yes"]])
 @pytest.mark.parametrize("as_of,refused", [
     ("2026-06-14", False),           # yesterday
     ("2026-06-15", False),           # today: now
@@ -98,9 +98,9 @@ def test_a_write_refuses_a_future_as_of(vip, command, as_of, refused):
 def test_an_as_of_date_is_the_end_of_that_day(vip):
     """The review of 10 June 2026 covers a tier reached at 20:00 on 10 June 2024."""
     _silver_since(vip, "2024-06-10T20:00:00")
-    assert vip("tier", "review", "--as-of", "2026-06-09")["reviewed"] == 0
-    assert vip("tier", "review", "--as-of", "2026-06-10T19:59:59")["reviewed"] == 0
-    r = vip("tier", "review", "--as-of", "2026-06-10")
+    assert vip("tier", "review", "--yes", "--as-of", "2026-06-09")["reviewed"] == 0
+    assert vip("tier", "review", "--yes", "--as-of", "2026-06-10T19:59:59")["reviewed"] == 0
+    r = vip("tier", "review", "--yes", "--as-of", "2026-06-10")
     assert r["reviewed"] == 1 and r["as_of"] == "2026-06-10T23:59:59"
 
 
@@ -110,7 +110,7 @@ def test_review_keeps_a_tier_for_one_purchase_of_its_standard(vip, single, expec
     review window keeps silver, though the window's spend (below 10000.00) does not."""
     card = _silver_since(vip, "2024-01-10")
     vip("purchase", card, "--amount", "6000", "--paid", single, "--at", "2025-03-10")
-    r = vip("tier", "review", "--as-of", "2026-06-15")
+    r = vip("tier", "review", "--yes", "--as-of", "2026-06-15")
     assert vip("tier", "show", card)["tier"] == expected
     assert r["confirmed"] == (1 if expected == "silver" else 0)
 
@@ -119,5 +119,5 @@ def test_review_counts_a_purchase_net_of_its_refund(vip):
     card = _silver_since(vip, "2024-01-10")
     vip("purchase", card, "--amount", "6000", "--paid", "5000.00", "--receipt", "R1", "--at", "2025-03-10")
     vip("refund", "R1", "--amount", "0.01")
-    vip("tier", "review", "--as-of", "2026-06-15")
+    vip("tier", "review", "--yes", "--as-of", "2026-06-15")
     assert vip("tier", "show", card)["tier"] == "vip"

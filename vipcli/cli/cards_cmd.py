@@ -3,6 +3,7 @@
 import typer
 
 from vipcli.cli import app, command, session, subgroup
+from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
 from vipcli.cli.output import emit, table
 
 card_app = subgroup("card", "Card lifecycle: lost, found, replace, renew.")
@@ -70,8 +71,10 @@ def card_renew(
     ref: str = typer.Argument(None, metavar="[CARD/PHONE]"),
     all_cards: bool = typer.Option(False, "--all", help="Renew every current card due this year (the month's batch)."),
     force: bool = typer.Option(False, "--force", help="Renew outside the renewal window (audited)."),
+    yes: bool = YES,
+    dry_run: bool = DRY_RUN,
 ) -> None:
-    """Renew a card for a year (December is the renewal month). Example: vip card renew 755000015"""
+    """Renew a card for a year (December is the renewal month); --all asks first on a terminal. Example: vip card renew 755000015"""
     from vipcli import cards
     from vipcli.errors import InvalidInput, Refused
 
@@ -81,7 +84,7 @@ def card_renew(
         _lifecycle(ctx, ref, "card renew" + (" --force" if force else ""),
                    lambda conn, rules, no, s: cards.renew(conn, rules, no, s.now, force))
         return
-    from vipcli.db import audit, transaction
+    from vipcli.db import audit
 
     s = session(ctx)
     rules = s.rules()
@@ -90,12 +93,17 @@ def card_renew(
     if s.now.month != rules.renewal_month and not force:
         raise InvalidInput(f"renew --all runs in the renewal month ({rules.renewal_month}); "
                            "use --force outside it (audited)", code="outside_renewal_window")
-    with transaction(s.conn) as conn:  # one transaction: a killed batch renews nothing, a re-run all
+    def work(conn):  # one transaction: a killed batch renews nothing, a re-run all
         renewed = [cards.renew(conn, rules, no, s.now, True) for no in cards.due_for_renewal(conn, rules, s.now)]
         audit(conn, s.now, s.operator, "card renew --all" + (" --force" if force else ""), None,
               renewed=len(renewed))
-    emit(s, {"renewed": len(renewed), "cards": [{"card_no": r["card_no"], "valid_to": r["valid_to"]} for r in renewed]},
-         lambda c: c.print(f"Renewed {len(renewed)} cards."))
+        return {"renewed": len(renewed), "cards": [{"card_no": r["card_no"], "valid_to": r["valid_to"]}
+                                                   for r in renewed]}
+
+    data = run_confirmed(s, "card renew --all", work,
+                         lambda p: f"Renew {p['renewed']} cards valid to {s.now.year}-12-31 for a year.", yes, dry_run)
+    emit(s, data, lambda c: c.print(("Dry run, nothing changed: would renew " if data["dry_run"] else "Renewed ")
+                                    + f"{data['renewed']} cards."))
 
 
 @command(app, "cards")
@@ -127,27 +135,40 @@ def cancel(
     ref: str = typer.Argument(..., metavar="CARD/PHONE"),
     reason: str = typer.Option(..., "--reason", help="Voluntary exit, breach of the rules..."),
     erase: bool = typer.Option(False, "--erase", help="Also anonymise the archive's personal data (can't be undone)."),
+    yes: bool = YES,
+    dry_run: bool = DRY_RUN,
 ) -> None:
-    """End a membership; remaining points are forfeited. Example: vip cancel 755000015 --reason "customer asked" """
+    """End a membership; remaining points are forfeited. Asks first on a terminal. Example: vip cancel 755000015 --reason "customer asked" """
     from vipcli import archive, membership
-    from vipcli.db import audit, transaction
+    from vipcli.db import audit
     from vipcli.errors import Refused
     from vipcli.fields import clean_text
 
     s = session(ctx)
     why = clean_text(reason, "reason", 200)
     rules = s.rules()
-    with transaction(s.conn) as conn:
+
+    def work(conn):
         _, card = archive.resolve(conn, rules, ref)
         if card is None:
             raise Refused("this customer has no card", code="no_card")
-        data = membership.cancel(conn, card["card_no"], why, s.now, s.operator, erase)
+        done = membership.cancel(conn, card["card_no"], why, s.now, s.operator, erase)
         audit(conn, s.now, s.operator, "cancel --erase" if erase else "cancel", card["card_no"], reason=why,
-              points_forfeited=data["points_forfeited"], erased=data["erased"])
-    if erase:
+              points_forfeited=done["points_forfeited"], erased=done["erased"])
+        return done
+
+    def plan(p):
+        return (f"Cancel card {p['card_no']} of customer {p['customer_id']}: {p['points_forfeited']} points "
+                "forfeited" + ("; the customer's personal data erased for good." if erase else "."))
+
+    data = run_confirmed(s, "cancel", work, plan, yes, dry_run)
+    if erase and not data["dry_run"]:
         s.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def human(c):
+        if data["dry_run"]:
+            c.print(f"Dry run, nothing changed: {plan(data)}", markup=False)
+            return
         c.print(f"Card {data['card_no']} cancelled; {data['points_forfeited']} points forfeited.")
         if data["erased"]:
             c.print("Personal data erased. This can't be undone; purchases and points history stay for the accounts.")

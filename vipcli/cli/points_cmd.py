@@ -4,6 +4,7 @@ import typer
 
 from vipcli.cli import app, command, session
 from vipcli.cli.fastparams import PlainGroup
+from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
 from vipcli.cli.output import emit, fields_panel, table, yuan
 
 
@@ -103,22 +104,29 @@ def points_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD
 def points_expire(
     ctx: typer.Context,
     as_of: str = typer.Option(None, "--as-of", help="Expire what is past its expiry at this moment (a date: its end; default now)."),
+    yes: bool = YES,
+    dry_run: bool = DRY_RUN,
 ) -> None:
-    """Write the expiry entries of points past their expiry (idempotent). Example: vip points expire --as-of 2027-01-01"""
+    """Write the expiry entries of points past their expiry (idempotent); asks first on a terminal. Example: vip points expire --as-of 2027-01-01"""
     from vipcli import ledger
     from vipcli.dates import parse_as_of
-    from vipcli.db import audit, transaction
+    from vipcli.db import audit
 
     s = session(ctx)
     moment = parse_as_of(as_of, s.now, writes=True)
-    with transaction(s.conn) as conn:
+
+    def work(conn):
         per_card = ledger.expire(conn, moment, s.operator)
         audit(conn, s.now, s.operator, "points expire", None, as_of=moment.isoformat(),
               cards=len(per_card), points=sum(per_card.values()))
-    data = {"as_of": moment.isoformat(), "expired_points": sum(per_card.values()),
-            "cards": [{"card_no": k, "expired_points": v} for k, v in sorted(per_card.items())]}
-    emit(s, data, lambda c: c.print(f"Expired {data['expired_points']} points on {len(per_card)} cards "
-                                     f"as of {data['as_of']}."))
+        return {"as_of": moment.isoformat(), "expired_points": sum(per_card.values()),
+                "cards": [{"card_no": k, "expired_points": v} for k, v in sorted(per_card.items())]}
+
+    data = run_confirmed(s, "points expire", work, lambda p: (
+        f"Expire {p['expired_points']} points on {len(p['cards'])} cards as of {p['as_of']}."), yes, dry_run)
+    emit(s, data, lambda c: c.print(("Dry run, nothing changed: would expire " if data["dry_run"] else "Expired ")
+                                    + f"{data['expired_points']} points on {len(data['cards'])} cards "
+                                    f"as of {data['as_of']}."))
 
 
 @command(points_app, "adjust")

@@ -3,6 +3,7 @@
 import typer
 
 from vipcli.cli import app, command, session, subgroup
+from vipcli.cli.confirm import DRY_RUN, YES, ask
 from vipcli.cli.output import emit, table
 
 key_app = subgroup("key", "The key that encrypts ID numbers.")
@@ -93,10 +94,19 @@ def key_export(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST
 
 
 @command(key_app, "rotate")
-def key_rotate(ctx: typer.Context) -> None:
-    """Re-encrypt every ID number with a new key (the old key is kept as KEY.old). Example: vip key rotate"""
-    from vipcli import safekeeping
+def key_rotate(ctx: typer.Context, yes: bool = YES, dry_run: bool = DRY_RUN) -> None:
+    """Re-encrypt every ID number with a new key (the old key is kept as KEY.old); asks first on a terminal. Example: vip key rotate"""
+    from vipcli import safekeeping, vault
 
     s = session(ctx)
-    data = safekeeping.rotate_key(s.conn, s.now, s.operator)
-    emit(s, data, lambda c: c.print(f"New key in {data['key_file']}; {data['reencrypted']} ID numbers re-encrypted."))
+    count = s.conn.execute("SELECT COUNT(*) FROM customers WHERE id_enc IS NOT NULL").fetchone()[0]
+    plan = (f"Re-encrypt {count} ID numbers with a new key in {vault.key_path(s.conn)} (the old one kept "
+            "beside it as .old; backups made before need it).")
+    if dry_run:
+        emit(s, {"reencrypted": count, "key_file": str(vault.key_path(s.conn)), "dry_run": True},
+             lambda c: c.print(f"Dry run, nothing changed: {plan}", markup=False))
+        return
+    ask(s, "key rotate", plan, yes)
+    data = {**safekeeping.rotate_key(s.conn, s.now, s.operator), "dry_run": False}
+    emit(s, data, lambda c: c.print(f"New key in {data['key_file']}; {data['reencrypted']} ID numbers re-encrypted.",
+                                    markup=False))

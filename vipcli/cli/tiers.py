@@ -3,6 +3,7 @@
 import typer
 
 from vipcli.cli import app, command, session, subgroup
+from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
 from vipcli.cli.output import emit, fields_panel, table, yuan
 
 tier_app = subgroup("tier", "Tier status, the periodic review, manual override.")
@@ -30,18 +31,25 @@ def tier_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/P
 def tier_review(
     ctx: typer.Context,
     as_of: str = typer.Option(None, "--as-of", help="Review at the end of this date, or at this date-time (default now; not in the future)."),
+    yes: bool = YES,
+    dry_run: bool = DRY_RUN,
 ) -> None:
-    """Confirm or lower tiers held past their hold period. Example: vip tier review --as-of 2026-12-31"""
+    """Confirm or lower tiers held past their hold period; asks first on a terminal. Example: vip tier review --as-of 2026-12-31"""
     from vipcli import sales
     from vipcli.dates import parse_as_of
-    from vipcli.db import transaction
 
     s = session(ctx)
     moment = parse_as_of(as_of, s.now, writes=True)
     rules = s.rules()
-    with transaction(s.conn) as conn:
-        data = sales.tier_review(conn, rules, moment, s.operator)
-    emit(s, data, lambda c: (c.print(f"Reviewed {data['reviewed']}: {data['confirmed']} confirmed, "
+
+    def plan(p):
+        return (f"Review {p['reviewed']} members as of {p['as_of']}: {p['confirmed']} keep their tier, "
+                f"{len(p['changes'])} move down.")
+
+    data = run_confirmed(s, "tier review", lambda conn: sales.tier_review(conn, rules, moment, s.operator),
+                         plan, yes, dry_run)
+    emit(s, data, lambda c: (c.print(("Dry run, nothing changed: " if data["dry_run"] else "")
+                                     + f"Reviewed {data['reviewed']}: {data['confirmed']} confirmed, "
                                      f"{len(data['changes'])} changed."),
                              data["changes"] and c.print(table(None, ["card", "from", "to"], [
                                  [x["card_no"], x["from"], x["to"]] for x in data["changes"]]))))

@@ -1,0 +1,43 @@
+"""Asking before a command that changes much or destroys: on a terminal the command shows what it
+will do (a dry run, rolled back) and asks; without one it needs --yes; --dry-run only shows."""
+
+import sys
+
+import typer
+
+from vipcli.errors import Refused
+
+YES = typer.Option(False, "--yes", "-y", help="Don't ask (needed without a terminal: cron, scripts).")
+DRY_RUN = typer.Option(False, "--dry-run", help="Show what it would do; change nothing.")
+
+
+def interactive(s) -> bool:
+    return not s.json and sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def ask(s, command: str, plan: str, yes: bool) -> None:
+    """Go on only with --yes, or when the person at the terminal says yes to `plan`."""
+    if yes:
+        return
+    if not interactive(s):
+        raise Refused(f"{command}: {plan} Add --yes to do it without a terminal (--dry-run shows it first)",
+                      code="needs_yes")
+    typer.echo(plan, err=True)
+    if not typer.confirm("Go ahead?", default=False, err=True):
+        raise Refused(f"{command}: not confirmed; nothing was changed", code="not_confirmed")
+
+
+def run_confirmed(s, command: str, work, describe, yes: bool, dry_run: bool) -> dict:
+    """`work(conn) -> data` in one write transaction, after `ask`; with `dry_run`, rolled back and
+    marked. The plan shown is a dry run of the same work (the lock is not held while asking)."""
+    from vipcli.db import transaction
+
+    if dry_run:
+        with transaction(s.conn, dry_run=True) as conn:
+            return {**work(conn), "dry_run": True}
+    if not yes:
+        with transaction(s.conn, dry_run=True) as conn:
+            preview = work(conn)
+        ask(s, command, describe(preview), yes)
+    with transaction(s.conn) as conn:
+        return {**work(conn), "dry_run": False}
