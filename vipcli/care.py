@@ -8,20 +8,29 @@ from vipcli.errors import InvalidInput
 from vipcli.rules import CHANNELS, Rules
 
 
-def classify(conn, rules: Rules, as_of: datetime) -> list[dict]:
-    """Every archive (not erased) with its class over the window before `as_of`."""
+def classify(conn, rules: Rules, as_of: datetime, store: str | None = None, cls: str | None = None,
+             unmask: bool = False) -> list[dict]:
+    """Every archive (not erased; of `store`, of class `cls` when given) with its class over the window
+    before `as_of`, its name and phone (masked unless `unmask`) to work the list from."""
+    from vipcli.fields import mask_phone
+
     since = iso(months_before(as_of, rules.class_window_months))
     rows = conn.execute(
-        "SELECT c.id, (SELECT card_no FROM cards k WHERE k.customer_id = c.id AND k.status IN "
-        "('active','discount_only','blocked','expired') ORDER BY k.issued_at DESC LIMIT 1) AS card_no, "
+        "SELECT c.id, c.name, c.phone, c.store, (SELECT card_no FROM cards k WHERE k.customer_id = c.id AND "
+        "k.status IN ('active','discount_only','blocked','expired') ORDER BY k.issued_at DESC LIMIT 1) AS card_no, "
         "COUNT(p.id) AS purchases, COALESCE(SUM(p.paid - p.refunded), 0) AS spend "
         "FROM customers c LEFT JOIN purchases p ON p.customer_id = c.id AND p.purchased_at > ? "
-        "AND p.purchased_at <= ? WHERE c.erased_at IS NULL GROUP BY c.id ORDER BY c.id",
-        (since, iso(as_of)),
+        "AND p.purchased_at <= ? WHERE c.erased_at IS NULL AND (? IS NULL OR c.store = ?) GROUP BY c.id ORDER BY c.id",
+        (since, iso(as_of), store, store),
     ).fetchall()
-    return [{"customer_id": r["id"], "card_no": r["card_no"],
-             "class": rules.customer_class(r["purchases"], r["spend"]).code,
-             "purchases": r["purchases"], "spend": r["spend"]} for r in rows]
+    out = []
+    for r in rows:
+        code = rules.customer_class(r["purchases"], r["spend"]).code
+        if cls is None or code == cls:
+            out.append({"customer_id": r["id"], "name": r["name"],
+                        "phone": r["phone"] if unmask else mask_phone(r["phone"]), "store": r["store"],
+                        "card_no": r["card_no"], "class": code, "purchases": r["purchases"], "spend": r["spend"]})
+    return out
 
 
 def log_visit(conn, rules: Rules, ref: str, channel: str, note: str | None, at: datetime, operator: str) -> dict:
@@ -36,9 +45,10 @@ def log_visit(conn, rules: Rules, ref: str, channel: str, note: str | None, at: 
             "channel": channel, "at": iso(at)}
 
 
-def due(conn, rules: Rules, as_of: datetime) -> list[dict]:
-    """Who should be contacted: the class's interval since the last contact (or since the archive
-    was created) has passed, or nobody has contacted them for `no_contact_months`."""
+def due(conn, rules: Rules, as_of: datetime, store: str | None = None, cls: str | None = None,
+        unmask: bool = False) -> list[dict]:
+    """Who should be contacted (`Rules.follow_up_due`), with name and (masked) phone, most important
+    class first."""
     levels = {c.code: c for c in rules.classes}
     contacts: dict[int, dict[str, datetime]] = {}
     for customer_id, channel, at in conn.execute(
@@ -47,7 +57,7 @@ def due(conn, rules: Rules, as_of: datetime) -> list[dict]:
         contacts.setdefault(customer_id, {})[channel] = datetime.fromisoformat(at)
     created = dict(conn.execute("SELECT id, created_at FROM customers").fetchall())
     out = []
-    for item in classify(conn, rules, as_of):
+    for item in classify(conn, rules, as_of, store, cls, unmask):
         known = datetime.fromisoformat(created[item["customer_id"]])
         if known > as_of:
             continue

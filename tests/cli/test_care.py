@@ -71,3 +71,28 @@ def test_class_as_of_a_date_counts_that_whole_day(vip):
     assert vip("class", "--as-of", "2026-05-31T19:59:59")["classes"][0]["class"] == "E"
     assert vip("class", "--as-of", "2026-05-31")["classes"][0]["class"] == "A"
     assert vip("visit", "due", "--as-of", "2026-06-01")["due"][0]["class"] == "A"
+
+
+def test_the_follow_up_lists_can_be_worked_from(vip, isolated):
+    """Name and masked phone on every row, --class, --store and --limit, and both lists in a file."""
+    vip("enroll", "--phone", P, "--name", "王芳", "--store", "SZ01", "--at", "2026-01-02")
+    for i in range(12):
+        vip("purchase", "--phone", P, "--amount", "10", "--at", f"2026-05-{i + 1:02d}")  # A
+    for i in range(3):
+        vip("purchase", "--phone", f"1390013900{i}", "--amount", "10", "--store", "GZ01", "--at", "2026-01-05")
+    due = vip("visit", "due", "--class", "A")
+    assert [(d["name"], d["phone"], d["store"], d["channel"]) for d in due["due"]] == [("王芳", "138****8000", "SZ01", "visit")]
+    assert vip("visit", "due", "--store", "GZ01")["count"] == 3
+    assert vip("class", "--store", "GZ01", "--class", "A")["classes"] == []
+    limited = vip("visit", "due", "--limit", "2")
+    assert len(limited["due"]) == 2 and limited["count"] == 4
+    human = vip("visit", "due", "--limit", "1", json_output=False)
+    assert "王芳" in human.stdout and "138****8000" in human.stdout and "Showing 1 of 4" in human.stdout
+    assert vip("visit", "due", "--class", "Z").code == 2 and vip("class", "--limit", "0").code == 2
+    out = isolated / "due.csv"
+    r = vip("export", "due", "--out", str(out))
+    assert r["rows"] == 4
+    text = out.read_text(encoding="utf-8-sig")
+    assert text.startswith("class,customer_id,name,phone,store,card_no,channel,last_contact,due_since")
+    assert "138****8000" in text and "13800138000" not in text
+    assert vip("export", "classes", "--out", str(isolated / "classes.xlsx"), "--store", "SZ01")["rows"] == 1

@@ -14,21 +14,47 @@ def _as_of(s, text: str | None):
     return parse_as_of(text, s.now, writes=False)
 
 
+AS_OF = typer.Option(None, "--as-of", help="At the end of this date, or at this date-time (default now).")
+CLASS = typer.Option(None, "--class", help="Only this class (A–E).")
+STORE = typer.Option(None, "--store", help="Only customers of this store.")
+LIMIT = typer.Option(None, "--limit", help="Show at most this many rows (people: 200 unless given; JSON: all).")
+
+
+def _filters(s, rules, cls, store, limit):
+    from vipcli.errors import InvalidInput
+    from vipcli.fields import check_store, parse_count
+
+    if cls is not None and cls not in [c.code for c in rules.classes]:
+        raise InvalidInput(f"class: {cls!r} is not one of {', '.join(c.code for c in rules.classes)}",
+                           code="bad_class")
+    shown = parse_count(limit, "limit", 1, 10**7) if limit is not None else (None if s.json else 200)
+    return cls, check_store(store) if store is not None else None, shown
+
+
+def _more(c, rows, shown, command):
+    if shown is not None and len(rows) > shown:
+        c.print(f"Showing {shown} of {len(rows)}: --limit N for more, or `vip export {command} --out FILE.xlsx` "
+                "for the whole list.", markup=False)
+
+
 @command(app, "class")
-def classes(ctx: typer.Context, as_of: str = typer.Option(None, "--as-of")) -> None:
-    """A–E classes over the 12 months before the date (顾客分类). Example: vip class --as-of 2026-12-31"""
+def classes(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str = STORE,
+            limit: str = LIMIT) -> None:
+    """A–E classes over the 12 months before the date (顾客分类), with the counts. Example: vip class --class A --store SZ01"""
     from vipcli import care
 
     s = session(ctx)
     rules = s.rules()
-    rows = care.classify(s.conn, rules, _as_of(s, as_of))
+    cls, store, shown = _filters(s, rules, cls, store, limit)
+    rows = care.classify(s.conn, rules, _as_of(s, as_of), store, cls)
     counts = {c.code: sum(1 for r in rows if r["class"] == c.code) for c in rules.classes}
-    emit(s, {"classes": rows, "counts": counts}, lambda c: (
+    emit(s, {"classes": rows[:shown], "counts": counts, "count": len(rows)}, lambda c: (
         c.print(table("客户归类汇总表", ["class", "customers"], [[k, v] for k, v in counts.items()],
                       justify_right=("customers",))),
-        c.print(table(None, ["customer", "card", "class", "purchases", "spend"], [
-            [r["customer_id"], r["card_no"], r["class"], r["purchases"], yuan(r["spend"])] for r in rows],
-            justify_right=("purchases", "spend")))))
+        c.print(table(None, ["customer", "name", "phone", "store", "card", "class", "purchases", "spend"], [
+            [r["customer_id"], r["name"], r["phone"], r["store"], r["card_no"], r["class"], r["purchases"],
+             yuan(r["spend"])] for r in rows[:shown]], justify_right=("purchases", "spend"))),
+        _more(c, rows, shown, "classes")))
 
 
 @command(visit_app, "log")
@@ -56,16 +82,21 @@ def visit_log(
 
 
 @command(visit_app, "due")
-def visit_due(ctx: typer.Context, as_of: str = typer.Option(None, "--as-of")) -> None:
-    """Who is due for a follow-up, by class, with the channel to use. Example: vip visit due"""
+def visit_due(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str = STORE,
+              limit: str = LIMIT) -> None:
+    """Who is due for a follow-up, by class, with the channel to use and how to reach them. Example: vip visit due --class A"""
     from vipcli import care
 
     s = session(ctx)
-    rows = care.due(s.conn, s.rules(), _as_of(s, as_of))
-    emit(s, {"due": rows, "count": len(rows)}, lambda c: c.print(table(
-        f"回访 due ({len(rows)})", ["class", "customer", "card", "channel", "last contact", "due since"],
-        [[r["class"], r["customer_id"], r["card_no"], r["channel"], r["last_contact"] or "never", r["due_since"][:10]]
-         for r in rows])))
+    rules = s.rules()
+    cls, store, shown = _filters(s, rules, cls, store, limit)
+    rows = care.due(s.conn, rules, _as_of(s, as_of), store, cls)
+    emit(s, {"due": rows[:shown], "count": len(rows)}, lambda c: (c.print(table(
+        f"回访 due ({len(rows)})", ["class", "customer", "name", "phone", "card", "channel", "last contact",
+                                   "due since"],
+        [[r["class"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["channel"],
+          r["last_contact"] or "never", r["due_since"][:10]] for r in rows[:shown]])),
+        _more(c, rows, shown, "due")))
 
 
 @command(app, "birthdays")

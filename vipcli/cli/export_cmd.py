@@ -9,7 +9,7 @@ from vipcli.cli.output import emit
 @command(app, "export")
 def export(
     ctx: typer.Context,
-    kind: str = typer.Argument(..., metavar="members|purchases|ledger|cards|visits|report"),
+    kind: str = typer.Argument(..., metavar="members|purchases|ledger|cards|visits|classes|due|report"),
     fmt: str = typer.Option(None, "--format", help="xlsx, csv, json or jsonl (default: from --out's suffix)."),
     out: str = typer.Option(..., "--out", help="File to write (atomically: temporary file, then rename)."),
     since: str = typer.Option(None, "--since", help="From this date/time (inclusive)."),

@@ -41,12 +41,19 @@ def emit(session, data: dict, human, out: str | None = None) -> None:
     human(console(stderr=to_stderr))
 
 
+# Into a file or a pipe, nothing is cut or wrapped: as wide as the widest line needs.
+UNBOUNDED_WIDTH = 100_000
+
+
 def console(stderr: bool = False):
-    """Lines wrap to a terminal's width; into a file or a pipe, a line stays one line."""
+    """Lines and tables fit a terminal's width; into a file or a pipe, a line stays one line and a
+    table keeps every cell whole."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
-    return Console(highlight=False, soft_wrap=not stream.isatty(), stderr=stderr)
+    if stream.isatty():
+        return Console(highlight=False, soft_wrap=False, stderr=stderr)
+    return Console(highlight=False, soft_wrap=True, stderr=stderr, width=UNBOUNDED_WIDTH)
 
 
 def table(title: str | None, columns: list[str], rows: list[list], justify_right=()):

@@ -60,6 +60,13 @@ EXPORTS = {
     "visits": Export("visits", "回访记录", (
         Column("visit_id", "int"), Column("at", "datetime"), Column("customer_id", "int"), Column("card_no"),
         Column("name"), Column("phone"), Column("channel"), Column("note", width=40), Column("operator"))),
+    "classes": Export("classes", "客户归类", (
+        Column("customer_id", "int"), Column("name"), Column("phone"), Column("store"), Column("card_no"),
+        Column("class"), Column("purchases", "int"), Column("spend", "money"))),
+    "due": Export("due", "回访名单", (
+        Column("class"), Column("customer_id", "int"), Column("name"), Column("phone"), Column("store"),
+        Column("card_no"), Column("channel"), Column("last_contact", "datetime"), Column("due_since", "datetime"),
+        Column("purchases", "int"), Column("spend", "money"))),
 }
 
 
@@ -92,7 +99,21 @@ def rows(conn, rules: Rules, kind: str, f: Filters, now: datetime, unmask: bool,
     """The export's rows as dicts keyed by column, in a deterministic order."""
     phone = (lambda p: p) if unmask else mask_phone
     return {"members": _members, "purchases": _purchases, "ledger": _ledger, "cards": _cards,
-            "visits": _visits}[kind](conn, rules, f, now, phone, unmask, vault)
+            "visits": _visits, "classes": _classes, "due": _due}[kind](conn, rules, f, now, phone, unmask, vault)
+
+
+def _classes(conn, rules, f, now, phone, unmask, vault):
+    """The A–E list as of now (`vip class`), to work from in a spreadsheet."""
+    from vipcli import care
+
+    return care.classify(conn, rules, now, f.store, unmask=unmask)
+
+
+def _due(conn, rules, f, now, phone, unmask, vault):
+    """Who is due for a follow-up now (`vip visit due`)."""
+    from vipcli import care
+
+    return care.due(conn, rules, now, f.store, unmask=unmask)
 
 
 def _members(conn, rules, f, now, phone, unmask, vault):
