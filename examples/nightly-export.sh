@@ -10,3 +10,5 @@ mkdir -p "$out"
 vip --operator cron export purchases --format csv --since "$day" --until "$today" --out "$out/purchases-$day.csv"
 vip --operator cron export members --format xlsx --out "$out/members-$today.xlsx"
 vip --operator cron check >/dev/null
+# Weekly, SQLite's own page and index checks too (they read the whole file):
+if [ "$(date +%u)" = 7 ]; then vip --operator cron check --full >/dev/null; fi

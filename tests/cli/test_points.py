@@ -214,3 +214,47 @@ def test_a_card_still_earned_by_other_purchases_or_granted_stays(vip, member):
     assert vip("refund", "G1")["card_cancelled"] is None
     assert vip("purchase", granted, "--amount", "10").code == 0
     assert vip("check")["ok"] is True
+
+
+@pytest.mark.parametrize("tamper,found", [
+    (["UPDATE point_lots SET remaining = remaining - 1"], "remaining"),
+    (["DROP TRIGGER ledger_no_update", "UPDATE ledger SET card_no = (SELECT MAX(card_no) FROM cards) "
+      "WHERE id = (SELECT MIN(id) FROM ledger)"], "has entries on card"),
+    (["INSERT INTO ledger(card_no, lot_id, kind, delta, at, operator) SELECT card_no, id, 'redeem', -2000, "
+      "'2026-06-15T00:00:00', 't' FROM point_lots LIMIT 1", "UPDATE point_lots SET remaining = remaining - 2000"],
+     "over-consumed"),
+    (["INSERT INTO ledger(card_no, lot_id, kind, delta, at, operator) SELECT card_no, id, 'redeem', -1, "
+      "expires_at, 't' FROM point_lots LIMIT 1", "UPDATE point_lots SET remaining = remaining - 1"], "after its expiry"),
+    (["DROP TRIGGER ledger_no_update", "UPDATE ledger SET lot_id = 999"], "the lot does not exist"),
+    (["UPDATE purchases SET points_earned = points_earned + 1"], "points_earned"),
+    (["UPDATE purchases SET points_earned = 0"], "earn entries total"),
+    (["UPDATE purchases SET refunded = 1"], "refunds total"),
+    (["INSERT INTO refunds(purchase_id, amount, points_reversed, refunded_at, operator) "
+      "SELECT id, 1, 0, '2026-06-15T00:00:00', 't' FROM purchases LIMIT 1"], "refunded 0 but refunds total 1"),
+    (["UPDATE customers SET tier = NULL"], "tier None but history says vip"),
+    (["UPDATE customers SET tier = 'platinum'", "UPDATE tier_changes SET to_tier = 'platinum'"],
+     "not a tier of the rules"),
+    (["UPDATE cards SET status = 'active'"], "holds 2 current cards"),
+])
+def test_check_catches_each_kind_of_damage(vip, member, isolated, tamper, found):
+    """Each invariant, broken on its own, is reported (and a clean database passes)."""
+    card = member()
+    vip("purchase", card, "--amount", "1000")
+    vip("card", "lost", card)
+    vip("card", "replace", card)
+    assert vip("check")["ok"] is True
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        for statement in tamper:
+            conn.execute(statement)
+    r = vip("check")
+    assert r.code == 1 and any(found in p for p in r["problems"]), r["problems"]
+
+
+def test_check_full_adds_sqlites_own_checks(vip, member, isolated):
+    member()
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        conn.execute("INSERT INTO visits(customer_id, channel, at, operator) VALUES (99, 'phone', '2026-01-01', 't')")
+    assert vip("check")["ok"] is True
+    full = vip("check", "--full")
+    assert full.code == 1 and any("foreign key: visits" in p for p in full["problems"])
+    assert "structure" in full["checks"] and "structure" not in vip("check")["checks"]

@@ -170,12 +170,13 @@ def rewards(ctx: typer.Context) -> None:
 
 
 @command(app, "check")
-def check(ctx: typer.Context) -> None:
-    """Run every invariant (balances, lots, tiers, card numbers, SQLite integrity). Example: vip check"""
+def check(ctx: typer.Context, full: bool = typer.Option(
+        False, "--full", help="Also SQLite's integrity and foreign-key checks (reads every page and index; weekly).")) -> None:
+    """Run every invariant (lots and balances, purchases, tiers, card numbers). Example: vip check --full"""
     from vipcli.checks import run_all
 
     s = session(ctx)
-    results = run_all(s.conn, s.rules())
+    results = run_all(s.conn, s.rules(), full)
     problems = [p for found in results.values() for p in found]
     data = {"ok": not problems, "problems": problems, "checks": {k: len(v) for k, v in results.items()}}
 
