@@ -73,3 +73,50 @@ def test_parallel_purchases_lose_no_update(vip, member, isolated):
     assert len(issued) == 1  # the 34th purchase of 60.00 reaches 2000.00 in 6 months, once
     assert vip("search", "", "--status", "active")["count"] == 3
     assert vip("check")["ok"] is True
+
+
+def test_a_till_waiting_for_the_lock_goes_before_a_long_writers_next_transaction(vip, member, isolated):
+    """A writer that commits and begins again at once (an import) kept a till out for 7 s: SQLite has
+    no queue. A till waiting for the lock says so (a shared lock on DATABASE-waiting), and the long
+    writer lets it in before its next transaction (db.let_waiters_in)."""
+    import fcntl
+    import time
+
+    from vipcli import db
+    card = member()
+    writer = db.connect(isolated / "vip.db")
+    waiting = str(isolated / "vip.db") + "-waiting"
+    for _ in range(3):
+        before = writer.execute("SELECT COUNT(*) FROM purchases").fetchone()[0]
+        writer.execute("BEGIN IMMEDIATE")
+        till = subprocess.Popen([sys.executable, "-m", "vipcli", "--json", "purchase", card, "--amount", "10"],
+                                env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        fd = os.open(waiting, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:  # until the till is waiting for the lock (it holds the shared lock)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    assert till.poll() is None, till.communicate()
+                    time.sleep(0.001)
+                except BlockingIOError:
+                    break
+        finally:
+            os.close(fd)
+        writer.execute("COMMIT")
+        db.let_waiters_in(writer)
+        writer.execute("BEGIN IMMEDIATE")  # the till went first: its purchase is there
+        assert writer.execute("SELECT COUNT(*) FROM purchases").fetchone()[0] == before + 1
+        writer.execute("COMMIT")
+        assert till.wait() == 0
+    assert vip("check")["ok"] is True
+
+
+def test_letting_waiters_in_with_nobody_waiting_returns_at_once(isolated):
+    from vipcli import db
+    conn = db.connect(isolated / "vip.db")
+    db.let_waiters_in(conn)  # no waiting file yet
+    with db.transaction(conn):
+        pass  # makes the file
+    db.let_waiters_in(conn)
+    assert oct(os.stat(str(isolated / "vip.db") + "-waiting").st_mode & 0o777) == "0o600"

@@ -356,7 +356,8 @@ def transaction(conn: sqlite3.Connection, dry_run: bool = False):
     what it reads cannot change under it before it writes. `dry_run`: everything is done, then
     rolled back (what a command would do, shown before it is asked for)."""
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        with waiting_for_the_lock(conn):
+            conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         raise translate(exc) from None
     try:
@@ -372,6 +373,65 @@ def transaction(conn: sqlite3.Connection, dry_run: bool = False):
     except sqlite3.Error as exc:
         conn.execute("ROLLBACK")
         raise translate(exc) from None
+
+
+# --- fairness between a long writer and the tills ------------------------------------------------
+#
+# SQLite has no queue for its write lock: a waiting process retries now and then (every 100 ms at
+# most), and a writer that commits and begins again at once (an import, transaction after
+# transaction) can keep it out for many transactions (a till waited 7 s behind a 1,000,000-row
+# import). So a process waiting for the lock says so, with a shared lock on a file beside the
+# database, and the long writer lets every such waiter in before its next transaction.
+
+
+def _waiters_file(conn) -> str | None:
+    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    return path + "-waiting" if path else None
+
+
+@contextmanager
+def waiting_for_the_lock(conn):
+    """Hold a shared lock on DATABASE-waiting while this block waits for SQLite's write lock."""
+    path = _waiters_file(conn) if os.name == "posix" else None
+    if path is None:
+        yield
+        return
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only folder: no queue, SQLite's own retries only
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)
+
+
+def let_waiters_in(conn) -> None:
+    """Between a long writer's transactions: wait until no process is waiting for the write lock
+    (each has taken it, so the next BEGIN IMMEDIATE queues behind them), at most the busy timeout."""
+    path = _waiters_file(conn) if os.name == "posix" else None
+    if path is None or not os.path.exists(path):
+        return
+    import fcntl
+    import time
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        deadline = time.monotonic() + busy_timeout()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return  # waiters that never get the lock: go on, SQLite times them out
+                time.sleep(0.005)
+    finally:
+        os.close(fd)
 
 
 # --- meta, rules, audit ---------------------------------------------------------------------------

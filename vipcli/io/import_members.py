@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vipcli import archive, cards
-from vipcli.db import audit, translate
+from vipcli.db import audit, let_waiters_in, translate
 from vipcli.errors import VipError
 from vipcli.fields import clean_text, normalize_phone
 from vipcli.io.readers import trusted
@@ -32,6 +32,7 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
     batch = []
 
     def run(items):
+        let_waiters_in(conn)  # a till waiting for the lock goes between two batches
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

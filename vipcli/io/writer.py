@@ -94,7 +94,7 @@ class Writer:
         purchased_at) in its first transaction and builds it once at the end: a sort instead of a
         random B-tree insert per row, a third of the writing. The pid in meta tells other commands
         the index is not lost but on its way (db._restore_deferred_index)."""
-        from vipcli.db import translate
+        from vipcli.db import let_waiters_in, translate
 
         if self._wal_size() > WAL_LIMIT:
             # The WAL restarts from its beginning at a BEGIN once a checkpoint has copied all of
@@ -102,6 +102,7 @@ class Writer:
             # (every ~256 MB written) this BEGIN waits for one.
             self.checkpoints.ask()
             self.checkpoints.wait()
+        let_waiters_in(self.conn)  # a till waiting for the lock goes first: it waits one transaction at most
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
