@@ -167,7 +167,7 @@ def test_every_write_command_leaves_an_audit_row(vip, member, isolated):
         ("import members", ["import", "members", str(isolated / "m.csv")]),
         ("import purchases", ["import", "purchases", str(isolated / "p.csv")]),
         ("unmask", ["export", "members", "--out", str(out), "--unmask"]),
-        ("notify (unmasked phones)", ["notify", "card-issued", "--out", str(out), "--since", "2026-01-01"]),
+        ("notify (unmasked phones)", ["notify", "card-issued", "--out", str(isolated / "sms.csv"), "--since", "2026-01-01"]),
         ("backup", ["backup", str(isolated / "b.db")]),
         ("card replace", ["card", "replace", card]),
         ("key rotate", ["key", "rotate", "--yes"]),
@@ -358,3 +358,52 @@ def test_long_writes_killed_at_random_finish_exactly_once(vip, isolated, monkeyp
         assert vip("check")["ok"] is True
     assert vip(*command).code == 0
     assert _fingerprint(isolated / "vip.db") == reference
+
+
+# --- issue 19.1: one wrong path must not destroy the database, the key or the input ----------------
+
+@pytest.mark.parametrize("target", ["vip.db", "vip.db-wal", "vip.db-shm", "vip.key", "vip.key.old", "link-to-db"])
+@pytest.mark.parametrize("command", [
+    ["export", "members", "--format", "csv", "--out", "{}"],
+    ["export", "report", "--format", "xlsx", "--out", "{}"],
+    ["notify", "birthday", "--out", "{}"],
+    ["backup", "{}"],
+    ["key", "export", "{}"],
+    ["import", "members", "m.csv", "--rejects", "{}"],
+])
+def test_no_output_can_be_the_database_or_its_key(vip, member, isolated, monkeypatch, target, command):
+    monkeypatch.chdir(isolated)
+    member(id_number=ID)
+    vip("key", "rotate", "--yes")  # vip.key.old exists too
+    (isolated / "link-to-db").symlink_to(isolated / "vip.db")
+    (isolated / "m.csv").write_text("phone,name\n123,坏\n", encoding="utf-8")
+    before = {p.name: p.read_bytes() for p in isolated.iterdir() if p.is_file() and p.name.startswith("vip.")}
+    r = vip(*[a.format(target) for a in command])
+    assert r.code == 2 and r.data["error"]["code"] in ("protected_path", "bad_path"), r
+    after = {p.name: p.read_bytes() for p in isolated.iterdir() if p.is_file() and p.name.startswith("vip.")}
+    assert after.keys() == before.keys() and after["vip.key"] == before["vip.key"]
+    assert vip("show", P, "--unmask")["id_number"] == ID and vip("check")["ok"] is True
+
+
+def test_rejects_may_not_be_the_input_and_nothing_is_imported(vip, isolated):
+    path = isolated / "m.csv"
+    path.write_text("phone,name\n13700137000,张伟\n123,坏\n", encoding="utf-8")
+    r = vip("import", "members", str(path), "--rejects", str(path))
+    assert r.code == 2 and r.data["error"]["code"] == "protected_path"
+    assert path.read_text(encoding="utf-8").startswith("phone,name") and vip("show", "13700137000").code == 1
+
+
+@pytest.mark.parametrize("command,ok_kind", [
+    (["backup", "{}"], "backup"),
+    (["export", "members", "--format", "csv", "--out", "{}"], "export"),
+    (["notify", "birthday", "--out", "{}"], "outbox"),
+])
+def test_an_existing_file_of_another_kind_needs_force(vip, member, isolated, command, ok_kind):
+    """As root, `vip backup ../../etc/passwd` replaced the system's user database."""
+    member()
+    foreign = isolated / "passwd"
+    foreign.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    r = vip(*[a.format(foreign) for a in command])
+    assert r.code == 2 and r.data["error"]["code"] == "would_replace" and foreign.read_text().startswith("root:")
+    assert vip(*[a.format(foreign) for a in command], "--force").code == 0
+    assert vip(*[a.format(foreign) for a in command]).code == 0  # now it is its own kind: replaced again

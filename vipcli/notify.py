@@ -11,6 +11,9 @@ from vipcli.io.files import neutralize
 from vipcli.rules import Rules
 
 
+OUTBOX_HEADER = ["phone", "name", "card_no", "message"]
+
+
 def discount_text(rate: Decimal) -> str:
     """0.60 -> '6折', 0.85 -> '8.5折' (Chinese discount notation)."""
     tenths = (rate * 10).normalize()
@@ -44,7 +47,7 @@ def recipients(conn, rules: Rules, kind: str, today: date, since: date | None, w
 def outbox_csv(rules: Rules, kind: str, people: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["phone", "name", "card_no", "message"])
+    writer.writerow(OUTBOX_HEADER)
     template = rules.messages[kind]
     for person in people:
         text = template.format(name=person["name"] or "", card_no=cards.format_number(person["card_no"], rules),

@@ -9,14 +9,15 @@ from vipcli import db
 from vipcli.errors import DatabaseProblem, InvalidInput, Refused
 
 
-def backup(conn, dest: str) -> dict:
+def backup(conn, dest: str, force: bool = False) -> dict:
     """A consistent copy while other processes write (the backup API copies a snapshot) into a
-    temporary file, checked, then renamed into place (or streamed, for "-" or a device); 0600."""
+    temporary file, checked, then renamed into place (or streamed, for "-" or a device); 0600. An
+    existing file is replaced only when it is a vipcli database (an older backup), or with `force`."""
     from vipcli.io.files import atomic_output
 
     if Path(dest).is_dir():
         raise InvalidInput(f"backup: {dest} is a folder; give a file name", code="bad_path")
-    with atomic_output(dest, mode=None) as temp:
+    with atomic_output(dest, mode=None, own=is_vipcli_database, force=force) as temp:
         copy = sqlite3.connect(temp)
         try:
             conn.backup(copy)
@@ -56,6 +57,22 @@ def export_key(conn, dest: str, now: datetime, operator: str) -> dict:
     with db.transaction(conn):
         db.audit(conn, now, operator, "key export", str(target), key_file=str(source))
     return {"key_file": str(source), "out": str(target)}
+
+
+def is_vipcli_database(path) -> bool:
+    """A SQLite file holding vipcli's tables (a backup or a database), read-only."""
+    with open(path, "rb") as handle:
+        if handle.read(16) != b"SQLite format 3\x00":
+            return False
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
+    return {"customers", "cards", "purchases", "ledger", "rules"} <= tables
 
 
 def check_source(src: str) -> int:

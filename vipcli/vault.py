@@ -36,6 +36,16 @@ def key_path(conn) -> Path:
     return beside
 
 
+def key_candidates(db_path) -> list[Path]:
+    """Every file that is or was this database's key: VIPCLI_KEY_FILE, else beside the database,
+    and the app directory's `vip.key` of older installs."""
+    import typer
+
+    configured = os.environ.get("VIPCLI_KEY_FILE")
+    legacy = Path(typer.get_app_dir("vipcli")) / "vip.key"
+    return [Path(configured)] if configured else [Path(f"{db_path}.key"), legacy]
+
+
 def has_key(conn) -> bool:
     """Whether this database has ever written an ID number (and so needs its key file)."""
     from vipcli.db import get_meta

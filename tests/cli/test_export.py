@@ -158,8 +158,11 @@ def test_report_workbook_has_sheets_and_charts(vip, shop, isolated):
 def test_export_replaces_atomically(vip, shop, isolated):
     out = isolated / "m.csv"
     out.write_text("old", encoding="utf-8")
-    vip("export", "members", "--out", str(out))
+    refused = vip("export", "members", "--out", str(out))  # not a file vipcli wrote: kept
+    assert refused.code == 2 and refused.data["error"]["code"] == "would_replace" and out.read_text() == "old"
+    assert vip("export", "members", "--out", str(out), "--force").code == 0
     assert out.read_text(encoding="utf-8-sig").startswith("customer_id")
+    assert vip("export", "cards", "--out", str(out)).code == 0  # an earlier export (of any kind) is replaced
     assert oct(out.stat().st_mode & 0o777) == "0o600"
 
 
@@ -216,10 +219,10 @@ def test_a_device_or_fifo_is_written_into_never_replaced(vip, shop, isolated):
 def test_a_symlink_to_a_file_keeps_the_link_and_replaces_the_file(vip, shop, isolated):
     real = isolated / "exports" / "today.csv"
     real.parent.mkdir()
-    real.write_text("old")
+    real.write_text("\ufeffreceipt,purchased_at,old", encoding="utf-8")  # not yet an export: --force
     link = isolated / "latest.csv"
     link.symlink_to(real)
-    assert vip("export", "purchases", "--out", str(link)).code == 0
+    assert vip("export", "purchases", "--out", str(link), "--force").code == 0
     assert link.is_symlink() and real.read_text(encoding="utf-8-sig").startswith("receipt,")
     assert oct(real.stat().st_mode & 0o777) == "0o600"
 

@@ -161,7 +161,21 @@ def _root(
     else:
         path = Path(db).expanduser()
     who = clean_text(operator, "operator", 40) if operator is not None else _operator_default()
+    _protect(path)
     ctx.obj = Session(db_path=path, json=json_output, operator=who, now=now())
+
+
+def _protect(db_path: Path) -> None:
+    """No output of this command may be the database, its companions or its ID-number key."""
+    from vipcli.io.files import protect_only
+    from vipcli.vault import key_candidates
+
+    paths = {db_path: "the database"}
+    paths.update({f"{db_path}{suffix}": "part of the database" for suffix in ("-wal", "-shm", "-journal", "-waiting")})
+    for key in key_candidates(db_path):
+        paths.update({key: "the ID-number key", f"{key}.old": "a copy of the ID-number key",
+                      f"{key}.new": "a copy of the ID-number key"})
+    protect_only(paths)
 
 
 def session(ctx: typer.Context) -> Session:

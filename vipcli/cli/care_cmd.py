@@ -121,13 +121,14 @@ def notify(
     out: str = typer.Option(..., "--out", help="The SMS outbox CSV to write."),
     since: str = typer.Option(None, "--since", help="card-issued: cards issued since this date (default today)."),
     within: str = typer.Option("0", "--within", help="birthday: days ahead (default today only)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file that is not an SMS outbox."),
 ) -> None:
     """Write an SMS outbox CSV (phones in full there only; audited). Example: vip notify birthday --out sms.csv"""
     from vipcli import notify as notify_mod
     from vipcli.dates import parse_date
     from vipcli.db import audit, transaction
     from vipcli.errors import InvalidInput
-    from vipcli.io.files import atomic_output
+    from vipcli.io.files import atomic_output, csv_headed
 
     s = session(ctx)
     kinds = {"card-issued": "card_issued", "birthday": "birthday", "renewal": "renewal"}
@@ -140,7 +141,8 @@ def notify(
                                    parse_date(since, "since") if since else None, int(within))
     text = notify_mod.outbox_csv(rules, kinds[kind], people)
     with transaction(s.conn) as conn:
-        with atomic_output(out, encoding="utf-8-sig") as handle:  # Excel on Chinese Windows needs the BOM
+        with atomic_output(out, encoding="utf-8-sig", own=csv_headed(notify_mod.OUTBOX_HEADER),
+                           force=force) as handle:  # Excel on Chinese Windows needs the BOM
             handle.write(text)
         audit(conn, s.now, s.operator, "notify (unmasked phones)", out, kind=kind, messages=len(people))
     emit(s, {"kind": kind, "messages": len(people), "out": out},

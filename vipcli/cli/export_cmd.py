@@ -19,6 +19,7 @@ def export(
     status: str = typer.Option(None, "--status", help="members/cards: only this status."),
     year: str = typer.Option(None, "--year", help="report: the year of the monthly sheets (default this year)."),
     unmask: bool = typer.Option(False, "--unmask", help="Phone and ID numbers in full (audited)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file that is not an earlier export of this kind."),
 ) -> None:
     """Export for people (XLSX) and cron jobs (CSV, JSON). Example: vip export members --format xlsx --out members.xlsx"""
     from pathlib import Path
@@ -51,14 +52,14 @@ def export(
 
         if year is not None and not (year.isdigit() and 2000 <= int(year) <= 2100):
             raise InvalidInput(f"year: {year!r} is not a year", code="bad_year")
-        result = report.build(s.conn, rules, s.now, int(year) if year else s.now.year, out)
+        result = report.build(s.conn, rules, s.now, int(year) if year else s.now.year, out, force)
         data = {"rows": result["rows"], "out": out, "sheets": result["sheets"]}
         emit(s, data, lambda c: c.print(f"Wrote the report ({', '.join(result['sheets'])}) to {out}.", markup=False),
              out=out)
         return
     vault = s.vault_for(create=False) if unmask and kind == "members" and _has_ids(s.conn) else None
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
-    count = exports.write(out, fmt, exports.EXPORTS[kind], records)
+    count = exports.write(out, fmt, exports.EXPORTS[kind], records, force)
     if unmask:
         with transaction(s.conn) as conn:
             audit(conn, s.now, s.operator, "unmask", out, via=f"export {kind}", rows=count)

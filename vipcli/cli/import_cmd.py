@@ -28,12 +28,13 @@ class _Rejects:
     def write(self, path: str, columns) -> None:
         import csv
 
-        from vipcli.io.files import atomic_output, neutralize
+        from vipcli.io.files import atomic_output, csv_headed, neutralize
 
         self._fill()
-        with atomic_output(path, encoding=self.encoding) as handle:
+        header = ["row", "reason", *columns]
+        with atomic_output(path, encoding=self.encoding, own=csv_headed(REJECTS_HEADER, prefix=True)) as handle:
             writer = csv.writer(handle)
-            writer.writerow(["row", "reason", *columns])
+            writer.writerow(header)
             for number, reason, values in sorted(self.rows, key=lambda r: r[0]):
                 writer.writerow([number, reason, *[neutralize(values.get(c) or "") for c in columns]])
 
@@ -116,17 +117,27 @@ _COUNTS = (("inserted", "inserted"), ("updated", "updated"), ("duplicates", "alr
            ("rejected", "rejected"), ("cards_issued", "cards issued"), ("upgrades", "tier upgrades"))
 
 
+REJECTS_HEADER = ["row", "reason"]  # then the file's columns
+
+
 def _check_rejects(path: str, rejects_path: str | None) -> None:
-    """Refuse a rejects file that could not be written before any row is imported."""
+    """Refuse, before any row is imported, a rejects file that could not be written or must not be:
+    the input itself, the database, the key, or a file that is not an earlier rejects file."""
     from pathlib import Path
 
     from vipcli.errors import InvalidInput
+    from vipcli.io.files import csv_headed, protect, refuse_protected
 
+    protect(path, "the file being imported")
     if rejects_path == "-":
         return
-    folder = Path(rejects_path or _default_rejects(path)).parent
-    if not folder.is_dir():
-        raise InvalidInput(f"rejects: folder {folder} does not exist", code="bad_path")
+    target = Path(rejects_path or _default_rejects(path))
+    if not target.parent.is_dir():
+        raise InvalidInput(f"rejects: folder {target.parent} does not exist", code="bad_path")
+    refuse_protected(str(target))
+    if target.is_file() and target.stat().st_size and not csv_headed(REJECTS_HEADER, prefix=True)(target):
+        raise InvalidInput(f"rejects: {target} exists and is not a rejects file; give another name with --rejects",
+                           code="would_replace")
 
 
 def _default_rejects(path: str) -> str:

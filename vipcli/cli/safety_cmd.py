@@ -10,13 +10,14 @@ key_app = subgroup("key", "The key that encrypts ID numbers.")
 
 
 @command(app, "backup")
-def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST")) -> None:
+def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST"),
+           force: bool = typer.Option(False, "--force", help="Replace an existing file that is not a vipcli backup.")) -> None:
     """A consistent copy of the database while others work (online backup). Example: vip backup /mnt/usb/vip-2026-11-23.db"""
     from vipcli import safekeeping
     from vipcli.db import audit, transaction
 
     s = session(ctx)
-    data = safekeeping.backup(s.conn, dest)
+    data = safekeeping.backup(s.conn, dest, force)
     with transaction(s.conn) as conn:
         audit(conn, s.now, s.operator, "backup", dest, bytes=data["bytes"])
 

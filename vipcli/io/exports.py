@@ -15,7 +15,7 @@ from vipcli import cards
 from vipcli.dates import iso, months_before
 from vipcli.errors import InvalidInput
 from vipcli.fields import mask_phone
-from vipcli.io.files import atomic_output, is_formula_like, neutralize
+from vipcli.io.files import atomic_output, csv_headed, is_formula_like, json_file, neutralize, xlsx_file
 from vipcli.money import format_fen
 from vipcli.rules import Rules
 
@@ -230,23 +230,30 @@ def _csv_cell(kind: str, value):
     return value
 
 
-def write(path: str, fmt: str, export: Export, records) -> int:
-    """Write the records in `fmt` atomically; returns the number of rows."""
+def _any_csv_export(path) -> bool:
+    """A CSV file vipcli exported (of any kind): one that starts with an export's header."""
+    return any(csv_headed([c.key for c in e.columns])(path) for e in EXPORTS.values())
+
+
+def write(path: str, fmt: str, export: Export, records, force: bool = False) -> int:
+    """Write the records in `fmt` atomically; returns the number of rows. An existing file is
+    replaced only when it is an earlier export of this kind and format, or with `force`."""
     if fmt == "xlsx":
-        return write_xlsx(path, export, records)
+        return write_xlsx(path, export, records, force)
     count = 0
     if fmt == "csv":
         # UTF-8 with a BOM: Excel opens Chinese text correctly; Python reads it with utf-8-sig.
-        with atomic_output(path, encoding="utf-8-sig") as handle:
+        keys = [c.key for c in export.columns]
+        with atomic_output(path, encoding="utf-8-sig", own=_any_csv_export, force=force) as handle:
             writer = csv.writer(handle)
-            writer.writerow([c.key for c in export.columns])
+            writer.writerow(keys)
             # Only text can be a formula: numbers, money and dates are written as they are.
             plan = [(c.key, c.kind) for c in export.columns]
             for record in records:
                 writer.writerow([_csv_cell(kind, record[key]) for key, kind in plan])
                 count += 1
         return count
-    with atomic_output(path) as handle:
+    with atomic_output(path, own=json_file, force=force) as handle:
         if fmt == "json":
             handle.write('{"export": %s, "columns": %s, "rows": [' % (
                 json.dumps(export.name), json.dumps([c.key for c in export.columns])))
@@ -278,7 +285,7 @@ DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 
 
-def write_xlsx(path: str, export: Export, records) -> int:
+def write_xlsx(path: str, export: Export, records, force: bool = False) -> int:
     """Streaming (write-only) workbook: bold frozen header, auto-filter, widths that fit Chinese text,
     real dates and money formats. One styled template cell per column is reused for every row, so
     styling costs no more per row than plain values."""
@@ -330,7 +337,7 @@ def write_xlsx(path: str, export: Export, records) -> int:
         sheet.append(row)
         count += 1
     sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{count + 1}"
-    with atomic_output(path, mode=None) as temp:
+    with atomic_output(path, mode=None, own=xlsx_file, force=force) as temp:
         book.save(temp)
     return count
 

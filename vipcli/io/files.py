@@ -34,6 +34,71 @@ def neutralize(value):
 
 STDOUT = "-"
 
+# Files this process must never write, whatever path names them: the database and its companions,
+# the ID-number key and its kept versions, the command's own input (`protect`, set by the CLI).
+_PROTECTED: dict[str, str] = {}  # real path -> what it is
+
+
+def protect(path, what: str) -> None:
+    _PROTECTED[os.path.realpath(path)] = what
+
+
+def protect_only(paths: dict) -> None:
+    """Start a command: these (path -> what it is) and nothing else are protected."""
+    _PROTECTED.clear()
+    for path, what in paths.items():
+        protect(path, what)
+
+
+def _refuse_protected(path: str) -> None:
+    real = os.path.realpath(path)
+    what = _PROTECTED.get(real)
+    if what is None and os.path.exists(real):
+        what = next((w for p, w in _PROTECTED.items() if os.path.exists(p) and os.path.samefile(p, real)), None)
+    if what is not None:
+        raise InvalidInput(f"out: {path} is {what}; give another file name", code="protected_path")
+
+
+def refuse_protected(path: str) -> None:
+    """Before any work: an output path that is the database, its key or the command's input."""
+    if path != STDOUT:
+        _refuse_protected(path)
+
+
+def csv_headed(header: list[str], prefix: bool = False):
+    """An existing file vipcli may replace with a CSV of this header: one whose first line is it (or,
+    with `prefix`, starts with it: a rejects file of another import's columns)."""
+    expected = ",".join(header)
+
+    def own(path: Path) -> bool:
+        with open(path, "rb") as handle:
+            first = handle.readline(65536).rstrip(b"\r\n").removeprefix(b"\xef\xbb\xbf")
+        for encoding in ("utf-8", "gb18030"):
+            try:
+                text = first.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if text == expected or (prefix and text.startswith(expected + ",")):
+                return True
+        return False
+
+    return own
+
+
+def xlsx_file(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            return "xl/workbook.xml" in book.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def json_file(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(64).lstrip()[:1] in (b"{", b"[")
+
 
 def _destination(path: str) -> tuple[str, Path | None]:
     """How `path` is written: ("stdout", None) for "-"; ("replace", FILE) for a new path or a regular
@@ -67,13 +132,21 @@ def _destination(path: str) -> tuple[str, Path | None]:
 
 @contextmanager
 def atomic_output(path: str | os.PathLike, mode: str | None = "w", encoding: str | None = "utf-8",
-                  newline: str | None = ""):
+                  newline: str | None = "", own=None, force: bool = False):
     """Yield a file object (or, with mode None, a temporary path) whose content reaches `path` only
     when the block ends without error; a cron job never leaves half a file. A regular file (or a new
     path) is replaced by a rename of a temporary file beside it, created 0600 (personal data); "-"
     streams to stdout; a device or FIFO gets the finished content written into it, never replaced.
-    The temporary file is removed on any failure."""
+    The temporary file is removed on any failure. Never the database, its key or the command's input
+    (`protect`); an existing non-empty file only when `own(file)` recognises it as what vipcli writes
+    there (an earlier export of the same kind), or with `force`."""
     how, target = _destination(str(path))
+    if how != "stdout":
+        _refuse_protected(str(target))
+        if how == "replace" and not force and own is not None and target.is_file() and target.stat().st_size \
+                and not own(target):
+            raise InvalidInput(f"out: {path} exists and is not a file of this kind that vipcli wrote; give "
+                               "another name, or --force to replace it", code="would_replace")
     folder = target.parent if how == "replace" else Path(tempfile.gettempdir())
     fd, temp = tempfile.mkstemp(prefix=f".{Path(str(path)).name or 'out'}.", suffix=".part", dir=folder)
     try:

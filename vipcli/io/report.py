@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from vipcli import care
 from vipcli.dates import iso, months_before
-from vipcli.io.files import atomic_output
+from vipcli.io.files import atomic_output, xlsx_file
 from vipcli.overview import store_overview
 from vipcli.rules import Rules
 
@@ -22,7 +22,7 @@ def _yuan(fen: int) -> Decimal:
     return Decimal(fen).scaleb(-2)
 
 
-def build(conn, rules: Rules, now: datetime, year: int, path: str) -> dict:
+def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool = False) -> dict:
     from openpyxl import Workbook
     from openpyxl.chart import BarChart, LineChart, PieChart, Reference
     from openpyxl.styles import Font
@@ -156,6 +156,6 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str) -> dict:
     pie.set_categories(Reference(ws, min_col=1, min_row=2, max_row=3))
     ws.add_chart(pie, "D2")
 
-    with atomic_output(path, mode=None) as temp:
+    with atomic_output(path, mode=None, own=xlsx_file, force=force) as temp:
         book.save(temp)
     return {"sheets": book.sheetnames, "rows": len(classes)}
