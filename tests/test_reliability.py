@@ -407,3 +407,41 @@ def test_an_existing_file_of_another_kind_needs_force(vip, member, isolated, com
     assert r.code == 2 and r.data["error"]["code"] == "would_replace" and foreign.read_text().startswith("root:")
     assert vip(*[a.format(foreign) for a in command], "--force").code == 0
     assert vip(*[a.format(foreign) for a in command]).code == 0  # now it is its own kind: replaced again
+
+
+# --- issue 19.3: stored text is text, never rich markup ---------------------------------------------
+
+HUMAN_VIEWS = [["show", P], ["search", ""], ["history", P], ["birthdays", "--within", "366"], ["audit"],
+               ["cards"], ["visit", "due"], ["class"], ["purchase", P, "--amount", "1", "--receipt", "{text}"]]
+
+
+MARKUP = st.one_of(st.sampled_from(["[/x]", "[/]", "[link=https://evil.example]请点此核对会员信息[/link]", "[bold red]x",
+                                    ":smile:", "\\[x]", "[[a]]"]),
+                   st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30))
+
+
+def test_stored_text_is_printed_as_it_is_in_every_human_view(vip, member, isolated):
+    """A name `[/x]` broke show, search, history and birthdays for everyone; a receipt `[/]` reported a
+    recorded sale as failed; a `[link=...]` name was shown as a link."""
+    card = member(birthday="1990-06-20")
+
+    @settings(max_examples=40, deadline=None)
+    @given(text=MARKUP)
+    def views(text):
+        with sqlite3.connect(isolated / "vip.db") as conn:
+            conn.execute("UPDATE customers SET name = ?, address = ?", (text, text))
+            conn.execute("UPDATE audit SET operator = ?", (text,))
+            conn.execute("INSERT INTO changes(customer_id, field, old, new, at, operator) VALUES (1, 'name', ?, ?, "
+                         "'2026-06-01T00:00:00', ?)", (text, text, text))
+        receipt = text.strip()[:40] if text.strip().isprintable() and text.strip() else "R-plain"
+        for view in HUMAN_VIEWS:
+            args = [card if a == P and view[0] == "purchase" else a.replace("{text}", receipt) for a in view]
+            r = vip(*args, json_output=False)
+            assert r.code == 0, (view, r)
+            assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+            if view[0] in ("show", "search", "history") and text.strip().isprintable():
+                assert text.strip() in r.stdout.replace("\n", ""), (view, r.stdout)
+        with sqlite3.connect(isolated / "vip.db") as conn:
+            conn.execute("DELETE FROM purchases WHERE receipt = ?", (receipt,))  # (a later example may reuse it)
+
+    views()

@@ -4,7 +4,7 @@ import typer
 
 from vipcli.cli import app, command, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
-from vipcli.cli.output import emit, table
+from vipcli.cli.output import emit, styled, table
 
 card_app = subgroup("card", "Card lifecycle: lost, found, replace, renew.")
 
@@ -33,11 +33,11 @@ def _lifecycle(ctx, ref: str, command_name: str, action, **audit_detail) -> None
         audit(conn, s.now, s.operator, command_name, card_no, **audit_detail,
               **{k: v for k, v in data.items() if k in ("new_card_no", "valid_to", "forced")})
     data.setdefault("new_card_no", None)
-    emit(s, data, lambda c: c.print(
-        f"Card {format_number(data['card_no'], rules)}: {data['status']}"
-        + (f"; new card [bold]{format_number(data['new_card_no'], rules)}[/bold] "
-           f"({data['points_moved']} points moved)" if data["new_card_no"] else "")
-        + (f"; valid to {data['valid_to']}" if data.get("valid_to") else "") + "."))
+    emit(s, data, lambda c: c.print(styled(
+        f"Card {format_number(data['card_no'], rules)}: {data['status']}",
+        *((("; new card ", (format_number(data["new_card_no"], rules), "bold"),
+            f" ({data['points_moved']} points moved)") if data["new_card_no"] else ())),
+        f"; valid to {data['valid_to']}." if data.get("valid_to") else ".")))
 
 
 @command(card_app, "lost")

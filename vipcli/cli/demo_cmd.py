@@ -3,7 +3,7 @@
 import typer
 
 from vipcli.cli import app, command, session
-from vipcli.cli.output import emit, fields_panel, table, yuan
+from vipcli.cli.output import emit, fields_panel, styled, table, yuan
 
 
 @command(app, "demo")
@@ -35,8 +35,8 @@ def demo(
     rules = parse(default_text())
 
     def human(c):
-        c.print(f"[bold]Demo store[/bold]: {data['members']} members enrolled, {data['purchases']} purchases "
-                f"over a year, as of {data['as_of']}" + (f" — kept in {data['db']}" if data["db"] else ""))
+        c.print(styled(("Demo store", "bold"), f": {data['members']} members enrolled, {data['purchases']} purchases "
+                       f"over a year, as of {data['as_of']}" + (f" — kept in {data['db']}" if data["db"] else "")))
         c.print(table("Members by tier", ["tier", "name", "members"], [
             [t.code, t.name, data["members_by_tier"].get(t.code, 0)] for t in rules.tiers],
             justify_right=("members",)))

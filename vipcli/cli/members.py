@@ -3,7 +3,7 @@
 import typer
 
 from vipcli.cli import app, command, session
-from vipcli.cli.output import emit, fields_panel, table, yuan
+from vipcli.cli.output import emit, fields_panel, styled, table, yuan
 
 
 def _fmt_card(rules, card_no):
@@ -109,7 +109,7 @@ def enroll(
         verb = "Created" if result["created"] else "Updated"
         c.print(f"{verb} customer {customer['id']} ({status}).")
         if result["card_issued"]:
-            c.print(f"Card issued: [bold]{_fmt_card(rules, card['card_no'])}[/bold] ({customer['tier']})")
+            c.print(styled("Card issued: ", (_fmt_card(rules, card["card_no"]), "bold"), f" ({customer['tier']})"))
         if card and not data["registered"] and rules.registration_days is not None:
             c.print(f"Registration incomplete: name, gender, birthday and phone are needed within "
                     f"{rules.registration_days} days of the card.")

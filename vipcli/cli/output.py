@@ -51,9 +51,19 @@ def console(stderr: bool = False):
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
+    # No markup and no emoji codes: text that came from a person or a file (a name `[/x]`, a receipt
+    # `[link=...]`) is printed as it is, never interpreted. Styles come from `styled`.
+    plain = {"highlight": False, "markup": False, "emoji": False, "stderr": stderr}
     if stream.isatty():
-        return Console(highlight=False, soft_wrap=False, stderr=stderr)
-    return Console(highlight=False, soft_wrap=True, stderr=stderr, width=UNBOUNDED_WIDTH)
+        return Console(soft_wrap=False, **plain)
+    return Console(soft_wrap=True, width=UNBOUNDED_WIDTH, **plain)
+
+
+def styled(*parts):
+    """One line from plain text and (text, style) pairs: only the styles given are applied."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)
 
 
 def table(title: str | None, columns: list[str], rows: list[list], justify_right=()):

@@ -3,7 +3,7 @@
 import typer
 
 from vipcli.cli import app, command, session
-from vipcli.cli.output import emit, yuan
+from vipcli.cli.output import emit, styled, yuan
 
 
 def when(at: str | None, now):
@@ -64,11 +64,11 @@ def purchase(
             return
         rate = f" at {result['discount_rate']}" if result["discount_rate"] else ""
         if result["new_customer"]:
-            c.print(f"[bold yellow]New customer[/bold yellow] {result['customer_id']} created for phone "
-                    f"{fields.mask_phone(sale.phone)} (not on file before).")
-        c.print(f"Receipt {result['receipt']}: paid [bold]{yuan(result['paid'])}[/bold]{rate}, card {shown}.")
+            c.print(styled(("New customer", "bold yellow"), f" {result['customer_id']} created for phone "
+                           f"{fields.mask_phone(sale.phone)} (not on file before)."))
+        c.print(styled(f"Receipt {result['receipt']}: paid ", (yuan(result["paid"]), "bold"), f"{rate}, card {shown}."))
         if result["card_issued"]:
-            c.print(f"[bold green]Qualified: card {shown} issued[/bold green] ({result['tier']}).")
+            c.print(styled((f"Qualified: card {shown} issued", "bold green"), f" ({result['tier']})."))
         c.print(f"Points earned {result['points_earned']}, balance {result['points_balance']}.")
         if result["note"]:
             c.print(result["note"])
