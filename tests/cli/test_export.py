@@ -238,3 +238,24 @@ def test_rejects_and_outbox_follow_the_same_rules(vip, shop, isolated, monkeypat
     read = _drain(fifo)
     assert vip("notify", "birthday", "--out", str(fifo)).code == 0
     assert read().decode("utf-8").startswith("\ufeffphone,") and not fifo.is_file()
+
+
+def test_an_unmasked_export_is_audited_before_anything_is_written(vip, shop, isolated, monkeypatch):
+    """With the database busy, the file with every ID number stayed on disk and no audit row existed."""
+    import sqlite3 as sql
+    monkeypatch.setenv("VIPCLI_BUSY_TIMEOUT", "0.2")
+    out = isolated / "full.csv"
+    holder = sql.connect(isolated / "vip.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        r = vip("export", "members", "--out", str(out), "--unmask")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert r.code == 4 and r.data["error"]["code"] == "busy"
+    assert not out.exists() and not list(isolated.glob(".*.part"))
+    assert vip("audit", "--command", "unmask")["count"] == 0
+    assert vip("export", "members", "--out", str(out), "--unmask").code == 0
+    entry = vip("audit", "--command", "unmask")["entries"][0]
+    assert entry["target"] == str(out) and entry["detail"]["via"] == "export members"
+    assert "13800138000" in out.read_text(encoding="utf-8-sig")

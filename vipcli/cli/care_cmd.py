@@ -140,10 +140,10 @@ def notify(
     people = notify_mod.recipients(s.conn, rules, kinds[kind], s.now.date(),
                                    parse_date(since, "since") if since else None, int(within))
     text = notify_mod.outbox_csv(rules, kinds[kind], people)
-    with transaction(s.conn) as conn:
-        with atomic_output(out, encoding="utf-8-sig", own=csv_headed(notify_mod.OUTBOX_HEADER),
-                           force=force) as handle:  # Excel on Chinese Windows needs the BOM
-            handle.write(text)
+    with transaction(s.conn) as conn:  # recorded before the phones are written anywhere
         audit(conn, s.now, s.operator, "notify (unmasked phones)", out, kind=kind, messages=len(people))
+    with atomic_output(out, encoding="utf-8-sig", own=csv_headed(notify_mod.OUTBOX_HEADER),
+                       force=force) as handle:  # Excel on Chinese Windows needs the BOM
+        handle.write(text)
     emit(s, {"kind": kind, "messages": len(people), "out": out},
          lambda c: c.print(f"Wrote {len(people)} {kind} messages to {out}.", markup=False), out=out)

@@ -58,11 +58,12 @@ def export(
              out=out)
         return
     vault = s.vault_for(create=False) if unmask and kind == "members" and _has_ids(s.conn) else None
+    if unmask:  # recorded before a single full phone or ID number is written anywhere
+        with transaction(s.conn) as conn:
+            audit(conn, s.now, s.operator, "unmask", out, via=f"export {kind}", format=fmt, store=filters.store,
+                  since=filters.since, until=filters.until)
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
     count = exports.write(out, fmt, exports.EXPORTS[kind], records, force)
-    if unmask:
-        with transaction(s.conn) as conn:
-            audit(conn, s.now, s.operator, "unmask", out, via=f"export {kind}", rows=count)
     emit(s, {"rows": count, "out": out, "format": fmt, "masked": not unmask},
          lambda c: c.print(f"Wrote {count} {kind} rows to {out} ({fmt}).", markup=False), out=out)
 
