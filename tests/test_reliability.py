@@ -134,6 +134,7 @@ def test_interrupted_rotation_finishes_itself(vip, member, isolated):
     fresh = vault.Vault(new_key)
     old = vault.open_vault(conn, create=False)
     (isolated / "vip.key.new").write_bytes(base64.b64encode(new_key))
+    (isolated / "vip.key.new").chmod(0o600)
     with db.transaction(conn):  # the rotation committed, then the process died before the rename
         row = conn.execute("SELECT id, id_enc FROM customers").fetchone()
         conn.execute("UPDATE customers SET id_enc = ?, id_hmac = ? WHERE id = ?",
@@ -445,3 +446,39 @@ def test_stored_text_is_printed_as_it_is_in_every_human_view(vip, member, isolat
             conn.execute("DELETE FROM purchases WHERE receipt = ?", (receipt,))  # (a later example may reuse it)
 
     views()
+
+
+def test_a_key_file_others_can_read_or_a_garbage_one_is_refused(vip, member, isolated):
+    card = member(id_number=ID)
+    key = isolated / "vip.key"
+    key.chmod(0o644)
+    r = vip("show", card, "--unmask")
+    assert r.code == 4 and r.data["error"]["code"] == "insecure_key" and "chmod 600" in r.data["error"]["message"]
+    key.chmod(0o600)
+    assert vip("show", card, "--unmask")["id_number"] == ID
+    good = key.read_bytes()
+    key.write_bytes(b"garbage")
+    assert vip("show", card, "--unmask").data["error"]["code"] == "wrong_key"
+    key.write_bytes(good)
+
+
+@pytest.mark.parametrize("args,field", [
+    (["purchase", "--phone", P, "--amount", "10", "--at", "0001-01-01"], "at"),
+    (["tier", "review", "--yes", "--as-of", "0001-01-01T10:00"], "as-of"),
+    (["class", "--as-of", "1899-12-31"], "as-of"),
+    (["birthdays", "--within", "²"], "within"),
+    (["purchase", "--phone", P, "--amount", "²"], "amount"),
+    (["purchase", "--phone", P, "--amount", "𝟏𝟎"], "amount"),
+    (["purchase", "--phone", "¹³⁸⁰⁰¹³⁸⁰⁰⁰", "--amount", "1"], "phone"),
+    (["purchase", "--phone", P, "--amount", "9" * 5000], "amount"),
+    (["import", "purchases", ""], "file"),
+])
+def test_hostile_values_are_one_short_line_exit_2(vip, args, field):
+    """Seen as internal errors, or accepted ('²' as 2.00); a 5,000-digit number echoed whole."""
+    r = vip(*args)
+    assert r.code == 2 and r.data["error"]["message"].startswith(f"{field}: "), r
+    assert len(r.data["error"]["message"]) < 200
+
+
+def test_full_width_digits_are_still_numbers(vip):
+    assert vip("purchase", "--phone", "１３８００１３８０００", "--amount", "１０．５０")["paid"] == "10.50"

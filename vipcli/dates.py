@@ -10,15 +10,25 @@ from datetime import date, datetime, time
 
 from dateutil.relativedelta import relativedelta
 
-from vipcli.errors import InvalidInput
+from vipcli.errors import InvalidInput, shown
+
+
+# Dates vipcli takes: calendar arithmetic (a window of months, a year ahead) stays inside Python's.
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+
+
+def _in_range(value, text, field: str):
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise InvalidInput(f"{field}: {shown(text)} is out of range ({FIRST_YEAR}-{LAST_YEAR})", code="bad_date")
+    return value
 
 
 def parse_date(text: str, field: str = "date") -> date:
     try:
         value = date.fromisoformat(text.strip())
     except (ValueError, AttributeError, TypeError):
-        raise InvalidInput(f"{field}: {text!r} is not a date (YYYY-MM-DD)", code="bad_date") from None
-    return value
+        raise InvalidInput(f"{field}: {shown(text)} is not a date (YYYY-MM-DD)", code="bad_date") from None
+    return _in_range(value, text, field)
 
 
 def parse_when(text: str, field: str = "time") -> datetime:
@@ -26,15 +36,16 @@ def parse_when(text: str, field: str = "time") -> datetime:
     try:
         cleaned = text.strip()
         if len(cleaned) == 10:
-            return datetime.combine(date.fromisoformat(cleaned), time())
+            return _in_range(datetime.combine(date.fromisoformat(cleaned), time()), text, field)
         value = datetime.fromisoformat(cleaned)
     except (ValueError, AttributeError, TypeError):
         raise InvalidInput(
-            f"{field}: {text!r} is not a date or date-time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)",
+            f"{field}: {shown(text)} is not a date or date-time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)",
             code="bad_date",
         ) from None
     if value.tzinfo is not None:
-        raise InvalidInput(f"{field}: {text!r} has a time zone; give local time", code="bad_date")
+        raise InvalidInput(f"{field}: {shown(text)} has a time zone; give local time", code="bad_date")
+    _in_range(value, text, field)
     return value.replace(microsecond=0) if value.microsecond else value
 
 

@@ -5,6 +5,14 @@ Exit codes (SPEC §1): 1 refused by a business rule or unknown entity, 2 invalid
 """
 
 
+def shown(text, limit: int = 40) -> str:
+    """What a person typed, quoted for an error line: cut short when long (a 5,000-digit number or a
+    megabyte cell must not become a megabyte error line)."""
+    if isinstance(text, str) and len(text) > limit:
+        return f"{text[:limit]!r}… ({len(text):,} characters)"
+    return repr(text)
+
+
 class VipError(Exception):
     exit_code = 1
     code = "error"

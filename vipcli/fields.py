@@ -5,7 +5,7 @@ import unicodedata
 from datetime import date
 
 from vipcli.dates import parse_date
-from vipcli.errors import InvalidInput
+from vipcli.errors import InvalidInput, shown
 
 MOBILE = "1[3-9][0-9]{9}"  # a mainland mobile number, as normalize_phone returns it
 _MOBILE = re.compile(MOBILE)
@@ -28,14 +28,13 @@ def normalize_phone(text: str, field: str = "phone") -> str:
     return digits
 
 
-_FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
-
-
 def parse_count(text: str, field: str, low: int, high: int) -> int:
     """A whole number a person typed (ASCII or full-width digits), from `low` to `high`."""
-    digits = (text or "").strip().translate(_FULL_WIDTH_DIGITS)
+    from vipcli.money import FULL_WIDTH
+
+    digits = (text or "").strip().translate(FULL_WIDTH)
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 12 and low <= int(digits) <= high):
-        raise InvalidInput(f"{field}: {text!r} is not a whole number from {low} to {high}", code=f"bad_{field}")
+        raise InvalidInput(f"{field}: {shown(text)} is not a whole number from {low} to {high}", code=f"bad_{field}")
     return int(digits)
 
 
@@ -49,7 +48,9 @@ def _phone_digits(text: str) -> str | None:
         return None
     if len(text) == 11 and text.isascii() and text.isdigit():
         return text  # the common case, without Unicode folding
-    folded = unicodedata.normalize("NFKC", text).strip()
+    from vipcli.money import FULL_WIDTH
+
+    folded = text.translate(FULL_WIDTH).strip()  # full-width digits only: '¹³⁸' is not a phone
     folded = _PHONE_NOISE.sub("", folded)
     if folded.startswith("+86"):
         folded = folded[3:]

@@ -4,10 +4,13 @@ No float ever touches money: amounts are int fen, rates are Decimal.
 """
 
 import re
-import unicodedata
 from decimal import ROUND_HALF_UP, Decimal
 
-from vipcli.errors import InvalidInput
+from vipcli.errors import InvalidInput, shown
+
+# Full-width digits and point, as a Chinese input method types them; nothing else is folded
+# (superscripts, circled or mathematical digits are not amounts).
+FULL_WIDTH = str.maketrans("０１２３４５６７８９．＋－　", "0123456789.+- ")
 
 YUAN = r"([0-9]{1,15})(?:\.([0-9]{1,2}))?"  # yuan as parse_yuan takes it, after folding and stripping
 _YUAN = re.compile(YUAN)
@@ -16,14 +19,11 @@ _YUAN = re.compile(YUAN)
 def parse_yuan(text: str, field: str = "amount") -> int:
     """'880.5' -> 88050. At most two decimals, no sign, no exponent, no thousands separators."""
     # Full-width digits typed with a Chinese input method are folded to ASCII first.
-    if not isinstance(text, str):
-        cleaned = ""
-    else:
-        cleaned = (text if text.isascii() else unicodedata.normalize("NFKC", text)).strip()
+    cleaned = text.translate(FULL_WIDTH).strip() if isinstance(text, str) else ""
     match = _YUAN.fullmatch(cleaned)
     if not match:
         raise InvalidInput(
-            f"{field}: {text!r} is not an amount in yuan (digits, at most two decimals, e.g. 880.50)",
+            f"{field}: {shown(text)} is not an amount in yuan (digits, at most two decimals, e.g. 880.50)",
             code="bad_amount",
         )
     whole, cents = match.group(1), (match.group(2) or "").ljust(2, "0")

@@ -8,6 +8,7 @@ number is written or unmasked.
 """
 
 import base64
+import binascii
 import hashlib
 import hmac
 import os
@@ -80,13 +81,29 @@ class Vault:
                                   code="wrong_key") from None
 
 
+def _read_key(path: Path) -> bytes:
+    """A key file's 64 bytes. Refused when others may read it (as ssh refuses a private key): the
+    key opens every ID number."""
+    mode = path.stat().st_mode
+    if os.name == "posix" and mode & 0o077:
+        raise DatabaseProblem(f"key file {path} can be read by others (mode {mode & 0o777:o}); "
+                              f"make it private: chmod 600 {path}", code="insecure_key")
+    try:
+        key = base64.b64decode(path.read_bytes().strip(), validate=True)
+    except (ValueError, binascii.Error):
+        key = b""
+    if len(key) != 64:
+        raise DatabaseProblem(f"key file {path} is not a vipcli key", code="wrong_key")
+    return key
+
+
 def _finish_rotation(path: Path, expected: str | None) -> None:
     """A rotation that committed but was cut off before renaming its new key file: finish it."""
     pending = path.with_name(path.name + ".new")
     if expected is None or not pending.exists():
         return
-    key = base64.b64decode(pending.read_bytes().strip())
-    if len(key) == 64 and Vault(key).fingerprint() == expected:
+    key = _read_key(pending)
+    if Vault(key).fingerprint() == expected:
         if path.exists():
             os.replace(path, path.with_name(path.name + ".old"))
         os.replace(pending, path)
@@ -100,10 +117,7 @@ def open_vault(conn, create: bool) -> Vault:
     expected = get_meta(conn, _FINGERPRINT_KEY)
     _finish_rotation(path, expected)
     if path.exists():
-        key = base64.b64decode(path.read_bytes().strip())
-        if len(key) != 64:
-            raise DatabaseProblem(f"key file {path} is not a vipcli key", code="wrong_key")
-        found = Vault(key)
+        found = Vault(_read_key(path))
         if expected is None:
             set_meta(conn, _FINGERPRINT_KEY, found.fingerprint())
         elif expected != found.fingerprint():

@@ -103,12 +103,11 @@ def visit_due(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: s
 def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", help="Days ahead (0 = today).")) -> None:
     """Members whose birthday is today or in the next days. Example: vip birthdays --within 3"""
     from vipcli import care
-    from vipcli.errors import InvalidInput
+    from vipcli.fields import parse_count
 
     s = session(ctx)
-    if not within.strip().isdigit() or int(within) > 366:
-        raise InvalidInput("within: a number of days from 0 to 366", code="bad_days")
-    rows = care.birthdays(s.conn, s.rules(), s.now.date(), int(within))
+    days = parse_count(within, "within", 0, 366)
+    rows = care.birthdays(s.conn, s.rules(), s.now.date(), days)
     emit(s, {"birthdays": rows, "count": len(rows)}, lambda c: c.print(table(
         "Birthdays", ["date", "in days", "customer", "name", "phone", "card", "status"],
         [[r["date"], r["days"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["status"]] for r in rows])))
@@ -128,17 +127,17 @@ def notify(
     from vipcli.dates import parse_date
     from vipcli.db import audit, transaction
     from vipcli.errors import InvalidInput
+    from vipcli.fields import parse_count
     from vipcli.io.files import atomic_output, csv_headed
 
     s = session(ctx)
     kinds = {"card-issued": "card_issued", "birthday": "birthday", "renewal": "renewal"}
     if kind not in kinds:
         raise InvalidInput(f"kind: {kind!r} must be card-issued, birthday or renewal", code="bad_usage")
-    if not within.strip().isdigit() or int(within) > 366:
-        raise InvalidInput("within: a number of days from 0 to 366", code="bad_days")
+    days = parse_count(within, "within", 0, 366)
     rules = s.rules()
     people = notify_mod.recipients(s.conn, rules, kinds[kind], s.now.date(),
-                                   parse_date(since, "since") if since else None, int(within))
+                                   parse_date(since, "since") if since else None, days)
     text = notify_mod.outbox_csv(rules, kinds[kind], people)
     with transaction(s.conn) as conn:  # recorded before the phones are written anywhere
         audit(conn, s.now, s.operator, "notify (unmasked phones)", out, kind=kind, messages=len(people))

@@ -125,9 +125,11 @@ def _check_rejects(path: str, rejects_path: str | None) -> None:
     the input itself, the database, the key, or a file that is not an earlier rejects file."""
     from pathlib import Path
 
-    from vipcli.errors import InvalidInput
+    from vipcli.errors import InvalidInput, shown
     from vipcli.io.files import csv_headed, protect, refuse_protected
 
+    if not path.strip() or not Path(path).is_file():
+        raise InvalidInput(f"file: {shown(path)} does not exist (or is not a file)", code="bad_path")
     protect(path, "the file being imported")
     if rejects_path == "-":
         return
