@@ -310,16 +310,13 @@ def summary(conn, rules: Rules, customer, card, now: datetime, unmask: bool) -> 
 
 def search(conn, rules: Rules, text: str, now: datetime, tier=None, cls=None, store=None,
            status=None, limit: int = 200, offset: int = 0) -> tuple[int, list[dict]]:
-    """(how many archives match, the page of them from `offset`, at most `limit`): archives whose name,
-    phone or card number contains TEXT (empty TEXT: all), filtered. A class or status filter is
-    decided per archive (they follow from purchases and dates); the rest in SQL."""
-    text = text.strip()
-    like = f"%{text}%"
-    digits = "".join(ch for ch in text if ch.isdigit())
-    where = ("WHERE (? = '' OR c.name LIKE ? OR (? != '' AND (c.phone LIKE ? OR EXISTS "
-             "(SELECT 1 FROM cards k WHERE k.customer_id = c.id AND k.card_no LIKE ?)))) "
-             "AND (? IS NULL OR c.tier = ?) AND (? IS NULL OR c.store = ?)")
-    params = (text, like, digits, f"%{digits}%", f"%{digits}%", tier, tier, store, store)
+    """(how many archives match, the page of them from `offset`, at most `limit`): archives whose name
+    or card number contains TEXT (empty TEXT: all), filtered. A phone is found by the whole number, or
+    by its last four digits beside part of the name: a masked phone can't be walked out digit by
+    digit. A class or status filter is decided per archive (they follow from purchases and dates)."""
+    where, params = _matching(text.strip())
+    where = f"WHERE {where} AND (? IS NULL OR c.tier = ?) AND (? IS NULL OR c.store = ?)"
+    params = (*params, tier, tier, store, store)
     if not cls and not status:
         total = conn.execute(f"SELECT COUNT(*) FROM customers c {where}", params).fetchone()[0]
         rows = conn.execute(f"SELECT c.* FROM customers c {where} ORDER BY c.id LIMIT ? OFFSET ?",
@@ -336,6 +333,28 @@ def search(conn, rules: Rules, text: str, now: datetime, tier=None, cls=None, st
         if offset < total <= offset + limit:
             page.append(_found(conn, rules, row, now, card))
     return total, page
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern holding `text` anywhere, its own % and _ taken literally (ESCAPE '\\')."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _matching(text: str) -> tuple[str, tuple]:
+    """The search's condition on customers c, and its parameters."""
+    if not text:
+        return "1 = 1", ()
+    if fields.looks_like_phone(text):
+        return "c.phone = ?", (fields.normalize_phone(text),)
+    digits = "".join(ch for ch in text if ch.isascii() and ch.isdigit())
+    name = "".join(ch for ch in text if not (ch.isascii() and ch.isdigit())).strip()
+    if name and len(digits) == 4:  # 王 8000: a name and the phone's last four digits
+        return "c.name LIKE ? ESCAPE '\\' AND c.phone LIKE ?", (_like(name), "%" + digits)
+    condition, params = "c.name LIKE ? ESCAPE '\\'", [_like(text)]
+    if digits and digits == text.replace(" ", "").replace("-", ""):  # part of a card number
+        condition += " OR EXISTS (SELECT 1 FROM cards k WHERE k.customer_id = c.id AND k.card_no LIKE ?)"
+        params.append(f"%{digits}%")
+    return f"({condition})", tuple(params)
 
 
 def _shown_card(conn, customer_id: int):

@@ -209,6 +209,10 @@ def connect_raw(path: str | os.PathLike, create: bool = False) -> sqlite3.Connec
         if not create:
             raise DatabaseProblem(f"no vipcli database at {path} (run vip init)", code="no_database")
         _create_private(path)
+    elif not create and path.is_file() and path.stat().st_size == 0:
+        # An empty file is not a database to fill silently (a truncated copy, a wrong path).
+        raise DatabaseProblem(f"{path} is an empty file, not a vipcli database (run vip init to make one)",
+                              code="no_database")
     timeout = busy_timeout()
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     conn.row_factory = sqlite3.Row

@@ -125,7 +125,7 @@ def test_search_filters(vip, member):
     assert len(vip("search", "").data["results"]) == 2
     assert [r["status"] for r in vip("search", "", "--status", "prospect").data["results"]] == ["prospect"]
     assert vip("search", "王")["results"][0]["name"] == "王芳"
-    assert vip("search", "0013")["results"][0]["phone"] == "138****8000"
+    assert vip("search", "13800138000")["results"][0]["phone"] == "138****8000"
     assert vip("search", "", "--tier", "vip")["count"] == 1
     assert vip("search", "", "--tier", "platinum").code == 2
     assert vip("search", "", "--class", "E")["count"] == 2
@@ -167,3 +167,21 @@ def test_search_reports_the_true_count_and_pages(vip, isolated, filters):
                                                          json_output=False).stdout
     assert vip("search", "", *filters, "--limit", "0").code == 2
     assert vip("search", "", *filters, "--limit", "１０")["count"] == 10  # full-width digits
+
+
+def test_a_masked_phone_cant_be_walked_out_digit_by_digit(vip, member):
+    """Searching 139, 1395, 13957... and watching one customer appear recovered a masked phone."""
+    card = member()
+    for partial in ("13", "138", "1380013", "3800138000", "8000", "0013800"):  # (none is in 755000015)
+        assert vip("search", partial)["total"] == 0, partial
+    assert vip("search", "13800138000")["total"] == 1
+    assert vip("search", "138 0013 8000")["total"] == 1
+    assert vip("search", "王 8000")["total"] == 1 and vip("search", "王 8001")["total"] == 0
+    assert vip("search", card[2:6])["total"] == 1  # part of a card number still finds it (cards are not masked)
+
+
+def test_search_takes_percent_and_underscore_literally(vip, member):
+    member()
+    assert vip("search", "%")["total"] == 0 and vip("search", "_")["total"] == 0
+    vip("update", "13800138000", "--name", "王_芳%")
+    assert vip("search", "_芳%")["total"] == 1

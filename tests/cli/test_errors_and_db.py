@@ -150,3 +150,12 @@ def test_console_script_runs_in_a_fresh_process(isolated):
     out = subprocess.run([sys.executable, "-m", "vipcli", "--json", "purchase", "--phone", P, "--amount", "1000"],
                          capture_output=True, text=True, env=env)
     assert out.returncode == 0 and '"card_issued": true' in out.stdout
+
+
+def test_an_empty_file_is_not_silently_made_a_database(vip, isolated, monkeypatch):
+    empty = isolated / "empty.db"
+    empty.write_bytes(b"")
+    monkeypatch.setenv("VIPCLI_DB", str(empty))
+    r = vip("info")
+    assert r.code == 4 and r.data["error"]["code"] == "no_database" and empty.stat().st_size == 0
+    assert vip("init").code == 0 and vip("info").code == 0
