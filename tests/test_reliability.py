@@ -83,13 +83,52 @@ def test_key_rotation(vip, member, isolated, monkeypatch):
     key = isolated / "vip.key"
     assert oct(key.stat().st_mode & 0o777) == "0o600"
     r = vip("key", "rotate", "--yes")
-    assert r["reencrypted"] == 1 and (isolated / "vip.key.old").exists()
+    assert r["reencrypted"] == 1 and r["old_key"] == str(isolated / "vip.key.1")
     assert oct(key.stat().st_mode & 0o777) == "0o600"
+    assert oct((isolated / "vip.key.1").stat().st_mode & 0o777) == "0o600"
     assert vip("show", card, "--unmask")["id_number"] == ID
     assert vip("enroll", "--phone", "13900139000", "--id-number", ID).code == 1  # still unique by HMAC
-    monkeypatch.setenv("VIPCLI_KEY_FILE", str(isolated / "vip.key.old"))
+    monkeypatch.setenv("VIPCLI_KEY_FILE", str(isolated / "vip.key.1"))
     wrong = vip("show", card, "--unmask")
     assert wrong.code == 4 and "not the key" in wrong["error"]["message"]
+
+
+def test_every_retired_key_is_kept_and_a_restore_names_the_one_it_needs(vip, member, isolated):
+    """Two rotations in a row left older backups undecryptable, and restore said nothing."""
+    card = member(id_number=ID)
+    assert vip("backup", str(isolated / "before.db")).code == 0
+    vip("key", "rotate", "--yes")
+    vip("key", "rotate", "--yes")
+    assert (isolated / "vip.key.1").exists() and (isolated / "vip.key.2").exists()
+    r = vip("restore", str(isolated / "before.db"), "--yes")
+    assert r.code == 0 and r["key_needed"] == str(isolated / "vip.key.1")
+    human = vip("restore", str(isolated / "before.db"), "--yes", json_output=False)
+    assert "vip.key.1" in human.stdout
+    (isolated / "vip.key").rename(isolated / "newest.key")
+    (isolated / "vip.key.1").rename(isolated / "vip.key")
+    assert vip("show", card, "--unmask")["id_number"] == ID
+
+
+@pytest.mark.slow
+def test_rotations_at_once_and_beside_enrolments_lose_no_key(vip, member, isolated):
+    """Two rotations at once deleted the live key; a rotation racing an enrolment left an ID under
+    the old key. Four rotations and four enrolments with ID numbers, all at once."""
+    member(id_number=ID)
+    env = {**os.environ}
+    ids = ["11010519491231002X", "110105194912310038", "110105194912310046", "110105194912310054"]
+    procs = [subprocess.Popen([sys.executable, "-m", "vipcli", "--json", "key", "rotate", "--yes"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs += [subprocess.Popen([sys.executable, "-m", "vipcli", "--json", "enroll", "--phone", f"1390013900{i}",
+                                "--id-number", number], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for i, number in enumerate(ids[1:])]
+    results = [(p.wait(), p.communicate()) for p in procs]
+    for code, (out, _) in results:
+        assert code == 0 or '"rotation_running"' in out, out
+    assert (isolated / "vip.key").exists()
+    r = vip("check")
+    assert r["ok"] is True and r["checks"]["id_numbers"] == 0
+    for i, number in enumerate(ids[1:]):
+        assert vip("show", f"1390013900{i}", "--unmask")["id_number"] == number
 
 
 def test_the_key_lives_beside_the_database_and_backup_names_it(vip, member, isolated, monkeypatch):
@@ -363,7 +402,7 @@ def test_long_writes_killed_at_random_finish_exactly_once(vip, isolated, monkeyp
 
 # --- issue 19.1: one wrong path must not destroy the database, the key or the input ----------------
 
-@pytest.mark.parametrize("target", ["vip.db", "vip.db-wal", "vip.db-shm", "vip.key", "vip.key.old", "link-to-db"])
+@pytest.mark.parametrize("target", ["vip.db", "vip.db-wal", "vip.db-shm", "vip.key", "vip.key.1", "link-to-db"])
 @pytest.mark.parametrize("command", [
     ["export", "members", "--format", "csv", "--out", "{}"],
     ["export", "report", "--format", "xlsx", "--out", "{}"],
@@ -375,7 +414,7 @@ def test_long_writes_killed_at_random_finish_exactly_once(vip, isolated, monkeyp
 def test_no_output_can_be_the_database_or_its_key(vip, member, isolated, monkeypatch, target, command):
     monkeypatch.chdir(isolated)
     member(id_number=ID)
-    vip("key", "rotate", "--yes")  # vip.key.old exists too
+    vip("key", "rotate", "--yes")  # vip.key.1 exists too
     (isolated / "link-to-db").symlink_to(isolated / "vip.db")
     (isolated / "m.csv").write_text("phone,name\n123,坏\n", encoding="utf-8")
     before = {p.name: p.read_bytes() for p in isolated.iterdir() if p.is_file() and p.name.startswith("vip.")}

@@ -124,38 +124,65 @@ def restore(target: Path, src: str, yes: bool) -> dict:
             live.close()
     finally:
         source.close()
-    db.connect(target).close()  # forward migrations, if the backup is older
-    return {"db": str(target), "from": src, "source_schema": version, "schema_version": db.SCHEMA_VERSION}
+    restored = db.connect(target)  # forward migrations, if the backup is older
+    try:
+        key_needed = _key_needed(restored)
+    finally:
+        restored.close()
+    return {"db": str(target), "from": src, "source_schema": version, "schema_version": db.SCHEMA_VERSION,
+            "key_needed": key_needed}
+
+
+def _key_needed(conn) -> str | None:
+    """After a restore: None when the key in force opens the restored ID numbers; else which key file
+    does (a retired one), or that none here does."""
+    from vipcli import vault
+
+    fingerprint = db.get_meta(conn, "key_fingerprint")
+    if fingerprint is None:
+        return None
+    path = vault.key_path(conn)
+    found = vault.key_for(path, fingerprint)
+    if found == path:
+        return None
+    return str(found) if found else f"a key with fingerprint {fingerprint} (none of {path} and its retired keys)"
 
 
 def rotate_key(conn, now: datetime, operator: str) -> dict:
-    """Re-encrypt every ID number with a new key. The new key is written beside the old as KEY.new,
-    the database is re-encrypted in one transaction, then KEY.new replaces KEY (the old one is kept as
-    KEY.old). A crash between the two leaves KEY.new, which `open_vault` recognises and finishes."""
+    """Re-encrypt every ID number with a new key, one rotation at a time (KEY.lock). The write lock
+    is taken before the rows are read, so an enrolment can't slip an ID in under the old key. The
+    new key is written beside the old as KEY.new, the database re-encrypted in that transaction,
+    then the old key is retired to the next KEY.N (kept: backups made before need it) and KEY.new
+    becomes KEY. A crash between the two leaves KEY.new, which `open_vault` recognises and finishes."""
     import base64
 
     from vipcli import vault as vault_mod
 
-    old = vault_mod.open_vault(conn, create=True)
     path = vault_mod.key_path(conn)
-    key = os.urandom(64)
-    fresh = vault_mod.Vault(key)
-    pending = path.with_name(path.name + ".new")
-    pending.unlink(missing_ok=True)
-    fd = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(base64.b64encode(key))
-        handle.flush()
-        os.fsync(handle.fileno())
-    rows = conn.execute("SELECT id, id_enc FROM customers WHERE id_enc IS NOT NULL").fetchall()
-    with db.transaction(conn):
-        for row in rows:
-            plain = old.decrypt(row["id_enc"])
-            conn.execute("UPDATE customers SET id_enc = ?, id_hmac = ? WHERE id = ?",
-                         (fresh.encrypt(plain), fresh.lookup_hash(plain), row["id"]))
-        db.set_meta(conn, "key_fingerprint", fresh.fingerprint())
-        db.audit(conn, now, operator, "key rotate", str(path), reencrypted=len(rows))
-    if path.exists():
-        os.replace(path, path.with_name(path.name + ".old"))
-    os.replace(pending, path)
-    return {"key_file": str(path), "reencrypted": len(rows), "old_key": str(path.with_name(path.name + ".old"))}
+    try:
+        with vault_mod.rotation_lock(path, wait=False):
+            vault_mod.open_vault(conn, create=True, rotating=True)  # a key to rotate from (made if none)
+            key = os.urandom(64)
+            fresh = vault_mod.Vault(key)
+            pending = path.with_name(path.name + ".new")
+            with db.transaction(conn):
+                old = vault_mod.open_vault(conn, create=True, rotating=True)  # under both locks: the key in force
+                pending.unlink(missing_ok=True)
+                fd = os.open(pending, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(base64.b64encode(key))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                rows = conn.execute("SELECT id, id_enc FROM customers WHERE id_enc IS NOT NULL").fetchall()
+                for row in rows:
+                    plain = old.decrypt(row["id_enc"])
+                    conn.execute("UPDATE customers SET id_enc = ?, id_hmac = ? WHERE id = ?",
+                                 (fresh.encrypt(plain), fresh.lookup_hash(plain), row["id"]))
+                db.set_meta(conn, "key_fingerprint", fresh.fingerprint())
+                db.audit(conn, now, operator, "key rotate", str(path), reencrypted=len(rows))
+            retired = vault_mod.retire(path)
+            os.replace(pending, path)
+    except BlockingIOError:
+        raise Refused("another key rotation is running; try again when it has finished",
+                      code="rotation_running") from None
+    return {"key_file": str(path), "reencrypted": len(rows), "old_key": str(retired)}

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from vipcli.errors import DatabaseProblem
@@ -97,27 +98,87 @@ def _read_key(path: Path) -> bytes:
     return key
 
 
+def retired_keys(path: Path) -> list[Path]:
+    """The keys rotations retired (KEY.1, KEY.2, ... oldest first): kept until the operator deletes
+    them, since the backups written before each rotation need theirs."""
+    found = [p for p in path.parent.glob(path.name + ".*") if p.name[len(path.name) + 1:].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(path.name) + 1:]))
+
+
+def retire(path: Path) -> Path:
+    """Move the key in force to the next free KEY.N (0600, as it was)."""
+    kept = retired_keys(path)
+    number = int(kept[-1].name[len(path.name) + 1:]) + 1 if kept else 1
+    target = path.with_name(f"{path.name}.{number}")
+    os.link(path, target)  # (fails if it exists: never over another retired key)
+    os.unlink(path)
+    return target
+
+
+def key_for(path: Path, fingerprint: str) -> Path | None:
+    """Which of the key in force and the retired ones has this fingerprint."""
+    for candidate in [path, *reversed(retired_keys(path))]:
+        try:
+            if candidate.exists() and Vault(_read_key(candidate)).fingerprint() == fingerprint:
+                return candidate
+        except DatabaseProblem:
+            continue
+    return None
+
+
+@contextmanager
+def rotation_lock(path: Path, wait: bool = True):
+    """KEY.lock, held by a rotation from its start to its last rename: one at a time, and nobody
+    finishes a rotation (below) that is still running. BlockingIOError when busy and not `wait`."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.name == "posix":
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
 def _finish_rotation(path: Path, expected: str | None) -> None:
     """A rotation that committed but was cut off before renaming its new key file: finish it."""
     pending = path.with_name(path.name + ".new")
     if expected is None or not pending.exists():
         return
-    key = _read_key(pending)
-    if Vault(key).fingerprint() == expected:
+    with rotation_lock(path):
+        finish_rotation_locked(path, expected)
+
+
+def finish_rotation_locked(path: Path, expected: str | None) -> None:
+    """The same, by a process that holds the rotation lock."""
+    pending = path.with_name(path.name + ".new")
+    if expected is None or not pending.exists():
+        return  # (or the rotation finished it meanwhile)
+    if Vault(_read_key(pending)).fingerprint() == expected:
         if path.exists():
-            os.replace(path, path.with_name(path.name + ".old"))
+            retire(path)
         os.replace(pending, path)
 
 
-def open_vault(conn, create: bool) -> Vault:
+def open_vault(conn, create: bool, rotating: bool = False) -> Vault:
     """The key for this database; created (0600) only when `create` and the database has none."""
     from vipcli.db import get_meta, set_meta
 
     path = key_path(conn)
     expected = get_meta(conn, _FINGERPRINT_KEY)
-    _finish_rotation(path, expected)
+    if rotating:  # (a rotation holds the lock that finishing one takes)
+        finish_rotation_locked(path, expected)
+    else:
+        _finish_rotation(path, expected)
     if path.exists():
         found = Vault(_read_key(path))
+        if expected is not None and expected != found.fingerprint() and not conn.in_transaction and not rotating:
+            # A rotation may have committed and renamed its key between our two reads: once it has
+            # finished (its lock), read both again.
+            with rotation_lock(path):
+                expected = get_meta(conn, _FINGERPRINT_KEY)
+                found = Vault(_read_key(path))
         if expected is None:
             set_meta(conn, _FINGERPRINT_KEY, found.fingerprint())
         elif expected != found.fingerprint():

@@ -168,13 +168,13 @@ def _root(
 def _protect(db_path: Path) -> None:
     """No output of this command may be the database, its companions or its ID-number key."""
     from vipcli.io.files import protect_only
-    from vipcli.vault import key_candidates
+    from vipcli.vault import key_candidates, retired_keys
 
     paths = {db_path: "the database"}
     paths.update({f"{db_path}{suffix}": "part of the database" for suffix in ("-wal", "-shm", "-journal", "-waiting")})
     for key in key_candidates(db_path):
-        paths.update({key: "the ID-number key", f"{key}.old": "a copy of the ID-number key",
-                      f"{key}.new": "a copy of the ID-number key"})
+        paths.update({key: "the ID-number key", f"{key}.new": "the next ID-number key", f"{key}.lock": "a lock file"})
+        paths.update({kept: "a retired ID-number key" for kept in retired_keys(key)})
     protect_only(paths)
 
 

@@ -45,7 +45,13 @@ def restore(
     data = safekeeping.restore(s.db_path, src, yes)
     with transaction(s.open(create=True)) as conn:
         audit(conn, s.now, s.operator, "restore", src)
-    emit(s, data, lambda c: c.print(f"Restored {s.db_path} from {src}."))
+    def human(c):
+        c.print(f"Restored {s.db_path} from {src}.")
+        if data["key_needed"]:
+            c.print(f"Its ID numbers were written under another key: they need {data['key_needed']} "
+                    "(copy it to the key file, or set VIPCLI_KEY_FILE).")
+
+    emit(s, data, human)
 
 
 @command(app, "audit")
