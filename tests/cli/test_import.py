@@ -542,3 +542,24 @@ def test_members_of_another_store_are_completed_and_keep_their_store(vip, isolat
     assert (again["updated"], again["duplicates"], again["rejected"]) == (0, 2, 0)
     assert vip("enroll", "--phone", "13800138000", "--store", "BJ01", "--email", "w@example.com").code == 0
     assert vip("show", "13800138000")["store"] == "SZ01"
+
+
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_a_cell_over_131072_characters_is_a_rejected_row(vip, isolated, monkeypatch, writer):
+    """csv's field limit raised an internal error after rows were committed, and a re-run never
+    finished; now the row is rejected with its reason (exit 3), the rest go in."""
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
+    rows = [f"Q{i},1390000{i % 100:04d},2026-05-01T10:00:00,10" for i in range(3000)]
+    rows.insert(1500, 'Y1,13900000001,"' + "2" * 140000 + '",10')
+    (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    r = vip("import", "purchases", str(isolated / "p.csv"))
+    assert r.code == 3 and (r["inserted"], r["rejected"]) == (3000, 1)
+    reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8-sig"))]
+    assert reasons[0].startswith("purchased_at: ") and "(140,000 characters)" in reasons[0] and len(reasons[0]) < 200
+
+
+def test_a_header_of_two_million_columns_is_named_in_one_short_line(vip, isolated):
+    (isolated / "wide.csv").write_text(",".join(f"c{i}" for i in range(200000)) + "\n", encoding="utf-8")
+    r = vip("import", "purchases", str(isolated / "wide.csv"))
+    message = r.data["error"]["message"]
+    assert r.code == 2 and "'c0', 'c1', 'c2', 'c3', 'c4' and 199,995 more" in message and len(message) < 400

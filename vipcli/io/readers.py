@@ -10,9 +10,14 @@ from itertools import chain, islice, repeat
 from datetime import date, datetime
 from pathlib import Path
 
-from vipcli.errors import InvalidInput
+from vipcli.errors import InvalidInput, shown
 
 ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
+
+# A cell as long as this is read (and its row rejected by the checks of its column); csv's own
+# limit, 131,072 characters, stopped the whole file. Longer still is an unreadable file.
+CELL_LIMIT = 16 * 1024 * 1024
+csv.field_size_limit(CELL_LIMIT)
 
 
 def detect_encoding(path: Path) -> str:
@@ -88,8 +93,8 @@ def open_table(path: str, columns: tuple[str, ...], required: tuple[str, ...],
     names = [(h or "").strip().lower() for h in header]
     unknown = [n for n in names if n not in columns]
     if unknown:
-        raise InvalidInput(f"{path}: unknown column(s) {', '.join(repr(u) for u in unknown)} "
-                           f"(allowed: {', '.join(columns)})", code="bad_columns")
+        named = ", ".join(shown(u, 30) for u in unknown[:5]) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
+        raise InvalidInput(f"{path}: unknown column(s) {named} (allowed: {', '.join(columns)})", code="bad_columns")
     missing = [c for c in required if c not in names]
     if missing:
         raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)}", code="bad_columns")
@@ -251,12 +256,15 @@ def _split_lines(lines, number: int):
 
 @contextmanager
 def _decoding(path: Path, encoding: str):
-    """A byte the encoding can't read, anywhere in the file: a one-line error naming the fix."""
+    """A byte the encoding can't read, or CSV that can't be read (a cell over CELL_LIMIT), anywhere
+    in the file: a one-line error naming the fix."""
     try:
         yield
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{path}: not {encoding} text ({exc.reason}); "
                            "choose the file's encoding with --encoding", code="bad_encoding") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: not readable as CSV ({exc})", code="bad_file") from None
 
 
 def _xlsx_rows(path: Path):
