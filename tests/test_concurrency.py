@@ -120,3 +120,13 @@ def test_letting_waiters_in_with_nobody_waiting_returns_at_once(isolated):
         pass  # makes the file
     db.let_waiters_in(conn)
     assert oct(os.stat(str(isolated / "vip.db") + "-waiting").st_mode & 0o777) == "0o600"
+
+
+def test_the_same_redeem_request_from_two_tills_at_once_spends_once(vip, member, isolated):
+    card = member()
+    vip("purchase", card, "--amount", "1000")  # 880 points
+    env = {**os.environ}
+    results = run_workers([(["redeem", card, "--points", "500", "--request-id", "R-1"], 3)] * 2, env)
+    assert all(r["code"] == 0 for r in results), results
+    assert sum(not json.loads(r["out"])["duplicate"] for r in results) == 1
+    assert vip("points", card)["points_balance"] == 380 and vip("check")["ok"] is True

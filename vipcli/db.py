@@ -190,6 +190,19 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX gifts_customer_year ON gifts(customer_id, year);
         """,
     ),
+    (
+        "request ids: a till's retry after a time-out gets the first answer (vip redeem --request-id)",
+        """
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            command TEXT NOT NULL,
+            params TEXT NOT NULL,
+            result TEXT NOT NULL,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        """,
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -258,3 +258,21 @@ def test_check_full_adds_sqlites_own_checks(vip, member, isolated):
     full = vip("check", "--full")
     assert full.code == 1 and any("foreign key: visits" in p for p in full["problems"])
     assert "structure" in full["checks"] and "structure" not in vip("check")["checks"]
+
+
+def test_a_retried_redeem_with_its_request_id_returns_the_first_result(vip, member, isolated):
+    """After a time-out a till could not tell whether the redeem went through."""
+    card = member()
+    vip("purchase", card, "--amount", "1000")  # 880 points
+    first = vip("redeem", card, "--points", "100", "--request-id", "T3-0042")
+    assert first.code == 0 and (first["points_balance"], first["duplicate"]) == (780, False)
+    again = vip("redeem", card, "--points", "100", "--request-id", "T3-0042")
+    assert again.code == 0 and (again["points_balance"], again["duplicate"]) == (780, True)
+    assert vip("points", card)["points_balance"] == 780
+    other = vip("redeem", card, "--points", "200", "--request-id", "T3-0042")
+    assert other.code == 1 and other.data["error"]["code"] == "request_conflict"
+    assert vip("redeem", card, "--points", "100", "--request-id", "x" * 65).code == 2
+    assert vip("redeem", card, "--points", "100")["points_balance"] == 680  # no id: a new redeem
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM ledger WHERE kind = 'redeem'").fetchone()[0] == 2
+    assert vip("check")["ok"] is True

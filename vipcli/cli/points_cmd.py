@@ -37,34 +37,23 @@ def redeem(
     ref: str = typer.Argument(..., metavar="CARD/PHONE"),
     points: str = typer.Option(None, "--points", help="Points to spend (default: the reward's price)."),
     reward: str = typer.Option(None, "--reward", help="Reward code from `vip rewards`."),
+    request_id: str = typer.Option(None, "--request-id",
+                                   help="The till's id for this request: asked again (after a time-out), it returns the first result."),
 ) -> None:
-    """Spend points of one card (never below zero, never pooled). Example: vip redeem 755000015 --reward GIFT300"""
-    from vipcli import archive, cards, ledger
-    from vipcli.db import audit, transaction
-    from vipcli.errors import InvalidInput, Refused
+    """Spend points of one card (never below zero, never pooled). Example: vip redeem 755000015 --reward GIFT300 --request-id T3-0042"""
+    from vipcli import rewards
+    from vipcli.db import transaction
 
     s = session(ctx)
     rules = s.rules()
-    chosen = rules.reward(reward) if reward is not None else None
-    if points is None and chosen is None:
-        raise InvalidInput("give --points N or --reward CODE", code="bad_usage")
-    amount = _parse_points(points) if points is not None else chosen.points
-    if chosen is not None and amount != chosen.points:
-        raise InvalidInput(f"reward {chosen.code} costs {chosen.points} points, not {amount}", code="bad_points")
+    amount = _parse_points(points) if points is not None else None
     with transaction(s.conn) as conn:
-        customer, card = archive.resolve(conn, rules, ref)
-        status = cards.effective_status(card, archive.is_registered(customer), rules, s.now.date()) if card else None
-        if status != "active":
-            raise Refused(f"card {card['card_no'] if card else '(none)'} is {status or 'not issued'}; "
-                          "only an active card can redeem", code=f"card_{status or 'missing'}")
-        reason = f"reward {chosen.code}: {chosen.name}" if chosen else "points redeemed"
-        left = ledger.redeem(conn, rules, card["card_no"], amount, s.now, s.operator, reason)
-        audit(conn, s.now, s.operator, "redeem", card["card_no"], points=amount,
-              reward=chosen.code if chosen else None)
-    data = {"card_no": card["card_no"], "points_redeemed": amount, "points_balance": left,
-            "reward": chosen.code if chosen else None}
-    emit(s, data, lambda c: c.print(f"Redeemed {amount} points" + (f" for {chosen.name}" if chosen else "")
-                                     + f"; balance {left}."))
+        data = rewards.redeem(conn, rules, ref, amount, reward, s.now, s.operator,
+                              request_id.strip() if request_id is not None else None)
+    emit(s, data, lambda c: c.print(("Already done (same request): r" if data["duplicate"] else "R")
+                                    + f"edeemed {data['points_redeemed']} points"
+                                    + (f" for {data['reward_name']}" if data["reward"] else "")
+                                    + f"; balance {data['points_balance']}."))
 
 
 @command(points_app, "show")
