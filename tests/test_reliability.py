@@ -521,3 +521,35 @@ def test_hostile_values_are_one_short_line_exit_2(vip, args, field):
 
 def test_full_width_digits_are_still_numbers(vip):
     assert vip("purchase", "--phone", "１３８００１３８０００", "--amount", "１０．５０")["paid"] == "10.50"
+
+
+# --- issue 19.6: personal data outside the protected places -------------------------------------------
+
+def test_rejects_files_mask_phones_and_id_numbers(vip, isolated):
+    path = isolated / "m.csv"
+    path.write_text("phone,name,id_number,birthday\n13700137000,张伟,11010519491231002X,1990-13-01\n"
+                    "13600136000,李,110105194912310038,bad\n", encoding="utf-8")
+    assert vip("import", "members", str(path)).code == 3
+    text = (isolated / "m.rejects.csv").read_text(encoding="utf-8-sig")
+    assert "137****7000" in text and "110105********002X" in text
+    for full in ("13700137000", "11010519491231002X", "13600136000", "110105194912310038"):
+        assert full not in text
+
+
+def test_a_refused_id_number_names_nobody_and_is_audited(vip, member, isolated):
+    member(id_number=ID)
+    r = vip("enroll", "--phone", "13900139000", "--name", "李", "--id-number", ID)
+    message = r.data["error"]["message"]
+    assert r.code == 1 and r.data["error"]["code"] == "duplicate_id" and "customer" not in message and "1" not in message
+    assert vip("show", "13900139000").code == 1  # nothing written
+    entries = vip("audit", "--command", "id number refused")["entries"]
+    assert len(entries) == 1 and entries[0]["target"] == "139****9000"
+
+
+def test_an_id_number_can_come_from_stdin_out_of_the_process_list(vip, isolated):
+    from typer.testing import CliRunner
+
+    from vipcli.cli import app
+    r = CliRunner().invoke(app, ["--json", "enroll", "--phone", P, "--id-number", "-"], input=ID + "\n")
+    assert r.exit_code == 0, r.stdout
+    assert vip("show", P, "--unmask")["id_number"] == ID

@@ -93,7 +93,8 @@ def _store_values(conn, clean: dict, vault_for, customer_id: int | None) -> tupl
             digest = vault.lookup_hash(value)
             owner = conn.execute("SELECT id FROM customers WHERE id_hmac = ?", (digest,)).fetchone()
             if owner is not None and owner["id"] != customer_id:
-                raise Refused(f"that ID number already belongs to customer {owner['id']}",
+                # Saying whose it is would confirm to anyone that a given ID is on file.
+                raise Refused("id_number: this ID number can't be used here; ask the VIP desk",
                               code="duplicate_id")
             columns.update(id_enc=vault.encrypt(value), id_hmac=digest, id_masked=fields.mask_id(value))
             loggable["id_number"] = fields.mask_id(value)

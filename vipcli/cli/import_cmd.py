@@ -36,7 +36,7 @@ class _Rejects:
             writer = csv.writer(handle)
             writer.writerow(header)
             for number, reason, values in sorted(self.rows, key=lambda r: r[0]):
-                writer.writerow([number, reason, *[neutralize(values.get(c) or "") for c in columns]])
+                writer.writerow([number, reason, *[neutralize(_masked(c, values.get(c) or "")) for c in columns]])
 
     def _fill(self) -> None:
         from vipcli.io.readers import open_rows
@@ -52,6 +52,18 @@ class _Rejects:
                     break
         self.rows = [(number, reason, found.get(number, {}) if values is None else values)
                      for number, reason, values in self.rows]
+
+
+def _masked(column: str, value: str) -> str:
+    """A rejects file goes round the office: phones and ID numbers in it are masked as in every
+    other output (the row number finds the full value in the input file)."""
+    from vipcli.fields import looks_like_phone, mask_id, mask_phone, normalize_phone
+
+    if column == "phone" and looks_like_phone(value):
+        return mask_phone(normalize_phone(value))
+    if column == "id_number" and value:
+        return mask_id(value) if len(value.strip()) == 18 else "*" * len(value)
+    return value
 
 
 @contextmanager

@@ -1,5 +1,7 @@
 """init, info, enroll, show, search, update, history."""
 
+from contextlib import contextmanager
+
 import typer
 
 from vipcli.cli import app, command, session
@@ -10,6 +12,37 @@ def _fmt_card(rules, card_no):
     from vipcli.cards import format_number
 
     return format_number(card_no, rules)
+
+
+def _secret(value: str | None) -> str | None:
+    """`--id-number -`: read from a hidden prompt on a terminal, else one line of stdin, so the number
+    is not in the process list for every local user to see."""
+    if value != "-":
+        return value
+    import sys
+
+    if sys.stdin.isatty():
+        return typer.prompt("ID number", hide_input=True, err=True)
+    return sys.stdin.readline().strip()
+
+
+@contextmanager
+def _auditing_refused_ids(s, who: str):
+    """An ID number refused because it is on another archive: the attempt is audited (the write that
+    tried it rolls back), and the message names nobody."""
+    from vipcli.errors import Refused
+
+    try:
+        yield
+    except Refused as exc:
+        if exc.code == "duplicate_id":
+            from vipcli.db import audit, transaction
+            from vipcli.fields import looks_like_phone, mask_phone
+
+            with transaction(s.conn) as conn:
+                audit(conn, s.now, s.operator, "id number refused", mask_phone(who) if looks_like_phone(who) else who,
+                      reason="on another archive")
+        raise
 
 
 @command(app, "init")
@@ -73,7 +106,7 @@ def enroll(
     name: str = typer.Option(None, "--name"),
     gender: str = typer.Option(None, "--gender", help="F or M."),
     birthday: str = typer.Option(None, "--birthday", help="YYYY-MM-DD."),
-    id_number: str = typer.Option(None, "--id-number", help="18-character resident ID (stored encrypted)."),
+    id_number: str = typer.Option(None, "--id-number", help="18-character resident ID (stored encrypted); - reads it from a prompt or stdin, out of the process list."),
     email: str = typer.Option(None, "--email"),
     address: str = typer.Option(None, "--address"),
     store: str = typer.Option(None, "--store", help="Store of registration."),
@@ -90,11 +123,11 @@ def enroll(
     s = session(ctx)
     moment = when(at, s.now)
     clean = archive.clean_profile(
-        {"phone": phone, "name": name, "gender": gender, "birthday": birthday, "id_number": id_number,
+        {"phone": phone, "name": name, "gender": gender, "birthday": birthday, "id_number": _secret(id_number),
          "email": email, "address": address, "store": store}, moment.date())
     reason = clean_text(grant, "grant", 200) if grant is not None else None
     rules = s.rules()
-    with transaction(s.conn) as conn:
+    with _auditing_refused_ids(s, clean["phone"]), transaction(s.conn) as conn:
         result = archive.enroll(conn, rules, s.vault_for, clean, moment, s.operator, reason, region)
         customer = conn.execute("SELECT * FROM customers WHERE id = ?", (result["customer_id"],)).fetchone()
         card = cards.live_card(conn, customer["id"])
@@ -209,7 +242,7 @@ def update(
     gender: str = typer.Option(None, "--gender"),
     birthday: str = typer.Option(None, "--birthday"),
     phone: str = typer.Option(None, "--phone", help="New phone number."),
-    id_number: str = typer.Option(None, "--id-number"),
+    id_number: str = typer.Option(None, "--id-number", help="New resident ID; - reads it from a prompt or stdin."),
     email: str = typer.Option(None, "--email"),
     address: str = typer.Option(None, "--address"),
     store: str = typer.Option(None, "--store"),
@@ -222,13 +255,13 @@ def update(
 
     s = session(ctx)
     clean = archive.clean_profile(
-        {"phone": phone, "name": name, "gender": gender, "birthday": birthday, "id_number": id_number,
+        {"phone": phone, "name": name, "gender": gender, "birthday": birthday, "id_number": _secret(id_number),
          "email": email, "address": address, "store": store}, s.now.date())
     prefs = archive.parse_prefs(pref)
     if not clean and not prefs:
         raise InvalidInput("nothing to change: give at least one --FIELD VALUE", code="bad_usage")
     rules = s.rules()
-    with transaction(s.conn) as conn:
+    with _auditing_refused_ids(s, ref), transaction(s.conn) as conn:
         changed = archive.update(conn, rules, s.vault_for, ref, clean, prefs, s.now, s.operator)
     emit(s, {"changed": changed}, lambda c: c.print(
         f"Changed: {', '.join(changed)}." if changed else "Nothing changed (same values)."))

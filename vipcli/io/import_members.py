@@ -49,6 +49,8 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
                     conn.execute("RELEASE member_row")
                     report.rejected += 1
                     rejects(number, values, exc.message)
+                    if exc.code == "duplicate_id":
+                        audit(conn, now, operator, "id number refused", f"row {number}", reason="on another archive")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
