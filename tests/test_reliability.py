@@ -553,3 +553,45 @@ def test_an_id_number_can_come_from_stdin_out_of_the_process_list(vip, isolated)
     r = CliRunner().invoke(app, ["--json", "enroll", "--phone", P, "--id-number", "-"], input=ID + "\n")
     assert r.exit_code == 0, r.stdout
     assert vip("show", P, "--unmask")["id_number"] == ID
+
+
+# --- issue 19.5: erasure (PIPL art. 47) is complete ---------------------------------------------------
+
+def test_a_prospect_can_be_erased_and_preference_names_go_too(vip, isolated):
+    vip("purchase", "--phone", P, "--amount", "10")
+    vip("update", P, "--name", "王芳", "--pref", "病史=高血压")
+    r = vip("cancel", "--yes", P, "--reason", "本人要求", "--erase")
+    assert r.code == 0 and r["erased"] is True and r["card_no"] is None and r["wiped_from_file"] is True
+    data = b"".join(p.read_bytes() for p in isolated.glob("vip.db*"))
+    for value in ("王芳", "病史", "高血压", "13800138000"):
+        assert value.encode() not in data, value
+    assert vip("check")["ok"] is True
+
+
+def test_a_restore_of_an_older_backup_erases_again_whoever_was_erased(vip, member, isolated):
+    card = member()
+    assert vip("backup", str(isolated / "old.db")).code == 0
+    assert vip("cancel", "--yes", card, "--reason", "本人要求", "--erase").code == 0
+    r = vip("restore", str(isolated / "old.db"), "--yes")
+    assert r.code == 0 and r["erased_again"] == [1]
+    shown = vip("show", card)
+    assert shown["name"] is None and shown["phone"] is None and shown["status"] == "cancelled"
+    assert "王芳".encode() not in b"".join(p.read_bytes() for p in isolated.glob("vip.db*"))
+    assert vip("check")["ok"] is True
+
+
+def test_an_erase_beside_a_long_reader_says_the_old_values_are_still_in_the_log(vip, member, isolated,
+                                                                               monkeypatch):
+    card = member()
+    monkeypatch.setenv("VIPCLI_BUSY_TIMEOUT", "0.3")
+    reader = sqlite3.connect(isolated / "vip.db", isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM customers").fetchone()  # holds its snapshot
+    try:
+        r = vip("cancel", "--yes", card, "--reason", "x", "--erase")
+        human = vip("cancel", "--yes", card, "--reason", "x", "--erase", json_output=False)
+    finally:
+        reader.execute("ROLLBACK")
+        reader.close()
+    assert r.code == 0 and r["erased"] is True and r["wiped_from_file"] is False
+    assert human.code == 0

@@ -224,8 +224,9 @@ def update(conn, rules: Rules, vault_for, ref: str, clean: dict, prefs: dict, at
         changed += _log_changes(conn, customer["id"], before,
                                 {f"pref.{k}": v for k, v in prefs.items()}, at, operator)
     _mark_registration(conn, customer["id"], at)
-    if changed:
-        audit(conn, at, operator, "update", str(customer["id"]), changed=changed)
+    if changed:  # (a preference's name can be personal: the audit, which an erasure keeps, says only "pref")
+        audit(conn, at, operator, "update", str(customer["id"]),
+              changed=sorted({"pref" if c.startswith("pref.") else c for c in changed}))
     return changed
 
 

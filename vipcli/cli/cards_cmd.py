@@ -149,28 +149,38 @@ def cancel(
     rules = s.rules()
 
     def work(conn):
-        _, card = archive.resolve(conn, rules, ref)
-        if card is None:
+        customer, card = archive.resolve(conn, rules, ref)
+        if card is None and not erase:
             raise Refused("this customer has no card", code="no_card")
-        done = membership.cancel(conn, card["card_no"], why, s.now, s.operator, erase)
-        audit(conn, s.now, s.operator, "cancel --erase" if erase else "cancel", card["card_no"], reason=why,
-              points_forfeited=done["points_forfeited"], erased=done["erased"])
+        if card is None:  # a prospect may be erased too (PIPL art. 47)
+            done = membership.erase_prospect(conn, customer["id"], s.now)
+        else:
+            done = membership.cancel(conn, card["card_no"], why, s.now, s.operator, erase)
+        audit(conn, s.now, s.operator, "cancel --erase" if erase else "cancel", done["card_no"] or str(customer["id"]),
+              reason=why, points_forfeited=done["points_forfeited"], erased=done["erased"])
         return done
 
     def plan(p):
+        if p["card_no"] is None:
+            return f"Erase the personal data of customer {p['customer_id']} (no card) for good."
         return (f"Cancel card {p['card_no']} of customer {p['customer_id']}: {p['points_forfeited']} points "
                 "forfeited" + ("; the customer's personal data erased for good." if erase else "."))
 
     data = run_confirmed(s, "cancel", work, plan, yes, dry_run)
-    if erase and not data["dry_run"]:
-        s.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    if data["erased"] and not data["dry_run"]:
+        membership.journal_erasure(s.conn, data["customer_id"], s.now)
+        data["wiped_from_file"] = membership.wipe_wal(s.conn)
 
     def human(c):
         if data["dry_run"]:
             c.print(f"Dry run, nothing changed: {plan(data)}", markup=False)
             return
-        c.print(f"Card {data['card_no']} cancelled; {data['points_forfeited']} points forfeited.")
+        if data["card_no"] is not None:
+            c.print(f"Card {data['card_no']} cancelled; {data['points_forfeited']} points forfeited.")
         if data["erased"]:
             c.print("Personal data erased. This can't be undone; purchases and points history stay for the accounts.")
+            if not data["wiped_from_file"]:
+                c.print("Another program is still reading the database, so the old values stay in its "
+                        "write-ahead log (DATABASE-wal) until that program stops reading.")
 
     emit(s, data, human)

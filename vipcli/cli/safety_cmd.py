@@ -41,12 +41,21 @@ def restore(
     from vipcli import safekeeping
     from vipcli.db import audit, transaction
 
+    from vipcli import membership
+
     s = session(ctx)
     data = safekeeping.restore(s.db_path, src, yes)
     with transaction(s.open(create=True)) as conn:
-        audit(conn, s.now, s.operator, "restore", src)
+        data["erased_again"] = membership.reapply_erasures(conn, s.now, s.operator)
+        audit(conn, s.now, s.operator, "restore", src, erased_again=len(data["erased_again"]))
+    if data["erased_again"]:
+        data["wiped_from_file"] = membership.wipe_wal(s.conn)
+
     def human(c):
         c.print(f"Restored {s.db_path} from {src}.")
+        if data["erased_again"]:
+            c.print(f"{len(data['erased_again'])} customers erased after that backup was made were erased again "
+                    "(the erasure journal beside the database).")
         if data["key_needed"]:
             c.print(f"Its ID numbers were written under another key: they need {data['key_needed']} "
                     "(copy it to the key file, or set VIPCLI_KEY_FILE).")
