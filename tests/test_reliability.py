@@ -595,3 +595,17 @@ def test_an_erase_beside_a_long_reader_says_the_old_values_are_still_in_the_log(
         reader.close()
     assert r.code == 0 and r["erased"] is True and r["wiped_from_file"] is False
     assert human.code == 0
+
+
+def test_control_characters_in_names_and_paths_are_shown_escaped(vip, member, isolated):
+    """File names and stored text with ESC sequences or U+202E were echoed raw to the terminal."""
+    card = member()
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        conn.execute("UPDATE customers SET name = ?", ("王\x1b[2J芳\u202e",))
+    shown = vip("show", card, json_output=False)
+    assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout and "王\\x1b[2J芳\\u202e" in shown.stdout
+    out = isolated / "a\x1b[31mred\u202eb.csv"
+    wrote = vip("export", "members", "--out", str(out), json_output=False)
+    assert wrote.code == 0 and "\x1b" not in wrote.stdout and "a\\x1b[31mred\\u202eb.csv" in wrote.stdout
+    missing = vip("import", "members", str(isolated / "x\x1b[2Jy.csv"), json_output=False)
+    assert missing.code == 2 and "\x1b" not in missing.stderr

@@ -81,7 +81,9 @@ def _usage_line(exc) -> str:
 
 
 def report(code: str, message: str, exit_code: int, as_json: bool) -> int:
-    line = " ".join(str(message).split())
+    from vipcli.cli.output import printable
+
+    line = printable(" ".join(str(message).split()))
     if as_json:
         payload = json.dumps({"error": {"code": code, "message": line}}, ensure_ascii=False)
         print(payload)

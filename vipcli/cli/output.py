@@ -1,5 +1,6 @@
 """Rendering: one JSON object for scripts, rich tables for people. Money leaves as yuan text."""
 
+import functools
 import json
 import sys
 from datetime import date, datetime
@@ -45,6 +46,18 @@ def emit(session, data: dict, human, out: str | None = None) -> None:
 UNBOUNDED_WIDTH = 100_000
 
 
+def printable(text: str) -> str:
+    """Control and format characters (ESC sequences, U+202E right-to-left override) in text that came
+    from a person or a file, shown escaped: they would move the cursor, recolour the terminal or
+    reverse what follows. Line ends and tabs stay."""
+    import unicodedata
+
+    if text.isprintable():
+        return text
+    return "".join(ch if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf")
+                   else ascii(ch)[1:-1] for ch in text)
+
+
 def console(stderr: bool = False):
     """Lines and tables fit a terminal's width; into a file or a pipe, a line stays one line and a
     table keeps every cell whole."""
@@ -55,15 +68,35 @@ def console(stderr: bool = False):
     # `[link=...]`) is printed as it is, never interpreted. Styles come from `styled`.
     plain = {"highlight": False, "markup": False, "emoji": False, "stderr": stderr}
     if stream.isatty():
-        return Console(soft_wrap=False, **plain)
-    return Console(soft_wrap=True, width=UNBOUNDED_WIDTH, **plain)
+        return _PlainConsole(soft_wrap=False, **plain)
+    return _PlainConsole(soft_wrap=True, width=UNBOUNDED_WIDTH, **plain)
+
+
+@functools.cache
+def _plain_console_class():
+    from rich.console import Console
+
+    class PlainConsole(Console):
+        """Text printed with its control characters escaped (`printable`), whatever it came from."""
+
+        def render_str(self, text, **kwargs):
+            return super().render_str(printable(text), **kwargs)
+
+        def print(self, *objects, **kwargs):
+            return super().print(*(printable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+    return PlainConsole
+
+
+def _PlainConsole(**kwargs):
+    return _plain_console_class()(**kwargs)
 
 
 def styled(*parts):
     """One line from plain text and (text, style) pairs: only the styles given are applied."""
     from rich.text import Text
 
-    return Text.assemble(*parts)
+    return Text.assemble(*(printable(p) if isinstance(p, str) else (printable(p[0]), p[1]) for p in parts))
 
 
 def table(title: str | None, columns: list[str], rows: list[list], justify_right=()):
