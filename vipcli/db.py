@@ -277,6 +277,9 @@ def _create_private(path: Path) -> None:
 def translate(exc: sqlite3.Error, path=None) -> DatabaseProblem:
     """A plain one-line message for a database failure; never SQLite's raw text alone."""
     text = str(exc)
+    if "disk is full" in text or "disk I/O error" in text:
+        return DatabaseProblem(f"{path or 'the database'}: the disk is full (or failing): nothing was written; "
+                               "free some space and run the command again", code="disk_full")
     if "locked" in text or "busy" in text:
         return DatabaseProblem(
             f"the database is busy: another vip command held it for over {busy_timeout():g} s; "
@@ -380,7 +383,7 @@ def transaction(conn: sqlite3.Connection, dry_run: bool = False):
     try:
         yield conn
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     if dry_run:
         conn.execute("ROLLBACK")
@@ -388,8 +391,15 @@ def transaction(conn: sqlite3.Connection, dry_run: bool = False):
     try:
         conn.execute("COMMIT")
     except sqlite3.Error as exc:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise translate(exc) from None
+
+
+def _rollback(conn) -> None:
+    """Undo what is left: SQLite has already rolled back after some failures (a full disk), and a
+    second ROLLBACK would hide the first error behind "no transaction is active"."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 # --- fairness between a long writer and the tills ------------------------------------------------

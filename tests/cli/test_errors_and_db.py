@@ -159,3 +159,26 @@ def test_an_empty_file_is_not_silently_made_a_database(vip, isolated, monkeypatc
     r = vip("info")
     assert r.code == 4 and r.data["error"]["code"] == "no_database" and empty.stat().st_size == 0
     assert vip("init").code == 0 and vip("info").code == 0
+
+
+def test_a_full_disk_is_said_plainly_and_nothing_is_half_written(vip, member, isolated, monkeypatch):
+    """SQLITE_FULL was hidden behind "cannot rollback - no transaction is active"."""
+    from vipcli import db
+    card = member()
+    connect = db.connect
+
+    def small(path, create=False):
+        conn = connect(path, create)
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages}")  # no room for one more page
+        return conn
+
+    monkeypatch.setattr(db, "connect", small)
+    for i in range(3000):  # until a purchase needs a page the database may not have
+        r = vip("purchase", card, "--amount", "10", "--receipt", f"F{i}")
+        if r.code != 0:
+            break
+    assert r.code == 4 and r.data["error"]["code"] == "disk_full" and "disk is full" in r.data["error"]["message"]
+    monkeypatch.setattr(db, "connect", connect)
+    assert vip("purchase", card, "--amount", "10", "--receipt", f"F{i}").data["duplicate"] is False  # not half there
+    assert vip("check")["ok"] is True
