@@ -563,3 +563,17 @@ def test_a_header_of_two_million_columns_is_named_in_one_short_line(vip, isolate
     r = vip("import", "purchases", str(isolated / "wide.csv"))
     message = r.data["error"]["message"]
     assert r.code == 2 and "'c0', 'c1', 'c2', 'c3', 'c4' and 199,995 more" in message and len(message) < 400
+
+
+@pytest.mark.parametrize("encoding,refused", [("shift_jis", True), ("gb18030", False)])
+def test_a_file_in_another_encoding_is_refused_not_turned_to_mojibake(vip, isolated, encoding, refused):
+    """A Shift-JIS file (山田太郎) was imported with exit 0 as 嶳揷懢榊."""
+    names = {"shift_jis": ["山田太郎", "鈴木花子", "佐藤一郎", "高橋美咲"], "gb18030": ["王芳", "张伟", "李娜", "刘洋"]}[encoding]
+    lines = "".join(f"1380013800{i},{name}\n" for i, name in enumerate(names))
+    (isolated / "m.csv").write_bytes(("phone,name\n" + lines).encode(encoding))
+    r = vip("import", "members", str(isolated / "m.csv"))
+    if refused:
+        assert r.code == 2 and r.data["error"]["code"] == "bad_encoding" and "--encoding" in r.data["error"]["message"]
+        assert vip("show", "13800138000").code == 1
+    else:
+        assert r.code == 0 and vip("show", "13800138000")["name"] == "王芳"

@@ -22,11 +22,31 @@ csv.field_size_limit(CELL_LIMIT)
 
 def detect_encoding(path: Path) -> str:
     """UTF-8 (BOM or not) when the whole file decodes as UTF-8, else GB18030 (the superset of GBK
-    that Chinese Excel and POS systems write)."""
+    that Chinese Excel and POS systems write), when it reads as plausible Chinese."""
     if not _decodes(path, "utf-8"):
+        _plausibly_chinese(path)
         return "gb18030"
     with open(path, "rb") as handle:
         return "utf-8-sig" if handle.read(3) == codecs.BOM_UTF8 else "utf-8"
+
+
+def _plausibly_chinese(path: Path, sample: int = 1 << 20) -> None:
+    """Almost any bytes decode as GB18030: a Shift-JIS 山田太郎 reads as 嶳揷懢榊, and was imported so.
+    Text a Chinese shop wrote keeps mostly to the 6,763 common characters of GB2312; when most of
+    a file's (at least eight) characters fall outside them, it is refused, naming --encoding (which
+    an unusual but real file can give to be read as GB18030 all the same)."""
+    with open(path, "rb") as handle:
+        text = handle.read(sample).decode("gb18030", errors="replace")
+    wide = [ch for ch in text if ord(ch) > 127]
+    rare = 0
+    for ch in wide:
+        try:
+            ch.encode("gb2312")
+        except UnicodeEncodeError:
+            rare += 1
+    if rare >= 8 and rare * 2 > len(wide):
+        raise InvalidInput(f"{path}: neither UTF-8 nor plausible GB18030 text (Shift-JIS or Big5?); "
+                           "give the file's encoding with --encoding, or save it as UTF-8", code="bad_encoding")
 
 
 def people_encoding(path: str, encoding: str | None) -> str:
