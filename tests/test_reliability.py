@@ -609,3 +609,21 @@ def test_control_characters_in_names_and_paths_are_shown_escaped(vip, member, is
     assert wrote.code == 0 and "\x1b" not in wrote.stdout and "a\\x1b[31mred\\u202eb.csv" in wrote.stdout
     missing = vip("import", "members", str(isolated / "x\x1b[2Jy.csv"), json_output=False)
     assert missing.code == 2 and "\x1b" not in missing.stderr
+
+
+def test_a_killed_runs_temporary_file_is_removed_by_the_next_and_said(vip, member, isolated):
+    """A killed `vip backup` left .part files holding a copy of every customer."""
+    import fcntl
+    member()
+    stale = isolated / ".b.db.abc123.part"
+    stale.write_bytes(b"a copy of every customer")
+    busy = isolated / ".b.db.def456.part"  # another run is still writing this one
+    busy.write_bytes(b"in progress")
+    holder = os.open(busy, os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        r = vip("backup", str(isolated / "b.db"))
+    finally:
+        os.close(holder)
+    assert r.code == 0 and not stale.exists() and busy.exists()
+    assert "removed 1 unfinished temporary file" in r.stderr and ".b.db.abc123.part" in r.stderr

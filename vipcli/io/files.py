@@ -148,7 +148,10 @@ def atomic_output(path: str | os.PathLike, mode: str | None = "w", encoding: str
             raise InvalidInput(f"out: {path} exists and is not a file of this kind that vipcli wrote; give "
                                "another name, or --force to replace it", code="would_replace")
     folder = target.parent if how == "replace" else Path(tempfile.gettempdir())
-    fd, temp = tempfile.mkstemp(prefix=f".{Path(str(path)).name or 'out'}.", suffix=".part", dir=folder)
+    prefix = f".{Path(str(path)).name or 'out'}."
+    _remove_unfinished(folder, prefix)
+    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".part", dir=folder)
+    held = _hold(temp)  # while this process writes it, the temporary file is not "left behind"
     try:
         if mode is None:
             os.close(fd)
@@ -169,6 +172,45 @@ def atomic_output(path: str | os.PathLike, mode: str | None = "w", encoding: str
             os.unlink(temp)
         except FileNotFoundError:
             pass
+        os.close(held)
+
+
+def _hold(temp: str) -> int:
+    fd = os.open(temp, os.O_RDONLY)
+    if os.name == "posix":
+        import fcntl
+
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _remove_unfinished(folder: Path, prefix: str) -> None:
+    """A run killed while writing (a kill at the rename, a power cut) leaves its temporary file, a
+    copy of personal data: the next run of the same output removes any that no process still holds,
+    and says so."""
+    if os.name != "posix":
+        return
+    import fcntl
+    import glob
+    import sys
+
+    removed = []
+    for name in glob.glob(os.path.join(glob.escape(str(folder)), glob.escape(prefix) + "*.part")):
+        try:
+            fd = os.open(name, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(name)
+            removed.append(os.path.basename(name))
+        except OSError:
+            pass  # another run is writing it
+        finally:
+            os.close(fd)
+    if removed:
+        print(f"note: removed {len(removed)} unfinished temporary file(s) an interrupted run left: "
+              f"{', '.join(removed)}", file=sys.stderr)
 
 
 def _copy_into(temp: str, target: Path | None) -> None:
