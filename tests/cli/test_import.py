@@ -577,3 +577,22 @@ def test_a_file_in_another_encoding_is_refused_not_turned_to_mojibake(vip, isola
         assert vip("show", "13800138000").code == 1
     else:
         assert r.code == 0 and vip("show", "13800138000")["name"] == "王芳"
+
+
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_a_full_card_region_rejects_only_the_rows_that_need_a_card(vip, isolated, monkeypatch, writer):
+    """Card-sequence overflow halfway stopped the whole file with exit 1 and no rejects."""
+    from vipcli.rules import default_text
+    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
+    rules = isolated / "small.toml"
+    rules.write_text(default_text("store").replace("sequence_digits = 5", "sequence_digits = 1"), encoding="utf-8")
+    (isolated / "vip.db").unlink()
+    assert vip("init", "--rules", str(rules)).code == 0
+    rows = [f"S{i:02d},1390000{i:04d},2026-05-01T10:{i:02d}:00,{1000 if i % 2 == 0 else 10}" for i in range(24)]
+    (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    r = vip("import", "purchases", str(isolated / "p.csv"))
+    assert r.code == 3 and (r["cards_issued"], r["inserted"], r["rejected"]) == (9, 21, 3)
+    reasons = [x["reason"] for x in csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8-sig"))]
+    assert all("used all 9 card numbers" in reason for reason in reasons)
+    assert vip("show", "13900000019")["status"] == "prospect"  # a row after the overflow went in
+    assert vip("check")["ok"] is True

@@ -882,6 +882,11 @@ class PurchaseImport:
                     paid = (2 * regular * numerator + denominator) // (2 * denominator) + promo
                 else:
                     paid = regular + promo
+                if state.card is None and not state.ended and self._region_full(store):
+                    # No card number left to issue: the row goes the way of `vip purchase`, refused
+                    # (rejected) if it qualifies, recorded if it does not; the other rows go on.
+                    self._slow(row, state, refusable=True)
+                    continue
                 purchase_id = self.next_purchase
                 self.next_purchase = purchase_id + 1
                 seconds = day.base + moment
@@ -1019,13 +1024,20 @@ class PurchaseImport:
         self.pending["customers"].append((cid, phone, store, stamp))
         return state
 
-    def _issue(self, state: _Customer, store, day: _Day, stamp: str, reason: str) -> str:
-        rules = self.rules
-        region = rules.region_for(store)
+    def _last_sequence(self, region: str) -> int:
         if region not in self.sequences:
             row = self.conn.execute("SELECT last FROM card_sequences WHERE region = ?", (region,)).fetchone()
             self.sequences[region] = row[0] if row else 0
-        sequence = self.sequences[region] + 1
+        return self.sequences[region]
+
+    def _region_full(self, store) -> bool:
+        """Whether the region a card for this store would come from has no number left."""
+        return self._last_sequence(self.rules.region_for(store)) + 1 >= 10 ** self.rules.sequence_digits
+
+    def _issue(self, state: _Customer, store, day: _Day, stamp: str, reason: str) -> str:
+        rules = self.rules
+        region = rules.region_for(store)
+        sequence = self._last_sequence(region) + 1
         if sequence >= 10 ** rules.sequence_digits:
             raise Refused(f"region {region} has used all {10 ** rules.sequence_digits - 1} card numbers; "
                           "the import stopped (widen card.sequence_digits)", code="card_sequence_overflow")
@@ -1047,13 +1059,19 @@ class PurchaseImport:
         self.pending["tiers"].append((self.next_change, state.id, old, new, stamp, reason, self.operator))
         self.next_change += 1
 
-    def _slow(self, row: tuple, state: _Customer) -> None:
+    def _slow(self, row: tuple, state: _Customer, refusable: bool = False) -> None:
         """The exact path of `vip purchase`, for what the fast path does not model: the writer runs
-        it inside the transaction, which then commits so that this process can read the outcome."""
+        it inside the transaction, which then commits so that this process can read the outcome.
+        `refusable`: a full card region refuses this row only (its rejection reason)."""
         _, receipt, card_no, phone, store, stamp, _, regular, promo, given = row
         self._flush()
         self._set_tiers()  # sales.record_purchase reads the customer's tier
-        self.writer.slow((receipt, card_no, phone, store, _fromisoformat(stamp), regular, promo, given))  # VipError: rejected
+        try:
+            self.writer.slow((receipt, card_no, phone, store, _fromisoformat(stamp), regular, promo, given))
+        except VipError as exc:  # the row is rejected; the writer undid what it began
+            if refusable and exc.code == "card_sequence_overflow":
+                raise VipError(exc.message) from None  # (without the code that stops an import)
+            raise
         self._commit()
         self.fresh = False  # the customer is read back from the database, purchases included
         self.customers.pop(state.id, None)
