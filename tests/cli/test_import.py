@@ -596,3 +596,17 @@ def test_a_full_card_region_rejects_only_the_rows_that_need_a_card(vip, isolated
     assert all("used all 9 card numbers" in reason for reason in reasons)
     assert vip("show", "13900000019")["status"] == "prospect"  # a row after the overflow went in
     assert vip("check")["ok"] is True
+
+
+def test_rejects_come_back_in_row_order_with_their_values_after_a_sorted_import(vip, isolated):
+    """Rejected rows are spooled (number and reason) and their values read again from the file: an
+    out-of-order file, imported sorted, still gives its rejects in row order with every value."""
+    rows = ["Z3,13900000003,2026-05-03T10:00:00,bad3", "Z1,13900000001,2026-05-01T10:00:00,bad1",
+            "Z2,13900000002,2026-05-02T10:00:00,10", "Z0,13900000000,2026-04-30T10:00:00,bad0"]
+    (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    r = vip("import", "purchases", str(isolated / "p.csv"))
+    assert r.code == 3 and r["in_time_order"] is False and r["rejected"] == 3
+    got = list(csv.DictReader(open(isolated / "p.rejects.csv", encoding="utf-8-sig")))
+    assert [(x["row"], x["receipt"], x["amount"]) for x in got] == [("2", "Z3", "bad3"), ("3", "Z1", "bad1"),
+                                                                   ("5", "Z0", "bad0")]
+    assert all(x["reason"].startswith("amount: ") for x in got)
