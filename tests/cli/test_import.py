@@ -610,3 +610,31 @@ def test_rejects_come_back_in_row_order_with_their_values_after_a_sorted_import(
     assert [(x["row"], x["receipt"], x["amount"]) for x in got] == [("2", "Z3", "bad3"), ("3", "Z1", "bad1"),
                                                                    ("5", "Z0", "bad0")]
     assert all(x["reason"].startswith("amount: ") for x in got)
+
+
+def test_an_xlsx_that_unpacks_to_a_huge_text_is_refused_before_it_is_read(vip, isolated, monkeypatch):
+    """A 1.5 MB XLSX holding a 1.5 GB shared string took 3.1 GB, then MemoryError."""
+    import zipfile
+
+    from openpyxl import Workbook
+
+    from vipcli.io import readers
+    book = Workbook()
+    book.active.append(["phone", "name"])
+    book.active.append(["13800138000", "王芳"])
+    book.save(isolated / "m.xlsx")
+    with zipfile.ZipFile(isolated / "m.xlsx") as z:
+        total = sum(p.file_size for p in z.infolist())
+    monkeypatch.setattr(readers, "XLSX_TOTAL_LIMIT", total - 1)  # (a small stand-in for 1 GB)
+    r = vip("import", "members", str(isolated / "m.xlsx"))
+    assert r.code == 2 and r.data["error"]["code"] == "bad_file" and "save it as CSV" in r.data["error"]["message"]
+    assert vip("show", "13800138000").code == 1
+    monkeypatch.setattr(readers, "XLSX_TOTAL_LIMIT", total)
+    assert vip("import", "members", str(isolated / "m.xlsx")).code == 0
+    shared = isolated / "shared.xlsx"  # as Excel writes it: the text in xl/sharedStrings.xml
+    with zipfile.ZipFile(isolated / "m.xlsx") as source, zipfile.ZipFile(shared, "w") as target:
+        for part in source.infolist():
+            target.writestr(part, source.read(part))
+        target.writestr("xl/sharedStrings.xml", "<sst>" + "x" * 2000 + "</sst>")
+    monkeypatch.setattr(readers, "XLSX_SHARED_STRINGS_LIMIT", 1000)
+    assert vip("import", "members", str(shared)).data["error"]["code"] == "bad_file"

@@ -287,9 +287,33 @@ def _decoding(path: Path, encoding: str):
         raise InvalidInput(f"{path}: not readable as CSV ({exc})", code="bad_file") from None
 
 
+# openpyxl holds a workbook's shared strings in memory, however it reads the rows: a 1.5 MB file can
+# unpack a 1.5 GB string. Parts are checked (their uncompressed size, from the zip's directory)
+# before anything is read.
+XLSX_SHARED_STRINGS_LIMIT = 64 * 1024 * 1024
+XLSX_TOTAL_LIMIT = 1024 * 1024 * 1024
+
+
+def _check_xlsx_size(path: Path) -> None:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            parts = book.infolist()
+    except (zipfile.BadZipFile, OSError):
+        return  # openpyxl says what is wrong with it
+    shared = sum(p.file_size for p in parts if p.filename.lower().endswith("sharedstrings.xml"))
+    total = sum(p.file_size for p in parts)
+    if shared > XLSX_SHARED_STRINGS_LIMIT or total > XLSX_TOTAL_LIMIT:
+        raise InvalidInput(f"{path}: the workbook unpacks to {total / 2**20:,.0f} MB ({shared / 2**20:,.0f} MB of "
+                           f"text), over what an import reads ({XLSX_TOTAL_LIMIT // 2**20:,} MB, "
+                           f"{XLSX_SHARED_STRINGS_LIMIT // 2**20} MB of text); save it as CSV", code="bad_file")
+
+
 def _xlsx_rows(path: Path):
     from openpyxl import load_workbook
 
+    _check_xlsx_size(path)
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
