@@ -428,3 +428,20 @@ def test_card_state_kept_until_time_changes_it(stored, registered_after, valid_f
                                                                                                   today)
         card = {"status": stored, "valid_to": state.valid_to, "registration_from": state.registration_from}
         assert kept == effective_status(card, registered, RULES, day), (day, state.until)
+
+
+@settings(max_examples=200, deadline=None)
+@given(stamps=st.lists(st.sampled_from(["2026-05-01T10:00:00", "2026-05-01T09:00:00", "2026-04-30T23:59:59",
+                                        "bad", "2026-5-1", ""]), max_size=60),
+       run=st.integers(min_value=1, max_value=8))
+def test_sorting_in_spooled_runs_equals_sorting_at_once(stamps, run):
+    from vipcli.io import import_purchases as engine
+    rows = [(i + 2, [f"R{i}", stamp]) for i, stamp in enumerate(stamps)]
+    whole = engine.sorted_rows(list(rows), 1)
+    saved = engine.SORT_RUN_ROWS
+    engine.SORT_RUN_ROWS = run
+    try:
+        in_runs = list(engine.sorted_rows(iter(rows), 1))
+    finally:
+        engine.SORT_RUN_ROWS = saved
+    assert in_runs == list(whole)

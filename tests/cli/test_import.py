@@ -98,10 +98,14 @@ def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer, profile):
     assert dump(bulk) == b
 
 
+@pytest.mark.parametrize("run", [50_000, 7])
 @pytest.mark.parametrize("writer", ["inline", "process"])
-def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writer):
+def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writer, run):
     """In process mode the order is checked beside the import, before its first commit: a file out
-    of order is rolled back then and read again, sorted (its rejects counted once)."""
+    of order is rolled back then and read again, sorted (its rejects counted once); sorted in one
+    run, or in runs of 7 rows spooled to disk and merged."""
+    from vipcli.io import import_purchases as engine
+    monkeypatch.setattr(engine, "SORT_RUN_ROWS", run)
     monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     monkeypatch.setenv("VIPCLI_IMPORT_BATCH", "7")  # the first commit comes after 7 rows
     rows = make_rows(seed=3, count=120, phones=6)
