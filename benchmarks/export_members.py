@@ -39,7 +39,7 @@ def build(db: Path, members: int) -> None:
     from vipcli.cards import make_number
 
     rng = random.Random(7)
-    conn = vdb.connect(db)
+    conn = vdb.connect(db, create=True)
     rules = vdb.current_rules(conn)
     start = datetime(2025, 12, 1)
     conn.execute("BEGIN")

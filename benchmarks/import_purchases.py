@@ -12,6 +12,7 @@ import csv
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 from datetime import datetime, timedelta
@@ -57,6 +58,7 @@ def main() -> None:
     rss, rss_all = [], []
     for i in range(args.runs):
         vip_db, peer_db = folder / f"vip{i}.db", folder / f"peer{i}.db"
+        subprocess.run([str(bin_dir / "vip"), "--db", str(vip_db), "init"], env=env, check=True, capture_output=True)
         seconds, peak, together = timed_tree([str(bin_dir / "vip"), "--db", str(vip_db), "--json", "import",
                                               "purchases", str(data)], env)
         times["vip import purchases"].append(seconds)

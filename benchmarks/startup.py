@@ -55,6 +55,7 @@ def main() -> None:
     # would make every run recompile vipcli's modules but not the peer's one small file).
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     phone = "13800138000"
+    subprocess.run([vip, "init"], env=env, check=True, capture_output=True)
     out = subprocess.run([vip, "--json", "enroll", "--phone", phone, "--name", "王芳", "--gender", "F",
                           "--birthday", "1990-05-01", "--grant", "benchmark"], env=env, capture_output=True, text=True)
     card = out.stdout.split('"card_no": "')[1].split('"')[0]

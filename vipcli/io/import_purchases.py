@@ -550,6 +550,7 @@ class PurchaseImport:
         self.by_phone: dict[str, int] = {}
         self.by_card: dict[str, int] = {}
         self.sequences: dict[str, int] = {}
+        self.full_regions: set[str] = set()  # regions with no card number left (their rows go slow)
         self.horizon = max([w.months for w in rules.qualify_windows] + [rules.upgrade_window_months])
         self.recorded_at = iso(now)
         self.open = False
@@ -766,6 +767,9 @@ class PurchaseImport:
             self._load_maps()  # another process wrote between our transactions: forget what we knew
             self.loaded = True
         self._ids()
+        limit = 10 ** self.rules.sequence_digits  # (another process may have used the last numbers meanwhile)
+        self.full_regions.update(region for region, last in self.conn.execute(
+            "SELECT region, last FROM card_sequences WHERE last + 1 >= ?", (limit,)))
         if self.fresh is None:
             self.fresh = self.next_purchase == 1
         elif changed:
@@ -912,7 +916,7 @@ class PurchaseImport:
                     paid = (2 * regular * numerator + denominator) // (2 * denominator) + promo
                 else:
                     paid = regular + promo
-                if state.card is None and not state.ended and self._region_full(store):
+                if self.full_regions and state.card is None and not state.ended and self._region_full(store):
                     # No card number left to issue: the row goes the way of `vip purchase`, refused
                     # (rejected) if it qualifies, recorded if it does not; the other rows go on.
                     self._slow(row, state, refusable=True)
@@ -1061,8 +1065,9 @@ class PurchaseImport:
         return self.sequences[region]
 
     def _region_full(self, store) -> bool:
-        """Whether the region a card for this store would come from has no number left."""
-        return self._last_sequence(self.rules.region_for(store)) + 1 >= 10 ** self.rules.sequence_digits
+        """Whether the region a card for this store would come from has no number left (the row
+        loop asks only once some region is full)."""
+        return self.rules.region_for(store) in self.full_regions
 
     def _issue(self, state: _Customer, store, day: _Day, stamp: str, reason: str) -> str:
         rules = self.rules
@@ -1072,6 +1077,8 @@ class PurchaseImport:
             raise Refused(f"region {region} has used all {10 ** rules.sequence_digits - 1} card numbers; "
                           "the import stopped (widen card.sequence_digits)", code="card_sequence_overflow")
         self.sequences[region] = sequence
+        if sequence + 1 >= 10 ** rules.sequence_digits:
+            self.full_regions.add(region)  # that was the last number
         number = cards.make_number(rules, region, sequence)
         valid_to = iso(rules.card_valid_to(day.date))
         self.pending["cards"].append((number, state.id, region, sequence, stamp, valid_to,
