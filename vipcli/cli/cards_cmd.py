@@ -173,7 +173,7 @@ def cancel(
 
     def human(c):
         if data["dry_run"]:
-            c.print(f"Dry run, nothing changed: {plan(data)}", markup=False)
+            c.print(f"Dry run, nothing changed: {plan(data)}")
             return
         if data["card_no"] is not None:
             c.print(f"Card {data['card_no']} cancelled; {data['points_forfeited']} points forfeited.")

@@ -34,7 +34,7 @@ def _filters(s, rules, cls, store, limit):
 def _more(c, rows, shown, command):
     if shown is not None and len(rows) > shown:
         c.print(f"Showing {shown} of {len(rows)}: --limit N for more, or `vip export {command} --out FILE.xlsx` "
-                "for the whole list.", markup=False)
+                "for the whole list.")
 
 
 @command(app, "class")
@@ -145,4 +145,4 @@ def notify(
                        force=force) as handle:  # Excel on Chinese Windows needs the BOM
         handle.write(text)
     emit(s, {"kind": kind, "messages": len(people), "out": out},
-         lambda c: c.print(f"Wrote {len(people)} {kind} messages to {out}.", markup=False), out=out)
+         lambda c: c.print(f"Wrote {len(people)} {kind} messages to {out}."), out=out)

@@ -54,7 +54,7 @@ def export(
             raise InvalidInput(f"year: {year!r} is not a year", code="bad_year")
         result = report.build(s.conn, rules, s.now, int(year) if year else s.now.year, out, force)
         data = {"rows": result["rows"], "out": out, "sheets": result["sheets"]}
-        emit(s, data, lambda c: c.print(f"Wrote the report ({', '.join(result['sheets'])}) to {out}.", markup=False),
+        emit(s, data, lambda c: c.print(f"Wrote the report ({', '.join(result['sheets'])}) to {out}."),
              out=out)
         return
     vault = s.vault_for(create=False) if unmask and kind == "members" and _has_ids(s.conn) else None
@@ -65,7 +65,7 @@ def export(
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
     count = exports.write(out, fmt, exports.EXPORTS[kind], records, force)
     emit(s, {"rows": count, "out": out, "format": fmt, "masked": not unmask},
-         lambda c: c.print(f"Wrote {count} {kind} rows to {out} ({fmt}).", markup=False), out=out)
+         lambda c: c.print(f"Wrote {count} {kind} rows to {out} ({fmt})."), out=out)
 
 
 def _has_ids(conn) -> bool:

@@ -135,7 +135,7 @@ def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rej
     def human(c):
         counts = ", ".join(f"{report[key]} {label}" for key, label in _COUNTS if key in report)
         c.print(f"{kind}: {report['rows']} rows in {elapsed:.1f} s ({data['rows_per_second']} rows/s): {counts}"
-                + (f" -> {target}" if rejects.rows else "") + ".", markup=False)
+                + (f" -> {target}" if rejects.rows else "") + ".")
 
     emit(s, data, human, out=target if rejects.rows else None)
     if rejects.rows:

@@ -228,7 +228,7 @@ def search(
                         r["tier"], r["points_balance"], yuan(r["spend_12m"]), r["class"]] for r in results],
                       justify_right=("points", "spend 12m")))
         if more:
-            c.print(f"More: --offset {skip + len(results)}", markup=False)
+            c.print(f"More: --offset {skip + len(results)}")
 
     emit(s, {"results": results, "count": len(results), "total": total, "offset": skip, "limit": page_size},
          human)

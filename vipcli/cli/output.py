@@ -61,15 +61,13 @@ def printable(text: str) -> str:
 def console(stderr: bool = False):
     """Lines and tables fit a terminal's width; into a file or a pipe, a line stays one line and a
     table keeps every cell whole."""
-    from rich.console import Console
-
     stream = sys.stderr if stderr else sys.stdout
     # No markup and no emoji codes: text that came from a person or a file (a name `[/x]`, a receipt
     # `[link=...]`) is printed as it is, never interpreted. Styles come from `styled`.
     plain = {"highlight": False, "markup": False, "emoji": False, "stderr": stderr}
     if stream.isatty():
-        return _PlainConsole(soft_wrap=False, **plain)
-    return _PlainConsole(soft_wrap=True, width=UNBOUNDED_WIDTH, **plain)
+        return _plain_console_class()(soft_wrap=False, **plain)
+    return _plain_console_class()(soft_wrap=True, width=UNBOUNDED_WIDTH, **plain)
 
 
 @functools.cache
@@ -87,9 +85,6 @@ def _plain_console_class():
 
     return PlainConsole
 
-
-def _PlainConsole(**kwargs):
-    return _plain_console_class()(**kwargs)
 
 
 def styled(*parts):

@@ -173,7 +173,7 @@ def check(ctx: typer.Context, full: bool = typer.Option(
         for name, found in results.items():
             c.print(f"{'ok ' if not found else 'BAD'} {name}" + (f": {len(found)} problems" if found else ""))
             for problem in found:
-                c.print(f"    {problem}", markup=False)
+                c.print(f"    {problem}")
 
     emit(s, data, human)
     if problems:

@@ -43,7 +43,7 @@ def rules_show(ctx: typer.Context) -> None:
                               ("points", f"{rules.points_per_yuan} per yuan, expiry {rules.expiry}")]))
         c.print(table("Tiers", ["code", "name", "rate", "one purchase", "spend"], [
             [t.code, t.name, t.rate, yuan(t.single_purchase), yuan(t.spend)] for t in rules.tiers]))
-        c.print(rules.text, markup=False, highlight=False)
+        c.print(rules.text, highlight=False)
 
     emit(s, data, human)
 

@@ -22,11 +22,10 @@ def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST"),
         audit(conn, s.now, s.operator, "backup", dest, bytes=data["bytes"])
 
     def human(c):
-        c.print(f"Backed up to {dest} ({data['bytes']:,} bytes, {data['counts']['customers']} customers).",
-                markup=False)
+        c.print(f"Backed up to {dest} ({data['bytes']:,} bytes, {data['counts']['customers']} customers).")
         if data["key_file"]:
             c.print(f"ID numbers need the key {data['key_file']}: keep a copy of it apart from this backup "
-                    "(vip key export DEST).", markup=False)
+                    "(vip key export DEST).")
 
     emit(s, data, human, out=dest)
 
@@ -105,8 +104,7 @@ def key_export(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST
 
     s = session(ctx)
     data = safekeeping.export_key(s.conn, dest, s.now, s.operator)
-    emit(s, data, lambda c: c.print(f"Key {data['key_file']} copied to {dest}; keep it apart from the backups.",
-                                    markup=False))
+    emit(s, data, lambda c: c.print(f"Key {data['key_file']} copied to {dest}; keep it apart from the backups."))
 
 
 @command(key_app, "rotate")
@@ -120,9 +118,8 @@ def key_rotate(ctx: typer.Context, yes: bool = YES, dry_run: bool = DRY_RUN) -> 
             "beside it as .old; backups made before need it).")
     if dry_run:
         emit(s, {"reencrypted": count, "key_file": str(vault.key_path(s.conn)), "dry_run": True},
-             lambda c: c.print(f"Dry run, nothing changed: {plan}", markup=False))
+             lambda c: c.print(f"Dry run, nothing changed: {plan}"))
         return
     ask(s, "key rotate", plan, yes)
     data = {**safekeeping.rotate_key(s.conn, s.now, s.operator), "dry_run": False}
-    emit(s, data, lambda c: c.print(f"New key in {data['key_file']}; {data['reencrypted']} ID numbers re-encrypted.",
-                                    markup=False))
+    emit(s, data, lambda c: c.print(f"New key in {data['key_file']}; {data['reencrypted']} ID numbers re-encrypted."))

@@ -95,7 +95,7 @@ def refund(
 
     def human(c):
         c.print(f"Refunded {yuan(result['refunded'])} of {receipt}; points reversed {result['points_reversed']}, "
-                f"balance {result['points_balance']}.", markup=False)
+                f"balance {result['points_balance']}.")
         if result["tier_from"]:
             c.print(f"Tier {result['tier_from']} -> {result['tier']}: the remaining purchases no longer earn it.")
         if result["card_cancelled"]:
