@@ -109,7 +109,7 @@ def key_export(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST
 
 @command(key_app, "rotate")
 def key_rotate(ctx: typer.Context, yes: bool = YES, dry_run: bool = DRY_RUN) -> None:
-    """Re-encrypt every ID number with a new key (the old key is kept as KEY.old); asks first on a terminal. Example: vip key rotate"""
+    """Re-encrypt every ID number with a new key (the old one is kept as KEY.1, KEY.2, ...); asks first on a terminal. Example: vip key rotate"""
     from vipcli import safekeeping, vault
 
     s = session(ctx)

@@ -656,7 +656,7 @@ class PurchaseImport:
                 for cid, stamp, net, promo in conn.execute(
                         f"SELECT customer_id, purchased_at, paid - refunded, promo FROM purchases WHERE customer_id "
                         f"IN ({marks}) AND purchased_at > ? ORDER BY customer_id, purchased_at, id", (*part, start)):
-                    self._add_event(states[cid], _seconds(stamp), net, self._counted(net, promo))
+                    self._add_event(states[cid], _seconds(stamp), net, self.rules.counted(net, promo))
             for cid, state in states.items():
                 self._settle_events(state)
                 self.customers[cid] = state
@@ -674,9 +674,6 @@ class PurchaseImport:
         state.status = card["status"]
         state.valid_to = card["valid_to"]
         state.registration_from = card["registration_from"]
-
-    def _counted(self, paid: int, promo: int) -> int:
-        return self.rules.counted(paid, promo)
 
     @staticmethod
     def _window(state: _Customer, months: int, start: int, column: int) -> int:
