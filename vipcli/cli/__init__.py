@@ -168,16 +168,21 @@ def _root(
 
 
 def _protect(db_path: Path) -> None:
-    """No output of this command may be the database, its companions or its ID-number key."""
-    from vipcli.io.files import protect_only
-    from vipcli.vault import key_candidates, retired_keys
+    """No output of this command may be the database, its companions or its ID-number key (listed
+    only if the command writes a file)."""
+    import vipcli.io
 
-    paths = {db_path: "the database"}
-    paths.update({f"{db_path}{suffix}": "part of the database" for suffix in ("-wal", "-shm", "-journal", "-waiting")})
-    for key in key_candidates(db_path):
-        paths.update({key: "the ID-number key", f"{key}.new": "the next ID-number key", f"{key}.lock": "a lock file"})
-        paths.update({kept: "a retired ID-number key" for kept in retired_keys(key)})
-    protect_only(paths)
+    def paths() -> dict:
+        from vipcli.vault import key_candidates, retired_keys
+
+        found = {db_path: "the database"}
+        found.update({f"{db_path}{end}": "part of the database" for end in ("-wal", "-shm", "-journal", "-waiting")})
+        for key in key_candidates(db_path):
+            found.update({key: "the ID-number key", f"{key}.new": "the next ID-number key", f"{key}.lock": "a lock file"})
+            found.update({kept: "a retired ID-number key" for kept in retired_keys(key)})
+        return found
+
+    vipcli.io.protected_paths = paths
 
 
 def session(ctx: typer.Context) -> Session:

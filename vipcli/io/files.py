@@ -39,18 +39,24 @@ STDOUT = "-"
 _PROTECTED: dict[str, str] = {}  # real path -> what it is
 
 
+def _this_command() -> None:
+    """The first time a command asks: forget the last command's paths, take this one's."""
+    import vipcli.io
+
+    source, vipcli.io.protected_paths = vipcli.io.protected_paths, None
+    if source is not None:
+        _PROTECTED.clear()
+        for path, what in source().items():
+            _PROTECTED[os.path.realpath(path)] = what
+
+
 def protect(path, what: str) -> None:
+    _this_command()
     _PROTECTED[os.path.realpath(path)] = what
 
 
-def protect_only(paths: dict) -> None:
-    """Start a command: these (path -> what it is) and nothing else are protected."""
-    _PROTECTED.clear()
-    for path, what in paths.items():
-        protect(path, what)
-
-
 def _refuse_protected(path: str) -> None:
+    _this_command()
     real = os.path.realpath(path)
     what = _PROTECTED.get(real)
     if what is None and os.path.exists(real):
