@@ -237,6 +237,8 @@ def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection
     """Open and migrate the database file; with `create` (vip init, vip demo, vip restore), a missing
     file is created with mode 0600."""
     path = Path(path)
+    if not create and path.is_file() and not os.access(path.parent, os.W_OK):
+        return _connect_read_only(path)
     try:
         conn = connect_raw(path, create)
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -263,6 +265,26 @@ def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection
     return conn
 
 
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A database in a folder this user can't write (a read-only mount, a backup on a locked share):
+    SQLite could not make its -shm file there, so it is opened read-only, as an immutable file when
+    no WAL is left beside it. Reading commands work; a write says why it can't."""
+    from urllib.parse import quote
+
+    wal = Path(f"{path}-wal")
+    uri = f"file:{quote(str(path))}?mode=ro" + ("" if wal.exists() and wal.stat().st_size else "&immutable=1")
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout(), isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise translate(exc, path) from None
+    if version != SCHEMA_VERSION:
+        raise DatabaseProblem(f"{path} is read-only here and has schema {version}, not {SCHEMA_VERSION}: "
+                              "open it where it can be written (to migrate it) first", code="read_only")
+    return conn
+
+
 def _create_private(path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -286,6 +308,9 @@ def translate(exc: sqlite3.Error, path=None) -> DatabaseProblem:
             "nothing was written, try again",
             code="busy",
         )
+    if "readonly" in text or "read-only" in text:
+        return DatabaseProblem(f"{path or 'the database'} is read-only here (its folder can't be written): "
+                               "only reading commands work; nothing was written", code="read_only")
     if "not a database" in text or "malformed" in text:
         return DatabaseProblem(f"{path or 'the database'} is damaged or not a vipcli database ({text})",
                                code="corrupt")

@@ -182,3 +182,21 @@ def test_a_full_disk_is_said_plainly_and_nothing_is_half_written(vip, member, is
     monkeypatch.setattr(db, "connect", connect)
     assert vip("purchase", card, "--amount", "10", "--receipt", f"F{i}").data["duplicate"] is False  # not half there
     assert vip("check")["ok"] is True
+
+
+def test_a_database_in_a_folder_that_cant_be_written_still_reads(vip, member, isolated, monkeypatch):
+    """On a read-only file system even `vip info`, `show` and `export` failed. (Tests run as root,
+    for whom permissions don't bite: the folder is made unwritable by os.access's answer.)"""
+    import os as os_mod
+    card = member()
+    vip("purchase", card, "--amount", "100")
+    db_folder = str(isolated)
+    real_access = os_mod.access
+    monkeypatch.setattr(os_mod, "access", lambda p, mode, *a, **k: False if str(p) == db_folder and
+                        mode == os_mod.W_OK else real_access(p, mode, *a, **k))
+    assert vip("info").code == 0
+    assert vip("show", card)["points_balance"] == 88
+    out = isolated.parent / f"{isolated.name}-export.csv"
+    assert vip("export", "purchases", "--out", str(out)).code == 0 and out.exists()
+    r = vip("purchase", card, "--amount", "10")
+    assert r.code == 4 and r.data["error"]["code"] == "read_only" and "only reading commands" in r.data["error"]["message"]
