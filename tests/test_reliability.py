@@ -627,3 +627,82 @@ def test_a_killed_runs_temporary_file_is_removed_by_the_next_and_said(vip, membe
         os.close(holder)
     assert r.code == 0 and not stale.exists() and busy.exists()
     assert "removed 1 unfinished temporary file" in r.stderr and ".b.db.abc123.part" in r.stderr
+
+
+# --- every command's every option and argument, walked with hostile values ------------------------------
+
+def _every_slot():
+    """(command path, its arguments and required options filled, the slot to put a hostile value in),
+    for every leaf command of the real app and each argument and value-taking option it has."""
+    from typer.main import get_command
+
+    from vipcli.cli import app
+
+    def walk(cmd, path):
+        if hasattr(cmd, "list_commands") and getattr(cmd, "commands", None) is not None:
+            for name, sub in cmd.commands.items():
+                yield from walk(sub, path + [name])
+        else:
+            yield path, cmd
+
+    arguments = {"CARD/PHONE": "{card}", "[CARD]": "{card}", "CARD": "{card}", "[CARD/PHONE]": "{card}",
+                 "TEXT": "王", "RECEIPT": "R1", "FILE": "{file}", "DEST": "{new}", "SRC": "{new}", "TIER": "gold",
+                 "card-issued|birthday|renewal": "birthday"}
+    required = {"--reason": "x", "--amount": "10", "--channel": "phone", "--out": "{new}", "--phone": P,
+                "--points": "1"}
+    slots = []
+    for path, cmd in walk(get_command(app), []):
+        if path[0] in ("demo", "init", "restore"):
+            continue  # they make or replace a whole database: their own tests
+        params = [p for p in cmd.params if type(p).__name__.endswith("Argument")]
+        base = [arguments.get(p.metavar, p.metavar.split("|")[0]) for p in params]
+        options = [p for p in cmd.params if type(p).__name__.endswith("Option") and not p.is_flag]
+        filled = [x for p in options if p.required for x in (p.opts[0], required[p.opts[0]])]
+        flags = ["--yes"] if any("--yes" in p.opts for p in cmd.params) else []
+        for i, param in enumerate(params):
+            hole = "{path}" if param.metavar in PATH_LIKE else "{value}"
+            slots.append([*path, *base[:i], hole, *base[i + 1:], *filled, *flags])
+        for option in options:
+            rest = [x for p in options if p.required and p is not option for x in (p.opts[0], required[p.opts[0]])]
+            hole = "{path}" if option.opts[0] in PATH_LIKE else "{value}"
+            slots.append([*path, *base, *rest, option.opts[0], hole, *flags])
+    return slots
+
+
+PATH_LIKE = ("--out", "--rejects", "--keep", "--rules", "DEST", "SRC", "FILE")
+EVERY_SLOT = _every_slot()
+
+
+def test_the_walk_reaches_every_command():
+    commands = {" ".join(s[:2]) if s[0] in ("card", "visit", "import", "points", "rules", "key", "tier") else s[0]
+                for s in EVERY_SLOT}
+    assert {"purchase", "refund", "redeem", "export", "notify", "import purchases", "key export", "tier set",
+            "visit log", "points adjust", "search", "update"} <= commands
+    assert len(EVERY_SLOT) > 80
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(slot=st.sampled_from(EVERY_SLOT), value=HOSTILE)
+def test_every_option_of_every_command_takes_hostile_values_without_a_crash(vip, member, isolated, monkeypatch,
+                                                                            slot, value):
+    """A path slot gets the value as a file name inside a folder that does not exist (never a real
+    path of this machine); any other slot gets it as it is, run from a folder of the test's own."""
+    (isolated / "cwd").mkdir(exist_ok=True)
+    monkeypatch.chdir(isolated / "cwd")
+    db = isolated / "vip.db"
+    if vip("show", P).code != 0:
+        member()
+        (isolated / "in.csv").write_text("phone,name\n13700137000,张伟\n", encoding="utf-8")
+    card = vip("show", P)["card_no"]
+    before = _fingerprint(db)
+    path = str(isolated / "nope" / (value.replace("/", "_").replace("\x00", "_")[:50] or "x"))
+    args = [a.replace("{value}", value).replace("{path}", path).replace("{card}", card)
+            .replace("{file}", str(isolated / "in.csv")).replace("{new}", str(isolated / "out" / "new.csv"))
+            for a in slot]
+    r = vip(*args)
+    assert "Traceback" not in r.stdout + r.stderr and "internal error" not in r.stdout + r.stderr, (args, r)
+    assert r.code in (0, 1, 2, 3, 4), (args, r)
+    if r.code not in (0, 3):
+        assert r.data is not None and set(r.data) == {"error"}, (args, r)
+        assert len(r.stderr.strip().splitlines()) == 1, (args, r)
+        assert _fingerprint(db) == before, args
