@@ -115,6 +115,14 @@ def _current_loggable(customer) -> dict:
     return values
 
 
+def customer(conn, customer_id: int):
+    return conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
+
+
+def customer_by_phone(conn, phone: str):
+    return conn.execute("SELECT * FROM customers WHERE phone = ?", (phone,)).fetchone()
+
+
 def create_prospect(conn, phone: str, at: datetime, store: str | None = None) -> int:
     """A buyer the store knows only by phone (准会员); created_at records it, the change log starts
     with the first change made to it."""

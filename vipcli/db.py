@@ -536,3 +536,33 @@ def audit(conn, at: datetime, operator: str, command: str, target: str | None = 
         "INSERT INTO audit(at, operator, command, target, detail) VALUES (?, ?, ?, ?, ?)",
         (iso(at), operator, command, target, json.dumps(detail, ensure_ascii=False, default=str)),
     )
+
+
+def audit_entries(conn, since: str | None, operator: str | None, command: str | None, limit: int) -> list[dict]:
+    """The audit log, newest first, filtered (`since`: ISO text); details as objects."""
+    sql, params = "SELECT * FROM audit WHERE 1 = 1", []
+    for condition, value in (("at >= ?", since), ("operator = ?", operator), ("command = ?", command)):
+        if value:
+            sql += f" AND {condition}"
+            params.append(value)
+    return [{**dict(r), "detail": json.loads(r["detail"])}
+            for r in conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))]
+
+
+def counts(conn) -> dict[str, int]:
+    """Rows in the main tables (vip info)."""
+    return {name: conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
+            for name in ("customers", "cards", "purchases", "ledger")}
+
+
+def last_id(conn, table: str) -> int:
+    """The greatest id of `table` (0 when empty): what an import saved after it is what comes above."""
+    return conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
+
+
+def count_after(conn, table: str, last: int) -> int:
+    return conn.execute(f"SELECT COUNT(*) FROM {table} WHERE id > ?", (last,)).fetchone()[0]
+
+
+def has_rules(conn) -> bool:
+    return conn.execute("SELECT 1 FROM rules LIMIT 1").fetchone() is not None

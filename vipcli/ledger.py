@@ -235,3 +235,11 @@ def forfeit(conn, card_no: str, at: datetime, operator: str, reason: str) -> int
     for lot in rows:
         _entry(conn, card_no, lot["id"], "forfeit", -lot["remaining"], at, operator, reason=reason)
     return sum(r["remaining"] for r in rows)
+
+
+def recent_entries(conn, card_no: str, limit: int = 20) -> list[dict]:
+    """A card's latest ledger entries, newest first, with the receipt of the purchase each concerns."""
+    return [dict(r) for r in conn.execute(
+        "SELECT l.at, l.kind, l.delta, l.lot_id, p.receipt, l.reason, l.operator FROM point_lots k "
+        "JOIN ledger l ON l.lot_id = k.id LEFT JOIN purchases p ON p.id = l.purchase_id "
+        "WHERE k.card_no = ? ORDER BY l.id DESC LIMIT ?", (card_no, limit))]

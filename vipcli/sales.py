@@ -200,6 +200,10 @@ def _replay(conn, rules: Rules, existing, sale: Sale, now: datetime) -> dict:
     }
 
 
+def is_recorded(conn, receipt: str) -> bool:
+    return conn.execute("SELECT 1 FROM purchases WHERE receipt = ?", (receipt,)).fetchone() is not None
+
+
 def _new_receipt(conn, at: datetime) -> str:
     prefix = f"R{at:%Y%m%d}-"
     row = conn.execute(

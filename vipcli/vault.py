@@ -48,6 +48,11 @@ def key_candidates(db_path) -> list[Path]:
     return [Path(configured)] if configured else [Path(f"{db_path}.key"), legacy]
 
 
+def stored_ids(conn) -> int:
+    """How many archives hold an (encrypted) ID number."""
+    return conn.execute("SELECT COUNT(*) FROM customers WHERE id_enc IS NOT NULL").fetchone()[0]
+
+
 def has_key(conn) -> bool:
     """Whether this database has ever written an ID number (and so needs its key file)."""
     from vipcli.db import get_meta

@@ -57,7 +57,9 @@ def export(
         emit(s, data, lambda c: c.print(f"Wrote the report ({', '.join(result['sheets'])}) to {out}."),
              out=out)
         return
-    vault = s.vault_for(create=False) if unmask and kind == "members" and _has_ids(s.conn) else None
+    from vipcli.vault import stored_ids
+
+    vault = s.vault_for(create=False) if unmask and kind == "members" and stored_ids(s.conn) else None
     if unmask:  # recorded before a single full phone or ID number is written anywhere
         with transaction(s.conn) as conn:
             audit(conn, s.now, s.operator, "unmask", out, via=f"export {kind}", format=fmt, store=filters.store,
@@ -67,6 +69,3 @@ def export(
     emit(s, {"rows": count, "out": out, "format": fmt, "masked": not unmask},
          lambda c: c.print(f"Wrote {count} {kind} rows to {out} ({fmt})."), out=out)
 
-
-def _has_ids(conn) -> bool:
-    return conn.execute("SELECT 1 FROM customers WHERE id_enc IS NOT NULL LIMIT 1").fetchone() is not None

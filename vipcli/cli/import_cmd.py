@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import typer
 
 from vipcli.cli import command, session, subgroup
+from vipcli.db import count_after, last_id
 from vipcli.cli.output import emit
 
 import_app = subgroup("import", "Bulk import of members or purchases from CSV or XLSX.")
@@ -230,7 +231,7 @@ def _import_purchases(s, path, rejects_path, encoding, dry_run, processes, spare
 
     batch = int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000"))
     parser = engine.RowParser(columns, rules, s.now)
-    held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM purchases").fetchone()[0]
+    held = last_id(s.conn, "purchases")
     plan = _Plan(s, rules, processes, batch, held == 0 and os.path.getsize(path) >= FIRST_LOAD_BYTES, spare)
     # A large file's time-order pass runs in a process of its own, beside the import, which asks for
     # the answer before its first commit; a small file's runs first.
@@ -314,7 +315,7 @@ def _saying_what_was_saved(s, table: str, held: int, path: str):
     try:
         yield
     except KeyboardInterrupt:
-        saved = s.conn.execute(f"SELECT COUNT(*) FROM {table} WHERE id > ?", (held,)).fetchone()[0]
+        saved = count_after(s.conn, table, held)
         raise Interrupted(
             f"interrupted: {saved:,} new {table} from {path} were saved in whole transactions; the one under "
             "way was rolled back, nothing is half-written. Run the same command again to complete the import "
@@ -322,6 +323,7 @@ def _saying_what_was_saved(s, table: str, held: int, path: str):
 
 
 def _dry_run(s, parser, rows, rejects) -> dict:
+    from vipcli import sales
     from vipcli.errors import VipError
     from vipcli.io.readers import record
 
@@ -339,7 +341,7 @@ def _dry_run(s, parser, rows, rejects) -> dict:
             continue
         report["rows"] += 1
         receipt = row[0]
-        if receipt in seen or s.conn.execute("SELECT 1 FROM purchases WHERE receipt = ?", (receipt,)).fetchone():
+        if receipt in seen or sales.is_recorded(s.conn, receipt):
             report["duplicates"] += 1
         else:
             seen.add(receipt)
@@ -379,15 +381,14 @@ def import_members(
                 archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, s.now.date())
                 if not values.get("phone"):
                     raise VipError("phone: required")
-                exists = s.conn.execute("SELECT 1 FROM customers WHERE phone = ?",
-                                        (normalize_phone(values["phone"]),)).fetchone()
+                exists = archive.customer_by_phone(s.conn, normalize_phone(values["phone"])) is not None
                 report["duplicates" if exists else "inserted"] += 1
             except VipError as exc:
                 report["rejected"] += 1
                 rejects(number, values, exc.message)
         _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
         return
-    held = s.conn.execute("SELECT COALESCE(MAX(id), 0) FROM customers").fetchone()[0]
+    held = last_id(s.conn, "customers")
     with _saying_what_was_saved(s, "customers", held, path), _progress(s, "members", path) as advance:
         result = engine.import_members(s.conn, rules, s.vault_for, records, rejects, s.now, s.operator,
                                        progress=advance)

@@ -53,7 +53,7 @@ def init(
     region: str = typer.Option(None, "--region", help="Default card region code."),
 ) -> None:
     """Create the database with its rules. Example: vip init --region 755"""
-    from vipcli.db import SCHEMA_VERSION, audit, store_rules, transaction
+    from vipcli.db import SCHEMA_VERSION, audit, has_rules, store_rules, transaction
     from vipcli.errors import Refused
     from vipcli.rules import read_rules_file, with_default_region
 
@@ -69,7 +69,7 @@ def init(
     if region is not None:
         text = with_default_region(text, region)
     with transaction(s.open(create=True)) as conn:
-        if conn.execute("SELECT COUNT(*) FROM rules").fetchone()[0]:
+        if has_rules(conn):
             raise Refused(f"{s.db_path} is already initialised (use `vip rules load` to change rules)",
                           code="already_initialised")
         version = store_rules(conn, text, rules_file or f"built-in:{profile or 'store'}", s.operator)
@@ -82,14 +82,11 @@ def init(
 def info(ctx: typer.Context) -> None:
     """Which database file is used, its schema and rules versions. Example: vip info"""
     from vipcli.db import SCHEMA_VERSION
+    from vipcli.db import counts as db_counts
 
     s = session(ctx)
     rules = s.rules()
-    conn = s.conn
-    counts = {
-        name: conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
-        for name in ("customers", "cards", "purchases", "ledger")
-    }
+    counts = db_counts(s.conn)
     data = {"db": str(s.db_path), "schema_version": SCHEMA_VERSION, "rules_version": rules.version,
             "profile": rules.name, "operator": s.operator, "counts": counts}
     emit(s, data, lambda c: c.print(fields_panel([
@@ -129,7 +126,7 @@ def enroll(
     rules = s.rules()
     with _auditing_refused_ids(s, clean["phone"]), transaction(s.conn) as conn:
         result = archive.enroll(conn, rules, s.vault_for, clean, moment, s.operator, reason, region)
-        customer = conn.execute("SELECT * FROM customers WHERE id = ?", (result["customer_id"],)).fetchone()
+        customer = archive.customer(conn, result["customer_id"])
         card = cards.live_card(conn, customer["id"])
     status = (cards.effective_status(card, archive.is_registered(customer), rules, moment.date())
               if card else "prospect")

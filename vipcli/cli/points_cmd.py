@@ -69,11 +69,7 @@ def points_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD
         raise Refused(f"customer {customer['id']} has no card, so no points", code="no_card")
     held = ledger.balance(s.conn, card["card_no"], s.now)
     lots = ledger.lots(s.conn, card["card_no"], s.now)
-    entries = [dict(r) for r in s.conn.execute(
-        "SELECT l.at, l.kind, l.delta, l.lot_id, p.receipt, l.reason, l.operator FROM point_lots k "
-        "JOIN ledger l ON l.lot_id = k.id LEFT JOIN purchases p ON p.id = l.purchase_id "
-        "WHERE k.card_no = ? ORDER BY l.id DESC LIMIT 20",
-        (card["card_no"],))]
+    entries = ledger.recent_entries(s.conn, card["card_no"])
     data = {"card_no": card["card_no"], "points_balance": held,
             "usable": ledger.usable(s.conn, card["card_no"], s.now), "lots": lots, "entries": entries}
 

@@ -74,23 +74,14 @@ def audit_log(
     import json
 
     from vipcli.dates import iso, parse_when
+    from vipcli.db import audit_entries
     from vipcli.errors import InvalidInput
 
     s = session(ctx)
     if not limit.isdigit() or not 0 < int(limit) <= 100000:
         raise InvalidInput("limit: a number from 1 to 100000", code="bad_limit")
-    sql, params = "SELECT * FROM audit WHERE 1 = 1", []
-    if since:
-        sql += " AND at >= ?"
-        params.append(iso(parse_when(since, "since")))
-    if operator:
-        sql += " AND operator = ?"
-        params.append(operator)
-    if command_name:
-        sql += " AND command = ?"
-        params.append(command_name)
-    rows = [{**dict(r), "detail": json.loads(r["detail"])} for r in
-            s.conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, int(limit)))]
+    rows = audit_entries(s.conn, iso(parse_when(since, "since")) if since else None, operator, command_name,
+                         int(limit))
     emit(s, {"entries": rows, "count": len(rows)}, lambda c: c.print(table(
         f"Audit ({len(rows)})", ["time", "operator", "command", "target", "detail"],
         [[r["at"], r["operator"], r["command"], r["target"], json.dumps(r["detail"], ensure_ascii=False)]
@@ -113,7 +104,7 @@ def key_rotate(ctx: typer.Context, yes: bool = YES, dry_run: bool = DRY_RUN) -> 
     from vipcli import safekeeping, vault
 
     s = session(ctx)
-    count = s.conn.execute("SELECT COUNT(*) FROM customers WHERE id_enc IS NOT NULL").fetchone()[0]
+    count = vault.stored_ids(s.conn)
     plan = (f"Re-encrypt {count} ID numbers with a new key in {vault.key_path(s.conn)} (the old one kept "
             "beside it as .old; backups made before need it).")
     if dry_run:
