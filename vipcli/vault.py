@@ -23,18 +23,12 @@ _FINGERPRINT_KEY = "key_fingerprint"
 def key_path(conn) -> Path:
     """VIPCLI_KEY_FILE, else `DATABASE.key` beside the database file. A database whose key was made
     before keys moved beside it (the app directory's `vip.key`) keeps finding it there."""
-    configured = os.environ.get("VIPCLI_KEY_FILE")
-    if configured:
-        return Path(configured)
-    beside = Path(conn.execute("PRAGMA database_list").fetchone()[2] + ".key")
-    if not beside.exists():
-        import typer
-
-        from vipcli.db import get_meta
-
-        legacy = Path(typer.get_app_dir("vipcli")) / "vip.key"
-        if legacy.exists() and get_meta(conn, _FINGERPRINT_KEY) is not None:
-            return legacy
+    candidates = key_candidates(conn.execute("PRAGMA database_list").fetchone()[2])
+    if len(candidates) == 1:
+        return candidates[0]  # VIPCLI_KEY_FILE
+    beside, legacy = candidates
+    if not beside.exists() and legacy.exists() and has_key(conn):
+        return legacy
     return beside
 
 

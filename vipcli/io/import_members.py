@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vipcli import archive, cards
-from vipcli.db import audit, let_waiters_in, translate
+from vipcli.db import audit, let_waiters_in, transaction
 from vipcli.errors import VipError
 from vipcli.fields import clean_text, normalize_phone
 from vipcli.io.readers import trusted
@@ -26,18 +26,12 @@ class MembersReport:
 
 def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operator: str, batch_size: int = 500,
                    progress=None) -> MembersReport:
-    import sqlite3
-
     report = MembersReport()
     batch = []
 
     def run(items):
         let_waiters_in(conn)  # a till waiting for the lock goes between two batches
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise translate(exc) from None
-        try:
+        with transaction(conn):
             for number, values in items:
                 report.rows += 1
                 conn.execute("SAVEPOINT member_row")
@@ -51,10 +45,6 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
                     rejects(number, values, exc.message)
                     if exc.code == "duplicate_id":
                         audit(conn, now, operator, "id number refused", f"row {number}", reason="on another archive")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         if progress:
             progress(len(items))
 
@@ -65,7 +55,8 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
             clean["phone"] = normalize_phone(values.get("phone") or "")  # required: refuses the empty one
         grant = clean_text(values["grant"], "grant", 200) if values.get("grant") else None
         region = values.get("region")
-        if grant and cards.live_card(conn, _id_for(clean["phone"]) or -1) is not None:
+        known = archive.customer_by_phone(conn, clean["phone"]) if grant else None
+        if known is not None and cards.live_card(conn, known["id"]) is not None:
             grant = None  # re-run of a granted row: the card is there already
         result = archive.enroll(conn, rules, vault_for, clean, now, operator, grant, region if grant else None)
         if result["created"]:
@@ -76,10 +67,6 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
             report.duplicates += 1
         report.cards_issued += int(result["card_issued"])
 
-    def _id_for(phone):
-        row = conn.execute("SELECT id FROM customers WHERE phone = ?", (phone,)).fetchone()
-        return row[0] if row else None
-
     for item in rows:
         batch.append(item)
         if len(batch) >= batch_size:
@@ -87,8 +74,7 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
             batch = []
     if batch:
         run(batch)
-    conn.execute("BEGIN IMMEDIATE")
-    audit(conn, now, operator, "import members", None, inserted=report.inserted, updated=report.updated,
-          rejected=report.rejected, cards_issued=report.cards_issued)
-    conn.execute("COMMIT")
+    with transaction(conn):
+        audit(conn, now, operator, "import members", None, inserted=report.inserted, updated=report.updated,
+              rejected=report.rejected, cards_issued=report.cards_issued)
     return report
