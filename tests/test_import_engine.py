@@ -12,7 +12,6 @@ from vipcli.cards import make_number
 from vipcli.errors import VipError
 from vipcli.io import import_purchases as engine
 from vipcli.io.readers import record
-from vipcli.money import apply_rate
 from vipcli.rules import default_text, parse
 
 RULES = parse(default_text(), 1)
@@ -154,13 +153,6 @@ def test_windows_equal_a_plain_sum_also_after_pruning(steps, months, kind, start
             assert engine.PurchaseImport._window(state, months, start, 1) == sum(p for t, p, _ in seen if t > start)
             assert engine.PurchaseImport._window(state, months, start, 2) == sum(c for t, _, c in seen if t > start)
     assert len(state.events) <= max(3 * len(steps), 3000 * 2)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.integers(0, 10 ** 10), st.decimals(min_value=Decimal("0.01"), max_value=Decimal("1.00"), places=2))
-def test_integer_rounding_equals_apply_rate(fen, rate):
-    numerator, denominator = rate.as_integer_ratio()
-    assert (2 * fen * numerator + denominator) // (2 * denominator) == apply_rate(fen, rate)
 
 
 def test_a_day_holds_the_window_starts_of_dateutil():

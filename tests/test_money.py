@@ -1,7 +1,7 @@
 from decimal import Decimal
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vipcli.errors import InvalidInput
@@ -49,3 +49,12 @@ def test_discount_never_exceeds_price_and_is_within_half_a_fen(fen, rate):
 
 def test_format_negative():
     assert format_fen(-150) == "-1.50"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(-10 ** 12, 10 ** 12), st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("1"), places=4))
+def test_integer_rounding_equals_decimal_half_up(fen, rate):
+    """apply_rate works in integers; Decimal's ROUND_HALF_UP is the definition it is held to."""
+    from decimal import ROUND_HALF_UP
+
+    assert apply_rate(fen, rate) == int((Decimal(fen) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))

@@ -1,7 +1,7 @@
 """Card numbers (region + per-region sequence + check digit) and the card's state over time."""
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from vipcli.dates import iso
 from vipcli.errors import InvalidInput, NotFound, Refused
@@ -88,23 +88,39 @@ def effective_status(card, registered: bool, rules: Rules, today: date, blocked:
     """The card's state today: stored states plus the ones time brings (expired after its
     validity; discount_only when unregistered past the registration window, 第七条). With
     `blocked=False`, a card reported lost is taken as it would be if it were found."""
+    return status_until(card, registered, rules, today, blocked)[0]
+
+
+def status_until(card, registered: bool, rules: Rules, today: date, blocked: bool = True) -> tuple[str, date]:
+    """(effective_status, the last day it holds): time turns an active card discount_only after
+    the registration window (when unregistered) and any card expired after its validity; a stored
+    state holds for good. An import asks again only once that day has passed."""
     status = card["status"]
     if status in ("replaced", "cancelled") or (status == "blocked" and blocked):
-        return status
-    if status == "expired" or today > date.fromisoformat(card["valid_to"]):
-        return "expired"
-    if not registered and rules.registration_days is not None:
-        issued = date.fromisoformat(card["registration_from"][:10])
-        if (today - issued).days > rules.registration_days:  # 第七条: 30天内 includes day 30
-            return "discount_only"
-    return "active"
+        return status, date.max
+    valid_to = date.fromisoformat(card["valid_to"])
+    if status == "expired" or today > valid_to:
+        return "expired", date.max
+    window_ends = None if registered else registration_ends(card, rules)
+    if window_ends is None:
+        return "active", valid_to
+    if today > window_ends:
+        return "discount_only", valid_to
+    return "active", min(valid_to, window_ends)
+
+
+def registration_ends(card, rules: Rules) -> date | None:
+    """第七条: the last day an unregistered card has full rights (30天内 includes day 30), or None
+    where the profile has no registration window."""
+    if rules.registration_days is None:
+        return None
+    return date.fromisoformat(card["registration_from"][:10]) + timedelta(days=rules.registration_days)
 
 
 def registration_days_left(card, registered: bool, rules: Rules, today: date) -> int | None:
     if registered or card is None or rules.registration_days is None:
         return None
-    issued = date.fromisoformat(card["registration_from"][:10])
-    return max(rules.registration_days - (today - issued).days, 0)
+    return max((registration_ends(card, rules) - today).days, 0)
 
 
 def first_reason(conn, card) -> str:

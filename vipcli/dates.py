@@ -1,14 +1,14 @@
 """Dates and times: parsing what users type, "now", and calendar-month arithmetic.
 
 Times are naive local wall-clock times stored as ISO text ('2026-11-23T14:05:00'), which sorts
-and compares correctly as text. Calendar months come from dateutil's relativedelta, which clamps
-to the month's last day (31 August - 6 months = 28/29 February).
+and compares correctly as text. Calendar months are counted as dateutil's relativedelta counts
+them, clamping to the month's last day (31 August - 6 months = 28/29 February); a test holds
+`add_months` to relativedelta, which is four times slower (an import asks once per points lot).
 """
 
 import os
+from calendar import monthrange
 from datetime import date, datetime, time
-
-from dateutil.relativedelta import relativedelta
 
 from vipcli.errors import InvalidInput, shown
 
@@ -79,12 +79,20 @@ def iso(moment: datetime | date) -> str:
     return moment.isoformat()
 
 
+def add_months(moment, months: int):
+    """The same day and time `months` calendar months later (earlier when negative), on the
+    month's last day when it is shorter (31 March + 1 month = 30 April)."""
+    year, month = divmod(moment.year * 12 + moment.month - 1 + months, 12)
+    month += 1
+    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
+
+
 def months_before(moment: datetime, months: int) -> datetime:
-    return moment - relativedelta(months=months)
+    return add_months(moment, -months)
 
 
 def months_after(moment, months: int):
-    return moment + relativedelta(months=months)
+    return add_months(moment, months)
 
 
 def start_of_next_year(moment: datetime) -> datetime:

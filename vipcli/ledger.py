@@ -11,7 +11,7 @@ Points past their expiry are never counted, whether or not `vip points expire` h
 """
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from vipcli.dates import iso
 from vipcli.errors import Refused
@@ -60,9 +60,7 @@ def earn(conn, rules: Rules, card_no: str, purchase_id: int | None, points: int,
     """A new lot for what a purchase earned (or a manual adjustment); debt is settled from it first."""
     if points <= 0:
         return
-    usable_from = datetime.combine(at.date(), datetime.min.time()) + timedelta(
-        days=rules.usable_after_days) if rules.usable_after_days else at
-    lot_id = _new_lot(conn, card_no, points, at, usable_from, rules.lot_expiry(at), purchase_id)
+    lot_id = _new_lot(conn, card_no, points, at, rules.lot_usable_from(at), rules.lot_expiry(at), purchase_id)
     _entry(conn, card_no, lot_id, kind, points, at, operator, purchase_id, reason)
     _settle_debt(conn, card_no, at, operator)
 

@@ -4,7 +4,8 @@ No float ever touches money: amounts are int fen, rates are Decimal.
 """
 
 import re
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
+from functools import lru_cache
 
 from vipcli.errors import InvalidInput, shown
 
@@ -38,6 +39,16 @@ def format_fen(fen: int) -> str:
 
 
 def apply_rate(fen: int, rate: Decimal) -> int:
-    """Discounted price of `fen` at `rate`, rounded half-up to the fen (10.05 at 0.88 -> 8.84)."""
-    return int((Decimal(fen) * rate).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    """Discounted price of `fen` at `rate`, rounded half-up to the fen (10.05 at 0.88 -> 8.84),
+    away from zero for a negative amount (Decimal's ROUND_HALF_UP). In integers: a rate is an exact
+    fraction, and a test holds this to Decimal's quantize."""
+    numerator, denominator = _fraction(rate)
+    if fen < 0:
+        return -((-2 * fen * numerator + denominator) // (2 * denominator))
+    return (2 * fen * numerator + denominator) // (2 * denominator)
+
+
+@lru_cache(maxsize=64)
+def _fraction(rate: Decimal) -> tuple[int, int]:
+    return rate.as_integer_ratio()
 

@@ -8,13 +8,13 @@ Every number lives in the profile, with a comment naming its source article; cod
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 
 from vipcli.dates import months_after, months_before, start_of_next_year
 from vipcli.errors import InvalidInput
-from vipcli.money import format_fen, parse_yuan
+from vipcli.money import apply_rate, format_fen, parse_yuan
 
 CHANNELS = ("phone", "visit", "sms", "email", "letter")
 NO_EXPIRY = date(9999, 12, 31)  # the validity of a card whose profile has no renewal
@@ -111,6 +111,17 @@ class Rules:
         goods where the profile says `count_promo = false` (56饰: 特价商品不累计)."""
         return paid if self.count_promo else max(paid - promo, 0)
 
+    def may_qualify(self, counted: int, spend_bound: int) -> bool:
+        """Whether a prospect's purchase counting `counted` could qualify when no window can hold
+        more than `spend_bound`: False spares summing the windows; qualification_reason decides."""
+        least = self._least_window
+        return ((self.qualify_single is not None and counted >= self.qualify_single)
+                or (least is not None and spend_bound >= least))
+
+    @cached_property
+    def _least_window(self) -> int | None:
+        return min((w.amount for w in self.qualify_windows), default=None)
+
     def qualification_reason(self, single_paid: int, window_spend: dict[int, int]) -> str | None:
         """Why a prospect qualifies now (a rule name), or None. `window_spend` maps months -> paid."""
         if self.qualify_single is not None and single_paid >= self.qualify_single:
@@ -144,11 +155,44 @@ class Rules:
                 reached = tier
         return reached
 
+    def may_rise(self, code: str, paid: int, spend_bound: int) -> bool:
+        """Whether a purchase of `paid` could lift tier `code` when the upgrade window can hold no
+        more than `spend_bound`: False spares summing the window; tier_for decides."""
+        single, spend = self._above[code] if code in self._above else (0, 0)  # an unknown tier: ask
+        return (single is not None and paid >= single) or (spend is not None and spend_bound >= spend)
+
+    @cached_property
+    def _above(self) -> dict:
+        """tier -> (least single purchase, least spend) of the tiers above it (None: the top)."""
+        return {t.code: (min([u.single_purchase for u in self.tiers[i + 1:]], default=None),
+                         min([u.spend for u in self.tiers[i + 1:]], default=None))
+                for i, t in enumerate(self.tiers)}
+
+    def is_top_tier(self, code: str) -> bool:
+        return code in self._ranks and self.next_tier(code) is None
+
     def next_tier(self, code: str) -> Tier | None:
         rank = self.tier_rank(code)
         return self.tiers[rank + 1] if rank + 1 < len(self.tiers) else None
 
     # --- money and points ----------------------------------------------------------------------
+
+    def discount_rate(self, tier: str, status: str | None, birthday_today: bool,
+                      id_checked: bool = False) -> Decimal | None:
+        """第九条/第十四条: the rate regular goods are paid at by a card in `status`: its tier's or,
+        on the birthday (with the ID checked where the profile asks for it), the birthday rate
+        when that is lower. None: no discount (no card, or one expired, lost or ended)."""
+        if status not in ("active", "discount_only"):
+            return None
+        rate = self.tier(tier).rate
+        if status == "active" and birthday_today and (id_checked or not self.birthday_requires_id_check):
+            rate = min(rate, self.birthday_rate)
+        return rate
+
+    @staticmethod
+    def price(regular: int, promo: int, rate: Decimal | None) -> int:
+        """What is paid: regular goods at `rate` (half-up to the fen), promo goods at list price."""
+        return (regular if rate is None else apply_rate(regular, rate)) + promo
 
     def points_for(self, paid: int) -> int:
         """第十一条: points per whole yuan paid."""
@@ -159,6 +203,13 @@ class Rules:
         if self.expiry == "calendar_year":
             return start_of_next_year(earned_at)
         return months_after(earned_at, self.validity_months)
+
+    def lot_usable_from(self, earned_at: datetime) -> datetime:
+        """When points earned at `earned_at` can first be redeemed: at once, or from the start of
+        the day `usable_after_days` later (counter, 003: 积分次日起可用)."""
+        if not self.usable_after_days:
+            return earned_at
+        return datetime.combine(earned_at.date(), datetime.min.time()) + timedelta(days=self.usable_after_days)
 
     def card_valid_to(self, issued: date) -> date:
         """31 December of the issue year; a card issued in the renewal month runs a year longer. A

@@ -7,7 +7,7 @@ from vipcli import archive, cards, ledger
 from vipcli.dates import is_birthday, iso, months_after, months_before
 from vipcli.db import audit
 from vipcli.errors import InvalidInput, NotFound, Refused
-from vipcli.money import apply_rate, format_fen
+from vipcli.money import format_fen
 from vipcli.rules import Rules
 
 
@@ -119,19 +119,12 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
 
 
 def price(rules: Rules, sale: Sale, status: str | None, tier: str | None, birthday, at: datetime):
-    """(paid, rate): the tier rate or, on the birthday with the ID checked, the birthday rate —
-    whichever is lower — on regular goods; promo goods at list price (第九条, 第十四条). Given
-    `paid` (POS data) is taken as is; no card, or an expired one, pays list price."""
+    """(paid, rate): rules.discount_rate and rules.price; given `paid` (POS data) is taken as is."""
     if sale.paid is not None:
         return sale.paid, None
-    if status not in ("active", "discount_only"):
-        return sale.regular + sale.promo, None
-    rate = rules.tier(tier).rate
-    if (status == "active" and birthday is not None
-            and (sale.birthday_checked or not rules.birthday_requires_id_check)
-            and is_birthday(birthday, at.date())):
-        rate = min(rate, rules.birthday_rate)
-    return apply_rate(sale.regular, rate) + sale.promo, rate
+    birthday_today = birthday is not None and is_birthday(birthday, at.date())
+    rate = rules.discount_rate(tier, status, birthday_today, sale.birthday_checked)
+    return rules.price(sale.regular, sale.promo, rate), rate
 
 
 def status_note(status: str | None, card) -> str | None:

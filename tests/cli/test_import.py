@@ -56,48 +56,6 @@ def _one_by_one(vip, rows):
         assert vip(*args).code == 0
 
 
-def seed_members(vip):
-    """Two existing members: one plain, one whose card carries points debt (the slow path)."""
-    plain = vip("enroll", "--phone", "13800000001", "--name", "王芳", "--gender", "F", "--birthday", "1990-01-01",
-                "--grant", "seed", "--at", "2025-01-05")["card_no"]
-    debtor = vip("enroll", "--phone", "13800000002", "--name", "李娜", "--gender", "F", "--birthday", "1991-01-01",
-                 "--grant", "seed", "--at", "2025-01-05")["card_no"]
-    first = vip("purchase", debtor, "--amount", "2000", "--paid", "1000", "--at", "2025-01-06")
-    vip("redeem", debtor, "--points", "900", now="2025-01-07T10:00")
-    vip("refund", first["receipt"], now="2025-01-08T10:00")
-    return [plain, debtor]
-
-
-@pytest.mark.parametrize("writer, profile", [("inline", "store"), ("process", "store"), ("inline", "fashion")])
-def test_import_equals_one_by_one(vip, isolated, monkeypatch, writer, profile):
-    """Both writers (in this process for a small file, in a second one for a large file); a
-    profile where promo goods count toward qualification (store) and one where they do not."""
-    monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
-    monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
-    one = isolated / "one.db"
-    bulk = isolated / "bulk.db"
-    for db in (one, bulk):
-        monkeypatch.setenv("VIPCLI_DB", str(db))
-        monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
-        assert vip("init", "--profile", profile).code == 0
-        cards = seed_members(vip)
-    monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
-    rows = make_rows(cards=cards)
-    monkeypatch.setenv("VIPCLI_DB", str(one))
-    _one_by_one(vip, rows)
-    monkeypatch.setenv("VIPCLI_DB", str(bulk))
-    write_csv(isolated / "p.csv", rows)
-    result = vip("import", "purchases", str(isolated / "p.csv"))
-    assert result.code == 0 and result["inserted"] == 400 and result["cards_issued"] > 5
-    a, b = dump(one), dump(bulk)
-    for table in TABLES:
-        assert a[table] == b[table], table
-    assert vip("check")["ok"] is True
-    again = vip("import", "purchases", str(isolated / "p.csv"))
-    assert again["inserted"] == 0 and again["duplicates"] == 400
-    assert dump(bulk) == b
-
-
 @pytest.mark.parametrize("run", [50_000, 7])
 @pytest.mark.parametrize("writer", ["inline", "process"])
 def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writer, run):
