@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from vipcli.cards import make_number
 from vipcli.errors import VipError
-from vipcli.io import import_purchases as engine
+from vipcli.io import purchase_rows as engine
+from vipcli.io import purchase_state as state_
+from vipcli.io import timeorder
 from vipcli.io.readers import record
 from vipcli.rules import default_text, parse
 
@@ -131,10 +133,10 @@ def test_column_check_gives_what_rows_give(chunk, clean):
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 3 * 86400), st.sampled_from([0, 1, 10 ** 6, 10 ** 8]), st.booleans()),
                 min_size=1, max_size=4000), st.sampled_from([1, 6, 12]),
-       st.sampled_from([engine._Customer, engine._PaidCustomer]), st.sampled_from([0, 2 ** 31 - 10 ** 6, -2 ** 40]))
-@example([(3600, 10 ** 8, True)] * 100, 1, engine._PaidCustomer, 0)  # the total outgrows 32 bits
-@example([(3600, 10 ** 8, True)] * 100, 1, engine._Customer, 0)
-@example([(86400, 1, True)] * 40, 12, engine._Customer, 2 ** 31 - 10 * 86400)  # so does the time
+       st.sampled_from([state_.Customer, state_.PaidCustomer]), st.sampled_from([0, 2 ** 31 - 10 ** 6, -2 ** 40]))
+@example([(3600, 10 ** 8, True)] * 100, 1, state_.PaidCustomer, 0)  # the total outgrows 32 bits
+@example([(3600, 10 ** 8, True)] * 100, 1, state_.Customer, 0)
+@example([(86400, 1, True)] * 40, 12, state_.Customer, 2 ** 31 - 10 * 86400)  # so does the time
 def test_windows_equal_a_plain_sum_also_after_pruning(steps, months, kind, start):
     """Events in time order; after each, the window of `months` (a day per month here) ending at
     that event, as running totals (with old events dropped past 3,000) and as a plain sum; for a
@@ -146,20 +148,19 @@ def test_windows_equal_a_plain_sum_also_after_pruning(steps, months, kind, start
     for gap, paid, ask in steps:
         moment += gap
         counted = paid if kind.stride == 2 else paid // 2
-        engine.PurchaseImport._add_event(state, moment, paid, counted)
+        state_.add_event(state, moment, paid, counted)
         seen.append((moment, paid, counted))
         if ask or len(seen) % 500 == 0:
             start = moment - months * 86400
-            assert engine.PurchaseImport._window(state, months, start, 1) == sum(p for t, p, _ in seen if t > start)
-            assert engine.PurchaseImport._window(state, months, start, 2) == sum(c for t, _, c in seen if t > start)
+            assert state_.window_sum(state, months, start, 1) == sum(p for t, p, _ in seen if t > start)
+            assert state_.window_sum(state, months, start, 2) == sum(c for t, _, c in seen if t > start)
     assert len(state.events) <= max(3 * len(steps), 3000 * 2)
 
 
-def test_a_day_holds_the_window_starts_of_dateutil():
-    """31 August - 6 months = 28/29 February: the window start of each day comes from dateutil."""
-    day = engine._Day(datetime(2026, 8, 31).date(), RULES, {6, 12})
+def test_a_day_holds_the_window_starts_of_months_before():
+    """31 August - 6 months = 28/29 February: the window start of each day comes from months_before."""
+    day = state_.Day(datetime(2026, 8, 31).date(), {6, 12})
     assert day.back[6] == (datetime(2026, 8, 31) - datetime(2026, 2, 28)).days * 86400
-    assert day.expiry == "2027-01-01T00:00:00"
     start = datetime(2026, 8, 31, 10, 0) - timedelta(seconds=day.back[6])
     assert start == datetime(2026, 2, 28, 10, 0)
 
@@ -397,29 +398,22 @@ def test_blocks_read_what_rows_read(tmp_path_factory, rows, size, encoding, newl
 
 @settings(max_examples=1000, deadline=None)
 @given(st.sampled_from(["active", "active", "blocked", "replaced", "cancelled", "expired"]), st.integers(0, 60),
-       st.integers(0, 90), st.booleans(), st.lists(st.sampled_from([0, 1, 1, 1, 2, 5, 30]), min_size=1, max_size=80))
-def test_card_state_kept_until_time_changes_it(stored, registered_after, valid_for, registered, steps):
-    """The import keeps a card's state until the last day it holds; asked day after day (rows come in
-    time order), it answers what cards.effective_status answers that day."""
-    from types import SimpleNamespace
-
-    from vipcli.cards import effective_status
+       st.integers(0, 90), st.booleans(), st.integers(0, 100), st.integers(0, 100))
+def test_a_card_state_holds_until_the_day_status_until_says(stored, registered_after, valid_for, registered, asked,
+                                                            later):
+    """cards.status_until: the state it gives holds, as effective_status says, every day up to the
+    last day it gives (the import keeps it that long); the day after, it has changed."""
+    from vipcli.cards import effective_status, status_until
 
     start = datetime(2026, 1, 1).date()
-    state = engine._Customer(1)
-    state.status = stored
-    state.registration_from = (start + timedelta(days=registered_after)).isoformat() + "T10:00:00"
-    state.valid_to = (start + timedelta(days=valid_for)).isoformat()
-    state.registered = registered
-    importer = SimpleNamespace(rules=RULES)
-    day = start
-    for step in steps:
-        day += timedelta(days=step)
-        today = engine._Day(day, RULES, {12})
-        kept = state.effective if today.ordinal <= state.until else engine.PurchaseImport._status(importer, state,
-                                                                                                  today)
-        card = {"status": stored, "valid_to": state.valid_to, "registration_from": state.registration_from}
-        assert kept == effective_status(card, registered, RULES, day), (day, state.until)
+    card = {"status": stored, "registration_from": (start + timedelta(days=registered_after)).isoformat() + "T10:00:00",
+            "valid_to": (start + timedelta(days=valid_for)).isoformat()}
+    today = start + timedelta(days=asked)
+    status, until = status_until(card, registered, RULES, today)
+    assert status == effective_status(card, registered, RULES, today)
+    if until.year < 9999:
+        assert effective_status(card, registered, RULES, min(today + timedelta(days=later), until)) == status
+        assert effective_status(card, registered, RULES, until + timedelta(days=1)) != status
 
 
 @settings(max_examples=200, deadline=None)
@@ -427,13 +421,12 @@ def test_card_state_kept_until_time_changes_it(stored, registered_after, valid_f
                                         "bad", "2026-5-1", ""]), max_size=60),
        run=st.integers(min_value=1, max_value=8))
 def test_sorting_in_spooled_runs_equals_sorting_at_once(stamps, run):
-    from vipcli.io import import_purchases as engine
     rows = [(i + 2, [f"R{i}", stamp]) for i, stamp in enumerate(stamps)]
-    whole = engine.sorted_rows(list(rows), 1)
-    saved = engine.SORT_RUN_ROWS
-    engine.SORT_RUN_ROWS = run
+    whole = timeorder.sorted_rows(list(rows), 1)
+    saved = timeorder.SORT_RUN_ROWS
+    timeorder.SORT_RUN_ROWS = run
     try:
-        in_runs = list(engine.sorted_rows(iter(rows), 1))
+        in_runs = list(timeorder.sorted_rows(iter(rows), 1))
     finally:
-        engine.SORT_RUN_ROWS = saved
+        timeorder.SORT_RUN_ROWS = saved
     assert in_runs == list(whole)

@@ -178,7 +178,7 @@ def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: s
         # The clinic (003 2.1 会员注册): the completed registration form is what earns the card.
         registered = conn.execute("SELECT registered_at FROM customers WHERE id = ?", (customer["id"],)).fetchone()
         if registered[0] is not None:
-            card_no = cards.issue(conn, rules, customer["id"], at, "qualified: registration", None,
+            card_no = cards.issue(conn, rules, customer["id"], at, cards.qualified_reason("registration"), None,
                                   clean.get("store") or customer["store"])
             set_tier(conn, customer["id"], None, rules.tiers[0].code, at, "card issued (registration)", operator)
     audit(conn, at, operator, "enroll", str(customer["id"]), created=created, changed=changed)

@@ -8,6 +8,8 @@ from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.rules import Rules
 
 LIVE = ("active", "discount_only", "blocked", "expired")
+# the states in which a card's purchase is refused (a lost card's owner may still buy by phone)
+REFUSES_PURCHASE = ("blocked", "replaced", "cancelled")
 _SEPARATORS = re.compile(r"[\s\-]")
 
 
@@ -107,6 +109,11 @@ def status_until(card, registered: bool, rules: Rules, today: date, blocked: boo
     if today > window_ends:
         return "discount_only", valid_to
     return "active", min(valid_to, window_ends)
+
+
+def qualified_reason(rule: str) -> str:
+    """A card's reason when a purchase qualified for it (rules.qualification_reason's rule)."""
+    return f"qualified: {rule}"
 
 
 def registration_ends(card, rules: Rules) -> date | None:

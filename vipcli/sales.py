@@ -60,7 +60,7 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
         # keeps earning; the points stay on the card and move with a replacement. Redeeming waits.
         status = cards.effective_status(card, archive.is_registered(customer), rules, at.date(), blocked=False)
         note = f"card {card['card_no']} is reported lost: priced and earning by phone; redeeming waits until it is found or replaced"
-    if status in ("blocked", "replaced", "cancelled"):
+    if status in cards.REFUSES_PURCHASE:
         raise Refused(f"card {card['card_no']} is {status}; purchase refused", code=f"card_{status}")
 
     birthday = datetime.fromisoformat(customer["birthday"]).date() if customer["birthday"] else None
@@ -210,13 +210,23 @@ def _new_receipt(conn, at: datetime) -> str:
 
 
 def _window_spend(conn, rules: Rules, customer_id: int, months: int, at: datetime, for_qualifying: bool) -> int:
-    column = "paid - refunded" if (rules.count_promo or not for_qualifying) else "MAX(paid - refunded - promo, 0)"
-    row = conn.execute(
-        f"SELECT COALESCE(SUM({column}), 0) FROM purchases "
-        "WHERE customer_id = ? AND purchased_at > ? AND purchased_at <= ?",
-        (customer_id, iso(months_before(at, months)), iso(at)),
-    ).fetchone()
-    return row[0]
+    """What the customer paid (net of refunds) in the `months` before `at`; for qualifying, what
+    of it counts (rules.counted)."""
+    rows = conn.execute("SELECT paid - refunded, promo FROM purchases "
+                        "WHERE customer_id = ? AND purchased_at > ? AND purchased_at <= ?",
+                        (customer_id, iso(months_before(at, months)), iso(at)))
+    if for_qualifying:
+        return sum(rules.counted(net, promo) for net, promo in rows)
+    return sum(net for net, _ in rows)
+
+
+def issue_reason(rule: str) -> str:
+    """The tier change's reason when a purchase qualified for a card."""
+    return f"card issued ({rule})"
+
+
+def upgrade_reason(rules: Rules, paid: int, spend: int) -> str:
+    return f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month spend {format_fen(spend)}"
 
 
 def _qualify(conn, rules: Rules, customer, purchase_id: int, paid: int, sale: Sale, at: datetime,
@@ -227,11 +237,11 @@ def _qualify(conn, rules: Rules, customer, purchase_id: int, paid: int, sale: Sa
     reason = rules.qualification_reason(rules.counted(paid, sale.promo), windows)
     if reason is None:
         return None, None
-    number = cards.issue(conn, rules, customer["id"], at, f"qualified: {reason}", store=sale.store)
+    number = cards.issue(conn, rules, customer["id"], at, cards.qualified_reason(reason), store=sale.store)
     conn.execute("UPDATE purchases SET card_no = ? WHERE id = ?", (number, purchase_id))
     spend = _window_spend(conn, rules, customer["id"], rules.upgrade_window_months, at, False)
     tier = rules.tier_for(paid, spend).code
-    archive.set_tier(conn, customer["id"], None, tier, at, f"card issued ({reason})", operator)
+    archive.set_tier(conn, customer["id"], None, tier, at, issue_reason(reason), operator)
     return number, tier
 
 
@@ -241,9 +251,8 @@ def _upgrade(conn, rules: Rules, customer, paid: int, at: datetime, operator: st
     spend = _window_spend(conn, rules, customer["id"], rules.upgrade_window_months, at, False)
     reached = rules.tier_for(paid, spend)
     if rules.tier_rank(reached.code) > rules.tier_rank(current):
-        archive.set_tier(conn, customer["id"], current, reached.code, at,
-                          f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month "
-                          f"spend {format_fen(spend)}", operator)
+        archive.set_tier(conn, customer["id"], current, reached.code, at, upgrade_reason(rules, paid, spend),
+                         operator)
         return reached.code
     return current
 

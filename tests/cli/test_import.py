@@ -62,8 +62,8 @@ def test_unsorted_file_is_applied_in_time_order(vip, isolated, monkeypatch, writ
     """In process mode the order is checked beside the import, before its first commit: a file out
     of order is rolled back then and read again, sorted (its rejects counted once); sorted in one
     run, or in runs of 7 rows spooled to disk and merged."""
-    from vipcli.io import import_purchases as engine
-    monkeypatch.setattr(engine, "SORT_RUN_ROWS", run)
+    from vipcli.io import timeorder
+    monkeypatch.setattr(timeorder, "SORT_RUN_ROWS", run)
     monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     monkeypatch.setenv("VIPCLI_IMPORT_BATCH", "7")  # the first commit comes after 7 rows
     rows = make_rows(seed=3, count=120, phones=6)
@@ -349,9 +349,9 @@ def test_a_first_load_then_a_second_file_equal_one_by_one(vip, isolated, monkeyp
     """Members enrolled with no purchases; a first load (the deferred index and no history to read
     back, forced here at 0 rows) then a second file over the same customers (their state read back
     for a whole chunk at once): the same tables as every row through `vip purchase`."""
-    import vipcli.cli.import_cmd as import_cmd
+    import vipcli.io.import_purchases as import_purchases
 
-    monkeypatch.setattr(import_cmd, "FIRST_LOAD_BYTES", 0)
+    monkeypatch.setattr(import_purchases, "FIRST_LOAD_BYTES", 0)
     monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     monkeypatch.setenv("VIPCLI_NOW", "2026-11-01T00:00:00")
     rows = make_rows(seed=13, count=300, phones=20)

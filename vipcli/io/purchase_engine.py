@@ -1,0 +1,573 @@
+"""The purchases import's engine: every rule of `vip purchase`, row after row, in memory.
+
+The rules are the rules module's and the domain's (rules.discount_rate and price, counted,
+may_qualify and qualification_reason, may_rise and tier_for, points_for, lot_usable_from and
+lot_expiry, cards.status_until, archive.is_registered): the engine keeps their answers per
+customer and per day, never works them out itself, and the state after an import equals the
+state after feeding the rows one by one through `vip purchase` (tests/cli/test_import_oracle.py,
+all six profiles).
+
+- State. Each customer's card, tier and recent spend live in memory (io/purchase_state.py); a
+  window is only summed when rules.may_qualify / may_rise say its bound could reach a threshold.
+- Writes. The rows go to a writer (io/writer.py), in a second process for a large file, so that
+  SQLite's work runs on the other core; one executemany per table, in BEGIN IMMEDIATE
+  transactions of about two seconds (another terminal's write waits two seconds at worst). A
+  first load defers one index to its end. What the engine does not model (a card carrying points
+  debt, a lost card used by phone, a full card region) goes through `sales.record_purchase`
+  itself, in the writer.
+- Order. The rules need the rows in time order (io/timeorder.py): a file found out of order
+  before the first commit is rolled back, nothing committed, and read again sorted (OutOfOrder).
+
+Transactions commit one after the other, so an import killed at any point leaves whole
+transactions; the receipts make a re-run skip what is there and complete the rest.
+"""
+
+import gc
+import time
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from itertools import islice
+from operator import lt
+
+from vipcli import cards, sales
+from vipcli.archive import REGISTRATION_FIELDS, is_registered
+from vipcli.dates import is_birthday, iso, months_before
+from vipcli.errors import DatabaseProblem, Refused, VipError
+from vipcli.io.purchase_state import Customer, Day, PaidCustomer, Windows, add_event, seconds_of, window_sum
+from vipcli.rules import Rules
+
+_fromisoformat = datetime.fromisoformat
+
+
+@dataclass
+class Report:
+    rows: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    cards_issued: int = 0
+    upgrades: int = 0
+    slow_path: int = 0  # rows applied by sales.record_purchase (a card with points debt)
+
+
+
+class PurchaseImport:
+    def __init__(self, conn, rules: Rules, now: datetime, operator: str, writer,
+                 tx_rows: int = 100_000, tx_seconds: float = 2.0, defer_index: bool = False,
+                 before_commit=None):
+        """conn: this process's connection, for reads (it sees committed data only); writer: a
+        `writer.Writer` or `writer.WriterProcess`, which owns the write transactions;
+        before_commit: called once, before the first commit (it may raise OutOfOrder)."""
+        self.conn = conn
+        self.before_commit = before_commit
+        self.writer = writer
+        self.defer_index = defer_index  # asked of the writer with the first transaction
+        self.rules = rules
+        self.now = now
+        self.operator = operator
+        self.tx_rows = tx_rows
+        self.tx_seconds = tx_seconds
+        self.report = Report()
+        self.customers: dict[int, Customer] = {}
+        self.by_phone: dict[str, int] = {}
+        self.by_card: dict[str, int] = {}
+        self.sequences: dict[str, int] = {}
+        self.full_regions: set[str] = set()  # regions with no card number left (their rows go slow)
+        self.horizon = max([w.months for w in rules.qualify_windows] + [rules.upgrade_window_months])
+        self.recorded_at = iso(now)
+        self.open = False
+        self.loaded = False
+        # No purchase was recorded before this import, and nobody else has written since: a
+        # customer met for the first time has none (this import's are in memory), and the history
+        # query is skipped; it would scan the table while a first load defers its index.
+        self.fresh = None
+        # hashes of the receipts written since the chunk's look-up of existing ones (maybe not yet
+        # visible here); a hash seen again is checked against the database
+        self.in_tx: set[int] = set()
+        # ... but a chunk of ascending receipts that can't repeat any (`unseen`) is kept as its
+        # first and last receipt: a nightly POS file keeps no hashes at all
+        self.in_tx_ranges: list[tuple[str, str]] = []
+        self.in_tx_greatest = None  # the greatest receipt of this transaction's chunks
+        self.tier_sets: dict[int, tuple] = {}  # customer id -> (tier, since), written before the commit
+        self.days: dict[str, Day] = {}
+        self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
+        # rules.discount_rate's answers, by (tier, card status, birthday today)
+        self.rates: dict[tuple, Decimal | None] = {}
+        self.customer = PaidCustomer if rules.count_promo else Customer
+        self._new_pending()
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _load_maps(self):
+        self.customers.clear()
+        self.sequences.clear()
+        self.by_phone.clear()
+        self.by_phone.update(self.conn.execute("SELECT phone, id FROM customers WHERE phone IS NOT NULL"))
+        self.by_card.clear()
+        self.by_card.update(self.conn.execute("SELECT card_no, customer_id FROM cards"))
+        self.strangers = bool(self.by_phone or self.by_card)  # customers this import has not met
+
+    def _day(self, text: str) -> Day:
+        day = self.days.get(text)
+        if day is None:
+            day = self.days[text] = Day(date.fromisoformat(text), self.months)
+        return day
+
+    def _state(self, cid: int, stamp: str) -> Customer:
+        """A customer this import has not met yet (the chunk's look-up missed it), read back."""
+        state = self.customers.get(cid)
+        if state is None:
+            self._load([cid], _fromisoformat(stamp))
+            state = self.customers[cid]
+        return state
+
+    def _prefetch(self, rows: list) -> None:
+        """The customers a chunk names that this import has not met yet, read with a few queries
+        for the whole chunk instead of four per customer."""
+        if not self.strangers:
+            return  # every customer there is was made by this import, and is in memory
+        by_phone, by_card, known = self.by_phone, self.by_card, self.customers
+        wanted = {cid for cid in (by_phone.get(row[3]) if row[2] is None else by_card.get(row[2])
+                                  for row in rows) if cid is not None and cid not in known}
+        if wanted:
+            self._load(sorted(wanted), _fromisoformat(rows[0][5]))  # since the chunk's first (earliest) row
+
+    def _load(self, ids: list[int], since: datetime) -> None:
+        """Customers' state from the database: tier, registration and birthday; the latest live
+        card (as cards.live_card), whether it carries debt, or whether a membership ended; and the
+        purchases inside the longest window before `since`."""
+        conn, live = self.conn, ",".join("?" * len(cards.LIVE))
+        start = iso(months_before(since, self.horizon))
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ",".join("?" * len(part))
+            states = {}
+            for row in conn.execute(
+                    f"SELECT id, tier, {', '.join(REGISTRATION_FIELDS)} FROM customers WHERE id IN ({marks})", part):
+                state = states[row["id"]] = self.customer(row["id"])
+                state.tier = row["tier"]
+                state.registered = is_registered(row)
+                state.birthday = date.fromisoformat(row["birthday"]) if row["birthday"] else None
+            for card in conn.execute(f"SELECT * FROM cards WHERE customer_id IN ({marks}) AND status IN ({live}) "
+                                     "ORDER BY issued_at DESC", (*part, *cards.LIVE)):
+                state = states[card["customer_id"]]
+                if state.card is None:  # the latest live card
+                    self._take_card(state, card)
+            holders = {r[0] for r in conn.execute(
+                f"SELECT DISTINCT customer_id FROM cards WHERE customer_id IN ({marks})", part)}
+            numbers = [state.card for state in states.values() if state.card is not None]
+            debts = {r[0] for r in conn.execute(
+                f"SELECT DISTINCT card_no FROM point_lots WHERE remaining < 0 AND card_no IN "
+                f"({','.join('?' * len(numbers))})", numbers)} if numbers else set()
+            for cid, state in states.items():
+                if state.card is not None:
+                    state.debt = state.card in debts
+                else:
+                    state.ended = cid in holders
+            if not self.fresh:  # else no purchase of theirs is recorded yet
+                for cid, stamp, net, promo in conn.execute(
+                        f"SELECT customer_id, purchased_at, paid - refunded, promo FROM purchases WHERE customer_id "
+                        f"IN ({marks}) AND purchased_at > ? ORDER BY customer_id, purchased_at, id", (*part, start)):
+                    add_event(states[cid], seconds_of(stamp), net, self.rules.counted(net, promo))
+            for cid, state in states.items():
+                self._settle_events(state)
+                self.customers[cid] = state
+
+    def _settle_events(self, state: Customer) -> None:
+        """A customer no window will be asked of again (top tier: no upgrade left; membership
+        ended: no card again) keeps no events: the heaviest buyers are those, so this is most
+        of the import's memory. Tiers only rise during an import."""
+        if state.ended or (state.card is not None and self.rules.is_top_tier(state.tier)):
+            state.events = state.windows = None
+
+    @staticmethod
+    def _take_card(state: Customer, card) -> None:
+        state.card = card["card_no"]
+        state.status = card["status"]
+        state.valid_to = card["valid_to"]
+        state.registration_from = card["registration_from"]
+
+
+    def run(self, chunks, rejects, progress=None) -> Report:
+        """chunks: (lines read, good rows, bad rows), as `parsed_chunks` makes them, in time order.
+        rejects(number, values or None, reason): None for a row the file must be read again for."""
+        # The rows make no reference cycles, and the collector's passes over a hundred thousand
+        # customers' state would cost more than a fifth of the import: it is paused meanwhile.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for lines, good, bad in chunks:
+                self._chunk(good, bad, rejects)
+                if progress:
+                    progress(lines)
+            if self.open:
+                self._commit()
+            self._forget()  # before the writer builds a deferred index: the two peaks never meet
+            self.writer.close()
+        except BaseException:
+            self.open = False
+            self.writer.abandon()  # the open transaction is rolled back
+            raise
+        finally:
+            if collecting:
+                gc.enable()
+        return self.report
+
+    def _forget(self) -> None:
+        """Drop what the import kept in memory (its report stays)."""
+        for kept in (self.customers, self.by_phone, self.by_card, self.in_tx, self.days):
+            kept.clear()
+
+    def _begin(self) -> None:
+        changed = self.writer.begin(self.defer_index)
+        self.defer_index = False
+        self.open = True
+        self.tx_started = time.monotonic()
+        self.tx_count = 0
+        if changed or not self.loaded:
+            self._load_maps()  # another process wrote between our transactions: forget what we knew
+            self.loaded = True
+        self._ids()
+        limit = 10 ** self.rules.sequence_digits  # (another process may have used the last numbers meanwhile)
+        self.full_regions.update(region for region, last in self.conn.execute(
+            "SELECT region, last FROM card_sequences WHERE last + 1 >= ?", (limit,)))
+        if self.fresh is None:
+            self.fresh = self.next_purchase == 1
+        elif changed:
+            self.fresh = False
+
+    def _commit(self) -> None:
+        if self.before_commit is not None:
+            self.before_commit()  # an exception here: nothing was committed, the writer rolls back
+            self.before_commit = None
+        self._set_tiers()
+        self.writer.commit()
+        self.open = False
+
+    def _new_pending(self) -> None:
+        """Rows for the writer; a purchase's last three columns (rules version, operator, time
+        recorded) are the same for the whole import and are added by the writer."""
+        self.pending = {name: [] for name in ("customers", "cards", "purchases", "lots", "ledger", "tiers")}
+        self.purchases = self.pending["purchases"]
+
+    def _chunk(self, rows, bad, rejects) -> None:
+        if not self.open:
+            self._begin_clean()
+        report = self.report
+        report.rows += len(rows) + len(bad)
+        for number, values, reason in bad:
+            report.rejected += 1
+            rejects(number, values, reason)
+        self._prefetch(rows)
+        receipts = [row[1] for row in rows]
+        existing = self._existing(receipts)
+        # Receipts in ascending order, all after those recorded (the look-up found none) and those
+        # this transaction wrote, can't repeat one: the rows are not checked one by one.
+        unseen = (not existing and bool(receipts) and (self.in_tx_greatest is None or receipts[0] > self.in_tx_greatest)
+                  and all(map(lt, receipts, islice(receipts, 1, None))))
+        if not unseen and self._in_ranges(receipts):
+            # A receipt may be one this transaction wrote as part of a range: commit, and the
+            # look-up finds it.
+            self._commit()
+            self._begin_clean()
+            existing = self._existing(receipts)
+        self._apply(rows, existing, rejects, check=not unseen)
+        if receipts:
+            greatest = receipts[-1] if unseen else max(receipts)
+            if self.in_tx_greatest is None or greatest > self.in_tx_greatest:
+                self.in_tx_greatest = greatest
+            if unseen:
+                self.in_tx_ranges.append((receipts[0], receipts[-1]))
+        self._flush()
+        self.tx_count += len(rows) + len(bad)
+        if self.tx_count >= self.tx_rows or time.monotonic() - self.tx_started >= self.tx_seconds:
+            self._commit()
+
+    def _begin_clean(self) -> None:
+        """A transaction after a commit: what the last one wrote, the look-up of a chunk finds."""
+        self.in_tx.clear()
+        self.in_tx_ranges.clear()
+        self.in_tx_greatest = None
+        self._begin()
+
+    def _in_ranges(self, receipts: list[str]) -> bool:
+        """Whether a receipt lies inside one of the transaction's ranges of receipts."""
+        if not self.in_tx_ranges:
+            return False
+        ordered = sorted(receipts)
+        for low, high in self.in_tx_ranges:
+            at = bisect_left(ordered, low)
+            if at < len(ordered) and ordered[at] <= high:
+                return True
+        return False
+
+    def _ids(self):
+        """The next free id of each table (the writer holds the write lock: nobody else adds any)."""
+        conn = self.conn
+        self.next_customer, self.next_purchase, self.next_lot, self.next_entry, self.next_change = (
+            conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] + 1
+            for table in ("customers", "purchases", "point_lots", "ledger", "tier_changes"))
+
+    def _existing(self, receipts: list[str]) -> dict:
+        """The recorded purchases among `receipts` (committed ones: this transaction's are in
+        in_tx and in_tx_ranges), by receipt."""
+        found = {}
+        if not receipts:
+            return found
+        # A POS numbers its receipts in order: when every receipt of the chunk sorts after the
+        # greatest one recorded (one step down the receipt index; SQLite compares text as Python
+        # does), none is recorded, and the look-up of 2,500 receipts is spared.
+        greatest = self.conn.execute("SELECT MAX(receipt) FROM purchases").fetchone()[0]
+        if greatest is None or min(receipts) > greatest:
+            return found
+        for i in range(0, len(receipts), 900):
+            chunk = receipts[i:i + 900]
+            for row in self.conn.execute(
+                f"SELECT receipt, customer_id, regular, promo, paid, paid_given, store, purchased_at "
+                f"FROM purchases WHERE receipt IN ({','.join('?' * len(chunk))})", chunk):
+                found[row[0]] = tuple(row)[1:]
+        return found
+
+    # --- one row -------------------------------------------------------------------------------
+
+    def _apply(self, rows: list, existing: dict, rejects, check: bool = True) -> None:
+        """Every rule, row after row: the common case inline (this loop is the import's hot path,
+        hence the local names), the rare ones in the methods below. check: whether a row's receipt
+        may be recorded or written already (else the caller knows none is)."""
+        rules, report, in_tx = self.rules, self.report, self.in_tx
+        by_phone, customers, days = self.by_phone.get, self.customers.get, self.days.get
+        counted_of, price, points_for = rules.counted, rules.price, rules.points_for
+        may_qualify, may_rise = rules.may_qualify, rules.may_rise
+        for row in rows:
+            try:
+                number, receipt, card_given, phone, store, stamp, moment, regular, promo, given = row
+                cid = by_phone(phone) if card_given is None else self._card_owner(card_given)
+                if check and ((existing and receipt in existing) or hash(receipt) in in_tx) and self._repeat(
+                        cid, row, existing):
+                    continue  # the same purchase again (a different one raised)
+                if cid is None:
+                    state = self._new_prospect(phone, store, stamp)
+                else:
+                    state = customers(cid) or self._state(cid, stamp)
+                    if card_given is not None and state.card != card_given:
+                        self._wrong_card(card_given)
+                day = days(stamp[:10]) or self._day(stamp[:10])
+                status = None
+                if state.card is not None:
+                    status = state.effective if day.ordinal <= state.until else self._status(state, day)
+                    if status == "blocked" and card_given is None:
+                        self._slow(row, state)  # a member known by phone earns while the card is lost
+                        continue
+                    if status in cards.REFUSES_PURCHASE:
+                        raise VipError(f"card {state.card} is {status}; purchase refused")
+                    if status == "active" and state.debt:
+                        self._slow(row, state)
+                        continue
+                rate = None  # a given `paid` (POS data) is taken as is, as sales.price does
+                if given is not None:
+                    paid = given
+                else:
+                    if status is not None:
+                        rate = self._rate(state, status, day)
+                    paid = price(regular, promo, rate)
+                if self.full_regions and state.card is None and not state.ended and self._region_full(store):
+                    # No card number left to issue: the row goes the way of `vip purchase`, refused
+                    # (rejected) if it qualifies, recorded if it does not; the other rows go on.
+                    self._slow(row, state, refusable=True)
+                    continue
+                purchase_id = self.next_purchase
+                self.next_purchase = purchase_id + 1
+                seconds = day.base + moment
+                counted = counted_of(paid, promo)
+                add_event(state, seconds, paid, counted)
+                card_no = state.card
+                if card_no is None:
+                    # (no window holds more than all the events kept: a bound that spares the sums)
+                    if not state.ended and may_qualify(counted, state.counted_sum - state.counted_base):
+                        card_no = self._qualify(state, store, stamp, paid, counted, seconds, day)
+                        status = "active" if card_no else None
+                elif may_rise(state.tier, paid, state.paid_sum - state.paid_base):
+                    self._upgrade(state, paid, seconds, day, stamp)
+                points = points_for(paid) if card_no is not None and status == "active" else 0
+                self.purchases.append((purchase_id, receipt, state.id, card_no, store, stamp, regular, promo,
+                                       paid, 0 if given is None else 1, None if rate is None else str(rate),
+                                       points))
+                if check:
+                    in_tx.add(hash(receipt))
+                if points:
+                    self._earn(card_no, purchase_id, points, stamp)
+            except VipError as exc:
+                if exc.code == "card_sequence_overflow" or isinstance(exc, DatabaseProblem):
+                    raise  # not this row's fault: stop, the transaction rolls back
+                report.rejected += 1
+                rejects(row[0], None, exc.message)  # the file is read again for its cells
+
+    def _card_owner(self, card_no: str) -> int:
+        cid = self.by_card.get(card_no)
+        if cid is None:
+            raise VipError(f"card {card_no} is not on record")
+        return cid
+
+    def _wrong_card(self, card_no: str) -> None:
+        status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (card_no,)).fetchone()
+        raise VipError(f"card {card_no} is {status[0] if status else 'unknown'}; purchase refused")
+
+    def _repeat(self, cid, row: tuple, existing: dict) -> bool:
+        """A receipt maybe recorded already: True for the same purchase again (a duplicate), an
+        error for a different one, False when it was not recorded after all."""
+        _, receipt, _, _, store, stamp, _, regular, promo, given = row
+        earlier = existing.get(receipt) if existing else None
+        if earlier is None:
+            earlier = self._written(receipt)
+            if earlier is None:
+                return False  # only its hash was among this transaction's
+            existing[receipt] = earlier
+        cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
+        if not (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
+                and store0 == store and when0 == stamp and (given is None or paid0 == given)):
+            raise VipError(f"receipt {receipt} is already recorded with different content")
+        self.report.duplicates += 1
+        return True
+
+    def _status(self, state: Customer, day: Day) -> str:
+        """The card's state on `day` (cards.status_until), kept until the last day it holds: rows
+        come in time order, so it is asked again only once that day has passed."""
+        state.effective, until = cards.status_until(
+            {"status": state.status, "valid_to": state.valid_to, "registration_from": state.registration_from},
+            state.registered, self.rules, day.date)
+        state.until = until.toordinal()
+        return state.effective
+
+    def _rate(self, state: Customer, status: str, day: Day) -> Decimal | None:
+        """rules.discount_rate for this buyer today (an import never checks an ID), its answers
+        kept by (tier, status, birthday today)."""
+        key = (state.tier, status, state.birthday is not None and is_birthday(state.birthday, day.date))
+        if key not in self.rates:
+            self.rates[key] = self.rules.discount_rate(*key)  # InvalidInput: a tier these rules lack
+        return self.rates[key]
+
+    def _qualify(self, state: Customer, store, stamp: str, paid: int, counted: int, seconds: int,
+                 day: Day) -> str | None:
+        """第四条/第五条: the card a prospect's purchase earns, if it meets a rule."""
+        rules = self.rules
+        reason = rules.qualification_reason(counted, Windows(state, seconds, day))
+        if reason is None:
+            return None
+        card_no = self._issue(state, store, day, stamp, reason)
+        spend = self._upgrade_spend(state, seconds, day)
+        self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, sales.issue_reason(reason))
+        return card_no
+
+    def _upgrade(self, state: Customer, paid: int, seconds: int, day: Day, stamp: str) -> None:
+        rules = self.rules
+        spend = self._upgrade_spend(state, seconds, day)
+        reached = rules.tier_for(paid, spend)
+        if rules.tier_rank(reached.code) > rules.tier_rank(state.tier):
+            self.report.upgrades += 1
+            self._set_tier(state, state.tier, reached.code, stamp, sales.upgrade_reason(rules, paid, spend))
+
+    def _earn(self, card_no: str, purchase_id: int, points: int, stamp: str) -> None:
+        """A lot and its ledger entry (ledger.earn; a card with debt went the slow path)."""
+        lot_id = self.next_lot
+        self.next_lot = lot_id + 1
+        at = _fromisoformat(stamp)
+        self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, iso(self.rules.lot_usable_from(at)),
+                                     iso(self.rules.lot_expiry(at)), points))
+        self.pending["ledger"].append((self.next_entry, card_no, lot_id, "earn", points, stamp, self.operator,
+                                       purchase_id, None))
+        self.next_entry += 1
+
+    def _written(self, receipt: str) -> tuple | None:
+        """A receipt this transaction may have written, seen again (rare): commit, read it back."""
+        self._flush()
+        self._commit()
+        self._begin()
+        return self._existing([receipt]).get(receipt)
+
+    def _upgrade_spend(self, state: Customer, seconds: int, day: Day) -> int:
+        months = self.rules.upgrade_window_months
+        return window_sum(state, months, seconds - day.back[months], 1)
+
+    def _new_prospect(self, phone: str, store, stamp: str) -> Customer:
+        cid = self.next_customer
+        self.next_customer = cid + 1
+        state = self.customer(cid)
+        self.customers[cid] = state
+        self.by_phone[phone] = cid
+        self.pending["customers"].append((cid, phone, store, stamp))
+        return state
+
+    def _last_sequence(self, region: str) -> int:
+        if region not in self.sequences:
+            row = self.conn.execute("SELECT last FROM card_sequences WHERE region = ?", (region,)).fetchone()
+            self.sequences[region] = row[0] if row else 0
+        return self.sequences[region]
+
+    def _region_full(self, store) -> bool:
+        """Whether the region a card for this store would come from has no number left (the row
+        loop asks only once some region is full)."""
+        return self.rules.region_for(store) in self.full_regions
+
+    def _issue(self, state: Customer, store, day: Day, stamp: str, reason: str) -> str:
+        rules = self.rules
+        region = rules.region_for(store)
+        sequence = self._last_sequence(region) + 1
+        if sequence >= 10 ** rules.sequence_digits:
+            raise Refused(f"region {region} has used all {10 ** rules.sequence_digits - 1} card numbers; "
+                          "the import stopped (widen card.sequence_digits)", code="card_sequence_overflow")
+        self.sequences[region] = sequence
+        if sequence + 1 >= 10 ** rules.sequence_digits:
+            self.full_regions.add(region)  # that was the last number
+        number = cards.make_number(rules, region, sequence)
+        valid_to = iso(rules.card_valid_to(day.date))
+        self.pending["cards"].append((number, state.id, region, sequence, stamp, valid_to,
+                                      cards.qualified_reason(reason), stamp, stamp))
+        state.card, state.status, state.valid_to, state.registration_from = number, "active", valid_to, stamp
+        state.until = -1
+        self.by_card[number] = state.id
+        self.report.cards_issued += 1
+        return number
+
+    def _set_tier(self, state, old, new, stamp, reason):
+        state.tier = new
+        self._settle_events(state)
+        self.tier_sets[state.id] = (new, stamp)
+        self.pending["tiers"].append((self.next_change, state.id, old, new, stamp, reason, self.operator))
+        self.next_change += 1
+
+    def _slow(self, row: tuple, state: Customer, refusable: bool = False) -> None:
+        """The exact path of `vip purchase`, for what the fast path does not model: the writer runs
+        it inside the transaction, which then commits so that this process can read the outcome.
+        `refusable`: a full card region refuses this row only (its rejection reason)."""
+        _, receipt, card_no, phone, store, stamp, _, regular, promo, given = row
+        self._flush()
+        self._set_tiers()  # sales.record_purchase reads the customer's tier
+        try:
+            self.writer.slow((receipt, card_no, phone, store, _fromisoformat(stamp), regular, promo, given))
+        except VipError as exc:  # the row is rejected; the writer undid what it began
+            if refusable and exc.code == "card_sequence_overflow":
+                raise VipError(exc.message) from None  # (without the code that stops an import)
+            raise
+        self._commit()
+        self.fresh = False  # the customer is read back from the database, purchases included
+        self.customers.pop(state.id, None)
+        self.sequences.clear()
+        self._begin()
+        self.report.inserted += 1
+        self.report.slow_path += 1
+
+    def _set_tiers(self) -> None:
+        """The customers' tiers set in this transaction: each customer's last, in id order (rows
+        near one another in the table), once before the commit instead of once per change."""
+        if self.tier_sets:
+            self.writer.write({"tier_set": [(*self.tier_sets[cid], cid) for cid in sorted(self.tier_sets)]})
+            self.tier_sets.clear()
+
+    def _flush(self) -> None:
+        """Hand what the rows so far produced to the writer, table by table in foreign-key order."""
+        self.report.inserted += len(self.purchases)
+        self.pending["sequences"] = list(self.sequences.items())
+        self.writer.write(self.pending)
+        self._new_pending()

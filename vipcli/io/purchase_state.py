@@ -1,0 +1,135 @@
+"""What the purchases import keeps between rows: each customer's card, tier and running totals,
+and the calendar facts of each day of the file. Memory is the import's limit at a million rows
+(200,000 customers), hence compact arrays of running totals, pruned to the longest window, in
+32-bit values while they fit (half the memory of 64; a test holds the windows to a plain sum)."""
+
+from array import array
+from datetime import date, datetime
+
+from vipcli.dates import months_before
+
+_fromisoformat = datetime.fromisoformat
+
+
+class Customer:
+    """What the rules need to know about one buyer, kept between rows."""
+
+    __slots__ = ("id", "card", "tier", "status", "valid_to", "registration_from", "registered",
+                 "birthday", "events", "windows", "paid_sum", "counted_sum", "paid_base", "counted_base",
+                 "ended", "debt", "until", "effective")
+    stride = 3  # values per event
+
+    def __init__(self, cid):
+        self.id = cid
+        self.card = None
+        self.tier = None
+        self.status = None
+        self.valid_to = None
+        self.registration_from = None
+        self.registered = False
+        self.birthday = None
+        # flat triples: seconds (from EPOCH), then the running totals of paid (net) and of what
+        # counts toward qualification, up to and including this purchase (pairs for a
+        # _PaidCustomer); 32-bit while every value fits (add_event), half the memory of 64
+        self.events = array("i")  # None once no window will be asked of this customer again
+        self.windows = None  # [months, index of the first event inside, ...] once a window is asked for
+        self.paid_sum = self.counted_sum = 0  # the running totals after the last event
+        self.paid_base = self.counted_base = 0  # the running totals before the first event kept
+        self.ended = False
+        self.debt = False
+        self.effective = None  # the card's state (cards.effective_status) ...
+        self.until = -1  # ... up to this day (an ordinal), when time changes it next
+
+
+class PaidCustomer(Customer):
+    """A customer whose qualification counts everything paid (promo goods too): what counts is
+    what was paid, so the events are pairs (seconds, paid total), a third less memory."""
+
+    __slots__ = ()
+    stride = 2
+
+
+class Day:
+    """Calendar facts about one day of the file, worked out once per day."""
+
+    __slots__ = ("date", "ordinal", "base", "back")
+
+    def __init__(self, day: date, months: set[int]):
+        midnight = datetime.combine(day, datetime.min.time())
+        self.date = day
+        self.ordinal = day.toordinal()
+        self.base = (self.ordinal - EPOCH) * 86400
+        # seconds between a moment of this day and the same moment `m` calendar months before
+        # (months_before keeps the time of day: 31 August - 6 months = 28/29 February)
+        self.back = {m: (day - months_before(midnight, m).date()).days * 86400 for m in months}
+
+
+EPOCH = date(2000, 1, 1).toordinal()  # seconds are counted from its start: 32 bits hold 1932-2068
+
+
+def seconds_of(stamp: str) -> int:
+    """'2026-05-01T10:00:00' -> seconds since EPOCH (only compared, never shown)."""
+    at = _fromisoformat(stamp)
+    return (at.toordinal() - EPOCH) * 86400 + at.hour * 3600 + at.minute * 60 + at.second
+
+
+
+def window_sum(state: Customer, months: int, start: int, column: int) -> int:
+    """Sum of `column` (1 paid, 2 counted) over the events after `start`: the running total
+    now less the one before the window's first event. Rows come in time order, so a window's
+    start only moves forward."""
+    events, windows, stride = state.events, state.windows, state.stride
+    if windows is None:
+        windows = state.windows = []
+    at = 0
+    while at < len(windows) and windows[at] != months:
+        at += 2
+    if at == len(windows):
+        windows += (months, 0)
+    index, size = windows[at + 1], len(events)
+    while index < size and events[index] <= start:
+        index += stride
+    windows[at + 1] = index
+    offset = column if stride == 3 else 1  # counted is paid when there is no counted column
+    if index:
+        before = events[index - stride + offset]
+    else:
+        before = state.paid_base if column == 1 else state.counted_base
+    total = (state.paid_sum if column == 1 else state.counted_sum) - before
+    if size > 3000:  # drop what every window has left behind, rarely: O(1) per row
+        first = min(windows[1::2])
+        if first > size // 2:
+            state.paid_base = events[first - stride + 1]
+            state.counted_base = events[first - 1]  # the paid total itself when stride is 2
+            del events[:first]
+            windows[1::2] = [i - first for i in windows[1::2]]
+    return total
+
+def add_event(state: Customer, seconds: int, paid: int, counted: int) -> None:
+    state.paid_sum += paid
+    state.counted_sum += counted
+    events = state.events
+    if events is None:
+        return
+    values = (seconds, state.paid_sum, state.counted_sum) if state.stride == 3 else (seconds, state.paid_sum)
+    try:
+        events.extend(values)
+    except OverflowError:  # a value past 32 bits (a total over 21 million yuan): 64-bit from now on
+        del events[len(events) - len(events) % state.stride:]  # (what the failed extend put in)
+        state.events = events = array("q", events)
+        events.extend(values)
+
+# --- transactions and chunks ----------------------------------------------------------------
+
+
+class Windows:
+    """months -> counted spend, worked out only for the windows the rules actually ask about."""
+
+    __slots__ = ("state", "seconds", "day")
+
+    def __init__(self, state, seconds, day):
+        self.state, self.seconds, self.day = state, seconds, day
+
+    def get(self, months: int, default: int = 0) -> int:
+        return window_sum(self.state, months, self.seconds - self.day.back[months], 2)
+
