@@ -706,3 +706,17 @@ def test_every_option_of_every_command_takes_hostile_values_without_a_crash(vip,
         assert r.data is not None and set(r.data) == {"error"}, (args, r)
         assert len(r.stderr.strip().splitlines()) == 1, (args, r)
         assert _fingerprint(db) == before, args
+
+
+def test_the_default_folder_is_the_one_typer_would_give(monkeypatch, tmp_path):
+    """vipcli.places follows typer's get_app_dir without importing typer into the domain."""
+    import typer
+
+    from vipcli.places import app_dir
+
+    for xdg in (None, str(tmp_path / "xdg")):
+        if xdg:
+            monkeypatch.setenv("XDG_CONFIG_HOME", xdg)
+        else:
+            monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+        assert str(app_dir()) == typer.get_app_dir("vipcli")

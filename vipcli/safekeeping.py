@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from vipcli import db
+from vipcli.migrations import SCHEMA_VERSION
 from vipcli.errors import DatabaseProblem, InvalidInput, Refused
 
 
@@ -94,8 +95,8 @@ def check_source(src: str) -> int:
         raise DatabaseProblem(f"restore: {src} fails its integrity check: {problems[0]}", code="corrupt")
     if not {"customers", "cards", "purchases", "ledger", "rules"} <= tables or version < 1:
         raise DatabaseProblem(f"restore: {src} is not a vipcli database", code="corrupt")
-    if version > db.SCHEMA_VERSION:
-        raise DatabaseProblem(f"restore: {src} has schema {version}, newer than this vipcli ({db.SCHEMA_VERSION})",
+    if version > SCHEMA_VERSION:
+        raise DatabaseProblem(f"restore: {src} has schema {version}, newer than this vipcli ({SCHEMA_VERSION})",
                               code="newer_schema")
     return version
 
@@ -129,7 +130,7 @@ def restore(target: Path, src: str, yes: bool) -> dict:
         key_needed = _key_needed(restored)
     finally:
         restored.close()
-    return {"db": str(target), "from": src, "source_schema": version, "schema_version": db.SCHEMA_VERSION,
+    return {"db": str(target), "from": src, "source_schema": version, "schema_version": SCHEMA_VERSION,
             "key_needed": key_needed}
 
 

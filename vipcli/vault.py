@@ -15,6 +15,7 @@ import os
 from contextlib import contextmanager
 from pathlib import Path
 
+from vipcli.places import app_dir
 from vipcli.errors import DatabaseProblem
 
 _FINGERPRINT_KEY = "key_fingerprint"
@@ -35,10 +36,8 @@ def key_path(conn) -> Path:
 def key_candidates(db_path) -> list[Path]:
     """Every file that is or was this database's key: VIPCLI_KEY_FILE, else beside the database,
     and the app directory's `vip.key` of older installs."""
-    import typer
-
     configured = os.environ.get("VIPCLI_KEY_FILE")
-    legacy = Path(typer.get_app_dir("vipcli")) / "vip.key"
+    legacy = app_dir() / "vip.key"
     return [Path(configured)] if configured else [Path(f"{db_path}.key"), legacy]
 
 

@@ -49,11 +49,11 @@ def test_visit_log_validates(vip, isolated):
 
 
 def test_older_database_is_migrated(vip, isolated):
-    from vipcli import db
+    from vipcli import migrations
     (isolated / "vip.db").unlink()
     conn = sqlite3.connect(isolated / "vip.db", isolation_level=None)
     conn.execute("BEGIN")
-    for statement in db._statements(db.MIGRATIONS[0][1]):
+    for statement in migrations._statements(migrations.MIGRATIONS[0][1]):
         conn.execute(statement)
     conn.execute("INSERT INTO migrations VALUES (1, 'core', '2026-01-01')")
     conn.execute("PRAGMA user_version = 1")
@@ -61,8 +61,8 @@ def test_older_database_is_migrated(vip, isolated):
     conn.close()
     assert vip("purchase", "--phone", P, "--amount", "1000").code == 0
     with sqlite3.connect(isolated / "vip.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == db.SCHEMA_VERSION
-        assert [r[0] for r in conn.execute("SELECT version FROM migrations")] == list(range(1, db.SCHEMA_VERSION + 1))
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION
+        assert [r[0] for r in conn.execute("SELECT version FROM migrations")] == list(range(1, migrations.SCHEMA_VERSION + 1))
 
 
 def test_class_as_of_a_date_counts_that_whole_day(vip):

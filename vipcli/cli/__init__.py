@@ -157,9 +157,9 @@ def _root(
     if db is not None and not db.strip():
         raise InvalidInput("--db: must not be empty")
     if db is None:
-        from vipcli.db import default_path
+        from vipcli.places import default_db
 
-        path = default_path()
+        path = default_db()
     else:
         path = Path(db).expanduser()
     who = clean_text(operator, "operator", 40) if operator is not None else _operator_default()

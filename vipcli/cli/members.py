@@ -53,7 +53,8 @@ def init(
     region: str = typer.Option(None, "--region", help="Default card region code."),
 ) -> None:
     """Create the database with its rules. Example: vip init --region 755"""
-    from vipcli.db import SCHEMA_VERSION, audit, has_rules, store_rules, transaction
+    from vipcli.db import audit, has_rules, store_rules, transaction
+    from vipcli.migrations import SCHEMA_VERSION
     from vipcli.errors import Refused
     from vipcli.rules import read_rules_file, with_default_region
 
@@ -81,7 +82,7 @@ def init(
 @command(app, "info")
 def info(ctx: typer.Context) -> None:
     """Which database file is used, its schema and rules versions. Example: vip info"""
-    from vipcli.db import SCHEMA_VERSION
+    from vipcli.migrations import SCHEMA_VERSION
     from vipcli.db import counts as db_counts
 
     s = session(ctx)

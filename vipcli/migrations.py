@@ -1,0 +1,228 @@
+"""The schema, as numbered forward-only migrations: MIGRATIONS[n - 1] takes a database from
+version n - 1 (PRAGMA user_version) to n, inside one write transaction, and is recorded in the
+`migrations` table. A database newer than this vipcli is refused, never touched."""
+
+import sqlite3
+
+from vipcli.dates import iso, now
+from vipcli.db import transaction
+from vipcli.errors import DatabaseProblem
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "core: archive, cards, purchases, points ledger, rules, audit",
+        """
+        CREATE TABLE migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE rules (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            body TEXT NOT NULL,
+            source TEXT NOT NULL,
+            loaded_at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE TABLE customers (
+            id INTEGER PRIMARY KEY,
+            phone TEXT UNIQUE,
+            name TEXT,
+            gender TEXT CHECK (gender IN ('F', 'M')),
+            birthday TEXT,
+            id_enc BLOB,
+            id_hmac TEXT UNIQUE,
+            id_masked TEXT,
+            email TEXT,
+            address TEXT,
+            store TEXT,
+            prefs TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            registered_at TEXT,
+            tier TEXT,
+            tier_since TEXT,
+            erased_at TEXT
+        );
+        CREATE TABLE card_sequences (region TEXT PRIMARY KEY, last INTEGER NOT NULL);
+        CREATE TABLE cards (
+            card_no TEXT PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            region TEXT NOT NULL,
+            sequence INTEGER NOT NULL,
+            status TEXT NOT NULL CHECK (status IN
+                ('active', 'discount_only', 'blocked', 'replaced', 'expired', 'cancelled')),
+            issued_at TEXT NOT NULL,
+            valid_to TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            renewals INTEGER NOT NULL DEFAULT 0,
+            replaced_by TEXT REFERENCES cards(card_no),
+            status_at TEXT NOT NULL,
+            UNIQUE (region, sequence)
+        );
+        CREATE INDEX cards_customer ON cards(customer_id);
+        CREATE TABLE purchases (
+            id INTEGER PRIMARY KEY,
+            receipt TEXT NOT NULL UNIQUE,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            card_no TEXT REFERENCES cards(card_no),
+            store TEXT,
+            purchased_at TEXT NOT NULL,
+            regular INTEGER NOT NULL CHECK (regular >= 0),
+            promo INTEGER NOT NULL CHECK (promo >= 0),
+            paid INTEGER NOT NULL CHECK (paid >= 0),
+            paid_given INTEGER NOT NULL,
+            discount_rate TEXT,
+            points_earned INTEGER NOT NULL DEFAULT 0,
+            refunded INTEGER NOT NULL DEFAULT 0 CHECK (refunded >= 0 AND refunded <= paid),
+            rules_version INTEGER NOT NULL REFERENCES rules(version),
+            note TEXT,
+            operator TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        );
+        CREATE INDEX purchases_customer_time ON purchases(customer_id, purchased_at);
+        CREATE TABLE refunds (
+            id INTEGER PRIMARY KEY,
+            purchase_id INTEGER NOT NULL REFERENCES purchases(id),
+            amount INTEGER NOT NULL CHECK (amount > 0),
+            points_reversed INTEGER NOT NULL,
+            refunded_at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE TABLE point_lots (
+            id INTEGER PRIMARY KEY,
+            card_no TEXT NOT NULL REFERENCES cards(card_no),
+            purchase_id INTEGER REFERENCES purchases(id),
+            points INTEGER NOT NULL,
+            earned_at TEXT NOT NULL,
+            usable_from TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            remaining INTEGER NOT NULL
+        );
+        CREATE INDEX point_lots_card ON point_lots(card_no, expires_at);
+        CREATE TABLE ledger (
+            id INTEGER PRIMARY KEY,
+            card_no TEXT NOT NULL REFERENCES cards(card_no),
+            lot_id INTEGER NOT NULL REFERENCES point_lots(id),
+            kind TEXT NOT NULL CHECK (kind IN
+                ('earn', 'redeem', 'expire', 'refund', 'adjust', 'transfer', 'forfeit', 'settle')),
+            delta INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            purchase_id INTEGER REFERENCES purchases(id),
+            reason TEXT
+        );
+        CREATE INDEX ledger_lot ON ledger(lot_id);
+        CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+            BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+        CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+            BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END;
+        CREATE TABLE tier_changes (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            from_tier TEXT,
+            to_tier TEXT NOT NULL,
+            at TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE INDEX tier_changes_customer ON tier_changes(customer_id);
+        CREATE TABLE changes (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            field TEXT NOT NULL,
+            old TEXT,
+            new TEXT,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE INDEX changes_customer ON changes(customer_id);
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            command TEXT NOT NULL,
+            target TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        );
+        CREATE INDEX audit_at ON audit(at);
+        """,
+    ),
+    (
+        "follow-ups (回访) and the registration window carried over on card replacement",
+        """
+        CREATE TABLE visits (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            channel TEXT NOT NULL CHECK (channel IN ('phone', 'visit', 'sms', 'email', 'letter')),
+            note TEXT,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE INDEX visits_customer ON visits(customer_id, at);
+        ALTER TABLE cards ADD COLUMN registration_from TEXT;
+        UPDATE cards SET registration_from = issued_at;
+        """,
+    ),
+    (
+        "yearly gift allowances by tier (the clinic's care packages)",
+        """
+        CREATE TABLE gifts (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            card_no TEXT NOT NULL REFERENCES cards(card_no),
+            year INTEGER NOT NULL,
+            tier TEXT NOT NULL,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        CREATE INDEX gifts_customer_year ON gifts(customer_id, year);
+        """,
+    ),
+    (
+        "request ids: a till's retry after a time-out gets the first answer (vip redeem --request-id)",
+        """
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            command TEXT NOT NULL,
+            params TEXT NOT NULL,
+            result TEXT NOT NULL,
+            at TEXT NOT NULL,
+            operator TEXT NOT NULL
+        );
+        """,
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise DatabaseProblem(
+            f"this database has schema version {current}, newer than this vipcli knows "
+            f"({SCHEMA_VERSION}); upgrade vipcli",
+            code="newer_schema",
+        )
+    if current == SCHEMA_VERSION:
+        return
+    with transaction(conn):
+        current = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
+        for number in range(current + 1, SCHEMA_VERSION + 1):
+            name, script = MIGRATIONS[number - 1]
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO migrations VALUES (?, ?, ?)", (number, name, iso(now()))
+            )
+            conn.execute(f"PRAGMA user_version = {number}")
+
+
+def _statements(script: str):
+    """Split a migration script into statements (sqlite3.execute runs one at a time; executescript
+    would commit our transaction)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer
+            buffer = ""
