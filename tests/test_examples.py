@@ -17,8 +17,14 @@ def test_example_rules_validate(vip, profile):
     assert r.code == 0 and r["valid"] is True
 
 
-def test_example_store_profile_is_the_builtin_one():
-    assert filecmp.cmp(EXAMPLES / "rules" / "store.toml", ROOT / "vipcli" / "profiles" / "store.toml", shallow=False)
+def test_example_profiles_are_the_builtin_ones():
+    """examples/rules holds a copy of every built-in profile, byte for byte (a starting point to edit)."""
+    from vipcli.rules import profile_names
+
+    assert sorted(p.stem for p in (EXAMPLES / "rules").glob("*.toml")) == profile_names()
+    for name in profile_names():
+        assert filecmp.cmp(EXAMPLES / "rules" / f"{name}.toml", ROOT / "vipcli" / "profiles" / f"{name}.toml",
+                           shallow=False), name
 
 
 def test_demo_data_generator_reproduces_the_bundled_files(tmp_path):

@@ -720,3 +720,20 @@ def test_the_default_folder_is_the_one_typer_would_give(monkeypatch, tmp_path):
         else:
             monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
         assert str(app_dir()) == typer.get_app_dir("vipcli")
+
+
+def test_typer_internals_read_by_fastparams_are_where_they_were():
+    """cli/fastparams.py reaches into typer 0.29's private modules (pinned in pyproject.toml) to
+    spare pydantic's coercion; should they move, this fails loudly instead of startup quietly
+    slowing down by a tenth of a second."""
+    import subprocess
+    import sys
+
+    from vipcli.cli import fastparams
+
+    assert fastparams.RuntimeParam is not None and fastparams._TyperParameter is not None, (
+        "typer._coercion.RuntimeParam or typer.core._TyperParameter moved: re-read typer, or drop fastparams")
+    code = ("import sys; from vipcli.cli import main; sys.argv = ['vip', 'rules', 'profiles']\n"
+            "try: main()\nexcept SystemExit: pass\nprint('pydantic' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
