@@ -17,7 +17,7 @@ from pathlib import Path
 import typer
 
 from vipcli.cli.fastparams import PlainCommand, PlainGroup
-from vipcli.errors import InvalidInput, VipError
+from vipcli.errors import ExitStatus, InvalidInput, VipError
 
 
 class VipGroup(PlainGroup):
@@ -29,35 +29,37 @@ class VipGroup(PlainGroup):
         try:
             result = super().main(args=argv, prog_name="vip", complete_var=complete_var,
                                   standalone_mode=False, **extra)
-            code = result if isinstance(result, int) else 0
+            code = result if isinstance(result, int) else ExitStatus.OK
         except VipError as exc:
             code = report(exc.code, exc.message, exc.exit_code, as_json)
         except typer.Exit as exc:
             if isinstance(exc.__cause__, KeyboardInterrupt):  # typer's translation of Ctrl-C
-                code = report("interrupted", INTERRUPTED, 130, as_json)
+                code = report("interrupted", INTERRUPTED, ExitStatus.INTERRUPTED, as_json)
             else:
                 code = exc.exit_code
         except typer.Abort:
-            code = report("aborted", "aborted", 1, as_json)
+            code = report("aborted", "aborted", ExitStatus.REFUSED, as_json)
         except _click_exception() as exc:
             if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
                 print(exc.ctx.get_help())  # `vip` or `vip tier` alone: the help, not an error
                 code = 0
             else:
-                code = report("usage", _usage_line(exc), 2, as_json)
+                code = report("usage", _usage_line(exc), ExitStatus.INVALID, as_json)
         except sqlite3.Error as exc:
             from vipcli.db import translate
 
             problem = translate(exc)
             code = report(problem.code, problem.message, problem.exit_code, as_json)
         except KeyboardInterrupt:
-            code = report("interrupted", INTERRUPTED, 130, as_json)
+            code = report("interrupted", INTERRUPTED, ExitStatus.INTERRUPTED, as_json)
         except OSError as exc:
-            code = report("os_error", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1, as_json)
+            code = report("os_error", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitStatus.REFUSED,
+                          as_json)
         except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
             if os.environ.get("VIPCLI_DEBUG"):
                 raise
-            code = report("internal", f"internal error ({type(exc).__name__}); nothing was written", 1, as_json)
+            code = report("internal", f"internal error ({type(exc).__name__}); nothing was written", ExitStatus.REFUSED,
+                          as_json)
         if standalone_mode:
             sys.exit(code)
         return code

@@ -53,7 +53,7 @@ def _count_rows(path: str) -> int | None:
 
 def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rejects: Rejects, columns,
             started: float) -> None:
-    from vipcli.errors import RowsRejected
+    from vipcli.errors import ExitStatus
 
     elapsed = time.perf_counter() - started
     target = rejects_path or default_rejects(path)
@@ -70,7 +70,7 @@ def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rej
 
     emit(s, data, human, out=target if rejects.rows else None)
     if rejects.rows:
-        raise typer.Exit(RowsRejected.exit_code)
+        raise typer.Exit(ExitStatus.ROWS_REJECTED)
 
 
 # Every count an import reports, as a person reads it (the JSON has the same keys).

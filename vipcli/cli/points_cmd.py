@@ -5,6 +5,7 @@ import typer
 from vipcli.cli import app, command, session
 from vipcli.cli.fastparams import PlainGroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
+from vipcli.errors import ExitStatus
 from vipcli.cli.output import emit, fields_panel, table, yuan
 
 
@@ -173,4 +174,4 @@ def check(ctx: typer.Context, full: bool = typer.Option(
 
     emit(s, data, human)
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitStatus.REFUSED)  # problems found (SPEC: exit 1)
