@@ -4,6 +4,7 @@ from datetime import date, datetime, timedelta
 
 from vipcli import archive, cards
 from vipcli.dates import iso, is_birthday, months_before
+from vipcli.db import audit
 from vipcli.errors import InvalidInput
 from vipcli.rules import CHANNELS, Rules
 
@@ -41,6 +42,7 @@ def log_visit(conn, rules: Rules, ref: str, channel: str, note: str | None, at: 
         "INSERT INTO visits(customer_id, channel, note, at, operator) VALUES (?, ?, ?, ?, ?)",
         (customer["id"], channel, note, iso(at), operator),
     ).lastrowid
+    audit(conn, at, operator, "visit log", str(customer["id"]), channel=channel)
     return {"visit_id": visit_id, "customer_id": customer["id"], "card_no": card["card_no"] if card else None,
             "channel": channel, "at": iso(at)}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vipcli import rules as rules_mod
 from vipcli.dates import iso, now
-from vipcli.errors import DatabaseProblem, NotFound
+from vipcli.errors import DatabaseProblem, NotFound, Refused
 
 
 
@@ -316,6 +316,32 @@ def audit(conn, at: datetime, operator: str, command: str, target: str | None = 
         "INSERT INTO audit(at, operator, command, target, detail) VALUES (?, ?, ?, ?, ?)",
         (iso(at), operator, command, target, json.dumps(detail, ensure_ascii=False, default=str)),
     )
+
+
+def disclosed(conn, at: datetime, operator: str, command: str, target: str | None, **detail) -> None:
+    """An audit row in a write transaction of its own, committed before full phone or ID numbers
+    are shown or written anywhere (an unmask, an SMS outbox): PIPL's record of who saw what, when."""
+    with transaction(conn):
+        audit(conn, at, operator, command, target, **detail)
+
+
+def initialise(conn, text: str, source: str, operator: str, at: datetime, where: str) -> int:
+    """`vip init`: the first rules stored (their version returned); refused on a database that has them."""
+    with transaction(conn):
+        if has_rules(conn):
+            raise Refused(f"{where} is already initialised (use `vip rules load` to change rules)",
+                          code="already_initialised")
+        version = store_rules(conn, text, source, operator)
+        audit(conn, at, operator, "init", where, rules_version=version)
+    return version
+
+
+def load_rules(conn, text: str, source: str, operator: str, at: datetime) -> int:
+    """`vip rules load`: `text` stored as the next rules version (returned); earlier purchases keep theirs."""
+    with transaction(conn):
+        version = store_rules(conn, text, source, operator)
+        audit(conn, at, operator, "rules load", source, rules_version=version)
+    return version
 
 
 def audit_entries(conn, since: str | None, operator: str | None, command: str | None, limit: int) -> list[dict]:

@@ -1,10 +1,66 @@
-"""End of a membership: cancellation (voluntary exit or for a breach) and erasure of personal data."""
+"""A membership's card over its life (lost, found, replaced, renewed, the renewal month's batch)
+and its end: cancellation (voluntary exit or for a breach) and erasure of personal data. Each
+writes its audit row inside the caller's write transaction."""
 
 from datetime import datetime
 
 from vipcli import cards, ledger
 from vipcli.dates import iso
-from vipcli.errors import Refused
+from vipcli.db import audit
+from vipcli.errors import InvalidInput, Refused
+from vipcli.rules import Rules
+
+# What each lifecycle step does to the card of a CARD/PHONE: (conn, rules, card_no, now, operator, force)
+LIFECYCLE = {
+    "card lost": lambda conn, rules, no, now, operator, force: cards.report_lost(conn, no, now),
+    "card found": lambda conn, rules, no, now, operator, force: cards.found(conn, rules, no, now),
+    "card replace": lambda conn, rules, no, now, operator, force: cards.replace(conn, rules, no, now, operator),
+    "card renew": lambda conn, rules, no, now, operator, force: cards.renew(conn, rules, no, now, force),
+}
+
+
+def card_step(conn, rules: Rules, ref: str, step: str, now: datetime, operator: str, force: bool = False) -> dict:
+    """One LIFECYCLE step on the card of `ref` (resolved under the caller's write lock: a phone's
+    card may just have changed)."""
+    from vipcli import archive
+
+    _, card = archive.resolve(conn, rules, ref)
+    if card is None:
+        raise Refused("this customer has no card", code="no_card")
+    data = LIFECYCLE[step](conn, rules, card["card_no"], now, operator, force)
+    audit(conn, now, operator, step + (" --force" if force else ""), card["card_no"],
+          **{k: v for k, v in data.items() if k in ("new_card_no", "valid_to", "forced")})
+    return data
+
+
+def renew_all(conn, rules: Rules, now: datetime, operator: str, force: bool) -> dict:
+    """The renewal month's batch (第十七条 每年12月为换卡月): every current card valid to this year's end
+    renewed for a year; outside the month only with `force` (audited)."""
+    if rules.renewal_month is None:
+        raise Refused("cards of these rules do not expire; there is nothing to renew", code="no_renewal")
+    if now.month != rules.renewal_month and not force:
+        raise InvalidInput(f"renew --all runs in the renewal month ({rules.renewal_month}); "
+                           "use --force outside it (audited)", code="outside_renewal_window")
+    renewed = [cards.renew(conn, rules, no, now, True) for no in cards.due_for_renewal(conn, rules, now)]
+    audit(conn, now, operator, "card renew --all" + (" --force" if force else ""), None, renewed=len(renewed))
+    return {"renewed": len(renewed), "cards": [{"card_no": r["card_no"], "valid_to": r["valid_to"]} for r in renewed]}
+
+
+def end(conn, rules: Rules, ref: str, reason: str, now: datetime, operator: str, erase: bool) -> dict:
+    """`vip cancel`: the card of `ref` cancelled (its points forfeited) and, with `erase`, the
+    archive anonymised; a prospect (no card) can only be erased (PIPL art. 47)."""
+    from vipcli import archive
+
+    customer, card = archive.resolve(conn, rules, ref)
+    if card is None and not erase:
+        raise Refused("this customer has no card", code="no_card")
+    if card is None:
+        done = erase_prospect(conn, customer["id"], now)
+    else:
+        done = cancel(conn, card["card_no"], reason, now, operator, erase)
+    audit(conn, now, operator, "cancel --erase" if erase else "cancel", done["card_no"] or str(customer["id"]),
+          reason=reason, points_forfeited=done["points_forfeited"], erased=done["erased"])
+    return done
 
 # What erasure clears; purchases, ledger and card history stay for the accounts.
 PERSONAL_COLUMNS = ("phone", "name", "gender", "birthday", "id_enc", "id_hmac", "id_masked", "email", "address")
@@ -100,6 +156,16 @@ def erased_before(conn) -> list[int]:
         return []
     with open(path, encoding="utf-8") as handle:
         return sorted({int(line.split("\t")[0]) for line in handle if line.strip()})
+
+
+def after_restore(conn, src: str, now: datetime, operator: str) -> list[int]:
+    """A restore recorded, and whoever the erasure journal names erased again (reapply_erasures)."""
+    from vipcli.db import transaction
+
+    with transaction(conn):
+        again = reapply_erasures(conn, now, operator)
+        audit(conn, now, operator, "restore", src, erased_again=len(again))
+    return again
 
 
 def reapply_erasures(conn, at: datetime, operator: str) -> list[int]:

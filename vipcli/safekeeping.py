@@ -10,7 +10,7 @@ from vipcli.migrations import SCHEMA_VERSION
 from vipcli.errors import DatabaseProblem, InvalidInput, Refused
 
 
-def backup(conn, dest: str, force: bool = False) -> dict:
+def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -> dict:
     """A consistent copy while other processes write (the backup API copies a snapshot) into a
     temporary file, checked, then renamed into place (or streamed, for "-" or a device); 0600. An
     existing file is replaced only when it is a vipcli database (an older backup), or with `force`."""
@@ -34,6 +34,8 @@ def backup(conn, dest: str, force: bool = False) -> dict:
     from vipcli import vault
 
     key_file = str(vault.key_path(conn)) if vault.has_key(conn) else None
+    with db.transaction(conn):
+        db.audit(conn, now, operator, "backup", dest, bytes=size)
     return {"out": dest, "bytes": size, "counts": counts, "key_file": key_file}
 
 

@@ -9,29 +9,16 @@ from vipcli.cli.output import emit, styled, table
 card_app = subgroup("card", "Card lifecycle: lost, found, replace, renew.")
 
 
-def _card_no(conn, rules, ref: str) -> str:
-    from vipcli import archive
-
-    _, card = archive.resolve(conn, rules, ref)
-    if card is None:
-        from vipcli.errors import Refused
-
-        raise Refused("this customer has no card", code="no_card")
-    return card["card_no"]
-
-
-def _lifecycle(ctx, ref: str, command_name: str, action, **audit_detail) -> None:
-    """Resolve the card, run one lifecycle action in a write transaction, audit and print it."""
+def _lifecycle(ctx, ref: str, step: str, force: bool = False) -> None:
+    """One card lifecycle step in a write transaction (membership.card_step), printed."""
+    from vipcli import membership
     from vipcli.cards import format_number
-    from vipcli.db import audit, transaction
+    from vipcli.db import transaction
 
     s = session(ctx)
     rules = s.rules()
-    with transaction(s.conn) as conn:  # resolve under the write lock: a phone's card may just have changed
-        card_no = _card_no(conn, rules, ref)
-        data = action(conn, rules, card_no, s)
-        audit(conn, s.now, s.operator, command_name, card_no, **audit_detail,
-              **{k: v for k, v in data.items() if k in ("new_card_no", "valid_to", "forced")})
+    with transaction(s.conn) as conn:
+        data = membership.card_step(conn, rules, ref, step, s.now, s.operator, force)
     data.setdefault("new_card_no", None)
     emit(s, data, lambda c: c.print(styled(
         f"Card {format_number(data['card_no'], rules)}: {data['status']}",
@@ -43,26 +30,19 @@ def _lifecycle(ctx, ref: str, command_name: str, action, **audit_detail) -> None
 @command(card_app, "lost")
 def card_lost(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
     """Report a card lost: purchases and redemptions refused at once. Example: vip card lost 755000015"""
-    from vipcli import cards
-
-    _lifecycle(ctx, ref, "card lost", lambda conn, rules, no, s: cards.report_lost(conn, no, s.now))
+    _lifecycle(ctx, ref, "card lost")
 
 
 @command(card_app, "found")
 def card_found(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD")) -> None:
     """A card reported lost was found: it works again. Example: vip card found 755000015"""
-    from vipcli import cards
-
-    _lifecycle(ctx, ref, "card found", lambda conn, rules, no, s: cards.found(conn, rules, no, s.now))
+    _lifecycle(ctx, ref, "card found")
 
 
 @command(card_app, "replace")
 def card_replace(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
     """Issue a new number in the same region; points, tier and history carry over. Example: vip card replace 755000015"""
-    from vipcli import cards
-
-    _lifecycle(ctx, ref, "card replace",
-               lambda conn, rules, no, s: cards.replace(conn, rules, no, s.now, s.operator))
+    _lifecycle(ctx, ref, "card replace")
 
 
 @command(card_app, "renew")
@@ -75,30 +55,19 @@ def card_renew(
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Renew a card for a year (December is the renewal month); --all asks first on a terminal. Example: vip card renew 755000015"""
-    from vipcli import cards
-    from vipcli.errors import InvalidInput, Refused
+    from vipcli import membership
+    from vipcli.errors import InvalidInput
 
     if all_cards == (ref is not None):
         raise InvalidInput("give a CARD or --all", code="bad_usage")
     if ref is not None:
-        _lifecycle(ctx, ref, "card renew" + (" --force" if force else ""),
-                   lambda conn, rules, no, s: cards.renew(conn, rules, no, s.now, force))
+        _lifecycle(ctx, ref, "card renew", force)
         return
-    from vipcli.db import audit
-
     s = session(ctx)
     rules = s.rules()
-    if rules.renewal_month is None:
-        raise Refused("cards of these rules do not expire; there is nothing to renew", code="no_renewal")
-    if s.now.month != rules.renewal_month and not force:
-        raise InvalidInput(f"renew --all runs in the renewal month ({rules.renewal_month}); "
-                           "use --force outside it (audited)", code="outside_renewal_window")
+
     def work(conn):  # one transaction: a killed batch renews nothing, a re-run all
-        renewed = [cards.renew(conn, rules, no, s.now, True) for no in cards.due_for_renewal(conn, rules, s.now)]
-        audit(conn, s.now, s.operator, "card renew --all" + (" --force" if force else ""), None,
-              renewed=len(renewed))
-        return {"renewed": len(renewed), "cards": [{"card_no": r["card_no"], "valid_to": r["valid_to"]}
-                                                   for r in renewed]}
+        return membership.renew_all(conn, rules, s.now, s.operator, force)
 
     data = run_confirmed(s, "card renew --all", work,
                          lambda p: f"Renew {p['renewed']} cards valid to {s.now.year}-12-31 for a year.", yes, dry_run)
@@ -139,9 +108,7 @@ def cancel(
     dry_run: bool = DRY_RUN,
 ) -> None:
     """End a membership; remaining points are forfeited. Asks first on a terminal. Example: vip cancel 755000015 --reason "customer asked" """
-    from vipcli import archive, membership
-    from vipcli.db import audit
-    from vipcli.errors import Refused
+    from vipcli import membership
     from vipcli.fields import clean_text
 
     s = session(ctx)
@@ -149,16 +116,7 @@ def cancel(
     rules = s.rules()
 
     def work(conn):
-        customer, card = archive.resolve(conn, rules, ref)
-        if card is None and not erase:
-            raise Refused("this customer has no card", code="no_card")
-        if card is None:  # a prospect may be erased too (PIPL art. 47)
-            done = membership.erase_prospect(conn, customer["id"], s.now)
-        else:
-            done = membership.cancel(conn, card["card_no"], why, s.now, s.operator, erase)
-        audit(conn, s.now, s.operator, "cancel --erase" if erase else "cancel", done["card_no"] or str(customer["id"]),
-              reason=why, points_forfeited=done["points_forfeited"], erased=done["erased"])
-        return done
+        return membership.end(conn, rules, ref, why, s.now, s.operator, erase)
 
     def plan(p):
         if p["card_no"] is None:

@@ -68,7 +68,7 @@ def visit_log(
     """Record a contact with a customer. Example: vip visit log 13800138000 --channel phone --note 满意"""
     from vipcli import care
     from vipcli.cli.sales_cmd import when
-    from vipcli.db import audit, transaction
+    from vipcli.db import transaction
     from vipcli.fields import clean_text
 
     s = session(ctx)
@@ -77,7 +77,6 @@ def visit_log(
     rules = s.rules()
     with transaction(s.conn) as conn:
         data = care.log_visit(conn, rules, ref, channel.strip().lower(), text, moment, s.operator)
-        audit(conn, s.now, s.operator, "visit log", str(data["customer_id"]), channel=data["channel"])
     emit(s, data, lambda c: c.print(f"Logged {data['channel']} contact with customer {data['customer_id']}."))
 
 
@@ -125,7 +124,7 @@ def notify(
     """Write an SMS outbox CSV (phones in full there only; audited). Example: vip notify birthday --out sms.csv"""
     from vipcli import notify as notify_mod
     from vipcli.dates import parse_date
-    from vipcli.db import audit, transaction
+    from vipcli.db import disclosed
     from vipcli.errors import InvalidInput
     from vipcli.fields import parse_count
     from vipcli.io.files import atomic_output, csv_headed
@@ -139,8 +138,7 @@ def notify(
     people = notify_mod.recipients(s.conn, rules, kinds[kind], s.now.date(),
                                    parse_date(since, "since") if since else None, days)
     text = notify_mod.outbox_csv(rules, kinds[kind], people)
-    with transaction(s.conn) as conn:  # recorded before the phones are written anywhere
-        audit(conn, s.now, s.operator, "notify (unmasked phones)", out, kind=kind, messages=len(people))
+    disclosed(s.conn, s.now, s.operator, "notify (unmasked phones)", out, kind=kind, messages=len(people))
     with atomic_output(out, encoding="utf-8-sig", own=csv_headed(notify_mod.OUTBOX_HEADER),
                        force=force) as handle:  # Excel on Chinese Windows needs the BOM
         handle.write(text)

@@ -25,7 +25,7 @@ def export(
     from pathlib import Path
 
     from vipcli.dates import parse_when
-    from vipcli.db import audit, transaction
+    from vipcli.db import disclosed
     from vipcli.errors import InvalidInput
     from vipcli.fields import check_store
     from vipcli.io import exports
@@ -61,8 +61,7 @@ def export(
 
     vault = s.vault_for(create=False) if unmask and kind == "members" and stored_ids(s.conn) else None
     if unmask:  # recorded before a single full phone or ID number is written anywhere
-        with transaction(s.conn) as conn:
-            audit(conn, s.now, s.operator, "unmask", out, via=f"export {kind}", format=fmt, store=filters.store,
+        disclosed(s.conn, s.now, s.operator, "unmask", out, via=f"export {kind}", format=fmt, store=filters.store,
                   since=filters.since, until=filters.until)
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
     count = exports.write(out, fmt, exports.EXPORTS[kind], records, force)

@@ -36,11 +36,10 @@ def _auditing_refused_ids(s, who: str):
         yield
     except Refused as exc:
         if exc.code == "duplicate_id":
-            from vipcli.db import audit, transaction
+            from vipcli.db import disclosed
             from vipcli.fields import looks_like_phone, mask_phone
 
-            with transaction(s.conn) as conn:
-                audit(conn, s.now, s.operator, "id number refused", mask_phone(who) if looks_like_phone(who) else who,
+            disclosed(s.conn, s.now, s.operator, "id number refused", mask_phone(who) if looks_like_phone(who) else who,
                       reason="on another archive")
         raise
 
@@ -53,9 +52,8 @@ def init(
     region: str = typer.Option(None, "--region", help="Default card region code."),
 ) -> None:
     """Create the database with its rules. Example: vip init --region 755"""
-    from vipcli.db import audit, has_rules, store_rules, transaction
+    from vipcli.db import initialise
     from vipcli.migrations import SCHEMA_VERSION
-    from vipcli.errors import Refused
     from vipcli.rules import read_rules_file, with_default_region
 
     from vipcli.errors import InvalidInput
@@ -69,12 +67,8 @@ def init(
     text = read_rules_file(rules_file) if rules_file else default_text(profile or "store")
     if region is not None:
         text = with_default_region(text, region)
-    with transaction(s.open(create=True)) as conn:
-        if has_rules(conn):
-            raise Refused(f"{s.db_path} is already initialised (use `vip rules load` to change rules)",
-                          code="already_initialised")
-        version = store_rules(conn, text, rules_file or f"built-in:{profile or 'store'}", s.operator)
-        audit(conn, s.now, s.operator, "init", str(s.db_path), rules_version=version)
+    version = initialise(s.open(create=True), text, rules_file or f"built-in:{profile or 'store'}", s.operator, s.now,
+                         str(s.db_path))
     data = {"db": str(s.db_path), "schema_version": SCHEMA_VERSION, "rules_version": version}
     emit(s, data, lambda c: c.print(f"Created {s.db_path} (schema {SCHEMA_VERSION}, rules version {version})."))
 
@@ -156,14 +150,13 @@ def show(
 ) -> None:
     """The whole archive of one customer. Example: vip show 13800138000"""
     from vipcli import archive
-    from vipcli.db import audit, transaction
+    from vipcli.db import disclosed
 
     s = session(ctx)
     rules = s.rules()
     customer, card = archive.resolve(s.conn, rules, ref)
     if unmask:
-        with transaction(s.conn) as conn:
-            audit(conn, s.now, s.operator, "unmask", str(customer["id"]), via="show")
+        disclosed(s.conn, s.now, s.operator, "unmask", str(customer["id"]), via="show")
     data = archive.summary(s.conn, rules, customer, card, s.now, unmask)
 
     def human(c):
@@ -273,14 +266,13 @@ def history(
 ) -> None:
     """The archive's change log (修改记录). Example: vip history 13800138000"""
     from vipcli import archive
-    from vipcli.db import audit, transaction
+    from vipcli.db import disclosed
 
     s = session(ctx)
     rules = s.rules()
     customer_id, changes = archive.history(s.conn, rules, ref, unmask)
     if unmask:
-        with transaction(s.conn) as conn:
-            audit(conn, s.now, s.operator, "unmask", str(customer_id), via="history")
+        disclosed(s.conn, s.now, s.operator, "unmask", str(customer_id), via="history")
     emit(s, {"customer_id": customer_id, "changes": changes}, lambda c: c.print(table(
         f"Changes to customer {customer_id}", ["time", "field", "old", "new", "operator"],
         [[x["at"], x["field"], x["old"], x["new"], x["operator"]] for x in changes])))

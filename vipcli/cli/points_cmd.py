@@ -94,19 +94,14 @@ def points_expire(
     dry_run: bool = DRY_RUN,
 ) -> None:
     """Write the expiry entries of points past their expiry (idempotent); asks first on a terminal. Example: vip points expire --as-of 2027-01-01"""
-    from vipcli import ledger
+    from vipcli import points as points_mod
     from vipcli.dates import parse_as_of
-    from vipcli.db import audit
 
     s = session(ctx)
     moment = parse_as_of(as_of, s.now, writes=True)
 
     def work(conn):
-        per_card = ledger.expire(conn, moment, s.operator)
-        audit(conn, s.now, s.operator, "points expire", None, as_of=moment.isoformat(),
-              cards=len(per_card), points=sum(per_card.values()))
-        return {"as_of": moment.isoformat(), "expired_points": sum(per_card.values()),
-                "cards": [{"card_no": k, "expired_points": v} for k, v in sorted(per_card.items())]}
+        return points_mod.expire_due(conn, moment, s.now, s.operator)
 
     data = run_confirmed(s, "points expire", work, lambda p: (
         f"Expire {p['expired_points']} points on {len(p['cards'])} cards as of {p['as_of']}."), yes, dry_run)
@@ -123,9 +118,8 @@ def points_adjust(
     reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger and the audit log)."),
 ) -> None:
     """Correct a card's points by hand (audited). Example: vip points adjust 755000015 --points -50 --reason "typo" """
-    from vipcli import archive, ledger
-    from vipcli.db import audit, transaction
-    from vipcli.errors import Refused
+    from vipcli import points as points_mod
+    from vipcli.db import transaction
     from vipcli.fields import clean_text
 
     s = session(ctx)
@@ -134,12 +128,9 @@ def points_adjust(
     why = clean_text(reason, "reason", 200)
     rules = s.rules()
     with transaction(s.conn) as conn:
-        customer, card = archive.resolve(conn, rules, ref)
-        if card is None or card["status"] in ("replaced", "cancelled"):
-            raise Refused("only a current card's points can be adjusted", code="no_card")
-        left = ledger.adjust(conn, rules, card["card_no"], amount, s.now, s.operator, why)
-        audit(conn, s.now, s.operator, "points adjust", card["card_no"], points=amount, reason=why)
-    emit(s, {"card_no": card["card_no"], "points_adjusted": amount, "points_balance": left},
+        data = points_mod.adjust(conn, rules, ref, amount, why, s.now, s.operator)
+    left = data["points_balance"]
+    emit(s, data,
          lambda c: c.print(f"Adjusted {amount:+d} points; balance {left}."))
 
 

@@ -62,15 +62,13 @@ def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="
 @command(rules_app, "load")
 def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE")) -> None:
     """Load a rules file as the next rules version; earlier purchases keep theirs. Example: vip rules load my.toml"""
-    from vipcli.db import audit, store_rules, transaction
+    from vipcli.db import load_rules
     from vipcli.rules import read_rules_file
 
     s = session(ctx)
     text = read_rules_file(path)
     s.rules()  # a database without rules gets version 1 first
-    with transaction(s.conn) as conn:
-        version = store_rules(conn, text, path, s.operator)
-        audit(conn, s.now, s.operator, "rules load", path, rules_version=version)
+    version = load_rules(s.conn, text, path, s.operator, s.now)
     emit(s, {"rules_version": version, "file": path},
          lambda c: c.print(f"Loaded {path} as rules version {version}."))
 

@@ -14,12 +14,9 @@ def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST"),
            force: bool = typer.Option(False, "--force", help="Replace an existing file that is not a vipcli backup.")) -> None:
     """A consistent copy of the database while others work (online backup). Example: vip backup /mnt/usb/vip-2026-11-23.db"""
     from vipcli import safekeeping
-    from vipcli.db import audit, transaction
 
     s = session(ctx)
-    data = safekeeping.backup(s.conn, dest, force)
-    with transaction(s.conn) as conn:
-        audit(conn, s.now, s.operator, "backup", dest, bytes=data["bytes"])
+    data = safekeeping.backup(s.conn, dest, s.now, s.operator, force)
 
     def human(c):
         c.print(f"Backed up to {dest} ({data['bytes']:,} bytes, {data['counts']['customers']} customers).")
@@ -37,16 +34,11 @@ def restore(
     yes: bool = typer.Option(False, "--yes", help="Replace a database that holds data."),
 ) -> None:
     """Replace the database with a backup, after checking the backup. Example: vip restore vip-2026-11-23.db --yes"""
-    from vipcli import safekeeping
-    from vipcli.db import audit, transaction
-
-    from vipcli import membership
+    from vipcli import membership, safekeeping
 
     s = session(ctx)
     data = safekeeping.restore(s.db_path, src, yes)
-    with transaction(s.open(create=True)) as conn:
-        data["erased_again"] = membership.reapply_erasures(conn, s.now, s.operator)
-        audit(conn, s.now, s.operator, "restore", src, erased_again=len(data["erased_again"]))
+    data["erased_again"] = membership.after_restore(s.open(create=True), src, s.now, s.operator)
     if data["erased_again"]:
         data["wiped_from_file"] = membership.wipe_wal(s.conn)
 

@@ -1,0 +1,28 @@
+"""Points outside a sale: the expiry run (第十一条: points lapse) and a manager's correction. Each
+writes its ledger entries and its audit row inside the caller's write transaction."""
+
+from datetime import datetime
+
+from vipcli import archive, ledger
+from vipcli.db import audit
+from vipcli.errors import Refused
+from vipcli.rules import Rules
+
+
+def expire_due(conn, as_of: datetime, now: datetime, operator: str) -> dict:
+    """Expire every lot past its expiry at `as_of` (idempotent: a lot expired once has nothing left)."""
+    per_card = ledger.expire(conn, as_of, operator)
+    audit(conn, now, operator, "points expire", None, as_of=as_of.isoformat(), cards=len(per_card),
+          points=sum(per_card.values()))
+    return {"as_of": as_of.isoformat(), "expired_points": sum(per_card.values()),
+            "cards": [{"card_no": k, "expired_points": v} for k, v in sorted(per_card.items())]}
+
+
+def adjust(conn, rules: Rules, ref: str, amount: int, reason: str, now: datetime, operator: str) -> dict:
+    """Add (or with a negative amount take, never below zero) points on a current card by hand."""
+    _, card = archive.resolve(conn, rules, ref)
+    if card is None or card["status"] in ("replaced", "cancelled"):
+        raise Refused("only a current card's points can be adjusted", code="no_card")
+    left = ledger.adjust(conn, rules, card["card_no"], amount, now, operator, reason)
+    audit(conn, now, operator, "points adjust", card["card_no"], points=amount, reason=reason)
+    return {"card_no": card["card_no"], "points_adjusted": amount, "points_balance": left}
