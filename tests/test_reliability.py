@@ -639,9 +639,9 @@ def _every_slot():
     from vipcli.cli import app
 
     def walk(cmd, path):
-        if hasattr(cmd, "list_commands") and getattr(cmd, "commands", None) is not None:
-            for name, sub in cmd.commands.items():
-                yield from walk(sub, path + [name])
+        if hasattr(cmd, "list_commands"):  # (the root finds its commands lazily: asked by name)
+            for name in cmd.list_commands(None):
+                yield from walk(cmd.get_command(None, name), path + [name])
         else:
             yield path, cmd
 
@@ -737,3 +737,29 @@ def test_typer_internals_read_by_fastparams_are_where_they_were():
             "try: main()\nexcept SystemExit: pass\nprint('pydantic' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False"
+
+
+def test_every_command_is_in_the_table_and_found_by_loading_only_its_module():
+    """vipcli.cli.COMMANDS names every command and group of every command module, and `vip NAME`
+    imports that module alone."""
+    import importlib
+    import pkgutil
+    import subprocess
+    import sys
+
+    import typer
+
+    import vipcli.cli as cli
+
+    defined = {}
+    for info in pkgutil.iter_modules(cli.__path__):
+        module = importlib.import_module(f"vipcli.cli.{info.name}")
+        if isinstance(getattr(module, "cli", None), typer.Typer):
+            defined.update({name: info.name for name in typer.main.get_group(module.cli).commands})
+    assert defined == cli.COMMANDS
+    code = ("import sys; from vipcli.cli import main; sys.argv = ['vip', 'purchase', '--help']\n"
+            "try: main()\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in sys.modules if m.startswith('vipcli.cli.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    commands = set(cli.COMMANDS.values())
+    assert [m for m in eval(out.strip().splitlines()[-1]) if m.rsplit(".", 1)[1] in commands] == ["vipcli.cli.sales_cmd"]

@@ -21,7 +21,15 @@ from vipcli.errors import ExitStatus, InvalidInput, VipError
 
 
 class VipGroup(PlainGroup):
-    """Root group: runs the command and translates every failure to a line and an exit code."""
+    """Root group: finds a command through COMMANDS (importing its module only when it is asked
+    for), runs it, and translates every failure to a line and an exit code."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name: str):
+        module = COMMANDS.get(name)
+        return _module_group(module).get_command(ctx, name) if module else None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = list(sys.argv[1:] if args is None else args)
@@ -195,17 +203,40 @@ def command(group: typer.Typer, name: str | None = None):
     return group.command(name, cls=PlainCommand)
 
 
-def subgroup(name: str, help_text: str) -> typer.Typer:
+def commands() -> typer.Typer:
+    """A command module's own registry (`cli`): its commands and groups, found through COMMANDS."""
+    return typer.Typer(cls=PlainGroup, rich_markup_mode=None)
+
+
+def subgroup(parent: typer.Typer, name: str, help_text: str) -> typer.Typer:
     group = typer.Typer(cls=PlainGroup, help=help_text, no_args_is_help=True, rich_markup_mode=None)
-    app.add_typer(group, name=name)
+    parent.add_typer(group, name=name)
     return group
 
 
-# Command modules register themselves on `app` when imported.
-from vipcli.cli import (  # noqa: E402,F401
-    cards_cmd, care_cmd, demo_cmd, export_cmd, import_cmd, members, points_cmd, rules_cmd, safety_cmd, sales_cmd,
-    tiers,
-)
+# Every command and group of `vip`, in the order the help lists them, and the module (in
+# vipcli/cli/) that defines it: only that module is imported to run a command.
+COMMANDS = {
+    "purchase": "sales_cmd", "refund": "sales_cmd", "redeem": "points_cmd", "points": "points_cmd",
+    "show": "members", "search": "members", "enroll": "members", "update": "members", "history": "members",
+    "card": "cards_cmd", "cards": "cards_cmd", "cancel": "cards_cmd", "tier": "tiers", "gift": "tiers",
+    "rewards": "points_cmd", "class": "care_cmd", "visit": "care_cmd", "birthdays": "care_cmd",
+    "notify": "care_cmd", "import": "import_cmd", "export": "export_cmd", "check": "points_cmd",
+    "audit": "safety_cmd", "backup": "safety_cmd", "restore": "safety_cmd", "key": "safety_cmd",
+    "rules": "rules_cmd", "init": "members", "info": "members", "demo": "demo_cmd",
+}
+
+
+def _module_group(module: str):
+    """The click group of one command module's registry, built once per run."""
+    import importlib
+
+    if module not in _GROUPS:
+        _GROUPS[module] = typer.main.get_group(importlib.import_module(f"vipcli.cli.{module}").cli)
+    return _GROUPS[module]
+
+
+_GROUPS: dict = {}
 
 
 def main() -> None:

@@ -2,11 +2,13 @@
 
 import typer
 
-from vipcli.cli import app, command, session, subgroup
+from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
 from vipcli.cli.output import emit, styled, table
 
-card_app = subgroup("card", "Card lifecycle: lost, found, replace, renew.")
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
+
+card_app = subgroup(cli, "card", "Card lifecycle: lost, found, replace, renew.")
 
 
 def _lifecycle(ctx, ref: str, step: str, force: bool = False) -> None:
@@ -75,7 +77,7 @@ def card_renew(
                                     + f"{data['renewed']} cards."))
 
 
-@command(app, "cards")
+@command(cli, "cards")
 def cards_table(
     ctx: typer.Context,
     status: str = typer.Option(None, "--status"),
@@ -98,7 +100,7 @@ def cards_table(
         justify_right=("renewals",))))
 
 
-@command(app, "cancel")
+@command(cli, "cancel")
 def cancel(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="CARD/PHONE"),

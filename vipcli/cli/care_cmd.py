@@ -2,10 +2,12 @@
 
 import typer
 
-from vipcli.cli import app, command, session, subgroup
+from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.output import emit, table, yuan
 
-visit_app = subgroup("visit", "Follow-ups (回访): log a contact, list who is due.")
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
+
+visit_app = subgroup(cli, "visit", "Follow-ups (回访): log a contact, list who is due.")
 
 
 def _as_of(s, text: str | None):
@@ -37,7 +39,7 @@ def _more(c, rows, shown, command):
                 "for the whole list.")
 
 
-@command(app, "class")
+@command(cli, "class")
 def classes(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str = STORE,
             limit: str = LIMIT) -> None:
     """A–E classes over the 12 months before the date (顾客分类), with the counts. Example: vip class --class A --store SZ01"""
@@ -98,7 +100,7 @@ def visit_due(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: s
         _more(c, rows, shown, "due")))
 
 
-@command(app, "birthdays")
+@command(cli, "birthdays")
 def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", help="Days ahead (0 = today).")) -> None:
     """Members whose birthday is today or in the next days. Example: vip birthdays --within 3"""
     from vipcli import care
@@ -112,7 +114,7 @@ def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", he
         [[r["date"], r["days"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["status"]] for r in rows])))
 
 
-@command(app, "notify")
+@command(cli, "notify")
 def notify(
     ctx: typer.Context,
     kind: str = typer.Argument(..., metavar="card-issued|birthday|renewal"),

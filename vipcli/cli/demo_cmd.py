@@ -2,11 +2,13 @@
 
 import typer
 
-from vipcli.cli import app, command, session
+from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit, fields_panel, styled, table, yuan
 
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
-@command(app, "demo")
+
+@command(cli, "demo")
 def demo(
     ctx: typer.Context,
     keep: str = typer.Option(None, "--keep", help="Keep the demo database at this path (must not exist)."),

@@ -2,11 +2,13 @@
 
 import typer
 
-from vipcli.cli import app, command, session
+from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit
 
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
-@command(app, "export")
+
+@command(cli, "export")
 def export(
     ctx: typer.Context,
     kind: str = typer.Argument(..., metavar="members|purchases|ledger|cards|visits|classes|due|report"),

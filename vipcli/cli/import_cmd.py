@@ -7,12 +7,14 @@ from contextlib import contextmanager
 
 import typer
 
-from vipcli.cli import command, session, subgroup
+from vipcli.cli import command, commands, session, subgroup
 from vipcli.db import count_after, last_id
 from vipcli.cli.output import emit
 from vipcli.io.rejects import Rejects, check_rejects, default_rejects
 
-import_app = subgroup("import", "Bulk import of members or purchases from CSV or XLSX.")
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
+
+import_app = subgroup(cli, "import", "Bulk import of members or purchases from CSV or XLSX.")
 
 
 @contextmanager

@@ -4,8 +4,10 @@ from contextlib import contextmanager
 
 import typer
 
-from vipcli.cli import app, command, session
+from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit, fields_panel, styled, table, yuan
+
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
 
 def _fmt_card(rules, card_no):
@@ -44,7 +46,7 @@ def _auditing_refused_ids(s, who: str):
         raise
 
 
-@command(app, "init")
+@command(cli, "init")
 def init(
     ctx: typer.Context,
     rules_file: str = typer.Option(None, "--rules", help="A rules profile (TOML) instead of the built-in one."),
@@ -73,7 +75,7 @@ def init(
     emit(s, data, lambda c: c.print(f"Created {s.db_path} (schema {SCHEMA_VERSION}, rules version {version})."))
 
 
-@command(app, "info")
+@command(cli, "info")
 def info(ctx: typer.Context) -> None:
     """Which database file is used, its schema and rules versions. Example: vip info"""
     from vipcli.migrations import SCHEMA_VERSION
@@ -91,7 +93,7 @@ def info(ctx: typer.Context) -> None:
     ])))
 
 
-@command(app, "enroll")
+@command(cli, "enroll")
 def enroll(
     ctx: typer.Context,
     phone: str = typer.Option(..., "--phone", help="Mobile number (+86, spaces and dashes accepted)."),
@@ -142,7 +144,7 @@ def enroll(
     emit(s, data, human)
 
 
-@command(app, "show")
+@command(cli, "show")
 def show(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="CARD/PHONE"),
@@ -181,7 +183,7 @@ def show(
     emit(s, data, human)
 
 
-@command(app, "search")
+@command(cli, "search")
 def search(
     ctx: typer.Context,
     text: str = typer.Argument("", metavar="TEXT", help="Part of a name, phone or card number."),
@@ -225,7 +227,7 @@ def search(
          human)
 
 
-@command(app, "update")
+@command(cli, "update")
 def update(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="CARD/PHONE"),
@@ -258,7 +260,7 @@ def update(
         f"Changed: {', '.join(changed)}." if changed else "Nothing changed (same values)."))
 
 
-@command(app, "history")
+@command(cli, "history")
 def history(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="CARD/PHONE"),

@@ -2,11 +2,13 @@
 
 import typer
 
-from vipcli.cli import app, command, session
+from vipcli.cli import command, commands, session
 from vipcli.cli.fastparams import PlainGroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
 from vipcli.errors import ExitStatus
 from vipcli.cli.output import emit, fields_panel, table, yuan
+
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
 
 class _CardOrCommand(PlainGroup):
@@ -20,7 +22,7 @@ class _CardOrCommand(PlainGroup):
 
 points_app = typer.Typer(cls=_CardOrCommand, no_args_is_help=True, rich_markup_mode=None,
                          help="Points balance with lots and history (vip points CARD), and the expiry job.")
-app.add_typer(points_app, name="points")
+cli.add_typer(points_app, name="points")
 
 
 def _parse_points(text: str) -> int:
@@ -32,7 +34,7 @@ def _parse_points(text: str) -> int:
     return int(value)
 
 
-@command(app, "redeem")
+@command(cli, "redeem")
 def redeem(
     ctx: typer.Context,
     ref: str = typer.Argument(..., metavar="CARD/PHONE"),
@@ -134,7 +136,7 @@ def points_adjust(
          lambda c: c.print(f"Adjusted {amount:+d} points; balance {left}."))
 
 
-@command(app, "rewards")
+@command(cli, "rewards")
 def rewards(ctx: typer.Context) -> None:
     """The reward catalog of the rules. Example: vip rewards"""
     s = session(ctx)
@@ -146,7 +148,7 @@ def rewards(ctx: typer.Context) -> None:
         [[r["code"], r["name"], r["points"], yuan(r["value"])] for r in items], justify_right=("points", "value"))))
 
 
-@command(app, "check")
+@command(cli, "check")
 def check(ctx: typer.Context, full: bool = typer.Option(
         False, "--full", help="Also SQLite's integrity and foreign-key checks (reads every page and index; weekly).")) -> None:
     """Run every invariant (lots and balances, purchases, tiers, card numbers). Example: vip check --full"""

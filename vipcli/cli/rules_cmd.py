@@ -2,10 +2,12 @@
 
 import typer
 
-from vipcli.cli import command, session, subgroup
+from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.output import emit, fields_panel, table, yuan
 
-rules_app = subgroup("rules", "The business rules in force: show, validate, load.")
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
+
+rules_app = subgroup(cli, "rules", "The business rules in force: show, validate, load.")
 
 
 def _summary(rules) -> dict:

@@ -2,14 +2,16 @@
 
 import typer
 
-from vipcli.cli import app, command, session, subgroup
+from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, ask
 from vipcli.cli.output import emit, table
 
-key_app = subgroup("key", "The key that encrypts ID numbers.")
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
+
+key_app = subgroup(cli, "key", "The key that encrypts ID numbers.")
 
 
-@command(app, "backup")
+@command(cli, "backup")
 def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST"),
            force: bool = typer.Option(False, "--force", help="Replace an existing file that is not a vipcli backup.")) -> None:
     """A consistent copy of the database while others work (online backup). Example: vip backup /mnt/usb/vip-2026-11-23.db"""
@@ -27,7 +29,7 @@ def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST"),
     emit(s, data, human, out=dest)
 
 
-@command(app, "restore")
+@command(cli, "restore")
 def restore(
     ctx: typer.Context,
     src: str = typer.Argument(..., metavar="SRC"),
@@ -54,7 +56,7 @@ def restore(
     emit(s, data, human)
 
 
-@command(app, "audit")
+@command(cli, "audit")
 def audit_log(
     ctx: typer.Context,
     since: str = typer.Option(None, "--since"),

@@ -2,8 +2,10 @@
 
 import typer
 
-from vipcli.cli import app, command, session
+from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit, styled, yuan
+
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
 
 def when(at: str | None, now):
@@ -19,7 +21,7 @@ def when(at: str | None, now):
     return moment
 
 
-@command(app, "purchase")
+@command(cli, "purchase")
 def purchase(
     ctx: typer.Context,
     card: str = typer.Argument(None, metavar="[CARD]", help="Card number (or use --phone)."),
@@ -76,7 +78,7 @@ def purchase(
     emit(s, result, human)
 
 
-@command(app, "refund")
+@command(cli, "refund")
 def refund(
     ctx: typer.Context,
     receipt: str = typer.Argument(..., metavar="RECEIPT"),

@@ -2,11 +2,13 @@
 
 import typer
 
-from vipcli.cli import app, command, session, subgroup
+from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
 from vipcli.cli.output import emit, fields_panel, table, yuan
 
-tier_app = subgroup("tier", "Tier status, the periodic review, manual override.")
+cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
+
+tier_app = subgroup(cli, "tier", "Tier status, the periodic review, manual override.")
 
 
 @command(tier_app, "show")
@@ -75,7 +77,7 @@ def tier_set(
     emit(s, data, lambda c: c.print(f"Tier of {data['card_no']}: {data['from']} -> {data['to']}."))
 
 
-@command(app, "gift")
+@command(cli, "gift")
 def gift(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
     """Give one gift of the tier's yearly allowance (audited). Example: vip gift 755000015"""
     from vipcli import sales
