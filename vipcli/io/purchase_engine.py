@@ -24,12 +24,9 @@ transactions; the receipts make a re-run skip what is there and complete the res
 
 import gc
 import time
-from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from itertools import islice
-from operator import lt
 
 from vipcli import cards, sales
 from vipcli.archive import REGISTRATION_FIELDS, is_registered
@@ -83,13 +80,9 @@ class PurchaseImport:
         # customer met for the first time has none (this import's are in memory), and the history
         # query is skipped; it would scan the table while a first load defers its index.
         self.fresh = None
-        # hashes of the receipts written since the chunk's look-up of existing ones (maybe not yet
-        # visible here); a hash seen again is checked against the database
+        # hashes of the receipts this transaction wrote (not yet visible to the chunk's look-up of
+        # existing ones); a hash seen again is checked against the database
         self.in_tx: set[int] = set()
-        # ... but a chunk of ascending receipts that can't repeat any (`unseen`) is kept as its
-        # first and last receipt: a nightly POS file keeps no hashes at all
-        self.in_tx_ranges: list[tuple[str, str]] = []
-        self.in_tx_greatest = None  # the greatest receipt of this transaction's chunks
         self.tier_sets: dict[int, tuple] = {}  # customer id -> (tier, since), written before the commit
         self.days: dict[str, Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
@@ -262,24 +255,7 @@ class PurchaseImport:
             rejects(number, values, reason)
         self._prefetch(rows)
         receipts = [row[1] for row in rows]
-        existing = self._existing(receipts)
-        # Receipts in ascending order, all after those recorded (the look-up found none) and those
-        # this transaction wrote, can't repeat one: the rows are not checked one by one.
-        unseen = (not existing and bool(receipts) and (self.in_tx_greatest is None or receipts[0] > self.in_tx_greatest)
-                  and all(map(lt, receipts, islice(receipts, 1, None))))
-        if not unseen and self._in_ranges(receipts):
-            # A receipt may be one this transaction wrote as part of a range: commit, and the
-            # look-up finds it.
-            self._commit()
-            self._begin_clean()
-            existing = self._existing(receipts)
-        self._apply(rows, existing, rejects, check=not unseen)
-        if receipts:
-            greatest = receipts[-1] if unseen else max(receipts)
-            if self.in_tx_greatest is None or greatest > self.in_tx_greatest:
-                self.in_tx_greatest = greatest
-            if unseen:
-                self.in_tx_ranges.append((receipts[0], receipts[-1]))
+        self._apply(rows, self._existing(receipts), rejects)
         self._flush()
         self.tx_count += len(rows) + len(bad)
         if self.tx_count >= self.tx_rows or time.monotonic() - self.tx_started >= self.tx_seconds:
@@ -288,20 +264,7 @@ class PurchaseImport:
     def _begin_clean(self) -> None:
         """A transaction after a commit: what the last one wrote, the look-up of a chunk finds."""
         self.in_tx.clear()
-        self.in_tx_ranges.clear()
-        self.in_tx_greatest = None
         self._begin()
-
-    def _in_ranges(self, receipts: list[str]) -> bool:
-        """Whether a receipt lies inside one of the transaction's ranges of receipts."""
-        if not self.in_tx_ranges:
-            return False
-        ordered = sorted(receipts)
-        for low, high in self.in_tx_ranges:
-            at = bisect_left(ordered, low)
-            if at < len(ordered) and ordered[at] <= high:
-                return True
-        return False
 
     def _ids(self):
         """The next free id of each table (the writer holds the write lock: nobody else adds any)."""
@@ -312,7 +275,7 @@ class PurchaseImport:
 
     def _existing(self, receipts: list[str]) -> dict:
         """The recorded purchases among `receipts` (committed ones: this transaction's are in
-        in_tx and in_tx_ranges), by receipt."""
+        in_tx), by receipt."""
         found = {}
         if not receipts:
             return found
@@ -332,10 +295,9 @@ class PurchaseImport:
 
     # --- one row -------------------------------------------------------------------------------
 
-    def _apply(self, rows: list, existing: dict, rejects, check: bool = True) -> None:
+    def _apply(self, rows: list, existing: dict, rejects) -> None:
         """Every rule, row after row: the common case inline (this loop is the import's hot path,
-        hence the local names), the rare ones in the methods below. check: whether a row's receipt
-        may be recorded or written already (else the caller knows none is)."""
+        hence the local names), the rare ones in the methods below."""
         rules, report, in_tx = self.rules, self.report, self.in_tx
         by_phone, customers, days = self.by_phone.get, self.customers.get, self.days.get
         counted_of, price, points_for = rules.counted, rules.price, rules.points_for
@@ -344,7 +306,7 @@ class PurchaseImport:
             try:
                 number, receipt, card_given, phone, store, stamp, moment, regular, promo, given = row
                 cid = by_phone(phone) if card_given is None else self._card_owner(card_given)
-                if check and ((existing and receipt in existing) or hash(receipt) in in_tx) and self._repeat(
+                if ((existing and receipt in existing) or hash(receipt) in in_tx) and self._repeat(
                         cid, row, existing):
                     continue  # the same purchase again (a different one raised)
                 if cid is None:
@@ -394,8 +356,7 @@ class PurchaseImport:
                 self.purchases.append((purchase_id, receipt, state.id, card_no, store, stamp, regular, promo,
                                        paid, 0 if given is None else 1, None if rate is None else str(rate),
                                        points))
-                if check:
-                    in_tx.add(hash(receipt))
+                in_tx.add(hash(receipt))
                 if points:
                     self._earn(card_no, purchase_id, points, stamp)
             except VipError as exc:

@@ -56,12 +56,6 @@ class Writer:
         from vipcli.dates import iso
 
         self.rules, self.now, self.operator = rules, now, operator
-        # sqlite3 binds int, float and str as they are, but sends None through its adaptation
-        # protocol, which looks for __adapt__ and __conform__ and fails: about 1,200 instructions
-        # for every NULL (card_no, discount_rate, reason: a few per row). An adapter registered for
-        # None is found at once; dict.get, a C function, returns None for any key. (Process-wide
-        # and harmless: None is still NULL.)
-        sqlite3.register_adapter(type(None), {}.get)
         self.path = str(path)
         self.tail = (rules.version, operator, iso(now))  # a purchase's last columns, the same for all
         self.conn = connect(path)
@@ -433,36 +427,6 @@ def _reply(sink, message) -> None:
     sink.flush()
 
 
-SQLITE_CONFIG_MULTITHREAD, SQLITE_CONFIG_MEMSTATUS = 2, 9
-
-
-def _lighter_sqlite() -> bool:
-    """In the writer process, before its first connection: SQLite without the mutex it takes
-    around every call on a connection (each bound parameter) and around every allocation (for
-    memory statistics): about 67 lock/unlock pairs per imported row, a tenth of the writer's CPU.
-    Safe here: each of the process's connections is used by the one thread that opened it (the
-    checkpoint thread has its own), and nothing reads SQLite's memory statistics. sqlite3_config
-    is only allowed while SQLite is shut down, and Python's sqlite3 module starts it when
-    imported, so it is shut down (no connection is open yet), configured and started again.
-    Linux only (ctypes and the system library); anywhere else, or if a call fails, the defaults
-    stay. True when the settings took."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        # the system library, which Python's sqlite3 module is normally linked to (a module that
-        # carries its own copy is left as it is: configuring this one changes nothing for it)
-        lib = ctypes.CDLL("libsqlite3.so.0")
-    except OSError:
-        return False
-    took = lib.sqlite3_shutdown() == 0 and (
-        lib.sqlite3_config(SQLITE_CONFIG_MULTITHREAD) == 0
-        and lib.sqlite3_config(SQLITE_CONFIG_MEMSTATUS, ctypes.c_int(0)) == 0)
-    lib.sqlite3_initialize()
-    return took
-
-
 def main() -> None:
     import gc
     import signal
@@ -471,7 +435,6 @@ def main() -> None:
     # Ctrl-C at the terminal reaches the whole process group: the importer handles it (it closes
     # the pipe, and this process then rolls back), so it must not stop this one half-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _lighter_sqlite()
     import vipcli.db  # noqa: F401 - imported while the importer is still starting, not after "start"
 
     try:
