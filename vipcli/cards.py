@@ -222,7 +222,7 @@ def renew(conn, rules: Rules, card_no: str, at: datetime, force: bool) -> dict:
         raise Refused(f"card {card_no} is {card['status']}; it can't be renewed", code=f"card_{card['status']}")
     valid_to = date.fromisoformat(card["valid_to"])
     today = at.date()
-    in_window = today.year == valid_to.year and today.month == rules.renewal_month
+    in_window = rules.in_renewal_window(valid_to, today)
     if not in_window and not force:
         raise Refused(
             f"card {card_no} is valid to {card['valid_to']}; renewal is in month {rules.renewal_month} "
@@ -231,7 +231,7 @@ def renew(conn, rules: Rules, card_no: str, at: datetime, force: bool) -> dict:
     if valid_to.year > today.year:
         raise Refused(f"card {card_no} is already valid to {card['valid_to']}", code="already_renewed")
     expired = today > valid_to
-    new_valid_to = rules.card_valid_to(today) if expired else date(valid_to.year + 1, 12, 31)
+    new_valid_to = rules.card_valid_to(today) if expired else rules.validity_end(valid_to.year + 1)
     conn.execute(
         "UPDATE cards SET valid_to = ?, renewals = renewals + 1, status = 'active', status_at = ? WHERE card_no = ?",
         (iso(new_valid_to), iso(at), card_no))
@@ -242,7 +242,7 @@ def due_for_renewal(conn, rules: Rules, at: datetime) -> list[str]:
     """Current, unblocked cards whose validity ends this year (the month's batch)."""
     rows = conn.execute(
         "SELECT card_no FROM cards WHERE status = 'active' AND valid_to = ? ORDER BY card_no",
-        (f"{at.year}-12-31",),
+        (iso(rules.validity_end(at.year)),),
     ).fetchall()
     return [r["card_no"] for r in rows]
 

@@ -40,7 +40,7 @@ def recipients(conn, rules: Rules, kind: str, today: date, since: date | None, w
     rows = conn.execute(
         "SELECT c.name, c.phone, c.store, k.card_no, k.valid_to FROM cards k JOIN customers c "
         "ON c.id = k.customer_id WHERE k.status = 'active' AND k.valid_to IN (?, ?) AND c.phone IS NOT NULL "
-        "ORDER BY k.card_no", (f"{today.year}-12-31", f"{today.year + 1}-12-31")).fetchall()
+        "ORDER BY k.card_no", (iso(rules.validity_end(today.year)), iso(rules.validity_end(today.year + 1)))).fetchall()
     return [dict(r) for r in rows if rules.renewal_notice_due(date.fromisoformat(r["valid_to"]), today)]
 
 

@@ -216,8 +216,16 @@ class Rules:
         profile without renewal (its seed sets no validity): the card does not expire."""
         if self.renewal_month is None:
             return NO_EXPIRY
-        year = issued.year + (1 if issued.month == self.renewal_month else 0)
+        return self.validity_end(issued.year + (1 if issued.month == self.renewal_month else 0))
+
+    @staticmethod
+    def validity_end(year: int) -> date:
+        """第十六条: a card is valid to the end of a year (a renewal adds one)."""
         return date(year, 12, 31)
+
+    def in_renewal_window(self, valid_to: date, today: date) -> bool:
+        """第十七条 每年12月为换卡月: a card is renewed in the renewal month of its last year."""
+        return self.renewal_month is not None and (today.year, today.month) == (valid_to.year, self.renewal_month)
 
     def renewal_notice_due(self, valid_to: date, today: date) -> bool:
         """Whether a card valid to `valid_to` gets the renewal notice today (第十七条 每年12月为换卡月):

@@ -72,7 +72,8 @@ def card_renew(
         return membership.renew_all(conn, rules, s.now, s.operator, force)
 
     data = run_confirmed(s, "card renew --all", work,
-                         lambda p: f"Renew {p['renewed']} cards valid to {s.now.year}-12-31 for a year.", yes, dry_run)
+                         lambda p: f"Renew {p['renewed']} cards valid to {rules.validity_end(s.now.year)} for a year.",
+                         yes, dry_run)
     emit(s, data, lambda c: c.print(("Dry run, nothing changed: would renew " if data["dry_run"] else "Renewed ")
                                     + f"{data['renewed']} cards."))
 

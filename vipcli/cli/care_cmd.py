@@ -42,7 +42,7 @@ def _more(c, rows, shown, command):
 @command(cli, "class")
 def classes(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str = STORE,
             limit: str = LIMIT) -> None:
-    """A–E classes over the 12 months before the date (顾客分类), with the counts. Example: vip class --class A --store SZ01"""
+    """A–E classes over the class window before the date (顾客分类), with the counts. Example: vip class --class A --store SZ01"""
     from vipcli import care
 
     s = session(ctx)

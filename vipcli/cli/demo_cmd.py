@@ -44,13 +44,13 @@ def demo(
             justify_right=("members",)))
         c.print(table("Customers by status", ["status", "customers"],
                       sorted(data["customers_by_status"].items()), justify_right=("customers",)))
-        c.print(table("Top customers (12 months)", ["customer", "name", "phone", "tier", "purchases", "spend"], [
+        c.print(table(f"Top customers ({rules.upgrade_window_months} months)", ["customer", "name", "phone", "tier", "purchases", "spend"], [
             [r["customer_id"], r["name"], r["phone"], r["tier"], r["purchases"], yuan(r["spend"])]
             for r in data["top_customers"]], justify_right=("purchases", "spend")))
         share = data["top_fifth_share_permille"]
         c.print(fields_panel([
             ("points outstanding", f"{data['points_outstanding']:,}"),
-            ("spend, 12 months", yuan(data["spend_12m"])),
+            (f"spend, {rules.upgrade_window_months} months", yuan(data["spend_12m"])),
             ("二八定律", f"the top {data['top_fifth_customers']} customers (20%) brought "
                          f"{share // 10}.{share % 10}% of the spend"),
         ]))

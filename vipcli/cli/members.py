@@ -168,7 +168,7 @@ def show(
             ("email", data["email"]), ("address", data["address"]), ("store", data["store"]),
             ("card", _fmt_card(rules, data["card_no"])), ("status", data["status"]),
             ("valid to", data["valid_to"]), ("tier", data["tier"]),
-            ("points", data["points_balance"]), ("spend 12 months", yuan(data["spend_12m"])),
+            ("points", data["points_balance"]), (f"spend {rules.upgrade_window_months} months", yuan(data["spend_12m"])),
             ("class", data["class"]),
             ("registration", "complete" if data["registered"] else
              f"incomplete, {data['registration_days_left']} days left"
@@ -216,10 +216,10 @@ def search(
     more = skip + len(results) < total
 
     def human(c):
-        c.print(table(shown, ["id", "name", "phone", "card", "status", "tier", "points", "spend 12m", "class"],
+        c.print(table(shown, ["id", "name", "phone", "card", "status", "tier", "points", f"spend {rules.upgrade_window_months}m", "class"],
                       [[r["customer_id"], r["name"], r["phone"], _fmt_card(rules, r["card_no"]), r["status"],
                         r["tier"], r["points_balance"], yuan(r["spend_12m"]), r["class"]] for r in results],
-                      justify_right=("points", "spend 12m")))
+                      justify_right=("points", f"spend {rules.upgrade_window_months}m")))
         if more:
             c.print(f"More: --offset {skip + len(results)}")
 

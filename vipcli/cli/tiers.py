@@ -22,7 +22,7 @@ def tier_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/P
     emit(s, data, lambda c: c.print(fields_panel([
         ("tier", f"{data['tier']} ({data['tier_name']})"), ("discount rate", data["discount_rate"]),
         ("since", data["tier_since"]), ("held at least until", data["held_until"]),
-        ("spend 12 months", yuan(data["spend_12m"])),
+        (f"spend {rules.upgrade_window_months} months", yuan(data["spend_12m"])),
         ("next tier", data["next_tier"] or "— (highest)"),
         ("needed for next", f"{yuan(data['needed_for_next'])} more spend, or one purchase of "
                             f"{yuan(data['single_purchase_for_next'])}" if data["next_tier"] else ""),

@@ -57,7 +57,7 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     summary.append([])
     summary.append(["points outstanding", overview["points_outstanding"]])
     summary.append(["new members this month", new_members])
-    summary.append(["spend, 12 months", _yuan(overview["spend_12m"])])
+    summary.append([f"spend, {rules.upgrade_window_months} months", _yuan(overview["spend_12m"])])
     summary["B5"].number_format = MONEY
     summary.append([])
     tier_row = summary.max_row + 1
@@ -86,7 +86,7 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     classes = care.classify(conn, rules, now)
     counts = [[c.code, sum(1 for r in classes if r["class"] == c.code),
                _yuan(sum(r["spend"] for r in classes if r["class"] == c.code))] for c in rules.classes]
-    ws = sheet("客户分类", ["class", "customers", "spend 12 months"], counts, money_cols=(3,))
+    ws = sheet("客户分类", ["class", "customers", f"spend {rules.class_window_months} months"], counts, money_cols=(3,))
     chart = BarChart()
     chart.title = "客户归类汇总 (A–E)"
     chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=len(counts) + 1), titles_from_data=True)
@@ -133,7 +133,7 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     tier_rows = [[t.code, t.name, _yuan(by_tier.get(t.code, 0)),
                   (Decimal(by_tier.get(t.code, 0)) / total).quantize(Decimal("0.0001")) if total else Decimal(0)]
                  for t in rules.tiers]
-    ws = sheet("等级消费", ["tier", "name", "spend 12 months", "share of all spend"], tier_rows, money_cols=(3,),
+    ws = sheet("等级消费", ["tier", "name", f"spend {rules.upgrade_window_months} months", "share of all spend"], tier_rows, money_cols=(3,),
                widths=[12, 14, 18, 20])
     for row in ws.iter_rows(min_row=2, min_col=4, max_col=4):
         row[0].number_format = "0.0%"
