@@ -3,7 +3,6 @@ parsers to parse_row, the running-total windows to a plain sum, integer rounding
 time-order column pass to csv.reader, the card state kept between days to effective_status."""
 
 from datetime import datetime, timedelta
-from decimal import Decimal
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -103,7 +102,7 @@ def test_files_without_some_columns(chunk, dropped, clean):
         expected[n] = _values(sale)
     assert got == expected
     if clean and "phone" not in dropped:  # the column check takes such a chunk whole
-        assert parser._columns(range(2, 2 + len(rows)), list(zip(*rows)), len(rows)) is not None
+        assert parser.canonical_columns(range(2, 2 + len(rows)), list(zip(*rows)), len(rows)) is not None
 
 
 @settings(max_examples=400, deadline=None)
@@ -127,7 +126,7 @@ def test_column_check_gives_what_rows_give(chunk, clean):
     expected = {n: _canonical(c) for n, c in enumerate(chunk, start=2)}
     assert got == {n: v for n, v in expected.items() if v is not None}
     if clean:  # the column check takes such a chunk whole
-        assert parser._columns(range(2, 2 + len(chunk)), list(zip(*chunk)), len(chunk)) is not None
+        assert parser.canonical_columns(range(2, 2 + len(chunk)), list(zip(*chunk)), len(chunk)) is not None
 
 
 @settings(max_examples=150, deadline=None)
@@ -299,15 +298,15 @@ def test_column_shapes_check_what_the_patterns_check(texts):
     def fen_by_pattern(blank):
         if not re.fullmatch(rf"(?:(?:{YUAN})?\n)*", "\n".join(texts) + "\n"):
             return None
-        return [engine._fen(text) if text else blank for text in texts]
+        return [engine.plain_fen(text) if text else blank for text in texts]
 
-    assert engine._fen_column(texts, None) == fen_by_pattern(None)
-    assert engine._fen_column(texts, 0) == fen_by_pattern(0)
-    assert engine._mobiles(texts) == bool(re.fullmatch(f"(?:{MOBILE}\n)*", "\n".join(texts) + "\n"))
-    assert engine._plain_receipts(texts) == ("" not in texts and max(map(len, texts)) <= 40
+    assert engine.fen_column(texts, None) == fen_by_pattern(None)
+    assert engine.fen_column(texts, 0) == fen_by_pattern(0)
+    assert engine.mobiles(texts) == bool(re.fullmatch(f"(?:{MOBILE}\n)*", "\n".join(texts) + "\n"))
+    assert engine.plain_receipts(texts) == ("" not in texts and max(map(len, texts)) <= 40
                                              and all(t.isprintable() and t.strip() == t for t in texts))
     iso = r"(?:[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\n)*"
-    assert engine._shaped(texts, "9999-99-99T99:99:99") == bool(re.fullmatch(iso, "\n".join(texts) + "\n"))
+    assert engine.shaped(texts, "9999-99-99T99:99:99") == bool(re.fullmatch(iso, "\n".join(texts) + "\n"))
 
 
 purchase_cells = st.sampled_from(["", "R1", "R2", " R3", "13900000001", "1390000000", "SZ01", "sz 1", "12.50", "0.5",

@@ -114,6 +114,7 @@ def test_negative_balance_blocks_redemption(vip, member):
     assert vip("check")["ok"] is True
 
 
+@pytest.mark.damaged
 def test_check_catches_tampering(vip, member, isolated):
     card = _card_with(vip, member)
     assert vip("check")["ok"] is True
@@ -124,6 +125,7 @@ def test_check_catches_tampering(vip, member, isolated):
     assert any("lot" in p for p in r["problems"]) and any(card in p for p in r["problems"])
 
 
+@pytest.mark.damaged
 def test_check_catches_tier_and_card_tampering(vip, member, isolated):
     member()
     with sqlite3.connect(isolated / "vip.db") as conn:
@@ -236,6 +238,7 @@ def test_a_card_still_earned_by_other_purchases_or_granted_stays(vip, member):
      "not a tier of the rules"),
     (["UPDATE cards SET status = 'active'"], "holds 2 current cards"),
 ])
+@pytest.mark.damaged
 def test_check_catches_each_kind_of_damage(vip, member, isolated, tamper, found):
     """Each invariant, broken on its own, is reported (and a clean database passes)."""
     card = member()

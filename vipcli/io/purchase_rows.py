@@ -30,7 +30,7 @@ def _moment(at: datetime) -> int:
     return at.hour * 3600 + at.minute * 60 + at.second
 
 
-def _fen(text: str) -> int | None:
+def plain_fen(text: str) -> int | None:
     """'880.50', '880.5', '880' -> fen, for plain ASCII amounts only (None: let parse_yuan decide)."""
     whole, dot, cents = text.partition(".")
     if not (whole.isdigit() and len(whole) <= 15 and text.isascii()):
@@ -52,22 +52,22 @@ _AMOUNTS = re.compile(rf"(?:(?:{YUAN})?\n)*")  # parse_yuan's form, or blank
 
 def canonical_stamps(texts) -> bool:
     """Every text is 'YYYY-MM-DDTHH:MM:SS' (so that text order is time order)."""
-    return bool(texts) and _shaped(texts, "9999-99-99T99:99:99")
+    return bool(texts) and shaped(texts, "9999-99-99T99:99:99")
 
 
 _NINES = str.maketrans("0123456789", "9999999999")  # an ASCII digit -> "9": a text's shape
 
 
-def _shaped(texts, shape: str) -> bool:
+def shaped(texts, shape: str) -> bool:
     """Every text has `shape`, its 9s standing for ASCII digits ('9999-99-99'): a few passes in C,
     where a regular expression would take three times as long."""
     return set(map(len, texts)) == {len(shape)} and "".join(texts).translate(_NINES) == shape * len(texts)
 
 
-def _mobiles(texts) -> bool:
+def mobiles(texts) -> bool:
     """Every text a mainland mobile number in normalize_phone's form (fields.MOBILE, 1[3-9] and 9
     more digits)."""
-    if not _shaped(texts, "99999999999"):
+    if not shaped(texts, "99999999999"):
         return False
     joined = "".join(texts)
     return set(joined[::11]) == {"1"} and set(joined[1::11]) <= _SECOND_DIGITS
@@ -76,7 +76,7 @@ def _mobiles(texts) -> bool:
 _SECOND_DIGITS = set("3456789")
 
 
-def _plain_receipts(texts) -> bool:
+def plain_receipts(texts) -> bool:
     """Every receipt 1-40 printable characters with no space at either end (what parse_row takes
     as it is; isprintable() rejects every whitespace but " "), checked on the texts joined."""
     joined = "\n".join(texts)
@@ -85,7 +85,7 @@ def _plain_receipts(texts) -> bool:
             and " \n" not in joined and "\n " not in joined and max(map(len, texts)) <= 40)
 
 
-def _fen_column(texts: tuple, blank):
+def fen_column(texts: tuple, blank):
     """A column of amounts -> fen (`blank` for an empty cell), or None if one is not plain."""
     # The common case, every amount 1-15 ASCII digits, a point and two digits, checked in C: each
     # text's line end comes after ".99" (its digits made 9s), and all that is left is 9s.
@@ -96,7 +96,7 @@ def _fen_column(texts: tuple, blank):
         return list(map(int, joined.replace(".", "").split("\n")[:-1]))
     if not _AMOUNTS.fullmatch(joined):
         return None
-    return [_fen(text) if text else blank for text in texts]
+    return [plain_fen(text) if text else blank for text in texts]
 
 
 def _plain_phone(text: str) -> bool:
@@ -178,14 +178,14 @@ class RowParser:
         canonical form is checked column by column (a few passes in C); any other goes row by row."""
         lines = [cells for _, cells in chunk]
         if lines and set(map(len, lines)) == {self.width}:
-            rows = self._columns([number for number, _ in chunk], list(zip(*lines)), len(lines))
+            rows = self.canonical_columns([number for number, _ in chunk], list(zip(*lines)), len(lines))
             if rows is not None:
                 return rows, []
         return self._one_by_one(chunk)
 
     def parse_block(self, block) -> tuple[list, list]:
         """A `readers.Block` (rows as columns) -> (good, bad), as parse_chunk."""
-        rows = self._columns(range(block.first, block.first + block.count), block.columns, block.count)
+        rows = self.canonical_columns(range(block.first, block.first + block.count), block.columns, block.count)
         if rows is not None:
             return rows, []
         return self._one_by_one(block.rows())
@@ -215,17 +215,17 @@ class RowParser:
             self.cards.add(text)
         return True
 
-    def _columns(self, numbers, columns: list, count: int):
+    def canonical_columns(self, numbers, columns: list, count: int):
         """Rows given as columns (each row with the header's number of cells), all in the
         canonical form, or None: then `parse` decides row by row."""
         width, limit = self.width, self.rules.max_amount
         blank = ("",) * count
         receipt, card, phone, store, stamp, amount, promo, paid = (
             columns[i] if i < width else blank for i in self.at)
-        if not _plain_receipts(receipt):
+        if not plain_receipts(receipt):
             return None
         has_card = card is not blank and any(card)
-        if not ((phone is not blank and _mobiles(phone)) or _PHONES.fullmatch("\n".join(phone) + "\n")):
+        if not ((phone is not blank and mobiles(phone)) or _PHONES.fullmatch("\n".join(phone) + "\n")):
             return None
         if has_card:
             if "" in map(add, card, phone) or not all(map(self._card, set(card) - {""})):
@@ -245,9 +245,9 @@ class RowParser:
             at = list(map(_fromisoformat, stamp))
         except ValueError:
             return None
-        regular = _fen_column(amount, None)
-        promo = _fen_column(promo, 0) if promo is not blank else [0] * count
-        paid = _fen_column(paid, None) if paid is not blank else [None] * count
+        regular = fen_column(amount, None)
+        promo = fen_column(promo, 0) if promo is not blank else [0] * count
+        paid = fen_column(paid, None) if paid is not blank else [None] * count
         if regular is None or promo is None or paid is None or None in regular:
             return None
         if max(regular) > limit or max(promo) > limit or min(map(add, regular, promo)) <= 0:
@@ -311,19 +311,19 @@ class RowParser:
             at = _fromisoformat(stamp)
         except ValueError:
             return None
-        regular = _fen(cells[i_amount])
+        regular = plain_fen(cells[i_amount])
         if regular is None:
             return None
         promo = cells[i_promo]
         if promo:
-            promo = _fen(promo)
+            promo = plain_fen(promo)
             if promo is None:
                 return None
         else:
             promo = 0
         paid = cells[i_paid]
         if paid:
-            paid = _fen(paid)
+            paid = plain_fen(paid)
             if paid is None:
                 return None
         else:

@@ -1,0 +1,96 @@
+"""The domain at its public seams, on a real connection, without the CLI: sales, ledger, cards and
+membership each called as the import, the CLI and a future chain server call them. Thresholds are
+tested just below, at and just above; every test ends with the invariants (checks.run) clean."""
+
+from datetime import datetime
+
+import pytest
+
+from vipcli import archive, cards, checks, db, ledger, membership, rewards, sales
+from vipcli.db import transaction
+from vipcli.errors import Refused
+from vipcli.rules import default_text
+
+AT = datetime(2026, 3, 10, 10, 0)
+OPERATOR = "domain-test"
+
+
+@pytest.fixture
+def conn(tmp_path):
+    connection = db.connect(tmp_path / "d.db", create=True)
+    db.initialise(connection, default_text("store"), "built-in:store", OPERATOR, AT, "d.db")
+    yield connection
+    assert not any(checks.run_all(connection, db.current_rules(connection), full=True).values()), "invariants broken"
+    connection.close()
+
+
+def buy(conn, amount_fen: int, phone: str = "13900000001", at: datetime = AT, **extra) -> dict:
+    rules = db.current_rules(conn)
+    with transaction(conn):
+        return sales.record_purchase(conn, rules, sales.Sale(regular=amount_fen, phone=phone, at=at, **extra), at,
+                                     OPERATOR)
+
+
+@pytest.mark.parametrize("fen, issued", [(99_999, False), (100_000, True), (100_001, True)])
+def test_a_single_purchase_qualifies_at_the_threshold(conn, fen, issued):
+    """第四条 (store: one purchase of 1000.00 paid): just below, at, just above."""
+    result = buy(conn, fen)
+    assert result["card_issued"] is issued and result["paid"] == fen  # a prospect pays list price
+    assert (result["card_no"] is not None) is issued
+
+
+def test_a_member_pays_the_tier_rate_half_up_and_earns_on_what_was_paid(conn):
+    card = buy(conn, 100_000)["card_no"]
+    result = buy(conn, 1005, at=AT.replace(hour=11))  # 10.05 at 0.88 = 8.844 -> 8.84
+    assert (result["card_no"], result["paid"], result["discount_rate"], result["points_earned"]) == (card, 884, "0.88", 8)
+    assert ledger.balance(conn, card, AT.replace(hour=12)) == 1000 + 8
+
+
+def test_the_same_receipt_twice_is_one_purchase_and_other_content_is_refused(conn):
+    first = buy(conn, 50_000, receipt="R1")
+    again = buy(conn, 50_000, receipt="R1")
+    assert again["duplicate"] is True and again["customer_id"] == first["customer_id"]
+    with pytest.raises(Refused, match="different content"):
+        buy(conn, 50_001, receipt="R1")
+
+
+def test_a_lost_card_refuses_a_purchase_by_card_and_earns_by_phone(conn):
+    rules = db.current_rules(conn)
+    card = buy(conn, 100_000)["card_no"]
+    with transaction(conn):
+        cards.report_lost(conn, card, AT.replace(hour=11))
+    with pytest.raises(Refused, match="blocked"):
+        with transaction(conn):
+            sales.record_purchase(conn, rules, sales.Sale(regular=10_000, card_no=card, at=AT.replace(hour=12)),
+                                  AT.replace(hour=12), OPERATOR)
+    by_phone = buy(conn, 10_000, at=AT.replace(hour=13))
+    assert by_phone["points_earned"] == 88 and "lost" in by_phone["note"]
+
+
+def test_redeeming_never_goes_below_zero_and_needs_an_active_card(conn):
+    rules = db.current_rules(conn)
+    card = buy(conn, 100_000)["card_no"]
+    later = AT.replace(hour=12)
+    with transaction(conn):
+        rewards.redeem(conn, rules, card, 1000, None, later, OPERATOR)
+    with pytest.raises(Refused, match="insufficient points"):
+        with transaction(conn):
+            rewards.redeem(conn, rules, card, 1, None, later, OPERATOR)
+    assert ledger.balance(conn, card, later) == 0
+    with transaction(conn):
+        cards.report_lost(conn, card, later)
+    with pytest.raises(Refused, match="only an active card can redeem"):
+        with transaction(conn):
+            rewards.redeem(conn, rules, card, 1, None, later, OPERATOR)
+
+
+def test_cancelling_forfeits_the_points_and_ends_the_membership(conn):
+    rules = db.current_rules(conn)
+    card = buy(conn, 100_000)["card_no"]
+    with transaction(conn):
+        done = membership.end(conn, rules, card, "customer asked", AT.replace(hour=11), OPERATOR, erase=False)
+    assert (done["status"], done["points_forfeited"]) == ("cancelled", 1000)
+    again = buy(conn, 200_000, at=AT.replace(hour=12))  # no second card for an ended membership
+    assert again["card_no"] is None and "membership ended" in again["note"]
+    customer = archive.customer(conn, done["customer_id"])
+    assert cards.live_card(conn, customer["id"]) is None
