@@ -180,7 +180,7 @@ def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: s
         if registered[0] is not None:
             card_no = cards.issue(conn, rules, customer["id"], at, cards.qualified_reason("registration"), None,
                                   clean.get("store") or customer["store"])
-            set_tier(conn, customer["id"], None, rules.tiers[0].code, at, "card issued (registration)", operator)
+            set_tier(conn, customer["id"], None, rules.tiers[0].code, at, cards.issue_reason("registration"), operator)
     audit(conn, at, operator, "enroll", str(customer["id"]), created=created, changed=changed)
     return {"customer_id": customer["id"], "created": created, "changed": changed,
             "card_issued": card_no is not None}

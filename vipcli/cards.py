@@ -116,6 +116,11 @@ def qualified_reason(rule: str) -> str:
     return f"qualified: {rule}"
 
 
+def issue_reason(rule: str) -> str:
+    """The first tier's reason when a card is issued on a rule (purchase or registration)."""
+    return f"card issued ({rule})"
+
+
 def registration_ends(card, rules: Rules) -> date | None:
     """第七条: the last day an unregistered card has full rights (30天内 includes day 30), or None
     where the profile has no registration window."""

@@ -220,11 +220,6 @@ def _window_spend(conn, rules: Rules, customer_id: int, months: int, at: datetim
     return sum(net for net, _ in rows)
 
 
-def issue_reason(rule: str) -> str:
-    """The tier change's reason when a purchase qualified for a card."""
-    return f"card issued ({rule})"
-
-
 def upgrade_reason(rules: Rules, paid: int, spend: int) -> str:
     return f"upgrade: purchase {format_fen(paid)}, {rules.upgrade_window_months}-month spend {format_fen(spend)}"
 
@@ -241,7 +236,7 @@ def _qualify(conn, rules: Rules, customer, purchase_id: int, paid: int, sale: Sa
     conn.execute("UPDATE purchases SET card_no = ? WHERE id = ?", (number, purchase_id))
     spend = _window_spend(conn, rules, customer["id"], rules.upgrade_window_months, at, False)
     tier = rules.tier_for(paid, spend).code
-    archive.set_tier(conn, customer["id"], None, tier, at, issue_reason(reason), operator)
+    archive.set_tier(conn, customer["id"], None, tier, at, cards.issue_reason(reason), operator)
     return number, tier
 
 

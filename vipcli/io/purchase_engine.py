@@ -29,10 +29,9 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from vipcli import cards, sales
-from vipcli.archive import REGISTRATION_FIELDS, is_registered
-from vipcli.dates import is_birthday, iso, months_before
+from vipcli.dates import is_birthday, iso
 from vipcli.errors import DatabaseProblem, Refused, VipError
-from vipcli.io.purchase_state import Customer, Day, PaidCustomer, Windows, add_event, seconds_of, window_sum
+from vipcli.io.purchase_state import Customer, Customers, Day, Windows, add_event, window_sum
 from vipcli.rules import Rules
 
 _fromisoformat = datetime.fromisoformat
@@ -67,19 +66,12 @@ class PurchaseImport:
         self.tx_rows = tx_rows
         self.tx_seconds = tx_seconds
         self.report = Report()
-        self.customers: dict[int, Customer] = {}
-        self.by_phone: dict[str, int] = {}
-        self.by_card: dict[str, int] = {}
+        self.people = Customers(conn, rules)  # the buyers met, and how to find the others
         self.sequences: dict[str, int] = {}
         self.full_regions: set[str] = set()  # regions with no card number left (their rows go slow)
-        self.horizon = max([w.months for w in rules.qualify_windows] + [rules.upgrade_window_months])
         self.recorded_at = iso(now)
         self.open = False
         self.loaded = False
-        # No purchase was recorded before this import, and nobody else has written since: a
-        # customer met for the first time has none (this import's are in memory), and the history
-        # query is skipped; it would scan the table while a first load defers its index.
-        self.fresh = None
         # hashes of the receipts this transaction wrote (not yet visible to the chunk's look-up of
         # existing ones); a hash seen again is checked against the database
         self.in_tx: set[int] = set()
@@ -88,19 +80,13 @@ class PurchaseImport:
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
         # rules.discount_rate's answers, by (tier, card status, birthday today)
         self.rates: dict[tuple, Decimal | None] = {}
-        self.customer = PaidCustomer if rules.count_promo else Customer
         self._new_pending()
 
     # --- state ----------------------------------------------------------------------------------
 
     def _load_maps(self):
-        self.customers.clear()
         self.sequences.clear()
-        self.by_phone.clear()
-        self.by_phone.update(self.conn.execute("SELECT phone, id FROM customers WHERE phone IS NOT NULL"))
-        self.by_card.clear()
-        self.by_card.update(self.conn.execute("SELECT card_no, customer_id FROM cards"))
-        self.strangers = bool(self.by_phone or self.by_card)  # customers this import has not met
+        self.people.reload()
 
     def _day(self, text: str) -> Day:
         day = self.days.get(text)
@@ -108,80 +94,7 @@ class PurchaseImport:
             day = self.days[text] = Day(date.fromisoformat(text), self.months)
         return day
 
-    def _state(self, cid: int, stamp: str) -> Customer:
-        """A customer this import has not met yet (the chunk's look-up missed it), read back."""
-        state = self.customers.get(cid)
-        if state is None:
-            self._load([cid], _fromisoformat(stamp))
-            state = self.customers[cid]
-        return state
-
-    def _prefetch(self, rows: list) -> None:
-        """The customers a chunk names that this import has not met yet, read with a few queries
-        for the whole chunk instead of four per customer."""
-        if not self.strangers:
-            return  # every customer there is was made by this import, and is in memory
-        by_phone, by_card, known = self.by_phone, self.by_card, self.customers
-        wanted = {cid for cid in (by_phone.get(row[3]) if row[2] is None else by_card.get(row[2])
-                                  for row in rows) if cid is not None and cid not in known}
-        if wanted:
-            self._load(sorted(wanted), _fromisoformat(rows[0][5]))  # since the chunk's first (earliest) row
-
-    def _load(self, ids: list[int], since: datetime) -> None:
-        """Customers' state from the database: tier, registration and birthday; the latest live
-        card (as cards.live_card), whether it carries debt, or whether a membership ended; and the
-        purchases inside the longest window before `since`."""
-        conn, live = self.conn, ",".join("?" * len(cards.LIVE))
-        start = iso(months_before(since, self.horizon))
-        for i in range(0, len(ids), 500):
-            part = ids[i:i + 500]
-            marks = ",".join("?" * len(part))
-            states = {}
-            for row in conn.execute(
-                    f"SELECT id, tier, {', '.join(REGISTRATION_FIELDS)} FROM customers WHERE id IN ({marks})", part):
-                state = states[row["id"]] = self.customer(row["id"])
-                state.tier = row["tier"]
-                state.registered = is_registered(row)
-                state.birthday = date.fromisoformat(row["birthday"]) if row["birthday"] else None
-            for card in conn.execute(f"SELECT * FROM cards WHERE customer_id IN ({marks}) AND status IN ({live}) "
-                                     "ORDER BY issued_at DESC", (*part, *cards.LIVE)):
-                state = states[card["customer_id"]]
-                if state.card is None:  # the latest live card
-                    self._take_card(state, card)
-            holders = {r[0] for r in conn.execute(
-                f"SELECT DISTINCT customer_id FROM cards WHERE customer_id IN ({marks})", part)}
-            numbers = [state.card for state in states.values() if state.card is not None]
-            debts = {r[0] for r in conn.execute(
-                f"SELECT DISTINCT card_no FROM point_lots WHERE remaining < 0 AND card_no IN "
-                f"({','.join('?' * len(numbers))})", numbers)} if numbers else set()
-            for cid, state in states.items():
-                if state.card is not None:
-                    state.debt = state.card in debts
-                else:
-                    state.ended = cid in holders
-            if not self.fresh:  # else no purchase of theirs is recorded yet
-                for cid, stamp, net, promo in conn.execute(
-                        f"SELECT customer_id, purchased_at, paid - refunded, promo FROM purchases WHERE customer_id "
-                        f"IN ({marks}) AND purchased_at > ? ORDER BY customer_id, purchased_at, id", (*part, start)):
-                    add_event(states[cid], seconds_of(stamp), net, self.rules.counted(net, promo))
-            for cid, state in states.items():
-                self._settle_events(state)
-                self.customers[cid] = state
-
-    def _settle_events(self, state: Customer) -> None:
-        """A customer no window will be asked of again (top tier: no upgrade left; membership
-        ended: no card again) keeps no events: the heaviest buyers are those, so this is most
-        of the import's memory. Tiers only rise during an import."""
-        if state.ended or (state.card is not None and self.rules.is_top_tier(state.tier)):
-            state.events = state.windows = None
-
-    @staticmethod
-    def _take_card(state: Customer, card) -> None:
-        state.card = card["card_no"]
-        state.status = card["status"]
-        state.valid_to = card["valid_to"]
-        state.registration_from = card["registration_from"]
-
+    # --- transactions and chunks ----------------------------------------------------------------
 
     def run(self, chunks, rejects, progress=None) -> Report:
         """chunks: (lines read, good rows, bad rows), as `parsed_chunks` makes them, in time order.
@@ -210,7 +123,8 @@ class PurchaseImport:
 
     def _forget(self) -> None:
         """Drop what the import kept in memory (its report stays)."""
-        for kept in (self.customers, self.by_phone, self.by_card, self.in_tx, self.days):
+        self.people.forget()
+        for kept in (self.in_tx, self.days):
             kept.clear()
 
     def _begin(self) -> None:
@@ -226,10 +140,10 @@ class PurchaseImport:
         limit = 10 ** self.rules.sequence_digits  # (another process may have used the last numbers meanwhile)
         self.full_regions.update(region for region, last in self.conn.execute(
             "SELECT region, last FROM card_sequences WHERE last + 1 >= ?", (limit,)))
-        if self.fresh is None:
-            self.fresh = self.next_purchase == 1
+        if self.people.fresh is None:
+            self.people.fresh = self.next_purchase == 1
         elif changed:
-            self.fresh = False
+            self.people.fresh = False
 
     def _commit(self) -> None:
         if self.before_commit is not None:
@@ -253,7 +167,7 @@ class PurchaseImport:
         for number, values, reason in bad:
             report.rejected += 1
             rejects(number, values, reason)
-        self._prefetch(rows)
+        self.people.prefetch(rows)
         receipts = [row[1] for row in rows]
         self._apply(rows, self._existing(receipts), rejects)
         self._flush()
@@ -299,7 +213,7 @@ class PurchaseImport:
         """Every rule, row after row: the common case inline (this loop is the import's hot path,
         hence the local names), the rare ones in the methods below."""
         rules, report, in_tx = self.rules, self.report, self.in_tx
-        by_phone, customers, days = self.by_phone.get, self.customers.get, self.days.get
+        by_phone, customers, days = self.people.by_phone.get, self.people.known.get, self.days.get
         counted_of, price, points_for = rules.counted, rules.price, rules.points_for
         may_qualify, may_rise = rules.may_qualify, rules.may_rise
         for row in rows:
@@ -312,7 +226,7 @@ class PurchaseImport:
                 if cid is None:
                     state = self._new_prospect(phone, store, stamp)
                 else:
-                    state = customers(cid) or self._state(cid, stamp)
+                    state = customers(cid) or self.people.get(cid, stamp)
                     if card_given is not None and state.card != card_given:
                         self._wrong_card(card_given)
                 day = days(stamp[:10]) or self._day(stamp[:10])
@@ -366,7 +280,7 @@ class PurchaseImport:
                 rejects(row[0], None, exc.message)  # the file is read again for its cells
 
     def _card_owner(self, card_no: str) -> int:
-        cid = self.by_card.get(card_no)
+        cid = self.people.by_card.get(card_no)
         if cid is None:
             raise VipError(f"card {card_no} is not on record")
         return cid
@@ -418,7 +332,7 @@ class PurchaseImport:
             return None
         card_no = self._issue(state, store, day, stamp, reason)
         spend = self._upgrade_spend(state, seconds, day)
-        self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, sales.issue_reason(reason))
+        self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, cards.issue_reason(reason))
         return card_no
 
     def _upgrade(self, state: Customer, paid: int, seconds: int, day: Day, stamp: str) -> None:
@@ -454,9 +368,7 @@ class PurchaseImport:
     def _new_prospect(self, phone: str, store, stamp: str) -> Customer:
         cid = self.next_customer
         self.next_customer = cid + 1
-        state = self.customer(cid)
-        self.customers[cid] = state
-        self.by_phone[phone] = cid
+        state = self.people.new(cid, phone)
         self.pending["customers"].append((cid, phone, store, stamp))
         return state
 
@@ -487,13 +399,13 @@ class PurchaseImport:
                                       cards.qualified_reason(reason), stamp, stamp))
         state.card, state.status, state.valid_to, state.registration_from = number, "active", valid_to, stamp
         state.until = -1
-        self.by_card[number] = state.id
+        self.people.by_card[number] = state.id
         self.report.cards_issued += 1
         return number
 
     def _set_tier(self, state, old, new, stamp, reason):
         state.tier = new
-        self._settle_events(state)
+        self.people.settle(state)
         self.tier_sets[state.id] = (new, stamp)
         self.pending["tiers"].append((self.next_change, state.id, old, new, stamp, reason, self.operator))
         self.next_change += 1
@@ -512,8 +424,8 @@ class PurchaseImport:
                 raise VipError(exc.message) from None  # (without the code that stops an import)
             raise
         self._commit()
-        self.fresh = False  # the customer is read back from the database, purchases included
-        self.customers.pop(state.id, None)
+        self.people.fresh = False  # the customer is read back from the database, purchases included
+        self.people.known.pop(state.id, None)
         self.sequences.clear()
         self._begin()
         self.report.inserted += 1

@@ -1,12 +1,16 @@
-"""What the purchases import keeps between rows: each customer's card, tier and running totals,
-and the calendar facts of each day of the file. Memory is the import's limit at a million rows
+"""What the purchases import keeps between rows: each customer's card, tier and running totals
+(read back from the database for the customers it meets), and the calendar facts of each day of
+the file. Memory is the import's limit at a million rows
 (200,000 customers), hence compact arrays of running totals, pruned to the longest window, in
 32-bit values while they fit (half the memory of 64; a test holds the windows to a plain sum)."""
 
 from array import array
 from datetime import date, datetime
 
-from vipcli.dates import months_before
+from vipcli import cards
+from vipcli.archive import REGISTRATION_FIELDS, is_registered
+from vipcli.dates import iso, months_before
+from vipcli.rules import Rules
 
 _fromisoformat = datetime.fromisoformat
 
@@ -120,6 +124,117 @@ def add_event(state: Customer, seconds: int, paid: int, counted: int) -> None:
         events.extend(values)
 
 # --- transactions and chunks ----------------------------------------------------------------
+
+
+class Customers:
+    """The buyers an import has met (their state), and how to find the others: phone and card
+    number -> customer id, read again whenever another process wrote between two transactions;
+    a customer met for the first time is read back with the rest of the chunk's."""
+
+    def __init__(self, conn, rules: Rules):
+        self.conn, self.rules = conn, rules
+        self.known: dict[int, Customer] = {}
+        self.by_phone: dict[str, int] = {}
+        self.by_card: dict[str, int] = {}
+        self.strangers = False  # customers in the database that this import has not met
+        # No purchase was recorded before this import, and nobody else has written since: a
+        # customer met for the first time has none (this import's are in memory), and the history
+        # query is skipped; it would scan the table while a first load defers its index.
+        self.fresh = None
+        self.horizon = max([w.months for w in rules.qualify_windows] + [rules.upgrade_window_months])
+        self.make = PaidCustomer if rules.count_promo else Customer
+
+    def reload(self) -> None:
+        self.known.clear()
+        self.by_phone.clear()
+        self.by_phone.update(self.conn.execute("SELECT phone, id FROM customers WHERE phone IS NOT NULL"))
+        self.by_card.clear()
+        self.by_card.update(self.conn.execute("SELECT card_no, customer_id FROM cards"))
+        self.strangers = bool(self.by_phone or self.by_card)
+
+    def forget(self) -> None:
+        for kept in (self.known, self.by_phone, self.by_card):
+            kept.clear()
+
+    def new(self, cid: int, phone: str) -> Customer:
+        """A prospect this import creates."""
+        state = self.known[cid] = self.make(cid)
+        self.by_phone[phone] = cid
+        return state
+
+    def get(self, cid: int, stamp: str) -> Customer:
+        """A customer this import has not met yet (the chunk's look-up missed it), read back."""
+        state = self.known.get(cid)
+        if state is None:
+            self.load([cid], _fromisoformat(stamp))
+            state = self.known[cid]
+        return state
+
+    def prefetch(self, rows: list) -> None:
+        """The customers a chunk names that this import has not met yet, read with a few queries
+        for the whole chunk instead of four per customer."""
+        if not self.strangers:
+            return  # every customer there is was made by this import, and is in memory
+        by_phone, by_card, known = self.by_phone, self.by_card, self.known
+        wanted = {cid for cid in (by_phone.get(row[3]) if row[2] is None else by_card.get(row[2])
+                                  for row in rows) if cid is not None and cid not in known}
+        if wanted:
+            self.load(sorted(wanted), _fromisoformat(rows[0][5]))  # since the chunk's first (earliest) row
+
+    def load(self, ids: list[int], since: datetime) -> None:
+        """Customers' state from the database: tier, registration and birthday; the latest live
+        card (as cards.live_card), whether it carries debt, or whether a membership ended; and the
+        purchases inside the longest window before `since`."""
+        conn, live = self.conn, ",".join("?" * len(cards.LIVE))
+        start = iso(months_before(since, self.horizon))
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ",".join("?" * len(part))
+            states = {}
+            for row in conn.execute(
+                    f"SELECT id, tier, {', '.join(REGISTRATION_FIELDS)} FROM customers WHERE id IN ({marks})", part):
+                state = states[row["id"]] = self.make(row["id"])
+                state.tier = row["tier"]
+                state.registered = is_registered(row)
+                state.birthday = date.fromisoformat(row["birthday"]) if row["birthday"] else None
+            for card in conn.execute(f"SELECT * FROM cards WHERE customer_id IN ({marks}) AND status IN ({live}) "
+                                     "ORDER BY issued_at DESC", (*part, *cards.LIVE)):
+                state = states[card["customer_id"]]
+                if state.card is None:  # the latest live card
+                    self.take_card(state, card)
+            holders = {r[0] for r in conn.execute(
+                f"SELECT DISTINCT customer_id FROM cards WHERE customer_id IN ({marks})", part)}
+            numbers = [state.card for state in states.values() if state.card is not None]
+            debts = {r[0] for r in conn.execute(
+                f"SELECT DISTINCT card_no FROM point_lots WHERE remaining < 0 AND card_no IN "
+                f"({','.join('?' * len(numbers))})", numbers)} if numbers else set()
+            for cid, state in states.items():
+                if state.card is not None:
+                    state.debt = state.card in debts
+                else:
+                    state.ended = cid in holders
+            if not self.fresh:  # else no purchase of theirs is recorded yet
+                for cid, stamp, net, promo in conn.execute(
+                        f"SELECT customer_id, purchased_at, paid - refunded, promo FROM purchases WHERE customer_id "
+                        f"IN ({marks}) AND purchased_at > ? ORDER BY customer_id, purchased_at, id", (*part, start)):
+                    add_event(states[cid], seconds_of(stamp), net, self.rules.counted(net, promo))
+            for cid, state in states.items():
+                self.settle(state)
+                self.known[cid] = state
+
+    def settle(self, state: Customer) -> None:
+        """A customer no window will be asked of again (top tier: no upgrade left; membership
+        ended: no card again) keeps no events: the heaviest buyers are those, so this is most
+        of the import's memory. Tiers only rise during an import."""
+        if state.ended or (state.card is not None and self.rules.is_top_tier(state.tier)):
+            state.events = state.windows = None
+
+    @staticmethod
+    def take_card(state: Customer, card) -> None:
+        state.card = card["card_no"]
+        state.status = card["status"]
+        state.valid_to = card["valid_to"]
+        state.registration_from = card["registration_from"]
 
 
 class Windows:
