@@ -72,9 +72,9 @@ class PurchaseImport:
         self.recorded_at = iso(now)
         self.open = False
         self.loaded = False
-        # hashes of the receipts this transaction wrote (not yet visible to the chunk's look-up of
-        # existing ones); a hash seen again is checked against the database
-        self.in_tx: set[int] = set()
+        # the receipts this transaction wrote (not yet visible to the chunk's look-up of existing
+        # ones); one seen again is read back from the database
+        self.in_tx: set[str] = set()
         self.tier_sets: dict[int, tuple] = {}  # customer id -> (tier, since), written before the commit
         self.days: dict[str, Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
@@ -220,7 +220,7 @@ class PurchaseImport:
             try:
                 number, receipt, card_given, phone, store, stamp, moment, regular, promo, given = row
                 cid = by_phone(phone) if card_given is None else self._card_owner(card_given)
-                if ((existing and receipt in existing) or hash(receipt) in in_tx) and self._repeat(
+                if ((existing and receipt in existing) or receipt in in_tx) and self._repeat(
                         cid, row, existing):
                     continue  # the same purchase again (a different one raised)
                 if cid is None:
@@ -270,7 +270,7 @@ class PurchaseImport:
                 self.purchases.append((purchase_id, receipt, state.id, card_no, store, stamp, regular, promo,
                                        paid, 0 if given is None else 1, None if rate is None else str(rate),
                                        points))
-                in_tx.add(hash(receipt))
+                in_tx.add(receipt)
                 if points:
                     self._earn(card_no, purchase_id, points, stamp)
             except VipError as exc:
@@ -297,7 +297,7 @@ class PurchaseImport:
         if earlier is None:
             earlier = self._written(receipt)
             if earlier is None:
-                return False  # only its hash was among this transaction's
+                return False  # (not recorded after all)
             existing[receipt] = earlier
         cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
         if not (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
