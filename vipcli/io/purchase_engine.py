@@ -80,6 +80,7 @@ class PurchaseImport:
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
         # rules.discount_rate's answers, by (tier, card status, birthday today)
         self.rates: dict[tuple, Decimal | None] = {}
+        self.texts: dict[datetime, str] = {}  # iso() of lot dates (see _text)
         self._new_pending()
 
     # --- state ----------------------------------------------------------------------------------
@@ -315,6 +316,15 @@ class PurchaseImport:
         state.until = until.toordinal()
         return state.effective
 
+    def _text(self, moment: datetime) -> str:
+        """iso(moment), kept for the moments that come back (a calendar year's expiry)."""
+        text = self.texts.get(moment)
+        if text is None:
+            if len(self.texts) > 10_000:
+                self.texts.clear()
+            text = self.texts[moment] = iso(moment)
+        return text
+
     def _rate(self, state: Customer, status: str, day: Day) -> Decimal | None:
         """rules.discount_rate for this buyer today (an import never checks an ID), its answers
         kept by (tier, status, birthday today)."""
@@ -348,8 +358,9 @@ class PurchaseImport:
         lot_id = self.next_lot
         self.next_lot = lot_id + 1
         at = _fromisoformat(stamp)
-        self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp, iso(self.rules.lot_usable_from(at)),
-                                     iso(self.rules.lot_expiry(at)), points))
+        usable, expiry = self.rules.lot_usable_from(at), self.rules.lot_expiry(at)
+        self.pending["lots"].append((lot_id, card_no, purchase_id, points, stamp,
+                                     stamp if usable == at else self._text(usable), self._text(expiry), points))
         self.pending["ledger"].append((self.next_entry, card_no, lot_id, "earn", points, stamp, self.operator,
                                        purchase_id, None))
         self.next_entry += 1
