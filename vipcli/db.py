@@ -2,7 +2,7 @@
 transactions taken with BEGIN IMMEDIATE, the stored rules and the audit log.
 
 sqlite3 from the standard library on purpose: `vip purchase` must start fast, and sqlite-utils
-costs ~150 ms of imports (it is used by the exporters and benchmarks, off the hot path).
+costs more imports than the whole of `vip purchase` (it is used by the exporters, off the hot path).
 """
 
 import json
@@ -55,8 +55,7 @@ def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection
         if mode != "wal":
             # A new file gets 16 KB pages (SQLite's default is 4 KB; this does nothing to a file
             # that has tables already): a large import writes a quarter as many pages to the WAL
-            # and copies a quarter as many into the file (1,000,000 rows: 71,000 writes instead of
-            # 277,000), and a 200,000-row import takes about 8 % less time and CPU.
+            # and copies a quarter as many into the file (measured in docs/performance.md).
             conn.execute("PRAGMA page_size = 16384")
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
@@ -211,8 +210,7 @@ def _rollback(conn) -> None:
 #
 # SQLite has no queue for its write lock: a waiting process retries now and then (every 100 ms at
 # most), and a writer that commits and begins again at once (an import, transaction after
-# transaction) can keep it out for many transactions (a till waited 7 s behind a 1,000,000-row
-# import). So a process waiting for the lock says so, with a shared lock on a file beside the
+# transaction) can keep it out for many transactions (benchmarks/till_during_import.py). So a process waiting for the lock says so, with a shared lock on a file beside the
 # database, and the long writer lets every such waiter in before its next transaction.
 
 

@@ -1,7 +1,7 @@
 """Plain coercion for text, flag and list-of-text parameters.
 
-Typer 0.29 coerces every parameter through a pydantic TypeAdapter, which imports pydantic (~100 ms)
-and builds an adapter per parameter on every run: more than the rest of `vip purchase` together.
+Typer 0.29 coerces every parameter through a pydantic TypeAdapter, which imports pydantic and
+builds an adapter per parameter on every run: more than the rest of `vip purchase` together.
 vipcli declares its parameters as text and parses them itself (money, dates, phones need our own
 messages and exit codes anyway), so a plain coercer is exact. Where typer's internals differ
 (another version), nothing is replaced and typer's own coercion runs: slower, same behaviour.

@@ -17,7 +17,7 @@ class Rejects:
 
     def __init__(self, encoding: str, source: tuple):
         # (row number, reason), spooled to a temporary file: the values are read again from the input
-        # at the end (a million bad rows held 750 MB; now a few bytes a row in memory).
+        # at the end: a few bytes a row in memory, however many rows are bad.
         self.numbers, self.offsets = array("q"), array("q")
         self.spool = tempfile.TemporaryFile(mode="w+b")
         self.encoding = encoding  # readers.people_encoding: the input's GB18030, else UTF-8 with a BOM

@@ -99,7 +99,7 @@ def time_order(path: str, index: int, encoding: str | None) -> tuple[bool, int]:
 
 
 # An out-of-order file is sorted in runs of this many rows, each spooled to a temporary file, then
-# merged: memory holds one run, not the file (1,000,000 rows sorted at once took 750 MB).
+# merged: memory holds one run, not the file.
 SORT_RUN_ROWS = 50_000
 
 
