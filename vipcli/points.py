@@ -9,6 +9,17 @@ from vipcli.errors import Refused
 from vipcli.rules import Rules
 
 
+def statement(conn, rules: Rules, ref: str, now: datetime) -> dict:
+    """`vip points`: a card's balance, what is usable now, its lots with their expiry, recent entries."""
+    customer, card = archive.resolve(conn, rules, ref)
+    if card is None:
+        raise Refused(f"customer {customer['id']} has no card, so no points", code="no_card")
+    number = card["card_no"]
+    return {"card_no": number, "points_balance": ledger.balance(conn, number, now),
+            "usable": ledger.usable(conn, number, now), "lots": ledger.lots(conn, number, now),
+            "entries": ledger.recent_entries(conn, number)}
+
+
 def expire_due(conn, as_of: datetime, now: datetime, operator: str) -> dict:
     """Expire every lot past its expiry at `as_of` (idempotent: a lot expired once has nothing left)."""
     per_card = ledger.expire(conn, as_of, operator)

@@ -62,22 +62,15 @@ def redeem(
 @command(points_app, "show")
 def points_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
     """Balance, lots with their expiry, recent entries. Example: vip points 755000015"""
-    from vipcli import archive, ledger
-    from vipcli.errors import Refused
+    from vipcli import points as points_mod
 
     s = session(ctx)
-    rules = s.rules()
-    customer, card = archive.resolve(s.conn, rules, ref)
-    if card is None:
-        raise Refused(f"customer {customer['id']} has no card, so no points", code="no_card")
-    held = ledger.balance(s.conn, card["card_no"], s.now)
-    lots = ledger.lots(s.conn, card["card_no"], s.now)
-    entries = ledger.recent_entries(s.conn, card["card_no"])
-    data = {"card_no": card["card_no"], "points_balance": held,
-            "usable": ledger.usable(s.conn, card["card_no"], s.now), "lots": lots, "entries": entries}
+    data = points_mod.statement(s.conn, s.rules(), ref, s.now)
+    lots, entries = data["lots"], data["entries"]
 
     def human(c):
-        c.print(fields_panel([("card", card["card_no"]), ("balance", held), ("usable now", data["usable"])]))
+        c.print(fields_panel([("card", data["card_no"]), ("balance", data["points_balance"]),
+                              ("usable now", data["usable"])]))
         c.print(table("Lots", ["lot", "earned", "points", "remaining", "usable from", "expires"], [
             [x["id"], x["earned_at"], x["points"], x["remaining"], x["usable_from"], x["expires_at"]] for x in lots],
             justify_right=("points", "remaining")))
