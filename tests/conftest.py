@@ -33,7 +33,7 @@ def invariants_hold(request, isolated):
         return
     import sqlite3
 
-    from vipcli import checks, db
+    from vipcli import checks, db, rulebook
     from vipcli.errors import VipError
 
     for path in sorted(isolated.glob("*.db")):
@@ -42,9 +42,9 @@ def invariants_hold(request, isolated):
         except VipError:
             continue
         try:
-            if not db.has_rules(conn):
+            if not rulebook.has_rules(conn):
                 continue
-            rules = db.current_rules(conn)
+            rules = rulebook.current_rules(conn)
             # (ID numbers are left out: whether their key is at hand is the test's set-up, not an invariant)
             problems = {check.__name__: found for check in (checks.lots, checks.purchases, checks.tiers,
                                                             checks.card_numbers) if (found := check(conn, rules))}

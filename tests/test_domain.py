@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from vipcli import archive, cards, checks, db, ledger, membership, rewards, sales
+from vipcli import archive, cards, checks, db, ledger, membership, rewards, rulebook, sales
 from vipcli.db import transaction
 from vipcli.errors import Refused
 from vipcli.rules import default_text
@@ -18,14 +18,14 @@ OPERATOR = "domain-test"
 @pytest.fixture
 def conn(tmp_path):
     connection = db.connect(tmp_path / "d.db", create=True)
-    db.initialise(connection, default_text("store"), "built-in:store", OPERATOR, AT, "d.db")
+    rulebook.initialise(connection, default_text("store"), "built-in:store", OPERATOR, AT, "d.db")
     yield connection
-    assert not any(checks.run_all(connection, db.current_rules(connection), full=True).values()), "invariants broken"
+    assert not any(checks.run_all(connection, rulebook.current_rules(connection), full=True).values()), "invariants broken"
     connection.close()
 
 
 def buy(conn, amount_fen: int, phone: str = "13900000001", at: datetime = AT, **extra) -> dict:
-    rules = db.current_rules(conn)
+    rules = rulebook.current_rules(conn)
     with transaction(conn):
         return sales.record_purchase(conn, rules, sales.Sale(regular=amount_fen, phone=phone, at=at, **extra), at,
                                      OPERATOR)
@@ -55,7 +55,7 @@ def test_the_same_receipt_twice_is_one_purchase_and_other_content_is_refused(con
 
 
 def test_a_lost_card_refuses_a_purchase_by_card_and_earns_by_phone(conn):
-    rules = db.current_rules(conn)
+    rules = rulebook.current_rules(conn)
     card = buy(conn, 100_000)["card_no"]
     with transaction(conn):
         cards.report_lost(conn, card, AT.replace(hour=11))
@@ -68,7 +68,7 @@ def test_a_lost_card_refuses_a_purchase_by_card_and_earns_by_phone(conn):
 
 
 def test_redeeming_never_goes_below_zero_and_needs_an_active_card(conn):
-    rules = db.current_rules(conn)
+    rules = rulebook.current_rules(conn)
     card = buy(conn, 100_000)["card_no"]
     later = AT.replace(hour=12)
     with transaction(conn):
@@ -85,7 +85,7 @@ def test_redeeming_never_goes_below_zero_and_needs_an_active_card(conn):
 
 
 def test_cancelling_forfeits_the_points_and_ends_the_membership(conn):
-    rules = db.current_rules(conn)
+    rules = rulebook.current_rules(conn)
     card = buy(conn, 100_000)["card_no"]
     with transaction(conn):
         done = membership.end(conn, rules, card, "customer asked", AT.replace(hour=11), OPERATOR, erase=False)

@@ -166,10 +166,11 @@ def test_a_day_holds_the_window_starts_of_months_before():
 
 def _writer_db(tmp_path):
     from vipcli import db
+    from vipcli import rulebook
 
     path = tmp_path / "w.db"
     conn = db.connect(path, create=True)
-    rules = db.current_rules(conn)
+    rules = rulebook.current_rules(conn)
     conn.close()
     return path, rules
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 
 from vipcli import cards, fields, ledger
 from vipcli.dates import iso, months_before
-from vipcli.db import audit
+from vipcli.auditlog import audit
 from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.rules import Rules
 

@@ -4,7 +4,7 @@ from datetime import date, datetime, timedelta
 
 from vipcli import archive, cards
 from vipcli.dates import iso, is_birthday, months_before
-from vipcli.db import audit
+from vipcli.auditlog import audit
 from vipcli.errors import InvalidInput
 from vipcli.rules import CHANNELS, Rules
 

@@ -1,20 +1,17 @@
 """The database file: opening (WAL, busy timeout, 0600; the schema in vipcli/migrations.py), write
-transactions taken with BEGIN IMMEDIATE, the stored rules and the audit log.
+transactions taken with BEGIN IMMEDIATE, and the fairness between a long writer and the tills.
+The stored rules are in vipcli/rulebook.py, the audit log in vipcli/auditlog.py.
 
 sqlite3 from the standard library on purpose: `vip purchase` must start fast, and sqlite-utils
 costs more imports than the whole of `vip purchase` (it is used by the exporters, off the hot path).
 """
 
-import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 
-from vipcli import rules as rules_mod
-from vipcli.dates import iso, now
-from vipcli.errors import DatabaseProblem, NotFound, Refused
+from vipcli.errors import DatabaseProblem
 
 
 
@@ -264,7 +261,7 @@ def let_waiters_in(conn) -> None:
         os.close(fd)
 
 
-# --- meta, rules, audit ---------------------------------------------------------------------------
+# --- meta, counts ---------------------------------------------------------------------------
 
 
 def get_meta(conn, key: str) -> str | None:
@@ -277,80 +274,6 @@ def set_meta(conn, key: str, value: str) -> None:
         "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
         (key, value),
     )
-
-
-def current_rules(conn) -> rules_mod.Rules:
-    """The rules in force; a database without any gets the built-in profile as version 1."""
-    row = conn.execute("SELECT version, body FROM rules ORDER BY version DESC LIMIT 1").fetchone()
-    if row is None:
-        with transaction(conn):
-            row = conn.execute("SELECT version, body FROM rules ORDER BY version DESC LIMIT 1").fetchone()
-            if row is None:
-                text = rules_mod.default_text()
-                version = store_rules(conn, text, "built-in:store", "vipcli")
-                return rules_mod.parse(text, version)
-    return rules_mod.parse(row["body"], row["version"])
-
-
-def rules_version(conn, version: int) -> rules_mod.Rules:
-    row = conn.execute("SELECT body FROM rules WHERE version = ?", (version,)).fetchone()
-    if row is None:
-        raise NotFound(f"rules version {version} is not in this database")
-    return rules_mod.parse(row["body"], version)
-
-
-def store_rules(conn, text: str, source: str, operator: str) -> int:
-    """Store a validated profile as the next rules version (inside the caller's transaction)."""
-    parsed = rules_mod.parse(text)
-    cur = conn.execute(
-        "INSERT INTO rules(name, body, source, loaded_at, operator) VALUES (?, ?, ?, ?, ?)",
-        (parsed.name, text, source, iso(now()), operator),
-    )
-    return cur.lastrowid
-
-
-def audit(conn, at: datetime, operator: str, command: str, target: str | None = None, **detail) -> None:
-    conn.execute(
-        "INSERT INTO audit(at, operator, command, target, detail) VALUES (?, ?, ?, ?, ?)",
-        (iso(at), operator, command, target, json.dumps(detail, ensure_ascii=False, default=str)),
-    )
-
-
-def disclosed(conn, at: datetime, operator: str, command: str, target: str | None, **detail) -> None:
-    """An audit row in a write transaction of its own, committed before full phone or ID numbers
-    are shown or written anywhere (an unmask, an SMS outbox): PIPL's record of who saw what, when."""
-    with transaction(conn):
-        audit(conn, at, operator, command, target, **detail)
-
-
-def initialise(conn, text: str, source: str, operator: str, at: datetime, where: str) -> int:
-    """`vip init`: the first rules stored (their version returned); refused on a database that has them."""
-    with transaction(conn):
-        if has_rules(conn):
-            raise Refused(f"{where} is already initialised (use `vip rules load` to change rules)",
-                          code="already_initialised")
-        version = store_rules(conn, text, source, operator)
-        audit(conn, at, operator, "init", where, rules_version=version)
-    return version
-
-
-def load_rules(conn, text: str, source: str, operator: str, at: datetime) -> int:
-    """`vip rules load`: `text` stored as the next rules version (returned); earlier purchases keep theirs."""
-    with transaction(conn):
-        version = store_rules(conn, text, source, operator)
-        audit(conn, at, operator, "rules load", source, rules_version=version)
-    return version
-
-
-def audit_entries(conn, since: str | None, operator: str | None, command: str | None, limit: int) -> list[dict]:
-    """The audit log, newest first, filtered (`since`: ISO text); details as objects."""
-    sql, params = "SELECT * FROM audit WHERE 1 = 1", []
-    for condition, value in (("at >= ?", since), ("operator = ?", operator), ("command = ?", command)):
-        if value:
-            sql += f" AND {condition}"
-            params.append(value)
-    return [{**dict(r), "detail": json.loads(r["detail"])}
-            for r in conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit))]
 
 
 def counts(conn) -> dict[str, int]:
@@ -366,7 +289,3 @@ def last_id(conn, table: str) -> int:
 
 def count_after(conn, table: str, last: int) -> int:
     return conn.execute(f"SELECT COUNT(*) FROM {table} WHERE id > ?", (last,)).fetchone()[0]
-
-
-def has_rules(conn) -> bool:
-    return conn.execute("SELECT 1 FROM rules LIMIT 1").fetchone() is not None

@@ -5,7 +5,7 @@ import csv
 from datetime import datetime
 from importlib import resources
 
-from vipcli import archive, db, refunds, sales
+from vipcli import archive, db, refunds, rulebook, sales
 from vipcli.dates import parse_when
 from vipcli.fields import normalize_phone
 from vipcli.money import parse_yuan
@@ -22,7 +22,7 @@ def _rows(name: str):
 
 def build(path, operator: str = "demo") -> dict:
     conn = db.connect(path, create=True)
-    rules = db.current_rules(conn)
+    rules = rulebook.current_rules(conn)
     members, purchases = _rows("members.csv"), _rows("purchases.csv")
     enrolled_at = datetime(2025, 11, 30, 9, 0)
     with db.transaction(conn):

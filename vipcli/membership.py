@@ -6,7 +6,7 @@ from datetime import datetime
 
 from vipcli import cards, ledger
 from vipcli.dates import iso
-from vipcli.db import audit
+from vipcli.auditlog import audit
 from vipcli.errors import InvalidInput, Refused
 from vipcli.rules import Rules
 

@@ -4,7 +4,7 @@ writes its ledger entries and its audit row inside the caller's write transactio
 from datetime import datetime
 
 from vipcli import archive, ledger
-from vipcli.db import audit
+from vipcli.auditlog import audit
 from vipcli.errors import Refused
 from vipcli.rules import Rules
 

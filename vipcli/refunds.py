@@ -7,7 +7,8 @@ from datetime import datetime
 
 from vipcli import archive, cards, ledger, membership
 from vipcli.dates import iso, months_before
-from vipcli.db import audit, rules_version
+from vipcli.auditlog import audit
+from vipcli.rulebook import rules_version
 from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.money import format_fen
 from vipcli.rules import Rules

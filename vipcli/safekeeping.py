@@ -5,9 +5,9 @@ import sqlite3
 from datetime import datetime
 from pathlib import Path
 
-from vipcli import db
-from vipcli.migrations import SCHEMA_VERSION
+from vipcli import auditlog, db
 from vipcli.errors import DatabaseProblem, InvalidInput, Refused
+from vipcli.migrations import SCHEMA_VERSION
 
 
 def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -> dict:
@@ -35,7 +35,7 @@ def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -
 
     key_file = str(vault.key_path(conn)) if vault.has_key(conn) else None
     with db.transaction(conn):
-        db.audit(conn, now, operator, "backup", dest, bytes=size)
+        auditlog.audit(conn, now, operator, "backup", dest, bytes=size)
     return {"out": dest, "bytes": size, "counts": counts, "key_file": key_file}
 
 
@@ -58,7 +58,7 @@ def export_key(conn, dest: str, now: datetime, operator: str) -> dict:
         handle.flush()
         os.fsync(handle.fileno())
     with db.transaction(conn):
-        db.audit(conn, now, operator, "key export", str(target), key_file=str(source))
+        auditlog.audit(conn, now, operator, "key export", str(target), key_file=str(source))
     return {"key_file": str(source), "out": str(target)}
 
 
@@ -182,7 +182,7 @@ def rotate_key(conn, now: datetime, operator: str) -> dict:
                     conn.execute("UPDATE customers SET id_enc = ?, id_hmac = ? WHERE id = ?",
                                  (fresh.encrypt(plain), fresh.lookup_hash(plain), row["id"]))
                 db.set_meta(conn, "key_fingerprint", fresh.fingerprint())
-                db.audit(conn, now, operator, "key rotate", str(path), reencrypted=len(rows))
+                auditlog.audit(conn, now, operator, "key rotate", str(path), reencrypted=len(rows))
             retired = vault_mod.retire(path)
             os.replace(pending, path)
     except BlockingIOError:

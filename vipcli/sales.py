@@ -5,7 +5,7 @@ from datetime import datetime
 
 from vipcli import archive, cards, ledger
 from vipcli.dates import is_birthday, iso, months_after, months_before
-from vipcli.db import audit
+from vipcli.auditlog import audit
 from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.money import format_fen
 from vipcli.rules import Rules

@@ -126,7 +126,7 @@ class Session:
         return self._conn
 
     def rules(self):
-        from vipcli.db import current_rules
+        from vipcli.rulebook import current_rules
 
         return current_rules(self.conn)
 

@@ -126,7 +126,7 @@ def notify(
     """Write an SMS outbox CSV (phones in full there only; audited). Example: vip notify birthday --out sms.csv"""
     from vipcli import notify as notify_mod
     from vipcli.dates import parse_date
-    from vipcli.db import disclosed
+    from vipcli.auditlog import disclosed
     from vipcli.errors import InvalidInput
     from vipcli.fields import parse_count
     from vipcli.io.files import atomic_output, csv_headed

@@ -27,7 +27,7 @@ def export(
     from pathlib import Path
 
     from vipcli.dates import parse_when
-    from vipcli.db import disclosed
+    from vipcli.auditlog import disclosed
     from vipcli.errors import InvalidInput
     from vipcli.fields import check_store
     from vipcli.io import exports

@@ -38,7 +38,7 @@ def _auditing_refused_ids(s, who: str):
         yield
     except Refused as exc:
         if exc.code == "duplicate_id":
-            from vipcli.db import disclosed
+            from vipcli.auditlog import disclosed
             from vipcli.fields import looks_like_phone, mask_phone
 
             disclosed(s.conn, s.now, s.operator, "id number refused", mask_phone(who) if looks_like_phone(who) else who,
@@ -54,7 +54,7 @@ def init(
     region: str = typer.Option(None, "--region", help="Default card region code."),
 ) -> None:
     """Create the database with its rules. Example: vip init --region 755"""
-    from vipcli.db import initialise
+    from vipcli.rulebook import initialise
     from vipcli.migrations import SCHEMA_VERSION
     from vipcli.rules import read_rules_file, with_default_region
 
@@ -152,7 +152,7 @@ def show(
 ) -> None:
     """The whole archive of one customer. Example: vip show 13800138000"""
     from vipcli import archive
-    from vipcli.db import disclosed
+    from vipcli.auditlog import disclosed
 
     s = session(ctx)
     rules = s.rules()
@@ -268,7 +268,7 @@ def history(
 ) -> None:
     """The archive's change log (修改记录). Example: vip history 13800138000"""
     from vipcli import archive
-    from vipcli.db import disclosed
+    from vipcli.auditlog import disclosed
 
     s = session(ctx)
     rules = s.rules()

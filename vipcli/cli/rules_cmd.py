@@ -64,7 +64,7 @@ def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="
 @command(rules_app, "load")
 def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE")) -> None:
     """Load a rules file as the next rules version; earlier purchases keep theirs. Example: vip rules load my.toml"""
-    from vipcli.db import load_rules
+    from vipcli.rulebook import load_rules
     from vipcli.rules import read_rules_file
 
     s = session(ctx)

@@ -68,7 +68,7 @@ def audit_log(
     import json
 
     from vipcli.dates import iso, parse_when
-    from vipcli.db import audit_entries
+    from vipcli.auditlog import audit_entries
     from vipcli.errors import InvalidInput
 
     s = session(ctx)

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from vipcli import archive, cards
-from vipcli.db import audit, let_waiters_in, transaction
+from vipcli.auditlog import audit
+from vipcli.db import let_waiters_in, transaction
 from vipcli.errors import VipError
 from vipcli.fields import clean_text, normalize_phone
 from vipcli.io.readers import trusted

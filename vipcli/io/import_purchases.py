@@ -12,7 +12,8 @@ import os
 from dataclasses import dataclass
 
 from vipcli import sales
-from vipcli.db import audit, last_id, transaction
+from vipcli.auditlog import audit
+from vipcli.db import last_id, transaction
 from vipcli.errors import VipError
 from vipcli.io import timeorder
 from vipcli.io.purchase_engine import PurchaseImport

@@ -1,0 +1,63 @@
+"""The rules stored in a database: every version ever loaded, the latest in force. A purchase
+records the version it was priced with, and its refund uses that one."""
+
+from datetime import datetime
+
+from vipcli import rules as rules_mod
+from vipcli.auditlog import audit
+from vipcli.dates import iso, now
+from vipcli.db import transaction
+from vipcli.errors import NotFound, Refused
+
+
+def current_rules(conn) -> rules_mod.Rules:
+    """The rules in force; a database without any gets the built-in profile as version 1."""
+    row = conn.execute("SELECT version, body FROM rules ORDER BY version DESC LIMIT 1").fetchone()
+    if row is None:
+        with transaction(conn):
+            row = conn.execute("SELECT version, body FROM rules ORDER BY version DESC LIMIT 1").fetchone()
+            if row is None:
+                text = rules_mod.default_text()
+                version = store_rules(conn, text, "built-in:store", "vipcli")
+                return rules_mod.parse(text, version)
+    return rules_mod.parse(row["body"], row["version"])
+
+
+def rules_version(conn, version: int) -> rules_mod.Rules:
+    row = conn.execute("SELECT body FROM rules WHERE version = ?", (version,)).fetchone()
+    if row is None:
+        raise NotFound(f"rules version {version} is not in this database")
+    return rules_mod.parse(row["body"], version)
+
+
+def store_rules(conn, text: str, source: str, operator: str) -> int:
+    """Store a validated profile as the next rules version (inside the caller's transaction)."""
+    parsed = rules_mod.parse(text)
+    cur = conn.execute(
+        "INSERT INTO rules(name, body, source, loaded_at, operator) VALUES (?, ?, ?, ?, ?)",
+        (parsed.name, text, source, iso(now()), operator),
+    )
+    return cur.lastrowid
+
+
+def has_rules(conn) -> bool:
+    return conn.execute("SELECT 1 FROM rules LIMIT 1").fetchone() is not None
+
+
+def initialise(conn, text: str, source: str, operator: str, at: datetime, where: str) -> int:
+    """`vip init`: the first rules stored (their version returned); refused on a database that has them."""
+    with transaction(conn):
+        if has_rules(conn):
+            raise Refused(f"{where} is already initialised (use `vip rules load` to change rules)",
+                          code="already_initialised")
+        version = store_rules(conn, text, source, operator)
+        audit(conn, at, operator, "init", where, rules_version=version)
+    return version
+
+
+def load_rules(conn, text: str, source: str, operator: str, at: datetime) -> int:
+    """`vip rules load`: `text` stored as the next rules version (returned); earlier purchases keep theirs."""
+    with transaction(conn):
+        version = store_rules(conn, text, source, operator)
+        audit(conn, at, operator, "rules load", source, rules_version=version)
+    return version
