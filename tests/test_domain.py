@@ -94,3 +94,35 @@ def test_cancelling_forfeits_the_points_and_ends_the_membership(conn):
     assert again["card_no"] is None and "membership ended" in again["note"]
     customer = archive.customer(conn, done["customer_id"])
     assert cards.live_card(conn, customer["id"]) is None
+
+
+def test_expiry_in_chunks_stopped_between_them_completes_to_the_same_state(conn, tmp_path, monkeypatch):
+    """Points expire commits a chunk of lots at a time; stopped after the first chunk (as a kill
+    between transactions would), the lots done stay done, and running it again expires the rest:
+    the ledger and lots end as one uninterrupted run leaves them."""
+    import shutil
+
+    from vipcli import db as db_mod
+
+    for n in range(7):  # seven cards, each with a lot that expires at the year's end
+        buy(conn, 100_000, phone=f"1390000010{n}", at=AT.replace(minute=n))
+    year_end = datetime(2027, 1, 1, 0, 0)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(tmp_path / "d.db", tmp_path / "whole.db")
+    whole = db.connect(tmp_path / "whole.db")
+    assert sum(ledger.expire(whole, year_end, OPERATOR, chunk=3).values()) == 7000
+
+    def stopped(_conn):
+        raise KeyboardInterrupt  # after the first chunk's commit
+    monkeypatch.setattr(db_mod, "let_waiters_in", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        ledger.expire(conn, year_end, OPERATOR, chunk=3)
+    assert sum(ledger.expiring(conn, year_end).values()) == 4000  # 3 of 7 lots done, whole
+    monkeypatch.undo()
+    assert sum(ledger.expire(conn, year_end, OPERATOR, chunk=3).values()) == 4000
+    assert ledger.expire(conn, year_end, OPERATOR, chunk=3) == {}  # idempotent
+    table = "SELECT card_no, lot_id, kind, delta, at FROM ledger ORDER BY lot_id, id"
+    assert conn.execute(table).fetchall() == whole.execute(table).fetchall()
+    lots = "SELECT id, remaining FROM point_lots ORDER BY id"
+    assert conn.execute(lots).fetchall() == whole.execute(lots).fetchall()
+    whole.close()

@@ -20,11 +20,24 @@ def statement(conn, rules: Rules, ref: str, now: datetime) -> dict:
             "entries": ledger.recent_entries(conn, number)}
 
 
+def expiry_plan(conn, as_of: datetime) -> dict:
+    """What `expire_due` would do at `as_of`, read only (the dry run and the question asked first)."""
+    return _expiry_report(as_of, ledger.expiring(conn, as_of))
+
+
 def expire_due(conn, as_of: datetime, now: datetime, operator: str) -> dict:
-    """Expire every lot past its expiry at `as_of` (idempotent: a lot expired once has nothing left)."""
+    """Expire every lot past its expiry at `as_of`, in transactions of ledger.EXPIRY_CHUNK lots
+    (idempotent: a lot expired once has nothing left), then one audit row for the run."""
+    from vipcli.db import transaction
+
     per_card = ledger.expire(conn, as_of, operator)
-    audit(conn, now, operator, "points expire", None, as_of=as_of.isoformat(), cards=len(per_card),
-          points=sum(per_card.values()))
+    with transaction(conn):
+        audit(conn, now, operator, "points expire", None, as_of=as_of.isoformat(), cards=len(per_card),
+              points=sum(per_card.values()))
+    return _expiry_report(as_of, per_card)
+
+
+def _expiry_report(as_of: datetime, per_card: dict[str, int]) -> dict:
     return {"as_of": as_of.isoformat(), "expired_points": sum(per_card.values()),
             "cards": [{"card_no": k, "expired_points": v} for k, v in sorted(per_card.items())]}
 

@@ -27,6 +27,16 @@ def ask(s, command: str, plan: str, yes: bool) -> None:
         raise Refused(f"{command}: not confirmed; nothing was changed", code="not_confirmed")
 
 
+def run_planned(s, command: str, plan, work, describe, yes: bool, dry_run: bool) -> dict:
+    """For a job that commits in chunks of its own (a year-end run): `plan(conn)` reads what it
+    would do (shown, or asked about); then `work(conn)` does it, after `ask`."""
+    preview = plan(s.conn)
+    if dry_run:
+        return {**preview, "dry_run": True}
+    ask(s, command, describe(preview), yes)
+    return {**work(s.conn), "dry_run": False}
+
+
 def run_confirmed(s, command: str, work, describe, yes: bool, dry_run: bool) -> dict:
     """`work(conn) -> data` in one write transaction, after `ask`; with `dry_run`, rolled back and
     marked. The plan shown is a dry run of the same work (the lock is not held while asking)."""

@@ -4,7 +4,7 @@ import typer
 
 from vipcli.cli import command, commands, session
 from vipcli.cli.fastparams import PlainGroup
-from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
+from vipcli.cli.confirm import DRY_RUN, YES, run_planned
 from vipcli.errors import ExitStatus
 from vipcli.cli.output import emit, fields_panel, table, yuan
 
@@ -95,10 +95,8 @@ def points_expire(
     s = session(ctx)
     moment = parse_as_of(as_of, s.now, writes=True)
 
-    def work(conn):
-        return points_mod.expire_due(conn, moment, s.now, s.operator)
-
-    data = run_confirmed(s, "points expire", work, lambda p: (
+    data = run_planned(s, "points expire", lambda conn: points_mod.expiry_plan(conn, moment),
+                       lambda conn: points_mod.expire_due(conn, moment, s.now, s.operator), lambda p: (
         f"Expire {p['expired_points']} points on {len(p['cards'])} cards as of {p['as_of']}."), yes, dry_run)
     emit(s, data, lambda c: c.print(("Dry run, nothing changed: would expire " if data["dry_run"] else "Expired ")
                                     + f"{data['expired_points']} points on {len(data['cards'])} cards "

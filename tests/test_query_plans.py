@@ -1,0 +1,34 @@
+"""The everyday queries use an index where they ask for a range or a key: EXPLAIN QUERY PLAN shows
+no full scan of the table (SCAN without an index) for any of them."""
+
+import pytest
+
+from vipcli import db
+
+# (what asks it, the query with parameters as a caller gives them)
+EVERYDAY = [
+    ("export purchases --since/--until", "SELECT * FROM purchases p WHERE p.purchased_at > ? AND p.purchased_at <= ? "
+                                         "ORDER BY p.purchased_at, p.id", ("2026-01-01", "2026-02-01")),
+    ("refund: the purchase's lots", "SELECT id, card_no, earned_at, usable_from, expires_at FROM point_lots "
+                                    "WHERE purchase_id = ? ORDER BY id", (1,)),
+    ("refund: points already reversed", "SELECT COALESCE(SUM(points_reversed), 0) FROM refunds WHERE purchase_id = ?",
+     (1,)),
+    ("a purchase's ledger entries", "SELECT SUM(delta) FROM ledger WHERE purchase_id = ?", (1,)),
+    ("points expire", "SELECT id, card_no, remaining FROM point_lots WHERE remaining > 0 AND expires_at <= ? "
+                      "ORDER BY card_no, id", ("2027-01-01T00:00:00",)),
+    ("a card's balance", "SELECT COALESCE(SUM(remaining), 0) FROM point_lots WHERE card_no = ? AND remaining > 0 "
+                         "AND expires_at > ?", ("755000015", "2026-06-01")),
+    ("a customer's window spend", "SELECT paid - refunded, promo FROM purchases WHERE customer_id = ? "
+                                  "AND purchased_at > ? AND purchased_at <= ?", (1, "2025-06-01", "2026-06-01")),
+    ("a receipt", "SELECT * FROM purchases WHERE receipt = ?", ("R1",)),
+    ("a phone", "SELECT * FROM customers WHERE phone = ?", ("13800138000",)),
+]
+
+
+@pytest.mark.parametrize("name, sql, params", EVERYDAY, ids=[e[0] for e in EVERYDAY])
+def test_no_full_scan(isolated, name, sql, params):
+    conn = db.connect(isolated / "vip.db")
+    plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    conn.close()
+    scans = [step for step in plan if step.startswith("SCAN") and "INDEX" not in step]
+    assert not scans, f"{name}: {plan}"
