@@ -33,9 +33,9 @@ def parse_yuan(text: str, field: str = "amount") -> int:
 
 def format_fen(fen: int) -> str:
     """88050 -> '880.50'; negative amounts keep their sign."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole}.{cents:02d}"
+    if fen >= 0:
+        return f"{fen // 100}.{fen % 100:02d}"
+    return "-" + format_fen(-fen)
 
 
 def apply_rate(fen: int, rate: Decimal) -> int:

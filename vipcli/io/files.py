@@ -27,7 +27,8 @@ def is_formula_like(text: str) -> bool:
 
 def neutralize(value):
     """A text cell that a spreadsheet would run as a formula gets a leading apostrophe (CSV)."""
-    if isinstance(value, str) and value and is_formula_like(value):
+    if (isinstance(value, str) and value and (value[0] in _FIRST or value[0].isspace())  # (the common case: no)
+            and is_formula_like(value)):
         return "'" + value
     return value
 
