@@ -3,7 +3,7 @@
 import typer
 
 from vipcli.cli import command, commands, session, subgroup
-from vipcli.cli.output import emit, table, yuan
+from vipcli.cli.output import aligned, emit, emit_rows, table, yuan
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -33,30 +33,57 @@ def _filters(s, rules, cls, store, limit):
     return cls, check_store(store) if store is not None else None, shown
 
 
-def _more(c, rows, shown, command):
-    if shown is not None and len(rows) > shown:
-        c.print(f"Showing {shown} of {len(rows)}: --limit N for more, or `vip export {command} --out FILE.xlsx` "
+def _more(c, count, shown, command):
+    if shown is not None and count > shown:
+        c.print(f"Showing {shown} of {count}: --limit N for more, or `vip export {command} --out FILE.xlsx` "
                 "for the whole list.")
+
+
+CLASS_LINE = (["customer", "name", "phone", "store", "card", "class", "purchases", "spend"],
+              [9, 12, 11, 6, 10, 5, 9, 12])
+DUE_LINE = (["class", "customer", "name", "phone", "card", "channel", "last contact", "due since"],
+            [5, 9, 12, 11, 10, 7, 19, 10])
 
 
 @command(cli, "class")
 def classes(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str = STORE,
-            limit: str = LIMIT) -> None:
-    """A–E classes over the class window before the date (顾客分类), with the counts. Example: vip class --class A --store SZ01"""
+            limit: str = LIMIT,
+            listing: bool = typer.Option(False, "--list", help="The customers too, a line each (the counts alone otherwise).")
+            ) -> None:
+    """A–E classes over the class window before the date (顾客分类): the counts, and with --list the customers. Example: vip class --list --class A --store SZ01"""
     from vipcli import care
 
     s = session(ctx)
     rules = s.rules()
     cls, store, shown = _filters(s, rules, cls, store, limit)
-    rows = care.classify(s.conn, rules, _as_of(s, as_of), store, cls)
-    counts = {c.code: sum(1 for r in rows if r["class"] == c.code) for c in rules.classes}
-    emit(s, {"classes": rows[:shown], "counts": counts, "count": len(rows)}, lambda c: (
+    if not s.json and not listing:
+        shown = 0
+    elif not s.json and limit is None:
+        shown = None  # --list: every customer, written as read
+    counts = {c.code: 0 for c in rules.classes}
+    moment = _as_of(s, as_of)
+
+    def counted():
+        for row in care.classify(s.conn, rules, moment, store, cls):
+            counts[row["class"]] += 1
+            del row["known_since"]
+            yield row
+
+    def head(c):
+        if listing:
+            c.print(aligned(*CLASS_LINE))
+
+    def tail(c):
         c.print(table("客户归类汇总表", ["class", "customers"], [[k, v] for k, v in counts.items()],
-                      justify_right=("customers",))),
-        c.print(table(None, ["customer", "name", "phone", "store", "card", "class", "purchases", "spend"], [
-            [r["customer_id"], r["name"], r["phone"], r["store"], r["card_no"], r["class"], r["purchases"],
-             yuan(r["spend"])] for r in rows[:shown]], justify_right=("purchases", "spend"))),
-        _more(c, rows, shown, "classes")))
+                      justify_right=("customers",)))
+        if listing:
+            _more(c, sum(counts.values()), shown, "classes")
+        else:
+            c.print("The customers: vip class --list (or vip export classes --out FILE.xlsx).")
+
+    emit_rows(s, "classes", counted(), shown, lambda: {"counts": counts, "count": sum(counts.values())}, head,
+              lambda r: aligned([r["customer_id"], r["name"], r["phone"], r["store"], r["card_no"], r["class"],
+                                 r["purchases"], yuan(r["spend"])], CLASS_LINE[1]), tail)
 
 
 @command(visit_app, "log")
@@ -91,13 +118,12 @@ def visit_due(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: s
     s = session(ctx)
     rules = s.rules()
     cls, store, shown = _filters(s, rules, cls, store, limit)
-    rows = care.due(s.conn, rules, _as_of(s, as_of), store, cls)
-    emit(s, {"due": rows[:shown], "count": len(rows)}, lambda c: (c.print(table(
-        f"回访 due ({len(rows)})", ["class", "customer", "name", "phone", "card", "channel", "last contact",
-                                   "due since"],
-        [[r["class"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["channel"],
-          r["last_contact"] or "never", r["due_since"][:10]] for r in rows[:shown]])),
-        _more(c, rows, shown, "due")))
+    count, rows = care.due(s.conn, rules, _as_of(s, as_of), store, cls)
+    emit_rows(s, "due", rows, shown, lambda: {"count": count},
+              lambda c: (c.print(f"回访 due ({count})"), c.print(aligned(*DUE_LINE))),
+              lambda r: aligned([r["class"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["channel"],
+                                 r["last_contact"] or "never", r["due_since"][:10]], DUE_LINE[1]),
+              lambda c: _more(c, count, shown, "due"))
 
 
 @command(cli, "birthdays")

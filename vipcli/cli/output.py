@@ -42,6 +42,47 @@ def emit(session, data: dict, human, out: str | None = None) -> None:
     human(console(stderr=to_stderr))
 
 
+def emit_rows(session, key: str, rows, shown: int | None, summary, human_head, human_row, human_tail) -> None:
+    """A list written as it is read, in constant memory: under --json one object
+    {key: [the first `shown` rows], **summary()}, else human_head(console), a line per row
+    (human_row(row) -> text) and human_tail(console); summary() is asked for once every row has
+    been read (the counts are known only then). Rows past `shown` are read, not written."""
+    import itertools
+
+    out = sys.stdout
+    rows = iter(rows)
+    first = next(rows, None)  # (a failing query fails here, before a line is written)
+    rows = itertools.chain([] if first is None else [first], rows)
+    if session.json:
+        out.write("{" + json.dumps(key) + ": [")
+        for i, row in enumerate(rows):
+            if shown is None or i < shown:
+                out.write((", " if i else "") + json.dumps(jsonable(row), ensure_ascii=False))
+        out.write("]")
+        for name, value in summary().items():
+            out.write(", " + json.dumps(name) + ": " + json.dumps(jsonable(value, name), ensure_ascii=False))
+        out.write("}\n")
+        return
+    c = console()
+    human_head(c)
+    for i, row in enumerate(rows):
+        if shown is None or i < shown:
+            out.write(printable(human_row(row)) + "\n")
+    human_tail(c)
+
+
+def aligned(cells: list, widths: list[int]) -> str:
+    """One line of plain columns, each padded to its width as a terminal shows it (a Chinese
+    character takes two columns)."""
+    import unicodedata
+
+    def width(text: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+    texts = ["" if cell is None else str(cell) for cell in cells]
+    return "  ".join(text + " " * max(w - width(text), 0) for text, w in zip(texts, widths)).rstrip()
+
+
 # Into a file or a pipe, nothing is cut or wrapped: as wide as the widest line needs.
 UNBOUNDED_WIDTH = 100_000
 

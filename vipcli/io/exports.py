@@ -113,7 +113,7 @@ def _due(conn, rules, f, now, phone, unmask, vault):
     """Who is due for a follow-up now (`vip visit due`)."""
     from vipcli import care
 
-    return care.due(conn, rules, now, f.store, unmask=unmask)
+    return care.due(conn, rules, now, f.store, unmask=unmask)[1]
 
 
 def _members(conn, rules, f, now, phone, unmask, vault):

@@ -83,9 +83,11 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     summary.column_dimensions["B"].width = 16
 
     # 客户分类
-    classes = care.classify(conn, rules, now)
-    counts = [[c.code, sum(1 for r in classes if r["class"] == c.code),
-               _yuan(sum(r["spend"] for r in classes if r["class"] == c.code))] for c in rules.classes]
+    tally = {c.code: [0, 0] for c in rules.classes}  # class -> customers, spend (one pass, as read)
+    for row in care.classify(conn, rules, now):
+        tally[row["class"]][0] += 1
+        tally[row["class"]][1] += row["spend"]
+    counts = [[code, n, _yuan(spend)] for code, (n, spend) in tally.items()]
     ws = sheet("客户分类", ["class", "customers", f"spend {rules.class_window_months} months"], counts, money_cols=(3,))
     chart = BarChart()
     chart.title = "客户归类汇总 (A–E)"
@@ -158,4 +160,4 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
 
     with atomic_output(path, mode=None, own=xlsx_file, force=force) as temp:
         book.save(temp)
-    return {"sheets": book.sheetnames, "rows": len(classes)}
+    return {"sheets": book.sheetnames, "rows": sum(n for n, _ in tally.values())}
