@@ -126,3 +126,36 @@ def test_expiry_in_chunks_stopped_between_them_completes_to_the_same_state(conn,
     lots = "SELECT id, remaining FROM point_lots ORDER BY id"
     assert conn.execute(lots).fetchall() == whole.execute(lots).fetchall()
     whole.close()
+
+
+def test_the_overview_with_fixed_queries_counts_as_one_customer_at_a_time(conn):
+    """store_overview reads customers, cards and balances with a fixed number of queries; it counts
+    what looking at each customer's card (live_card, else latest_card) and balance one by one gives."""
+    from vipcli import overview
+
+    rules = rules_of(conn)
+    numbers = [buy(conn, 100_000, phone=f"1390000020{n}", at=AT.replace(minute=n))["card_no"] for n in range(5)]
+    buy(conn, 500, phone="13900000299")  # a prospect
+    later = AT.replace(hour=15)
+    with transaction(conn):
+        cards.report_lost(conn, numbers[0], later)
+        cards.replace(conn, rules, numbers[1], later, OPERATOR)
+        membership.end(conn, rules, numbers[2], "moved away", later, OPERATOR, erase=False)
+        rewards.redeem(conn, rules, numbers[3], 400, None, later, OPERATOR)
+    now = datetime(2027, 2, 1)  # the cards have expired meanwhile
+    seen = overview.store_overview(conn, rules, now)
+    by_status, by_tier, held = {}, {}, 0
+    for customer in conn.execute("SELECT * FROM customers"):
+        card = cards.live_card(conn, customer["id"]) or cards.latest_card(conn, customer["id"])
+        status = cards.effective_status(card, archive.is_registered(customer), rules, now.date()) if card else "prospect"
+        by_status[status] = by_status.get(status, 0) + 1
+        if card is not None and status not in ("replaced", "cancelled"):
+            by_tier[customer["tier"]] = by_tier.get(customer["tier"], 0) + 1
+            held += max(ledger.balance(conn, card["card_no"], now), 0)
+    assert seen["customers_by_status"] == by_status and sum(by_status.values()) == 6 and len(by_status) >= 4
+    assert {k: v for k, v in seen["members_by_tier"].items() if v} == by_tier
+    assert seen["points_outstanding"] == held
+
+
+def rules_of(conn):
+    return rulebook.current_rules(conn)

@@ -11,15 +11,22 @@ def store_overview(conn, rules: Rules, now: datetime, top: int = 10) -> dict:
     by_tier: dict[str, int] = {t.code: 0 for t in rules.tiers}
     by_status: dict[str, int] = {}
     points_outstanding = 0
-    customers = conn.execute("SELECT * FROM customers ORDER BY id").fetchall()
-    for customer in customers:
-        card = cards.live_card(conn, customer["id"]) or cards.latest_card(conn, customer["id"])
+    # A fixed number of queries whatever the number of customers: customers and their cards read
+    # side by side in customer order, every balance at once.
+    held = ledger.balances(conn, now)
+    with_cards = cards.customers_cards(conn)
+    next_card = next(with_cards, (None, None))
+    for customer in conn.execute(f"SELECT id, tier, {', '.join(archive.REGISTRATION_FIELDS)} FROM customers "
+                                 "ORDER BY id"):
+        card = None
+        if next_card[0] == customer["id"]:
+            card, next_card = next_card[1], next(with_cards, (None, None))
         status = (cards.effective_status(card, archive.is_registered(customer), rules, now.date())
                   if card else "prospect")
         by_status[status] = by_status.get(status, 0) + 1
         if card is not None and status not in ("replaced", "cancelled"):
             by_tier[customer["tier"]] = by_tier.get(customer["tier"], 0) + 1
-            points_outstanding += max(ledger.balance(conn, card["card_no"], now), 0)
+            points_outstanding += max(held.get(card["card_no"], 0), 0)
     since = iso(months_before(now, rules.upgrade_window_months))
     spenders = conn.execute(
         "SELECT p.customer_id, c.name, c.phone, c.tier, COUNT(*) AS purchases, "
