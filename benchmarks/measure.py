@@ -10,16 +10,24 @@ import time
 def timed(cmd, env) -> tuple[float, int]:
     """Wall time in seconds and the command's peak RSS in KB (measured by a small wrapper process,
     whose only child is the command)."""
+    seconds, rss, _ = timed_cpu(cmd, env)
+    return seconds, rss
+
+
+def timed_cpu(cmd, env) -> tuple[float, int, float]:
+    """As `timed`, and the CPU seconds (user + system) of the command and every process it waited
+    for (an import's writer and time-order processes)."""
     wrapper = [sys.executable, "-c", (
         "import resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
         "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE).returncode\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(time.perf_counter() - t, u.ru_maxrss, code, u.ru_utime + u.ru_stime)\n"
     ), *cmd]
     out = subprocess.run(wrapper, env=env, capture_output=True, text=True, check=True).stdout.split()
     if out[2] != "0":
         sys.exit(f"{cmd} exited {out[2]}")
-    return float(out[0]), int(out[1])
+    return float(out[0]), int(out[1]), float(out[3])
 
 
 def tree_peak_rss(pid: int, stop) -> int:
@@ -45,14 +53,14 @@ def tree_peak_rss(pid: int, stop) -> int:
     return peak
 
 
-def timed_tree(cmd, env) -> tuple[float, int, int]:
-    """Wall time, the peak RSS of the largest single process (KB, as `timed`) and the sampled peak
-    of all its processes together (KB)."""
+def timed_tree(cmd, env) -> tuple[float, int, int, float]:
+    """Wall time, the peak RSS of the largest single process (KB, as `timed`), the sampled peak
+    of all its processes together (KB) and their CPU seconds (as `timed_cpu`)."""
     result = {}
     done = threading.Event()
 
     def run():
-        result["value"] = timed(cmd, env)
+        result["value"] = timed_cpu(cmd, env)
         done.set()
 
     worker = threading.Thread(target=run)
@@ -64,8 +72,8 @@ def timed_tree(cmd, env) -> tuple[float, int, int]:
             result["wrapper"] = kids[0]
     total = tree_peak_rss(result["wrapper"], done.is_set) if "wrapper" in result else 0
     worker.join()
-    seconds, largest = result["value"]
-    return seconds, largest, total
+    seconds, largest, cpu = result["value"]
+    return seconds, largest, total, cpu
 
 
 def _children(pid: int) -> list[int]:
