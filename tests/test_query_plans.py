@@ -13,7 +13,8 @@ EVERYDAY = [
                                     "WHERE purchase_id = ? ORDER BY id", (1,)),
     ("refund: points already reversed", "SELECT COALESCE(SUM(points_reversed), 0) FROM refunds WHERE purchase_id = ?",
      (1,)),
-    ("a purchase's ledger entries", "SELECT SUM(delta) FROM ledger WHERE purchase_id = ?", (1,)),
+    ("a purchase's ledger entries", "SELECT l.kind, l.delta FROM ledger l JOIN point_lots p ON p.id = l.lot_id "
+                                    "WHERE p.purchase_id = ?", (1,)),
     ("points expire", "SELECT id, card_no, remaining FROM point_lots WHERE remaining > 0 AND expires_at <= ? "
                       "ORDER BY card_no, id", ("2027-01-01T00:00:00",)),
     ("a card's balance", "SELECT COALESCE(SUM(remaining), 0) FROM point_lots WHERE card_no = ? AND remaining > 0 "

@@ -189,12 +189,12 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),    (
-        "indexes for what is asked every day: purchases by time (exports), lots and ledger entries and "
-        "refunds by purchase (refunds, check), lots still holding points by expiry (points expire)",
+        "indexes for what is asked every day: purchases by time (exports), lots and refunds by purchase "
+        "(refunds; a purchase's ledger entries are found through its lots), lots still holding points by "
+        "expiry (points expire)",
         """
         CREATE INDEX purchases_time ON purchases(purchased_at);
         CREATE INDEX point_lots_purchase ON point_lots(purchase_id);
-        CREATE INDEX ledger_purchase ON ledger(purchase_id);
         CREATE INDEX refunds_purchase ON refunds(purchase_id);
         CREATE INDEX point_lots_live_expiry ON point_lots(expires_at) WHERE remaining > 0;
         """,
