@@ -159,3 +159,41 @@ def test_the_overview_with_fixed_queries_counts_as_one_customer_at_a_time(conn):
 
 def rules_of(conn):
     return rulebook.current_rules(conn)
+
+
+def test_a_tier_review_in_chunks_stopped_between_them_completes_to_the_same_state(conn, tmp_path, monkeypatch):
+    """The review commits a chunk of members at a time; stopped after the first chunk, run again it
+    reviews the rest (a reviewed member's tier dates from the review), and the tiers and their
+    history end as one uninterrupted review leaves them; its dry run writes nothing."""
+    import shutil
+
+    from vipcli import db as db_mod
+
+    rules = rules_of(conn)
+    for n in range(5):  # five silver members (one 5000.00 purchase), two of whom buy again later
+        buy(conn, 500_000, phone=f"1390000030{n}", at=datetime(2024, 1, 10, 10, n))
+        if n % 2:
+            buy(conn, 500_000, phone=f"1390000030{n}", at=datetime(2025, 6, 1, 10, n))
+    review = datetime(2026, 2, 1, 12, 0)
+    before = conn.execute("SELECT COUNT(*) FROM tier_changes").fetchone()[0]
+    planned = sales.tier_review(conn, rules, review, OPERATOR, dry_run=True, chunk=2)
+    assert conn.execute("SELECT COUNT(*) FROM tier_changes").fetchone()[0] == before
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copy(tmp_path / "d.db", tmp_path / "whole.db")
+    whole = db.connect(tmp_path / "whole.db")
+    done = sales.tier_review(whole, rules, review, OPERATOR, chunk=2)
+    assert done == planned and (done["reviewed"], done["confirmed"], len(done["changes"])) == (5, 2, 3)
+
+    def stopped(_conn):
+        raise KeyboardInterrupt  # after the first chunk's commit
+    monkeypatch.setattr(db_mod, "let_waiters_in", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        sales.tier_review(conn, rules, review, OPERATOR, chunk=2)
+    monkeypatch.undo()
+    rest = sales.tier_review(conn, rules, review, OPERATOR, chunk=2)
+    assert rest["reviewed"] == 3
+    history = "SELECT customer_id, from_tier, to_tier, at, reason FROM tier_changes ORDER BY customer_id, id"
+    assert conn.execute(history).fetchall() == whole.execute(history).fetchall()
+    tiers = "SELECT id, tier, tier_since FROM customers ORDER BY id"
+    assert conn.execute(tiers).fetchall() == whole.execute(tiers).fetchall()
+    whole.close()

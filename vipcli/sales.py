@@ -279,44 +279,69 @@ def tier_status(conn, rules: Rules, ref: str, now: datetime) -> dict:
     }
 
 
-def tier_review(conn, rules: Rules, as_of: datetime, operator: str) -> dict:
+REVIEW_CHUNK = 2_000  # members reviewed per write transaction: a till waits behind one chunk at most
+
+
+def tier_review(conn, rules: Rules, as_of: datetime, operator: str, dry_run: bool = False,
+                chunk: int = REVIEW_CHUNK) -> dict:
     """The periodic review: members whose tier has been held `hold_months` keep it if their spend over
     the review window, or one purchase inside it, meets the tier's standard; else they move to the
-    highest tier that spend or purchase meets.
-    Every member with a card not cancelled or replaced is covered (expired cards too)."""
+    highest tier that spend or purchase meets. Every member with a card not cancelled or replaced is
+    covered (expired cards too).
+
+    Members in id order, `chunk` per write transaction of its own, their spend read with one query
+    per chunk; waiting tills go between chunks. A reviewed member's tier dates from `as_of`, so a
+    review killed between chunks, run again, reviews the rest. `dry_run`: the same decisions, read
+    without the write lock, nothing written."""
+    from contextlib import nullcontext
+
+    from vipcli.db import let_waiters_in, transaction
+
     cutoff = iso(months_before(as_of, rules.hold_months))
-    rows = conn.execute(
-        f"SELECT c.id, c.tier, k.card_no FROM customers c JOIN cards k ON k.customer_id = c.id "
-        f"AND k.status IN ({','.join('?' * len(cards.LIVE))}) "
-        "WHERE c.tier IS NOT NULL AND c.tier != ? AND c.tier_since <= ? ORDER BY c.id",
-        (*cards.LIVE, rules.tiers[0].code, cutoff),
-    ).fetchall()
-    changes, confirmed = [], 0
-    since = iso(months_before(as_of, rules.review_window_months))
-    for row in rows:
-        # 003 退出机制 "相应消费标准": the window's spend, or one purchase (net of its refunds) of the
-        # tier's single-purchase standard inside it.
-        spend, single = conn.execute(
-            "SELECT COALESCE(SUM(paid - refunded), 0), COALESCE(MAX(paid - refunded), 0) FROM purchases "
-            "WHERE customer_id = ? AND purchased_at > ? AND purchased_at <= ?", (row["id"], since, iso(as_of)),
-        ).fetchone()
-        meets = rules.tier_for(single, spend)
-        current = row["tier"]
-        if rules.tier_rank(meets.code) >= rules.tier_rank(current):
-            confirmed += 1
-            archive.set_tier(conn, row["id"], current, current, as_of,
-                              f"review: confirmed ({rules.review_window_months}-month spend {format_fen(spend)}, "
-                              f"largest purchase {format_fen(single)})",
-                              operator)
-        else:
-            archive.set_tier(conn, row["id"], current, meets.code, as_of,
-                              f"review: {rules.review_window_months}-month spend {format_fen(spend)}, "
-                              f"largest purchase {format_fen(single)}",
-                              operator)
-            changes.append({"card_no": row["card_no"], "from": current, "to": meets.code})
-    audit(conn, as_of, operator, "tier review", None, reviewed=len(rows), confirmed=confirmed,
-          changed=len(changes))
-    return {"as_of": iso(as_of), "reviewed": len(rows), "confirmed": confirmed, "changes": changes}
+    since, until = iso(months_before(as_of, rules.review_window_months)), iso(as_of)
+    reviewed, confirmed, changes, last = 0, 0, [], 0
+    while True:
+        with nullcontext(conn) if dry_run else transaction(conn):
+            rows = conn.execute(
+                f"SELECT c.id, c.tier, k.card_no FROM customers c JOIN cards k ON k.customer_id = c.id "
+                f"AND k.status IN ({','.join('?' * len(cards.LIVE))}) "
+                "WHERE c.id > ? AND c.tier IS NOT NULL AND c.tier != ? AND c.tier_since <= ? ORDER BY c.id LIMIT ?",
+                (*cards.LIVE, last, rules.tiers[0].code, cutoff, chunk),
+            ).fetchall()
+            # 003 退出机制 "相应消费标准": the window's spend, or one purchase (net of its refunds) of the
+            # tier's single-purchase standard inside it.
+            spent = {cid: (spend, single) for cid, spend, single in conn.execute(
+                f"SELECT customer_id, SUM(paid - refunded), MAX(paid - refunded) FROM purchases WHERE customer_id IN "
+                f"({','.join('?' * len(rows))}) AND purchased_at > ? AND purchased_at <= ? GROUP BY customer_id",
+                (*[r["id"] for r in rows], since, until))} if rows else {}
+            for row in rows:
+                spend, single = spent.get(row["id"], (0, 0))
+                meets, current = rules.tier_for(single, spend), row["tier"]
+                keeps = rules.tier_rank(meets.code) >= rules.tier_rank(current)
+                if keeps:
+                    confirmed += 1
+                else:
+                    changes.append({"card_no": row["card_no"], "from": current, "to": meets.code})
+                if not dry_run:
+                    archive.set_tier(conn, row["id"], current, current if keeps else meets.code, as_of,
+                                     review_reason(rules, spend, single, keeps), operator)
+        reviewed += len(rows)
+        if len(rows) < chunk:
+            break
+        last = rows[-1]["id"]
+        if not dry_run:
+            let_waiters_in(conn)
+    if not dry_run:
+        with transaction(conn):
+            audit(conn, as_of, operator, "tier review", None, reviewed=reviewed, confirmed=confirmed,
+                  changed=len(changes))
+    return {"as_of": iso(as_of), "reviewed": reviewed, "confirmed": confirmed, "changes": changes}
+
+
+def review_reason(rules: Rules, spend: int, single: int, confirmed: bool) -> str:
+    window = (f"{rules.review_window_months}-month spend {format_fen(spend)}, largest purchase "
+              f"{format_fen(single)}")
+    return f"review: confirmed ({window})" if confirmed else f"review: {window}"
 
 
 def tier_set(conn, rules: Rules, ref: str, code: str, reason: str, now: datetime, operator: str) -> dict:

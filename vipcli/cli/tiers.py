@@ -3,7 +3,7 @@
 import typer
 
 from vipcli.cli import command, commands, session, subgroup
-from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
+from vipcli.cli.confirm import DRY_RUN, YES, run_planned
 from vipcli.cli.output import emit, fields_panel, table, yuan
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
@@ -48,8 +48,8 @@ def tier_review(
         return (f"Review {p['reviewed']} members as of {p['as_of']}: {p['confirmed']} keep their tier, "
                 f"{len(p['changes'])} move down.")
 
-    data = run_confirmed(s, "tier review", lambda conn: sales.tier_review(conn, rules, moment, s.operator),
-                         plan, yes, dry_run)
+    data = run_planned(s, "tier review", lambda conn: sales.tier_review(conn, rules, moment, s.operator, dry_run=True),
+                       lambda conn: sales.tier_review(conn, rules, moment, s.operator), plan, yes, dry_run)
     emit(s, data, lambda c: (c.print(("Dry run, nothing changed: " if data["dry_run"] else "")
                                      + f"Reviewed {data['reviewed']}: {data['confirmed']} confirmed, "
                                      f"{len(data['changes'])} changed."),
