@@ -197,3 +197,27 @@ def test_a_tier_review_in_chunks_stopped_between_them_completes_to_the_same_stat
     tiers = "SELECT id, tier, tier_since FROM customers ORDER BY id"
     assert conn.execute(tiers).fetchall() == whole.execute(tiers).fetchall()
     whole.close()
+
+
+def test_the_renewal_batch_in_chunks_stopped_between_them_renews_the_rest(conn, monkeypatch):
+    """card renew --all commits a chunk of cards at a time; stopped after the first, run again it
+    renews the rest and no card twice; its dry run renews nothing."""
+    from vipcli import db as db_mod
+
+    rules = rules_of(conn)
+    numbers = [buy(conn, 100_000, phone=f"1390000040{n}", at=AT.replace(minute=n))["card_no"] for n in range(5)]
+    december = datetime(2026, 12, 5, 10, 0)
+    planned = membership.renew_all(conn, rules, december, OPERATOR, False, dry_run=True, chunk=2)
+    assert planned["renewed"] == 5 and cards.due_for_renewal(conn, rules, december) == sorted(numbers)
+
+    def stopped(_conn):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(db_mod, "let_waiters_in", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        membership.renew_all(conn, rules, december, OPERATOR, False, chunk=2)
+    monkeypatch.undo()
+    assert len(cards.due_for_renewal(conn, rules, december)) == 3
+    rest = membership.renew_all(conn, rules, december, OPERATOR, False, chunk=2)
+    assert rest["renewed"] == 3 and cards.due_for_renewal(conn, rules, december) == []
+    assert {r[0] for r in conn.execute("SELECT valid_to FROM cards")} == {"2027-12-31"}
+    assert {r[0] for r in conn.execute("SELECT renewals FROM cards")} == {1}

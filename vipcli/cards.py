@@ -258,11 +258,12 @@ def renew(conn, rules: Rules, card_no: str, at: datetime, force: bool) -> dict:
     return {"card_no": card_no, "status": "active", "valid_to": iso(new_valid_to), "forced": not in_window}
 
 
-def due_for_renewal(conn, rules: Rules, at: datetime) -> list[str]:
-    """Current, unblocked cards whose validity ends this year (the month's batch)."""
+def due_for_renewal(conn, rules: Rules, at: datetime, after: str = "", limit: int = -1) -> list[str]:
+    """Current, unblocked cards whose validity ends this year (the month's batch), in number order
+    from after `after`, at most `limit` of them (-1: all)."""
     rows = conn.execute(
-        "SELECT card_no FROM cards WHERE status = 'active' AND valid_to = ? ORDER BY card_no",
-        (iso(rules.validity_end(at.year)),),
+        "SELECT card_no FROM cards WHERE status = 'active' AND valid_to = ? AND card_no > ? ORDER BY card_no LIMIT ?",
+        (iso(rules.validity_end(at.year)), after, limit),
     ).fetchall()
     return [r["card_no"] for r in rows]
 

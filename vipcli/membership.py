@@ -33,16 +33,34 @@ def card_step(conn, rules: Rules, ref: str, step: str, now: datetime, operator: 
     return data
 
 
-def renew_all(conn, rules: Rules, now: datetime, operator: str, force: bool) -> dict:
+RENEW_CHUNK = 2_000  # cards renewed per write transaction: a till waits behind one chunk at most
+
+
+def renew_all(conn, rules: Rules, now: datetime, operator: str, force: bool, dry_run: bool = False,
+              chunk: int = RENEW_CHUNK) -> dict:
     """The renewal month's batch (第十七条 每年12月为换卡月): every current card valid to this year's end
-    renewed for a year; outside the month only with `force` (audited)."""
+    renewed for a year; outside the month only with `force` (audited). `chunk` cards per write
+    transaction of its own, waiting tills let in between; a renewed card is no longer due, so a
+    batch killed between chunks, run again, renews the rest. `dry_run`: each chunk rolled back."""
+    from vipcli.db import let_waiters_in, transaction
+
     if rules.renewal_month is None:
         raise Refused("cards of these rules do not expire; there is nothing to renew", code="no_renewal")
     if now.month != rules.renewal_month and not force:
         raise InvalidInput(f"renew --all runs in the renewal month ({rules.renewal_month}); "
                            "use --force outside it (audited)", code="outside_renewal_window")
-    renewed = [cards.renew(conn, rules, no, now, True) for no in cards.due_for_renewal(conn, rules, now)]
-    audit(conn, now, operator, "card renew --all" + (" --force" if force else ""), None, renewed=len(renewed))
+    renewed, last = [], ""
+    while True:
+        with transaction(conn, dry_run=dry_run):
+            part = [cards.renew(conn, rules, no, now, True) for no in cards.due_for_renewal(conn, rules, now, last, chunk)]
+        renewed += part
+        if len(part) < chunk:
+            break
+        last = part[-1]["card_no"]
+        let_waiters_in(conn)
+    if not dry_run:
+        with transaction(conn):
+            audit(conn, now, operator, "card renew --all" + (" --force" if force else ""), None, renewed=len(renewed))
     return {"renewed": len(renewed), "cards": [{"card_no": r["card_no"], "valid_to": r["valid_to"]} for r in renewed]}
 
 

@@ -3,7 +3,7 @@
 import typer
 
 from vipcli.cli import command, commands, session, subgroup
-from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed
+from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed, run_planned
 from vipcli.cli.output import emit, styled, table
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
@@ -68,10 +68,9 @@ def card_renew(
     s = session(ctx)
     rules = s.rules()
 
-    def work(conn):  # one transaction: a killed batch renews nothing, a re-run all
-        return membership.renew_all(conn, rules, s.now, s.operator, force)
-
-    data = run_confirmed(s, "card renew --all", work,
+    data = run_planned(s, "card renew --all",
+                       lambda conn: membership.renew_all(conn, rules, s.now, s.operator, force, dry_run=True),
+                       lambda conn: membership.renew_all(conn, rules, s.now, s.operator, force),
                          lambda p: f"Renew {p['renewed']} cards valid to {rules.validity_end(s.now.year)} for a year.",
                          yes, dry_run)
     emit(s, data, lambda c: c.print(("Dry run, nothing changed: would renew " if data["dry_run"] else "Renewed ")
