@@ -408,7 +408,8 @@ class PurchaseImport:
         valid_to = iso(rules.card_valid_to(day.date))
         self.pending["cards"].append((number, state.id, region, sequence, stamp, valid_to,
                                       cards.qualified_reason(reason), stamp, stamp))
-        state.card, state.status, state.valid_to, state.registration_from = number, "active", valid_to, stamp
+        state.card, state.status = number, "active"
+        state.valid_to, state.registration_from = self.people.share(valid_to), self.people.share(stamp[:10])
         state.until = -1
         self.people.by_card[number] = state.id
         self.report.cards_issued += 1

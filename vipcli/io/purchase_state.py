@@ -143,6 +143,12 @@ class Customers:
         self.fresh = None
         self.horizon = max([w.months for w in rules.qualify_windows] + [rules.upgrade_window_months])
         self.make = PaidCustomer if rules.count_promo else Customer
+        # One copy of each tier, status and date text for all the customers that hold it (a few
+        # hundred texts instead of one each for 200,000 customers).
+        self.texts: dict[str, str] = {}
+
+    def share(self, text):
+        return text if text is None else self.texts.setdefault(text, text)
 
     def reload(self) -> None:
         self.known.clear()
@@ -194,7 +200,7 @@ class Customers:
             for row in conn.execute(
                     f"SELECT id, tier, {', '.join(REGISTRATION_FIELDS)} FROM customers WHERE id IN ({marks})", part):
                 state = states[row["id"]] = self.make(row["id"])
-                state.tier = row["tier"]
+                state.tier = self.share(row["tier"])
                 state.registered = is_registered(row)
                 state.birthday = date.fromisoformat(row["birthday"]) if row["birthday"] else None
             for card in conn.execute(f"SELECT * FROM cards WHERE customer_id IN ({marks}) AND status IN ({live}) "
@@ -229,12 +235,12 @@ class Customers:
         if state.ended or (state.card is not None and self.rules.is_top_tier(state.tier)):
             state.events = state.windows = None
 
-    @staticmethod
-    def take_card(state: Customer, card) -> None:
+    def take_card(self, state: Customer, card) -> None:
         state.card = card["card_no"]
-        state.status = card["status"]
-        state.valid_to = card["valid_to"]
-        state.registration_from = card["registration_from"]
+        state.status = self.share(card["status"])
+        state.valid_to = self.share(card["valid_to"])
+        # (only the day counts: cards.registration_ends)
+        state.registration_from = self.share((card["registration_from"] or "")[:10] or None)
 
 
 class Windows:
