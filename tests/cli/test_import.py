@@ -527,10 +527,15 @@ def test_a_header_of_two_million_columns_is_named_in_one_short_line(vip, isolate
     assert r.code == 2 and "'c0', 'c1', 'c2', 'c3', 'c4' and 199,995 more" in message and len(message) < 400
 
 
-@pytest.mark.parametrize("encoding,refused", [("shift_jis", True), ("gb18030", False)])
+@pytest.mark.parametrize("encoding,refused", [("shift_jis", True), ("big5", True), ("euc_jp", True),
+                                              ("gb18030", False)])
 def test_a_file_in_another_encoding_is_refused_not_turned_to_mojibake(vip, isolated, encoding, refused):
-    """A Shift-JIS file (山田太郎) was imported with exit 0 as 嶳揷懢榊."""
-    names = {"shift_jis": ["山田太郎", "鈴木花子", "佐藤一郎", "高橋美咲"], "gb18030": ["王芳", "张伟", "李娜", "刘洋"]}[encoding]
+    """A Shift-JIS file (山田太郎) was imported with exit 0 as 嶳揷懢榊; Big5 (Taiwan) reads as rare
+    characters, EUC-JP's kanji as common ones but its kana as kana, which a Chinese shop's file
+    doesn't hold."""
+    names = {"shift_jis": ["山田太郎", "鈴木花子", "佐藤一郎", "高橋美咲"], "gb18030": ["王芳", "张伟", "李娜", "刘洋"],
+             "big5": ["陳美玲", "林志偉", "黃淑芬", "張家豪", "王小明", "李雅婷"],
+             "euc_jp": ["山田たろう", "すずき花子", "さとう一郎", "たかはし美咲"]}[encoding]
     lines = "".join(f"1380013800{i},{name}\n" for i, name in enumerate(names))
     (isolated / "m.csv").write_bytes(("phone,name\n" + lines).encode(encoding))
     r = vip("import", "members", str(isolated / "m.csv"))

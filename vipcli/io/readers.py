@@ -32,20 +32,24 @@ def detect_encoding(path: Path) -> str:
 
 def _plausibly_chinese(path: Path, sample: int = 1 << 20) -> None:
     """Almost any bytes decode as GB18030: a Shift-JIS 山田太郎 reads as 嶳揷懢榊, and was imported so.
-    Text a Chinese shop wrote keeps mostly to the 6,763 common characters of GB2312; when most of
-    a file's (at least eight) characters fall outside them, it is refused, naming --encoding (which
-    an unusual but real file can give to be read as GB18030 all the same)."""
+    Text a Chinese shop wrote keeps mostly to the 6,763 common characters of GB2312, and holds no
+    Japanese kana (EUC-JP's kanji read as common Chinese characters, but its kana stay kana); when
+    most of a file's (at least eight) characters fall outside them, or it holds four kana or more,
+    it is refused, naming --encoding (which an unusual but real file can give to be read as GB18030
+    all the same)."""
     with open(path, "rb") as handle:
         text = handle.read(sample).decode("gb18030", errors="replace")
     wide = [ch for ch in text if ord(ch) > 127]
-    rare = 0
+    rare = kana = 0
     for ch in wide:
         try:
             ch.encode("gb2312")
         except UnicodeEncodeError:
             rare += 1
-    if rare >= 8 and rare * 2 > len(wide):
-        raise InvalidInput(f"{path}: neither UTF-8 nor plausible GB18030 text (Shift-JIS or Big5?); "
+        if "\u3040" <= ch <= "\u30ff":
+            kana += 1
+    if (rare >= 8 and rare * 2 > len(wide)) or kana >= 4:
+        raise InvalidInput(f"{path}: neither UTF-8 nor plausible GB18030 text (Shift-JIS, EUC-JP or Big5?); "
                            "give the file's encoding with --encoding, or save it as UTF-8", code="bad_encoding")
 
 
