@@ -10,12 +10,16 @@ from vipcli.money import apply_rate, format_fen, parse_yuan
 
 @pytest.mark.parametrize("text,fen", [
     ("1000", 100000), ("880.5", 88050), ("880.50", 88050), ("0.01", 1), ("0", 0), (" 12.3 ", 1230), ("１０.５", 1050),
+    # as a clerk types them (issue 16.6): a currency sign before, 元 after, thousands grouped by three
+    ("¥10", 1000), ("￥1,000", 100000), ("1000元", 100000), ("¥ 1,000.50 元", 100050), ("999", 99900),
+    ("1,000", 100000), ("12,345,678.90", 1234567890), ("１，０００".replace("，", ","), 100000),
 ])
 def test_parse_yuan_accepts(text, fen):
     assert parse_yuan(text) == fen
 
 
-@pytest.mark.parametrize("text", ["", "1.234", "-1", "+5", "1e3", "1,000", "¥10", "abc", "1.", ".5", "NaN", "٣"])
+@pytest.mark.parametrize("text", ["", "1.234", "-1", "+5", "1e3", "1,00", "1,0000", ",100", "100,", "1,,000", "¥", "元",
+                                  "¥-5", "10元元", "$10", "abc", "1.", ".5", "NaN", "٣"])
 def test_parse_yuan_refuses(text):
     with pytest.raises(InvalidInput) as info:
         parse_yuan(text)

@@ -8,6 +8,22 @@ from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.rules import Rules
 
 LIVE = ("active", "discount_only", "blocked", "expired")
+STATUSES = ("active", "discount_only", "blocked", "replaced", "expired", "cancelled")
+STATUS_NAMES = {"有效": "active", "仅折扣": "discount_only", "挂失": "blocked", "已换卡": "replaced", "过期": "expired",
+                "注销": "cancelled", "潜在": "prospect"}  # as a clerk types them
+
+
+def status_code(text: str, allowed: tuple = STATUSES) -> str:
+    """A card status typed in English or Chinese (有效, 挂失...) -> its code, one of `allowed`."""
+    value = text.strip().lower() if isinstance(text, str) else ""
+    value = STATUS_NAMES.get(value, value)
+    if value not in allowed:
+        names = {code: name for name, code in STATUS_NAMES.items()}
+        raise InvalidInput(f"status: {text!r} is not one of "
+                           f"{', '.join(f'{code} ({names[code]})' for code in allowed)}", code="bad_status")
+    return value
+
+
 # the states in which a card's purchase is refused (a lost card's owner may still buy by phone)
 REFUSES_PURCHASE = ("blocked", "replaced", "cancelled")
 _SEPARATORS = re.compile(r"[\s\-]")

@@ -6,8 +6,7 @@ from datetime import date, datetime, timedelta
 from vipcli import archive, cards
 from vipcli.dates import iso, is_birthday, months_before
 from vipcli.auditlog import audit
-from vipcli.errors import InvalidInput
-from vipcli.rules import CHANNELS, Rules
+from vipcli.rules import Rules, channel_code
 
 
 def classify(conn, rules: Rules, as_of: datetime, store: str | None = None, cls: str | None = None,
@@ -36,8 +35,7 @@ def classify(conn, rules: Rules, as_of: datetime, store: str | None = None, cls:
 
 
 def log_visit(conn, rules: Rules, ref: str, channel: str, note: str | None, at: datetime, operator: str) -> dict:
-    if channel not in CHANNELS:
-        raise InvalidInput(f"channel: {channel!r} must be one of {', '.join(CHANNELS)}", code="bad_channel")
+    channel = channel_code(channel)
     customer, card = archive.resolve(conn, rules, ref)
     visit_id = conn.execute(
         "INSERT INTO visits(customer_id, channel, note, at, operator) VALUES (?, ?, ?, ?, ?)",

@@ -7,6 +7,7 @@ them, clamping to the month's last day (31 August - 6 months = 28/29 February); 
 """
 
 import os
+import re
 from calendar import monthrange
 from datetime import date, datetime, time
 
@@ -23,24 +24,54 @@ def _in_range(value, text, field: str):
     return value
 
 
+# A date as a clerk types it: 2026-03-05, 2026-3-5, 2026/3/5, 2026.3.5, 2026年3月5日, 20260305
+# (full-width digits folded first); a time after it, when there is one, after a space or a T.
+_DATE = r"(\d{4})(?:([-/.])(\d{1,2})\2(\d{1,2})|年(\d{1,2})月(\d{1,2})日?|(\d{2})(\d{2}))"
+_TIME = r"(?:[T ](\d{1,2}):(\d{2})(?::(\d{2}))?)"
+_WHEN = re.compile(rf"{_DATE}{_TIME}?", re.ASCII)
+DATE_FORMS = "2026-03-05, 2026/3/5, 2026.3.5, 2026年3月5日 or 20260305"
+
+
+def _folded(text) -> str:
+    from vipcli.money import FULL_WIDTH
+
+    return text.translate(FULL_WIDTH).strip() if isinstance(text, str) else ""
+
+
+def is_date_only(text) -> bool:
+    """Whether `text` is a date without a time (in any form parse_date takes)."""
+    match = _WHEN.fullmatch(_folded(text))
+    return match is not None and match.group(9) is None
+
+
+def _typed(text) -> datetime | None:
+    """A date or date-time in one of the forms a person types, or None; ValueError for a day
+    that does not exist (2026-02-30)."""
+    match = _WHEN.fullmatch(_folded(text))
+    if match is None:
+        return None
+    year, _, m1, d1, m2, d2, m3, d3, hour, minute, second = match.groups()
+    month, day = next((m, d) for m, d in ((m1, d1), (m2, d2), (m3, d3)) if m is not None)
+    return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+
+
 def parse_date(text: str, field: str = "date") -> date:
     try:
-        value = date.fromisoformat(text.strip())
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidInput(f"{field}: {shown(text)} is not a date (YYYY-MM-DD)", code="bad_date") from None
-    return _in_range(value, text, field)
+        value = _typed(text) if is_date_only(text) else None
+    except ValueError:
+        value = None
+    if value is None:
+        raise InvalidInput(f"{field}: {shown(text)} is not a date (e.g. {DATE_FORMS})", code="bad_date")
+    return _in_range(value.date(), text, field)
 
 
 def parse_when(text: str, field: str = "time") -> datetime:
-    """An ISO date (midnight) or date-time, to the second."""
+    """A date (midnight) or a date and time, to the second, in the forms a person types (or ISO)."""
     try:
-        cleaned = text.strip()
-        if len(cleaned) == 10:
-            return _in_range(datetime.combine(date.fromisoformat(cleaned), time()), text, field)
-        value = datetime.fromisoformat(cleaned)
+        value = _typed(text) or datetime.fromisoformat(text.strip())
     except (ValueError, AttributeError, TypeError):
         raise InvalidInput(
-            f"{field}: {shown(text)} is not a date or date-time (YYYY-MM-DD or YYYY-MM-DDTHH:MM)",
+            f"{field}: {shown(text)} is not a date or date-time (e.g. {DATE_FORMS}, 2026-03-05T10:00)",
             code="bad_date",
         ) from None
     if value.tzinfo is not None:
@@ -56,7 +87,7 @@ def parse_as_of(text: str | None, current: datetime, writes: bool) -> datetime:
     if text is None:
         return current
     moment = parse_when(text, "as-of")
-    if len(text.strip()) == 10:
+    if is_date_only(text):
         moment = min(datetime.combine(moment.date(), time(23, 59, 59)),
                      max(current, moment))  # today: now; a past day: its last second
     if writes and moment > current:

@@ -17,14 +17,21 @@ YUAN = r"([0-9]{1,15})(?:\.([0-9]{1,2}))?"  # yuan as parse_yuan takes it, after
 _YUAN = re.compile(YUAN)
 
 
+# An amount as a clerk types it: ¥ or ￥ before it or 元 after it, thousands separated by commas
+# where they group by three (1,000.50 yes, 1,00 no); full-width digits folded first.
+_DRESSED = re.compile(r"[¥￥]?\s*((?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]{1,2})?)\s*元?")
+
+
 def parse_yuan(text: str, field: str = "amount") -> int:
-    """'880.5' -> 88050. At most two decimals, no sign, no exponent, no thousands separators."""
-    # Full-width digits typed with a Chinese input method are folded to ASCII first.
+    """'880.5', '¥1,000', '1000元' -> fen. At most two decimals, no sign, no exponent."""
     cleaned = text.translate(FULL_WIDTH).strip() if isinstance(text, str) else ""
     match = _YUAN.fullmatch(cleaned)
     if not match:
+        dressed = _DRESSED.fullmatch(cleaned)
+        match = _YUAN.fullmatch(dressed.group(1).replace(",", "")) if dressed else None
+    if not match:
         raise InvalidInput(
-            f"{field}: {shown(text)} is not an amount in yuan (digits, at most two decimals, e.g. 880.50)",
+            f"{field}: {shown(text)} is not an amount in yuan (at most two decimals, e.g. 880.50, ¥1,000 or 1000元)",
             code="bad_amount",
         )
     whole, cents = match.group(1), (match.group(2) or "").ljust(2, "0")

@@ -17,6 +17,17 @@ from vipcli.errors import InvalidInput
 from vipcli.money import apply_rate, format_fen, parse_yuan
 
 CHANNELS = ("phone", "visit", "sms", "email", "letter")
+CHANNEL_NAMES = {"电话": "phone", "上门": "visit", "短信": "sms", "邮件": "email", "信函": "letter"}  # as a clerk types them
+
+
+def channel_code(text: str) -> str:
+    """A follow-up channel typed in English or Chinese (电话, 上门...) -> its code."""
+    value = text.strip().lower() if isinstance(text, str) else ""
+    value = CHANNEL_NAMES.get(value, value)
+    if value not in CHANNELS:
+        raise InvalidInput(f"channel: {text!r} must be one of {', '.join(CHANNELS)} "
+                           f"({', '.join(CHANNEL_NAMES)})", code="bad_channel")
+    return value
 NO_EXPIRY = date(9999, 12, 31)  # the validity of a card whose profile has no renewal
 MESSAGE_KINDS = ("card_issued", "birthday", "renewal")
 MESSAGE_FIELDS = ("name", "card_no", "valid_to", "discount", "store")
@@ -132,8 +143,9 @@ class Rules:
         return None
 
     def tier(self, code: str) -> Tier:
+        """A tier by its code or its name as the profile writes it (gold, 金卡)."""
         for tier in self.tiers:
-            if tier.code == code:
+            if code in (tier.code, tier.name):
                 return tier
         raise InvalidInput(f"tier: {code!r} is not a tier of these rules ({self.tier_codes()})")
 

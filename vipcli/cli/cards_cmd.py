@@ -85,13 +85,11 @@ def cards_table(
 ) -> None:
     """The card tracking table (VIP卡跟踪表). Example: vip cards --status blocked"""
     from vipcli import cards
-    from vipcli.errors import InvalidInput
 
     s = session(ctx)
     rules = s.rules()
-    known = ("active", "discount_only", "blocked", "replaced", "expired", "cancelled")
-    if status is not None and status not in known:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(known)}")
+    if status is not None:
+        status = cards.status_code(status)
     rows = cards.tracking_table(s.conn, rules, s.now.date(), status, region)
     emit(s, {"cards": rows, "count": len(rows)}, lambda c: c.print(table(
         f"VIP卡跟踪表 ({len(rows)})", ["card", "holder", "phone", "issued", "valid to", "status", "renewals", "replaced by"],

@@ -43,7 +43,11 @@ def export(
         raise InvalidInput(f"format: {fmt!r} must be one of {', '.join(exports.FORMATS)}", code="bad_format")
     rules = s.rules()
     if tier is not None:
-        rules.tier(tier)
+        tier = rules.tier(tier).code  # (a code or the profile's name: gold, 金卡)
+    if status is not None:
+        from vipcli.cards import STATUSES, status_code
+
+        status = status_code(status, ("prospect", *STATUSES))
     filters = exports.Filters(
         since=parse_when(since, "since") if since else None, until=parse_when(until, "until") if until else None,
         store=check_store(store) if store else None, tier=tier, status=status)

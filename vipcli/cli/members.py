@@ -201,13 +201,14 @@ def search(
 
     s = session(ctx)
     rules = s.rules()
+    from vipcli.cards import STATUSES, status_code
+
     if tier is not None:
-        rules.tier(tier)
+        tier = rules.tier(tier).code  # (a code or the profile's name: gold, 金卡)
     if cls is not None and cls not in [c.code for c in rules.classes]:
         raise InvalidInput(f"class: {cls!r} is not one of {', '.join(c.code for c in rules.classes)}")
-    statuses = ("prospect", "active", "discount_only", "blocked", "replaced", "expired", "cancelled")
-    if status is not None and status not in statuses:
-        raise InvalidInput(f"status: {status!r} is not one of {', '.join(statuses)}")
+    if status is not None:
+        status = status_code(status, ("prospect", *STATUSES))
     page_size = parse_count(limit, "limit", 1, 10000)
     skip = parse_count(offset, "offset", 0, 10**9)
     total, results = archive.search(s.conn, rules, text, s.now, tier, cls, store, status, page_size, skip)
