@@ -47,3 +47,22 @@ def test_gender_and_birthday_in_chinese(vip):
     assert r.code == 0
     shown = vip("show", P)
     assert (shown["gender"], shown["birthday"]) == ("F", "1990-05-01")
+
+
+def test_a_sheet_with_chinese_headers(vip, isolated):
+    """Issue 16.7: a manager's sheet headed 手机, 姓名, 生日... and a POS file headed 小票号, 手机, 时间,
+    金额, 实付 are imported as their English-headed twins; an unknown header is refused up front,
+    naming it and the Chinese names taken."""
+    members = "手机,姓名,性别,生日,门店\n13800138000,王芳,女,1990年5月1日,SZ01\n"
+    (isolated / "m.csv").write_bytes(members.encode("gb18030"))
+    r = vip("import", "members", str(isolated / "m.csv"))
+    assert r.code == 0 and r["inserted"] == 1
+    assert (vip("show", "13800138000")["name"], vip("show", "13800138000")["birthday"]) == ("王芳", "1990-05-01")
+    purchases = "小票号,手机,门店,消费时间,金额,特价金额,实付\nR1,13800138000,SZ01,2026/6/1 10:00,\"¥1,200\",,\nR2,13900000001,,2026-06-02,88,,80\n"
+    (isolated / "p.csv").write_text(purchases, encoding="utf-8")
+    r = vip("import", "purchases", str(isolated / "p.csv"))
+    assert r.code == 0 and (r["inserted"], r["cards_issued"]) == (2, 1), r
+    assert vip("show", "13800138000")["card_no"] is not None
+    (isolated / "bad.csv").write_text("小票号,会员等级,时间,金额\nR9,金卡,2026-06-01,10\n", encoding="utf-8")
+    r = vip("import", "purchases", str(isolated / "bad.csv"))
+    assert r.code == 2 and "会员等级" in r.data["error"]["message"] and "小票号" in r.data["error"]["message"]

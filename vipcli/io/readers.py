@@ -100,6 +100,16 @@ def open_rows(path: str, columns: tuple[str, ...], required: tuple[str, ...],
     return names, records()
 
 
+# Column headers as a Chinese store's POS or Excel sheet writes them -> the column (issue 16.7).
+HEADER_NAMES = {
+    "小票号": "receipt", "单号": "receipt", "小票": "receipt", "卡号": "card_no", "会员卡号": "card_no",
+    "手机": "phone", "手机号": "phone", "电话": "phone", "门店": "store", "时间": "purchased_at",
+    "消费时间": "purchased_at", "金额": "amount", "特价金额": "promo", "实付": "paid", "实付金额": "paid",
+    "姓名": "name", "性别": "gender", "生日": "birthday", "出生日期": "birthday", "身份证号": "id_number",
+    "邮箱": "email", "地址": "address", "区号": "region", "发卡": "grant",
+}
+
+
 def open_table(path: str, columns: tuple[str, ...], required: tuple[str, ...],
                encoding: str | None = None) -> tuple[list[str], Iterator[tuple[int, list]]]:
     """(header, iterator of (row number, cells)): the cells as text (CSV as read, XLSX cells made
@@ -115,10 +125,13 @@ def open_table(path: str, columns: tuple[str, ...], required: tuple[str, ...],
     else:
         header, rows = _csv_rows(file, encoding.lower() if encoding else detect_encoding(file))
     names = [(h or "").strip().lower() for h in header]
+    names = [HEADER_NAMES.get(n, n) if HEADER_NAMES.get(n) in columns else n for n in names]
     unknown = [n for n in names if n not in columns]
     if unknown:
         named = ", ".join(shown(u, 30) for u in unknown[:5]) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
-        raise InvalidInput(f"{path}: unknown column(s) {named} (allowed: {', '.join(columns)})", code="bad_columns")
+        chinese = {column: [n for n, c in HEADER_NAMES.items() if c == column] for column in columns}
+        allowed = ", ".join(c + (f" ({'/'.join(chinese[c])})" if chinese[c] else "") for c in columns)
+        raise InvalidInput(f"{path}: unknown column(s) {named} (allowed: {allowed})", code="bad_columns")
     missing = [c for c in required if c not in names]
     if missing:
         raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)}", code="bad_columns")
