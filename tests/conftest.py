@@ -61,8 +61,10 @@ class Result:
         self.code = raw.exit_code
         self.stdout = raw.stdout
         self.stderr = raw.stderr
+        # (under --json a command's object is on stdout, an error's on stderr)
+        text = raw.stdout if raw.stdout.strip() or raw.exit_code == 0 else raw.stderr
         try:
-            self.data = json.loads(raw.stdout) if raw.stdout.strip() else None
+            self.data = json.loads(text) if text.strip() else None
         except json.JSONDecodeError:
             self.data = None
 

@@ -52,7 +52,7 @@ def test_parallel_redemptions_never_double_spend(vip, member, isolated):
     refused = [r for r in results if r["code"] != 0]
     assert len(ok) == 60
     for r in refused:
-        assert r["code"] == 1 and json.loads(r["out"])["error"]["code"] == "insufficient_points", r
+        assert r["code"] == 1 and json.loads(r["err"])["error"]["code"] == "insufficient_points", r
     assert all("locked" not in r["out"] + r["err"] for r in results)
     assert vip("points", card)["points_balance"] == 0
     assert vip("check")["ok"] is True

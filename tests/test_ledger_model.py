@@ -28,7 +28,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         os.environ["VIPCLI_NOW"] = self.now.isoformat()
         result = self.runner.invoke(app, ["--json", *map(str, args)], catch_exceptions=False)
-        return result.exit_code, json.loads(result.stdout)
+        return result.exit_code, json.loads(result.stdout if result.exit_code == 0 else result.stderr)
 
     @initialize()
     def setup(self):

@@ -122,8 +122,8 @@ def test_rotations_at_once_and_beside_enrolments_lose_no_key(vip, member, isolat
                                 "--id-number", number], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True) for i, number in enumerate(ids[1:])]
     results = [(p.wait(), p.communicate()) for p in procs]
-    for code, (out, _) in results:
-        assert code == 0 or '"rotation_running"' in out, out
+    for code, (_, err) in results:
+        assert code == 0 or '"rotation_running"' in err, err
     assert (isolated / "vip.key").exists()
     r = vip("check")
     assert r["ok"] is True and r["checks"]["id_numbers"] == 0
@@ -278,7 +278,7 @@ def test_hostile_arguments_never_crash_or_write(vip, member, isolated, template,
     if r.code != 0:
         assert r.code in (1, 2, 4), r
         assert r.data is not None and set(r.data) == {"error"}, r
-        assert len(r.stderr.strip().splitlines()) == 1, r
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == "", r
         assert _fingerprint(db) == before, args
 
 
@@ -704,7 +704,7 @@ def test_every_option_of_every_command_takes_hostile_values_without_a_crash(vip,
     assert r.code in (0, 1, 2, 3, 4), (args, r)
     if r.code not in (0, 3):
         assert r.data is not None and set(r.data) == {"error"}, (args, r)
-        assert len(r.stderr.strip().splitlines()) == 1, (args, r)
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == "", (args, r)
         assert _fingerprint(db) == before, args
 
 

@@ -66,7 +66,7 @@ def test_bad_values_exit_2_and_write_nothing(vip, isolated):
                  ["--phone", P, "--store", "店"], ["--phone", P, "--at", "yesterday"]):
         r = vip("enroll", *args)
         assert r.code == 2, (args, r)
-        assert len(r.stderr.strip().splitlines()) == 1
+        assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == ""  # (--json: the error object only)
     assert vip("search", "").data["results"] == []
 
 

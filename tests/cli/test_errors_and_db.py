@@ -1,3 +1,4 @@
+import json
 import os
 import sqlite3
 import subprocess
@@ -200,3 +201,21 @@ def test_a_database_in_a_folder_that_cant_be_written_still_reads(vip, member, is
     assert vip("export", "purchases", "--out", str(out)).code == 0 and out.exists()
     r = vip("purchase", card, "--amount", "10")
     assert r.code == 4 and r.data["error"]["code"] == "read_only" and "only reading commands" in r.data["error"]["message"]
+
+
+def test_version_and_short_help(vip):
+    """Issue 16.8: `vip --version` (the package's), `-h` beside `--help`, on every command."""
+    import tomllib
+    from pathlib import Path
+
+    r = vip("--version", json_output=False)
+    declared = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert r.code == 0 and r.stdout.strip() == f"vip {declared['project']['version']}"
+    assert vip("-h", json_output=False).stdout.startswith("Usage: vip")
+    assert vip("purchase", "-h", json_output=False).stdout.startswith("Usage: vip purchase")
+
+
+def test_a_json_error_is_written_once_on_stderr(vip):
+    """Issue 16.12 and SPEC §1: under --json the error is one JSON line on stderr; stdout stays empty."""
+    r = vip("show", "1")
+    assert r.code == 2 and r.stdout == "" and json.loads(r.stderr)["error"]["code"] == "bad_card"

@@ -94,10 +94,8 @@ def report(code: str, message: str, exit_code: int, as_json: bool) -> int:
     from vipcli.cli.output import printable
 
     line = printable(" ".join(str(message).split()))
-    if as_json:
-        payload = json.dumps({"error": {"code": code, "message": line}}, ensure_ascii=False)
-        print(payload)
-        print(payload, file=sys.stderr)
+    if as_json:  # SPEC §1: the error line on stderr, as a JSON object; stdout stays empty
+        print(json.dumps({"error": {"code": code, "message": line}}, ensure_ascii=False), file=sys.stderr)
     else:
         print(f"error: {line}", file=sys.stderr)
     return exit_code
@@ -139,6 +137,7 @@ class Session:
 app = typer.Typer(
     cls=VipGroup,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
@@ -153,6 +152,14 @@ def _operator_default() -> str:
         return "unknown"
 
 
+def _version(value: bool) -> None:
+    if value:
+        from vipcli import __version__
+
+        print(f"vip {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -160,6 +167,8 @@ def _root(
     json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
     operator: str = typer.Option(None, "--operator", envvar="VIPCLI_OPERATOR",
                                  help="Who is doing this (recorded on every write)."),
+    version: bool = typer.Option(False, "--version", is_eager=True, expose_value=False, callback=_version,
+                                 help="Print the version and exit."),
 ) -> None:
     from vipcli.dates import now
     from vipcli.fields import clean_text
