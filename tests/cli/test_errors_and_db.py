@@ -219,3 +219,16 @@ def test_a_json_error_is_written_once_on_stderr(vip):
     """Issue 16.12 and SPEC §1: under --json the error is one JSON line on stderr; stdout stays empty."""
     r = vip("show", "1")
     assert r.code == 2 and r.stdout == "" and json.loads(r.stderr)["error"]["code"] == "bad_card"
+
+
+def test_global_options_after_the_command(vip, member, isolated):
+    """Issue 16.10: --json, --db and --operator are taken after the command name too; a command's own
+    option of that name keeps it (vip audit --operator filters)."""
+    card = member()
+    r = vip("purchase", card, "--amount", "10", "--json", "--operator", "小王", json_output=False)
+    assert r.code == 0 and r["paid"] == "8.80"
+    other = isolated / "other.db"
+    assert vip("init", "--db", str(other)).code == 0 and other.exists()
+    assert vip("audit", "--operator", "小王")["entries"][0]["operator"] == "小王"
+    assert vip("audit", "--operator", "nobody")["entries"] == []
+    assert vip("show", card, "--db=" + str(other)).code == 1  # (no such card in the other database)

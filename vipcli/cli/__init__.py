@@ -32,7 +32,7 @@ class VipGroup(PlainGroup):
         return _module_group(module).get_command(ctx, name) if module else None
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        argv = list(sys.argv[1:] if args is None else args)
+        argv = _globals_first(list(sys.argv[1:] if args is None else args))
         as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
         try:
             result = super().main(args=argv, prog_name="vip", complete_var=complete_var,
@@ -71,6 +71,47 @@ class VipGroup(PlainGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+# The global options, and whether each takes a value: given after the command name too
+# (`vip purchase 755000015 --amount 10 --json`), they are moved before it, unless the command has
+# an option of that name itself (`vip audit --operator O` filters by operator).
+GLOBAL_OPTIONS = {"--json": False, "--db": True, "--operator": True}
+
+
+def _globals_first(argv: list[str]) -> list[str]:
+    end = argv.index("--") if "--" in argv else len(argv)
+    command = next((i for i, a in enumerate(argv[:end]) if not a.startswith("-")
+                    and (i == 0 or argv[i - 1] not in GLOBAL_OPTIONS or not GLOBAL_OPTIONS[argv[i - 1]])), None)
+    if command is None:
+        return argv
+    own = _own_options(argv[command])
+    front, rest, i = argv[:command], [], command
+    while i < end:
+        name = argv[i].split("=", 1)[0]
+        if name in GLOBAL_OPTIONS and name not in own:
+            takes = GLOBAL_OPTIONS[name] and "=" not in argv[i]
+            front += argv[i:i + 1 + takes]
+            i += 1 + takes
+        else:
+            rest.append(argv[i])
+            i += 1
+    return front + rest + argv[end:]
+
+
+def _own_options(name: str) -> set[str]:
+    """The option names a command (or any command of a group) defines itself."""
+    module = COMMANDS.get(name)
+    if module is None:
+        return set()
+    found, todo = set(), [_module_group(module).get_command(None, name)]
+    while todo:
+        command = todo.pop()
+        if command is None:
+            continue
+        found.update(opt for param in command.params for opt in getattr(param, "opts", ()))
+        todo += list(getattr(command, "commands", {}).values())
+    return found
 
 
 INTERRUPTED = ("interrupted: what was saved before stays, the transaction under way was rolled back "
