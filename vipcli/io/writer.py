@@ -154,9 +154,11 @@ class Writer:
         return translate(exc)
 
     def rollback(self) -> None:
-        if self.open:
+        # (SQLite's own state, not the flag: Ctrl-C may land between a COMMIT and the flag's reset,
+        # and a ROLLBACK with no transaction fails, which turned Ctrl-C into a database error)
+        if self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
-            self.open = False
+        self.open = False
 
     def slow(self, sale: tuple) -> None:
         """One purchase through `sales.record_purchase`, inside the open transaction; a refusal
