@@ -45,8 +45,7 @@ class Report:
     rejected: int = 0
     cards_issued: int = 0
     upgrades: int = 0
-    slow_path: int = 0  # rows applied by sales.record_purchase (a card with points debt)
-
+    slow_path: int = 0  # rows applied by sales.record_purchase (points debt, a lost card, a full region)
 
 
 class PurchaseImport:
@@ -80,7 +79,7 @@ class PurchaseImport:
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
         # rules.discount_rate's answers, by (tier, card status, birthday today)
         self.rates: dict[tuple, Decimal | None] = {}
-        self.texts: dict[datetime, str] = {}  # iso() of lot dates (see _text)
+        self.lot_texts: dict[datetime, str] = {}  # iso() of lot dates (see _text)
         self._new_pending()
 
     # --- state ----------------------------------------------------------------------------------
@@ -318,11 +317,11 @@ class PurchaseImport:
 
     def _text(self, moment: datetime) -> str:
         """iso(moment), kept for the moments that come back (a calendar year's expiry)."""
-        text = self.texts.get(moment)
+        text = self.lot_texts.get(moment)
         if text is None:
-            if len(self.texts) > 10_000:
-                self.texts.clear()
-            text = self.texts[moment] = iso(moment)
+            if len(self.lot_texts) > 10_000:
+                self.lot_texts.clear()
+            text = self.lot_texts[moment] = iso(moment)
         return text
 
     def _rate(self, state: Customer, status: str, day: Day) -> Decimal | None:
