@@ -763,3 +763,23 @@ def test_every_command_is_in_the_table_and_found_by_loading_only_its_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     commands = set(cli.COMMANDS.values())
     assert [m for m in eval(out.strip().splitlines()[-1]) if m.rsplit(".", 1)[1] in commands] == ["vipcli.cli.sales_cmd"]
+
+
+def test_help_names_what_to_type(vip):
+    """Issue 16.9, in part: no option or argument shows a type name such as <str>, none is doubly
+    bracketed ([[CARD]]), and every command's help ends with an example."""
+    from vipcli.cli import COMMANDS, _module_group
+
+    def leaves(cmd, path):
+        if hasattr(cmd, "list_commands"):
+            for name in cmd.list_commands(None):
+                yield from leaves(cmd.get_command(None, name), path + [name])
+        else:
+            yield path
+
+    paths = [p for name in COMMANDS for p in leaves(_module_group(COMMANDS[name]).get_command(None, name), [name])]
+    assert len(paths) > 40
+    for path in paths:
+        text = vip(*path, "--help", json_output=False).stdout
+        assert "<str>" not in text and "[[" not in text, (path, text)
+        assert "Example:" in text or "Example" in " ".join(text.split()), path

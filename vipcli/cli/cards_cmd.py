@@ -50,7 +50,7 @@ def card_replace(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CAR
 @command(card_app, "renew")
 def card_renew(
     ctx: typer.Context,
-    ref: str = typer.Argument(None, metavar="[CARD/PHONE]"),
+    ref: str = typer.Argument(None, metavar="CARD/PHONE"),
     all_cards: bool = typer.Option(False, "--all", help="Renew every current card due this year (the month's batch)."),
     force: bool = typer.Option(False, "--force", help="Renew outside the renewal window (audited)."),
     yes: bool = YES,

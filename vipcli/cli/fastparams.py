@@ -33,7 +33,32 @@ if RuntimeParam is not None:
 _PLAIN = {str, bool, list[str]}
 
 
+# What a value-taking option's help shows after its name (instead of a type name such as <str>).
+METAVARS = {
+    "--amount": "YUAN", "--promo": "YUAN", "--paid": "YUAN", "--phone": "PHONE", "--at": "TIME",
+    "--as-of": "DATE", "--since": "DATE", "--until": "DATE", "--birthday": "DATE", "--db": "FILE",
+    "--out": "FILE", "--rules": "FILE", "--rejects": "FILE", "--keep": "FILE", "--points": "N",
+    "--limit": "N", "--offset": "N", "--within": "DAYS", "--year": "YEAR", "--request-id": "ID",
+    "--id-number": "ID", "--reward": "CODE", "--class": "A-E", "--tier": "TIER", "--status": "STATUS",
+}
+
+
+def _named(params) -> None:
+    for param in params:
+        if getattr(param, "param_type_name", "") == "argument" and hasattr(param, "display_type_rich"):
+            param.display_type_rich = _no_type  # (typer 0.29 shows "CARD <str>": the name says it)
+        opts = getattr(param, "opts", ())
+        if getattr(param, "param_type_name", "") == "option" and not getattr(param, "is_flag", False):
+            if param.metavar is None or param.metavar.startswith("<"):
+                param.metavar = METAVARS.get(opts[0], opts[0].lstrip("-").upper().replace("-", "_"))
+
+
+def _no_type(ctx=None) -> str:
+    return ""
+
+
 def _lighten(params) -> None:
+    _named(params)
     if RuntimeParam is None:
         return
     for param in params:

@@ -24,7 +24,7 @@ def when(at: str | None, now):
 @command(cli, "purchase")
 def purchase(
     ctx: typer.Context,
-    card: str = typer.Argument(None, metavar="[CARD]", help="Card number (or use --phone)."),
+    card: str = typer.Argument(None, metavar="CARD", help="Card number (or use --phone)."),
     phone: str = typer.Option(None, "--phone", help="Buyer's phone; an unknown phone becomes a new customer (prospect)."),
     existing: bool = typer.Option(False, "--existing", help="Refuse a phone that is not on file (exit 1) instead of creating a customer."),
     amount: str = typer.Option(..., "--amount", help="Regular goods at list price, in yuan."),
