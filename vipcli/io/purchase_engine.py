@@ -213,20 +213,20 @@ class PurchaseImport:
         """Every rule, row after row: the common case inline (this loop is the import's hot path,
         hence the local names), the rare ones in the methods below."""
         rules, report, in_tx = self.rules, self.report, self.in_tx
-        by_phone, customers, days = self.people.by_phone.get, self.people.known.get, self.days.get
+        by_phone, known, days = self.people.by_phone.get, self.people.known, self.days.get
         counted_of, price, points_for = rules.counted, rules.price, rules.points_for
         may_qualify, may_rise = rules.may_qualify, rules.may_rise
         for row in rows:
             try:
                 number, receipt, card_given, phone, store, stamp, moment, regular, promo, given = row
-                cid = by_phone(phone) if card_given is None else self._card_owner(card_given)
+                cid = by_phone(int(phone)) if card_given is None else self._card_owner(card_given)
                 if ((existing and receipt in existing) or receipt in in_tx) and self._repeat(
                         cid, row, existing):
                     continue  # the same purchase again (a different one raised)
                 if cid is None:
                     state = self._new_prospect(phone, store, stamp)
                 else:
-                    state = customers(cid) or self.people.get(cid, stamp)
+                    state = (known[cid] if cid < len(known) else None) or self.people.get(cid, stamp)
                     if card_given is not None and state.card != card_given:
                         self._wrong_card(card_given)
                 day = days(stamp[:10]) or self._day(stamp[:10])
@@ -436,7 +436,7 @@ class PurchaseImport:
             raise
         self._commit()
         self.people.fresh = False  # the customer is read back from the database, purchases included
-        self.people.known.pop(state.id, None)
+        self.people.keep(state.id, None)
         self.sequences.clear()
         self._begin()
         self.report.inserted += 1
