@@ -37,10 +37,12 @@ COMMANDS = {
                          "GROUP BY c.id; SELECT customer_id, channel, MAX(at) FROM visits GROUP BY 1, 2;"),
     "export purchases csv (a month)": (["export", "purchases", "--format", "csv", "--since", "2026-06-01",
                                         "--until", "2026-07-01", "--out", "{out}.csv"],
-                                       "SELECT * FROM purchases WHERE purchased_at > "
-                                       "'2026-06-01' AND purchased_at <= '2026-07-01T23:59:59' ORDER BY purchased_at;"),
+                                       "SELECT p.*, c.phone FROM purchases p JOIN customers c ON c.id = p.customer_id "
+                                       "WHERE p.purchased_at > '2026-06-01' AND p.purchased_at <= '2026-07-01T23:59:59' "
+                                       "ORDER BY p.purchased_at, p.id;"),
     "export purchases csv (all)": (["export", "purchases", "--format", "csv", "--out", "{out}.csv"],
-                                   "SELECT * FROM purchases ORDER BY purchased_at;"),
+                                   "SELECT p.*, c.phone FROM purchases p JOIN customers c ON c.id = p.customer_id "
+                                   "ORDER BY p.purchased_at, p.id;"),  # (the export writes the buyer's phone)
     "points expire --dry-run": (["--json", "points", "expire", "--as-of", "2026-11-01", "--dry-run"],
                                 "SELECT card_no, SUM(remaining) FROM point_lots WHERE remaining > 0 AND "
                                 "expires_at <= '2026-11-01T23:59:59' GROUP BY card_no;"),

@@ -181,13 +181,35 @@ def _purchases(conn, rules, f, now, phone, unmask, vault):
     if f.store:
         sql += " AND p.store = ?"
         params.append(f.store)
-    at_phone = keys.index("phone")
+    return InColumnOrder(_phones_masked(conn, sql + " ORDER BY p.purchased_at, p.id", params, keys.index("phone"),
+                                        phone))
+
+
+class InColumnOrder:
+    """Records as lists in the export's column order (a million purchases: no dict per row); the
+    writers take them as they are (CSV) or as dicts."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+def _phones_masked(conn, sql: str, params: list, at_phone: int, phone):
     cursor = conn.cursor()
-    cursor.row_factory = None  # plain tuples, in the columns' order: a million rows
-    for row in cursor.execute(sql + " ORDER BY p.purchased_at, p.id", params):
-        record = dict(zip(keys, row))
-        record["phone"] = phone(row[at_phone])
-        yield record
+    cursor.row_factory = lambda _, row: list(row)  # in the columns' order, changed in place
+    for row in cursor.execute(sql, params):
+        row[at_phone] = phone(row[at_phone])
+        yield row
+
+
+def _as_dicts(export: Export, records):
+    """Records as dicts keyed by column, whichever way they come."""
+    if isinstance(records, InColumnOrder):
+        keys = [c.key for c in export.columns]
+        return (dict(zip(keys, row)) for row in records)
+    return records
 
 
 def _ledger(conn, rules, f, now, phone, unmask, vault):
@@ -235,7 +257,7 @@ def write(path: str, fmt: str, export: Export, records, force: bool = False) -> 
     """Write the records in `fmt` atomically; returns the number of rows. An existing file is
     replaced only when it is an earlier export of this kind and format, or with `force`."""
     if fmt == "xlsx":
-        return write_xlsx(path, export, records, force)
+        return write_xlsx(path, export, _as_dicts(export, records), force)
     count = 0
     if fmt == "csv":
         # UTF-8 with a BOM: Excel opens Chinese text correctly; Python reads it with utf-8-sig.
@@ -245,8 +267,8 @@ def write(path: str, fmt: str, export: Export, records, force: bool = False) -> 
             writer.writerow(keys)
             # (the converters looked up once, not per cell: an export writes millions of cells)
             convert = [(i, _CSV_CELL[c.kind]) for i, c in enumerate(export.columns) if c.kind in _CSV_CELL]
-            for record in records:
-                row = [record[key] for key in keys]
+            rows = records if isinstance(records, InColumnOrder) else ([r[key] for key in keys] for r in records)
+            for row in rows:
                 for i, to_text in convert:
                     value = row[i]
                     if value is not None:
@@ -258,7 +280,7 @@ def write(path: str, fmt: str, export: Export, records, force: bool = False) -> 
         if fmt == "json":
             handle.write('{"export": %s, "columns": %s, "rows": [' % (
                 json.dumps(export.name), json.dumps([c.key for c in export.columns])))
-        for record in records:
+        for record in _as_dicts(export, records):
             line = json.dumps({c.key: _json_value(c, record[c.key]) for c in export.columns}, ensure_ascii=False)
             if fmt == "json":
                 handle.write(("," if count else "") + "\n" + line)
