@@ -304,7 +304,7 @@ MIXED_WORKER = textwrap.dedent("""
         else:
             continue
         r = runner.invoke(app, ["--json", *args])
-        out = json.loads(r.stdout)
+        out = json.loads(r.stdout if r.exit_code == 0 else r.stderr)  # (an error is on stderr)
         if op == "purchase" and r.exit_code == 0:
             receipts.append(out["receipt"])
         print(json.dumps({"op": op, "phone": phone, "code": r.exit_code, "out": out, "err": r.stderr}), flush=True)
