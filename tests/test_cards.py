@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from vipcli.cards import format_number, luhn_digit, make_number, parse_number
 from vipcli.errors import InvalidInput
-from vipcli.rules import default_text, parse
+from vipcli.rulefile import default_text, parse
 
 RULES = parse(default_text())
 

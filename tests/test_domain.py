@@ -9,7 +9,7 @@ import pytest
 from vipcli import archive, cards, checks, db, ledger, membership, rewards, rulebook, sales
 from vipcli.db import transaction
 from vipcli.errors import Refused
-from vipcli.rules import default_text
+from vipcli.rulefile import default_text
 
 AT = datetime(2026, 3, 10, 10, 0)
 OPERATOR = "domain-test"

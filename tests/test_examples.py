@@ -19,7 +19,7 @@ def test_example_rules_validate(vip, profile):
 
 def test_example_profiles_are_the_builtin_ones():
     """examples/rules holds a copy of every built-in profile, byte for byte (a starting point to edit)."""
-    from vipcli.rules import profile_names
+    from vipcli.rulefile import profile_names
 
     assert sorted(p.stem for p in (EXAMPLES / "rules").glob("*.toml")) == profile_names()
     for name in profile_names():

@@ -13,7 +13,7 @@ from vipcli.io import purchase_rows as engine
 from vipcli.io import purchase_state as state_
 from vipcli.io import timeorder
 from vipcli.io.readers import record
-from vipcli.rules import default_text, parse
+from vipcli.rulefile import default_text, parse
 
 RULES = parse(default_text(), 1)
 NOW = datetime(2026, 11, 1, 12, 0, 0)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from vipcli.rules import default_text, parse, profile_names
+from vipcli.rulefile import default_text, parse, profile_names
 
 P = "13800138000"
 
@@ -218,7 +218,7 @@ def test_b_to_d_are_satisfied_by_a_call_a_month_or_a_visit_every_two(vip, name, 
 
 
 def test_rules_take_contacts_or_the_older_single_channel(tmp_path):
-    from vipcli.rules import RulesError
+    from vipcli.rulefile import RulesError
     text = default_text("store")
     old_form = text.replace('contacts = [{ channel = "phone", months = 1 }]', 'interval_months = 6\nchannel = "letter"')
     level = parse(old_form).classes[-1]

@@ -215,7 +215,7 @@ def test_every_write_command_leaves_an_audit_row(vip, member, isolated):
     for name, args in steps:
         if args:
             if name == "rules load":
-                from vipcli.rules import default_text
+                from vipcli.rulefile import default_text
                 (isolated / "r.toml").write_text(default_text(), encoding="utf-8")
                 args = ["rules", "load", str(isolated / "r.toml")]
             assert vip(*args).code == 0, (name, vip(*args))

@@ -3,7 +3,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vipcli.errors import InvalidInput
-from vipcli.rules import default_text, parse
+from vipcli.rulefile import default_text, parse
 
 RULES = parse(default_text())
 

@@ -3,36 +3,37 @@ records the version it was priced with, and its refund uses that one."""
 
 from datetime import datetime
 
-from vipcli import rules as rules_mod
+from vipcli import rulefile
 from vipcli.auditlog import audit
 from vipcli.dates import iso, now
 from vipcli.db import transaction
 from vipcli.errors import NotFound, Refused
+from vipcli.rules import Rules
 
 
-def current_rules(conn) -> rules_mod.Rules:
+def current_rules(conn) -> Rules:
     """The rules in force; a database without any gets the built-in profile as version 1."""
     row = conn.execute("SELECT version, body FROM rules ORDER BY version DESC LIMIT 1").fetchone()
     if row is None:
         with transaction(conn):
             row = conn.execute("SELECT version, body FROM rules ORDER BY version DESC LIMIT 1").fetchone()
             if row is None:
-                text = rules_mod.default_text()
+                text = rulefile.default_text()
                 version = store_rules(conn, text, "built-in:store", "vipcli")
-                return rules_mod.parse(text, version)
-    return rules_mod.parse(row["body"], row["version"])
+                return rulefile.parse(text, version)
+    return rulefile.parse(row["body"], row["version"])
 
 
-def rules_version(conn, version: int) -> rules_mod.Rules:
+def rules_version(conn, version: int) -> Rules:
     row = conn.execute("SELECT body FROM rules WHERE version = ?", (version,)).fetchone()
     if row is None:
         raise NotFound(f"rules version {version} is not in this database")
-    return rules_mod.parse(row["body"], version)
+    return rulefile.parse(row["body"], version)
 
 
 def store_rules(conn, text: str, source: str, operator: str) -> int:
     """Store a validated profile as the next rules version (inside the caller's transaction)."""
-    parsed = rules_mod.parse(text)
+    parsed = rulefile.parse(text)
     cur = conn.execute(
         "INSERT INTO rules(name, body, source, loaded_at, operator) VALUES (?, ?, ?, ?, ?)",
         (parsed.name, text, source, iso(now()), operator),

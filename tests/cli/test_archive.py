@@ -40,7 +40,7 @@ def test_card_region_from_store_then_default(vip):
 
 
 def test_card_sequence_per_region_and_overflow(vip, tmp_path):
-    from vipcli.rules import default_text
+    from vipcli.rulefile import default_text
     tiny = tmp_path / "tiny.toml"
     tiny.write_text(default_text().replace("sequence_digits = 5", "sequence_digits = 1"), encoding="utf-8")
     assert vip("init", "--rules", str(tiny)).code == 0

@@ -120,7 +120,7 @@ def test_locked_past_timeout_is_exit_4_plain_message(vip, isolated, monkeypatch)
 
 
 def test_rules_commands(vip, tmp_path):
-    from vipcli.rules import default_text
+    from vipcli.rulefile import default_text
     assert vip("rules", "show")["profile"] == "store"
     good = tmp_path / "good.toml"
     good.write_text(default_text(), encoding="utf-8")

@@ -116,7 +116,7 @@ def test_bad_rows_go_to_rejects_with_exit_3(vip, isolated, member):
 
 def _unissued_card():
     from vipcli.cards import make_number
-    from vipcli.rules import default_text, parse
+    from vipcli.rulefile import default_text, parse
     return make_number(parse(default_text()), "755", 99999)
 
 
@@ -549,7 +549,7 @@ def test_a_file_in_another_encoding_is_refused_not_turned_to_mojibake(vip, isola
 @pytest.mark.parametrize("writer", ["inline", "process"])
 def test_a_full_card_region_rejects_only_the_rows_that_need_a_card(vip, isolated, monkeypatch, writer):
     """Card-sequence overflow halfway stopped the whole file with exit 1 and no rejects."""
-    from vipcli.rules import default_text
+    from vipcli.rulefile import default_text
     monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     rules = isolated / "small.toml"
     rules.write_text(default_text("store").replace("sequence_digits = 5", "sequence_digits = 1"), encoding="utf-8")

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from test_import import TABLES, _one_by_one, dump, write_csv  # (tests/cli is on the path: no package)
-from vipcli.rules import default_text, profile_names
+from vipcli.rulefile import default_text, profile_names
 
 # The store's profile, with what no built-in profile turns on.
 VARIANT = (default_text("store")

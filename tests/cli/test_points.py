@@ -48,7 +48,7 @@ def test_redeem_needs_active_card(vip, member, isolated):
 
 
 def test_first_expiring_lots_first(vip, member, isolated):
-    from vipcli.rules import default_text
+    from vipcli.rulefile import default_text
     rolling = isolated / "rolling.toml"
     rolling.write_text(default_text().replace('expiry = "calendar_year"', 'expiry = "rolling"')
                        .replace("validity_months = 12", "validity_months = 24"), encoding="utf-8")
@@ -86,7 +86,7 @@ def test_expire_job_is_idempotent_and_keeps_check_clean(vip, member):
 
 
 def test_redemption_months_and_next_day_rules(vip, member, tmp_path):
-    from vipcli.rules import default_text
+    from vipcli.rulefile import default_text
     counter = tmp_path / "counter.toml"
     counter.write_text(default_text().replace("redeem_months = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]",
                                               "redeem_months = [3, 8]")

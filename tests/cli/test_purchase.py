@@ -210,7 +210,7 @@ def test_refund_of_spent_points_goes_negative_then_settles(vip, member, isolated
 def test_refund_uses_the_purchase_rules_version(vip, member, tmp_path):
     card = member()
     bought = vip("purchase", card, "--amount", "1000")  # 880 points at 1 per yuan
-    from vipcli.rules import default_text
+    from vipcli.rulefile import default_text
     doubled = tmp_path / "double.toml"
     doubled.write_text(default_text().replace("per_yuan = 1", "per_yuan = 2"), encoding="utf-8")
     assert vip("rules", "load", str(doubled))["rules_version"] == 2

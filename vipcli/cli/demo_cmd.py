@@ -20,7 +20,7 @@ def demo(
     from vipcli import demo as demo_mod
     from vipcli.errors import InvalidInput
     from vipcli.fields import mask_phone
-    from vipcli.rules import default_text, parse
+    from vipcli.rulefile import default_text, parse
 
     s = session(ctx)
     if keep is not None:

@@ -56,10 +56,10 @@ def init(
     """Create the database with its rules. Example: vip init --region 755"""
     from vipcli.rulebook import initialise
     from vipcli.migrations import SCHEMA_VERSION
-    from vipcli.rules import read_rules_file, with_default_region
+    from vipcli.rulefile import read_rules_file, with_default_region
 
     from vipcli.errors import InvalidInput
-    from vipcli.rules import default_text, profile_names
+    from vipcli.rulefile import default_text, profile_names
 
     s = session(ctx)
     if rules_file and profile:

@@ -53,7 +53,7 @@ def rules_show(ctx: typer.Context) -> None:
 @command(rules_app, "validate")
 def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE")) -> None:
     """Check a rules file without loading it. Example: vip rules validate examples/rules/store.toml"""
-    from vipcli.rules import parse, read_rules_file
+    from vipcli.rulefile import parse, read_rules_file
 
     s = session(ctx)
     rules = parse(read_rules_file(path))
@@ -65,7 +65,7 @@ def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="
 def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE")) -> None:
     """Load a rules file as the next rules version; earlier purchases keep theirs. Example: vip rules load my.toml"""
     from vipcli.rulebook import load_rules
-    from vipcli.rules import read_rules_file
+    from vipcli.rulefile import read_rules_file
 
     s = session(ctx)
     text = read_rules_file(path)
@@ -78,7 +78,7 @@ def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE
 @command(rules_app, "profiles")
 def rules_profiles(ctx: typer.Context) -> None:
     """The built-in rule profiles. Example: vip rules profiles"""
-    from vipcli.rules import default_text, parse, profile_names
+    from vipcli.rulefile import default_text, parse, profile_names
 
     s = session(ctx)
     items = [{"name": n, "description": parse(default_text(n)).description} for n in profile_names()]
