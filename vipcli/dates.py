@@ -38,26 +38,28 @@ def _folded(text) -> str:
     return text.translate(FULL_WIDTH).strip() if isinstance(text, str) else ""
 
 
+def _typed(text):
+    """A date or date-time in one of the forms a person types: its match, or None."""
+    return _WHEN.fullmatch(_folded(text))
+
+
 def is_date_only(text) -> bool:
     """Whether `text` is a date without a time (in any form parse_date takes)."""
-    match = _WHEN.fullmatch(_folded(text))
+    match = _typed(text)
     return match is not None and match.group(9) is None
 
 
-def _typed(text) -> datetime | None:
-    """A date or date-time in one of the forms a person types, or None; ValueError for a day
-    that does not exist (2026-02-30)."""
-    match = _WHEN.fullmatch(_folded(text))
-    if match is None:
-        return None
+def _moment(match) -> datetime:
+    """The moment a `_typed` match names; ValueError for a day that does not exist (2026-02-30)."""
     year, _, m1, d1, m2, d2, m3, d3, hour, minute, second = match.groups()
     month, day = next((m, d) for m, d in ((m1, d1), (m2, d2), (m3, d3)) if m is not None)
     return datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
 
 
 def parse_date(text: str, field: str = "date") -> date:
+    match = _typed(text)
     try:
-        value = _typed(text) if is_date_only(text) else None
+        value = _moment(match) if match is not None and match.group(9) is None else None
     except ValueError:
         value = None
     if value is None:
@@ -68,7 +70,8 @@ def parse_date(text: str, field: str = "date") -> date:
 def parse_when(text: str, field: str = "time") -> datetime:
     """A date (midnight) or a date and time, to the second, in the forms a person types (or ISO)."""
     try:
-        value = _typed(text) or datetime.fromisoformat(text.strip())
+        match = _typed(text)
+        value = _moment(match) if match is not None else datetime.fromisoformat(text.strip())
     except (ValueError, AttributeError, TypeError):
         raise InvalidInput(
             f"{field}: {shown(text)} is not a date or date-time (e.g. {DATE_FORMS}, 2026-03-05T10:00)",

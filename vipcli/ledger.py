@@ -196,10 +196,13 @@ def adjust(conn, rules: Rules, card_no: str, points: int, at: datetime, operator
 EXPIRY_CHUNK = 5_000  # lots expired per transaction: a till waits behind one chunk at most
 
 
+PAST_EXPIRY = "remaining > 0 AND expires_at <= ?"  # a lot still holding points at a moment past its expiry
+
+
 def expiring(conn, as_of: datetime) -> dict[str, int]:
     """Points past their expiry at `as_of` still held, by card (what `expire` would write)."""
-    return dict(conn.execute("SELECT card_no, SUM(remaining) FROM point_lots WHERE remaining > 0 AND expires_at <= ? "
-                             "GROUP BY card_no", (iso(as_of),)))
+    return dict(conn.execute(f"SELECT card_no, SUM(remaining) FROM point_lots WHERE {PAST_EXPIRY} GROUP BY card_no",
+                             (iso(as_of),)))
 
 
 def expire(conn, as_of: datetime, operator: str, chunk: int = EXPIRY_CHUNK) -> dict[str, int]:
@@ -212,7 +215,7 @@ def expire(conn, as_of: datetime, operator: str, chunk: int = EXPIRY_CHUNK) -> d
     stamp, per_card = iso(as_of), defaultdict(int)
     while True:
         with transaction(conn):
-            lots = conn.execute("SELECT id, card_no, remaining FROM point_lots WHERE remaining > 0 AND expires_at <= ? "
+            lots = conn.execute(f"SELECT id, card_no, remaining FROM point_lots WHERE {PAST_EXPIRY} "
                                 "ORDER BY expires_at, id LIMIT ?", (stamp, chunk)).fetchall()
             conn.executemany("INSERT INTO ledger(card_no, lot_id, kind, delta, at, operator, reason) "
                              "VALUES (?, ?, 'expire', ?, ?, ?, 'past expiry')",

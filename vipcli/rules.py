@@ -16,6 +16,9 @@ from vipcli.money import apply_rate, format_fen
 
 CHANNELS = ("phone", "visit", "sms", "email", "letter")
 CHANNEL_NAMES = {"电话": "phone", "上门": "visit", "短信": "sms", "邮件": "email", "信函": "letter"}  # as a clerk types them
+NO_EXPIRY = date(9999, 12, 31)  # the validity of a card whose profile has no renewal
+MESSAGE_KINDS = ("card_issued", "birthday", "renewal")
+MESSAGE_FIELDS = ("name", "card_no", "valid_to", "discount", "store")
 
 
 def channel_code(text: str) -> str:
@@ -26,9 +29,6 @@ def channel_code(text: str) -> str:
         raise InvalidInput(f"channel: {text!r} must be one of {', '.join(CHANNELS)} "
                            f"({', '.join(CHANNEL_NAMES)})", code="bad_channel")
     return value
-NO_EXPIRY = date(9999, 12, 31)  # the validity of a card whose profile has no renewal
-MESSAGE_KINDS = ("card_issued", "birthday", "renewal")
-MESSAGE_FIELDS = ("name", "card_no", "valid_to", "discount", "store")
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def visit_log(
     moment = when(at, s.now)
     rules = s.rules()
     with transaction(s.conn) as conn:
-        data = care.log_visit(conn, rules, ref, channel.strip().lower(), text, moment, s.operator)
+        data = care.log_visit(conn, rules, ref, channel, text, moment, s.operator)  # (rules.channel_code reads it)
     emit(s, data, lambda c: c.print(f"Logged {data['channel']} contact with customer {data['customer_id']}."))
 
 

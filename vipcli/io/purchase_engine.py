@@ -68,7 +68,6 @@ class PurchaseImport:
         self.people = Customers(conn, rules)  # the buyers met, and how to find the others
         self.sequences: dict[str, int] = {}
         self.full_regions: set[str] = set()  # regions with no card number left (their rows go slow)
-        self.recorded_at = iso(now)
         self.open = False
         self.loaded = False
         # the receipts this transaction wrote (not yet visible to the chunk's look-up of existing

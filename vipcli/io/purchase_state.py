@@ -34,7 +34,7 @@ class Customer:
         self.birthday = None
         # flat triples: seconds (from EPOCH), then the running totals of paid (net) and of what
         # counts toward qualification, up to and including this purchase (pairs for a
-        # _PaidCustomer); 32-bit while every value fits (add_event), half the memory of 64
+        # PaidCustomer); 32-bit while every value fits (add_event), half the memory of 64
         self.events = array("i")  # None once no window will be asked of this customer again
         self.windows = None  # [months, index of the first event inside, ...] once a window is asked for
         self.paid_sum = self.counted_sum = 0  # the running totals after the last event
@@ -77,7 +77,6 @@ def seconds_of(stamp: str) -> int:
     return (at.toordinal() - EPOCH) * 86400 + at.hour * 3600 + at.minute * 60 + at.second
 
 
-
 def window_sum(state: Customer, months: int, start: int, column: int) -> int:
     """Sum of `column` (1 paid, 2 counted) over the events after `start`: the running total
     now less the one before the window's first event. Rows come in time order, so a window's
@@ -109,6 +108,7 @@ def window_sum(state: Customer, months: int, start: int, column: int) -> int:
             windows[1::2] = [i - first for i in windows[1::2]]
     return total
 
+
 def add_event(state: Customer, seconds: int, paid: int, counted: int) -> None:
     state.paid_sum += paid
     state.counted_sum += counted
@@ -122,8 +122,6 @@ def add_event(state: Customer, seconds: int, paid: int, counted: int) -> None:
         del events[len(events) - len(events) % state.stride:]  # (what the failed extend put in)
         state.events = events = array("q", events)
         events.extend(values)
-
-# --- transactions and chunks ----------------------------------------------------------------
 
 
 class Customers:
