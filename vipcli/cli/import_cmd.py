@@ -101,10 +101,13 @@ def import_purchases(
     try:
         rules = s.rules()
         check_rejects(path, rejects_path)
-        held = last_id(s.conn, "purchases")
-        with _saying_what_was_saved(s, "purchases", held, path), _progress(s, "purchases", path) as advance:
-            outcome = import_purchases_file(s.conn, s.db_path, rules, path, s.now, s.operator, encoding, dry_run,
-                                            advance, spare)
+        if dry_run:  # (nothing is saved: no progress bar, no "saved" count on Ctrl-C)
+            outcome = import_purchases_file(s.conn, s.db_path, rules, path, s.now, s.operator, encoding, dry_run=True)
+        else:
+            held = last_id(s.conn, "purchases")
+            with _saying_what_was_saved(s, "purchases", held, path), _progress(s, "purchases", path) as advance:
+                outcome = import_purchases_file(s.conn, s.db_path, rules, path, s.now, s.operator, encoding,
+                                                progress=advance, spare=spare)
     except BaseException:
         if spare is not None:
             spare.abandon()  # (nothing when it was started and used: the import closed it)
@@ -138,40 +141,18 @@ def import_members(
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
 ) -> None:
     """Import customer archives (create or complete; --grant column issues cards). Example: vip import members members.xlsx"""
-    from vipcli import archive
-    from vipcli.errors import VipError
-    from vipcli.fields import normalize_phone
-    from vipcli.io import import_members as engine
-    from vipcli.io.readers import check_encoding, open_rows, people_encoding, trusted
+    from vipcli.io.import_members import import_members_file
 
     s = session(ctx)
     rules = s.rules()
     started = time.perf_counter()
     check_rejects(path, rejects_path)
-    columns, records = open_rows(path, engine.COLUMNS, engine.REQUIRED, encoding)
-    if encoding is not None:  # (a detected one is read through already)
-        check_encoding(path, encoding.lower())
-    rejects = Rejects(people_encoding(path, encoding), (path, engine.COLUMNS, engine.REQUIRED, encoding))
     if dry_run:
-        report = {"rows": 0, "inserted": 0, "duplicates": 0, "rejected": 0}
-        for number, values in records:
-            report["rows"] += 1
-            try:
-                trusted(values)
-                archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, s.now.date())
-                if not values.get("phone"):
-                    raise VipError("phone: required")
-                exists = archive.customer_by_phone(s.conn, normalize_phone(values["phone"])) is not None
-                report["duplicates" if exists else "inserted"] += 1
-            except VipError as exc:
-                report["rejected"] += 1
-                rejects(number, values, exc.message)
-        _finish(s, "dry run", path, rejects_path, report, rejects, columns, started)
-        return
-    held = last_id(s.conn, "customers")
-    with _saying_what_was_saved(s, "customers", held, path), _progress(s, "members", path) as advance:
-        result = engine.import_members(s.conn, rules, s.vault_for, records, rejects, s.now, s.operator,
-                                       progress=advance)
-    report = {"rows": result.rows, "inserted": result.inserted, "updated": result.updated,
-              "duplicates": result.duplicates, "rejected": result.rejected, "cards_issued": result.cards_issued}
-    _finish(s, "import members", path, rejects_path, report, rejects, columns, started)
+        outcome = import_members_file(s.conn, rules, s.vault_for, path, s.now, s.operator, encoding, dry_run=True)
+    else:
+        held = last_id(s.conn, "customers")
+        with _saying_what_was_saved(s, "customers", held, path), _progress(s, "members", path) as advance:
+            outcome = import_members_file(s.conn, rules, s.vault_for, path, s.now, s.operator, encoding,
+                                          progress=advance)
+    _finish(s, "dry run" if dry_run else "import members", path, rejects_path, outcome.report, outcome.rejects,
+            outcome.columns, started)

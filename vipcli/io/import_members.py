@@ -9,7 +9,8 @@ from vipcli.auditlog import audit
 from vipcli.db import let_waiters_in, transaction
 from vipcli.errors import VipError
 from vipcli.fields import clean_text, normalize_phone
-from vipcli.io.readers import trusted
+from vipcli.io.readers import check_encoding, open_rows, people_encoding, trusted
+from vipcli.io.rejects import Outcome, Rejects
 
 COLUMNS = ("phone", "name", "gender", "birthday", "id_number", "email", "address", "store", "region", "grant")
 REQUIRED = ("phone",)
@@ -23,6 +24,40 @@ class MembersReport:
     duplicates: int = 0
     rejected: int = 0
     cards_issued: int = 0
+
+
+def import_members_file(conn, rules, vault_for, path: str, now: datetime, operator: str,
+                        encoding: str | None = None, dry_run: bool = False, progress=None) -> Outcome:
+    """Import (or with dry_run, check) the members file at `path`: what `vip import members` does."""
+    columns, records = open_rows(path, COLUMNS, REQUIRED, encoding)
+    if encoding is not None:  # (a detected one is read through already)
+        check_encoding(path, encoding.lower())
+    rejects = Rejects(people_encoding(path, encoding), (path, COLUMNS, REQUIRED, encoding))
+    if dry_run:
+        report = {"rows": 0, "inserted": 0, "duplicates": 0, "rejected": 0}
+        for number, values in records:
+            report["rows"] += 1
+            try:
+                clean, _, _ = cleaned(values, now)
+                report["duplicates" if archive.customer_by_phone(conn, clean["phone"]) else "inserted"] += 1
+            except VipError as exc:
+                report["rejected"] += 1
+                rejects(number, values, exc.message)
+        return Outcome(report, rejects, columns)
+    result = import_members(conn, rules, vault_for, records, rejects, now, operator, progress=progress)
+    return Outcome({"rows": result.rows, "inserted": result.inserted, "updated": result.updated,
+                    "duplicates": result.duplicates, "rejected": result.rejected,
+                    "cards_issued": result.cards_issued}, rejects, columns)
+
+
+def cleaned(values: dict, now: datetime) -> tuple[dict, str | None, str | None]:
+    """A row's archive fields validated as `vip enroll` validates them, its grant reason and region."""
+    trusted(values)
+    clean = archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, now.date())
+    if "phone" not in clean:
+        clean["phone"] = normalize_phone(values.get("phone") or "")  # required: refuses the empty one
+    grant = clean_text(values["grant"], "grant", 200) if values.get("grant") else None
+    return clean, grant, values.get("region")
 
 
 def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operator: str, batch_size: int = 500,
@@ -50,12 +85,7 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
             progress(len(items))
 
     def _one(values):
-        trusted(values)
-        clean = archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, now.date())
-        if "phone" not in clean:
-            clean["phone"] = normalize_phone(values.get("phone") or "")  # required: refuses the empty one
-        grant = clean_text(values["grant"], "grant", 200) if values.get("grant") else None
-        region = values.get("region")
+        clean, grant, region = cleaned(values, now)
         known = archive.customer_by_phone(conn, clean["phone"]) if grant else None
         if known is not None and cards.live_card(conn, known["id"]) is not None:
             grant = None  # re-run of a granted row: the card is there already

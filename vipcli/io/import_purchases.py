@@ -9,7 +9,6 @@ row and counts what would be inserted, writing nothing.
 """
 
 import os
-from dataclasses import dataclass
 
 from vipcli import sales
 from vipcli.auditlog import audit
@@ -19,18 +18,11 @@ from vipcli.io import timeorder
 from vipcli.io.purchase_engine import PurchaseImport
 from vipcli.io.purchase_rows import CHUNK_ROWS, COLUMNS, REQUIRED, RowParser, parsed_chunks
 from vipcli.io.readers import detect_encoding, open_table, people_encoding, record
-from vipcli.io.rejects import Rejects
+from vipcli.io.rejects import Outcome, Rejects
 
 # A first load (no purchases yet) of a file this large or larger (about 10,000 rows) builds one
 # index at its end.
 FIRST_LOAD_BYTES = 512 * 1024
-
-
-@dataclass
-class Outcome:
-    report: dict  # rows, inserted, duplicates, rejected (and for an import: cards_issued, upgrades, in_time_order)
-    rejects: Rejects
-    columns: list[str]
 
 
 def in_processes(path: str) -> bool:

@@ -4,6 +4,7 @@ the rows and import the rejects file again."""
 
 import tempfile
 from array import array
+from dataclasses import dataclass
 from pathlib import Path
 
 from vipcli.errors import InvalidInput, shown
@@ -100,3 +101,12 @@ def check_rejects(path: str, rejects_path: str | None) -> None:
 def default_rejects(path: str) -> str:
     p = Path(path)
     return str(p.with_name(p.stem + ".rejects.csv"))
+
+
+@dataclass
+class Outcome:
+    """What an import file gave: its summary, its rejected rows, the columns it had."""
+
+    report: dict  # rows, inserted, duplicates, rejected (and per import: updated, cards_issued, upgrades...)
+    rejects: Rejects
+    columns: list[str]
