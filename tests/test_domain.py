@@ -20,7 +20,8 @@ def conn(tmp_path):
     connection = db.connect(tmp_path / "d.db", create=True)
     rulebook.initialise(connection, default_text("store"), "built-in:store", OPERATOR, AT, "d.db")
     yield connection
-    assert not any(checks.run_all(connection, rulebook.current_rules(connection), full=True).values()), "invariants broken"
+    assert not any(checks.run_all(connection, rulebook.current_rules(connection), full=True).problems.values()), \
+        "invariants broken"
     connection.close()
 
 

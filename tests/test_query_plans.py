@@ -33,3 +33,33 @@ def test_no_full_scan(isolated, name, sql, params):
     conn.close()
     scans = [step for step in plan if step.startswith("SCAN") and "INDEX" not in step]
     assert not scans, f"{name}: {plan}"
+
+
+def test_the_nightly_check_reads_through_the_indexes(isolated, vip, member):
+    """`vip check` over what changed reads each group through an index: no table of the store is
+    scanned whole (only the temp tables of the groups are)."""
+    import re
+
+    from vipcli import checks, rulebook
+
+    card = member()
+    vip("purchase", card, "--amount", "1000")
+    vip("refund", vip("purchase", card, "--amount", "500")["receipt"])
+    conn = db.connect(isolated / "vip.db")
+    rules = rulebook.current_rules(conn)
+    conn.execute("BEGIN")
+    scope = checks._changes(conn, {"at": "2026-01-01T00:00:00"})
+    statements = []
+    conn.set_trace_callback(statements.append)
+    for check in checks.ALL:
+        check(conn, rules, scope)
+    conn.set_trace_callback(None)
+    for sql in statements:
+        plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        subqueries = {step.split()[-1] for step in plan if step.startswith(("MATERIALIZE", "CO-ROUTINE"))}
+        scans = [step for step in plan if (found := re.match(r"SCAN (\S+)", step)) and "USING" not in step
+                 and found[1] not in subqueries and not found[1].startswith("check_")]
+        assert not scans, f"{sql}: {plan}"
+    assert len(statements) >= 8
+    conn.execute("ROLLBACK")
+    conn.close()

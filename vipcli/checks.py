@@ -1,20 +1,79 @@
 """Invariants of the database. Each check returns a list of problems (empty when clean); `vip check`
-runs them all. Read-only. Each is one pass (an aggregate per table, joined once), so a check of a
-million purchases costs a few scans of the tables, never a look-up per row (that was quadratic).
-Aggregates read their table in its own order and sort (NOT INDEXED): at a million rows that is three
-times faster than walking an index and fetching each row from it.
+runs them all. Each is one pass (an aggregate per table, joined once), never a look-up per row.
+
+What a check reads is its Scope. EVERY_ROW (`vip check --all`, the tests' own check) reads every
+row: aggregates read their table in its own order and sort (NOT INDEXED), at a million rows three
+times faster than walking an index. The nightly `vip check` reads the rows written since the last
+clean check (`changes_since`): new rows are those above the ids it recorded (the ledger cannot be
+changed, only added to: its triggers), changed and deleted ones are in the check journal, which
+triggers fill on every UPDATE and DELETE of a checked table, made by vipcli or by any other SQLite
+tool (migration 6). Each group a new or changed row belongs to (a lot and all its entries, a
+purchase, a customer's tier history, a card and its holder's other cards) is checked whole, through
+the indexes. A database whose journal triggers are missing is checked row by row.
 `structure` (SQLite's own integrity and foreign-key checks, which verify every index and every
 reference) reads the whole file and more: `vip check --full`."""
 
+import json
+from dataclasses import dataclass
+
 from vipcli import cards
+from vipcli.db import get_meta, set_meta, transaction
+from vipcli.dates import iso
+from vipcli.errors import DatabaseProblem
 from vipcli.rules import Rules
 
 # What a lot gives out (its negative entries of these kinds) and what it receives (positive entries
 # that are not refund corrections).
 _GIVES = "('redeem', 'expire', 'forfeit', 'transfer', 'settle')"
 
+MARK = "check_mark"  # meta: the greatest id of each table at the last clean check, and when it ran
+_TABLES = ("ledger", "point_lots", "purchases", "refunds", "customers", "tier_changes", "cards")
+# What the scope of changes trusts: the ledger cannot be changed and every change to a checked table
+# is journaled.
+_GUARDS = ("ledger_no_update", "ledger_no_delete", "check_lot_update", "check_lot_delete",
+           "check_purchase_update", "check_purchase_delete", "check_refund_update", "check_refund_delete",
+           "check_customer_update", "check_customer_delete", "check_tier_change_update",
+           "check_tier_change_delete", "check_card_update", "check_card_delete")
+# The rows each group of checks reads under a scope of changes (temp tables of ids, filled once from
+# the marks, the journal and the new rows of the tables that point at the group).
+_GROUPS = {
+    "lots": "SELECT id FROM point_lots WHERE id > :point_lots "
+            "UNION SELECT row_id FROM check_journal WHERE tbl = 'point_lots' "
+            "UNION SELECT lot_id FROM ledger WHERE id > :ledger",
+    "purchases": "SELECT id FROM purchases WHERE id > :purchases "
+                 "UNION SELECT row_id FROM check_journal WHERE tbl = 'purchases' "
+                 "UNION SELECT purchase_id FROM ledger WHERE id > :ledger AND purchase_id IS NOT NULL "
+                 "UNION SELECT purchase_id FROM refunds WHERE id > :refunds",
+    "customers": "SELECT id FROM customers WHERE id > :customers "
+                 "UNION SELECT row_id FROM check_journal WHERE tbl = 'customers' "
+                 "UNION SELECT customer_id FROM tier_changes WHERE id > :tier_changes",
+    "cards": "SELECT rowid FROM cards WHERE rowid > :cards "
+             "UNION SELECT row_id FROM check_journal WHERE tbl = 'cards'",
+}
 
-def structure(conn, rules: Rules) -> list[str]:
+
+@dataclass(frozen=True)
+class Scope:
+    """Every row, or (`changes`) the groups listed in the temp tables check_<group>."""
+
+    changes: bool = False
+
+    @property
+    def hint(self) -> str:
+        """Every row: read the table in its own order; changes: through the index on the group."""
+        return "" if self.changes else "NOT INDEXED"
+
+    def where(self, column: str, group: str) -> str:
+        return f"WHERE {column} IN (SELECT id FROM temp.check_{group})" if self.changes else ""
+
+    def also(self, column: str, group: str) -> str:
+        return f" AND {column} IN (SELECT id FROM temp.check_{group})" if self.changes else ""
+
+
+EVERY_ROW = Scope()
+
+
+def structure(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     """SQLite's integrity_check (pages, indexes, NOT NULL and CHECK constraints, which an import's
     writer leaves to construction) and foreign_key_check."""
     problems = [f"integrity_check: {row[0]}" for row in conn.execute("PRAGMA integrity_check")
@@ -24,7 +83,7 @@ def structure(conn, rules: Rules) -> list[str]:
     return problems
 
 
-def lots(conn, rules: Rules) -> list[str]:
+def lots(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     """Each lot's remaining equals the sum of its entries, and every entry is on its lot's card (so a
     card's balance, the sum of its lots, equals the sum of its entries); no lot gives out more than
     it received; nothing is redeemed from a lot after its expiry; no entry without its lot."""
@@ -37,9 +96,10 @@ def lots(conn, rules: Rules) -> list[str]:
         "  SUM(CASE WHEN delta > 0 AND kind != 'refund' THEN delta ELSE 0 END) AS got,"
         f" -SUM(CASE WHEN delta < 0 AND kind IN {_GIVES} THEN delta ELSE 0 END) AS gave,"
         "  MAX(CASE WHEN kind = 'redeem' THEN at END) AS last_redeem"
-        "  FROM ledger NOT INDEXED GROUP BY lot_id) e ON e.lot_id = p.id "
-        "WHERE p.remaining != COALESCE(e.total, 0) OR e.low_card != p.card_no OR e.high_card != p.card_no "
-        "OR COALESCE(e.gave, 0) > COALESCE(e.got, 0) + MAX(-p.points, 0) OR e.last_redeem >= p.expires_at"
+        f"  FROM ledger {scope.hint} {scope.where('lot_id', 'lots')} GROUP BY lot_id) e ON e.lot_id = p.id "
+        "WHERE (p.remaining != COALESCE(e.total, 0) OR e.low_card != p.card_no OR e.high_card != p.card_no "
+        "OR COALESCE(e.gave, 0) > COALESCE(e.got, 0) + MAX(-p.points, 0) OR e.last_redeem >= p.expires_at)"
+        + scope.also("p.id", "lots")
     ):
         lot = f"lot {row['id']} of card {row['card_no']}"
         if row["remaining"] != row["total"]:
@@ -53,22 +113,36 @@ def lots(conn, rules: Rules) -> list[str]:
         if row["last_redeem"] is not None and row["last_redeem"] >= row["expires_at"]:
             problems.append(f"{lot}: redeemed at {row['last_redeem']}, after its expiry {row['expires_at']}")
     problems += [f"ledger entries of lot {row[0]}: the lot does not exist" for row in conn.execute(
-        "SELECT DISTINCT lot_id FROM ledger WHERE lot_id NOT IN (SELECT id FROM point_lots)")]
+        "SELECT DISTINCT lot_id FROM ledger WHERE lot_id NOT IN (SELECT id FROM point_lots)"
+        + scope.also("lot_id", "lots"))]
     return problems
 
 
-def purchases(conn, rules: Rules) -> list[str]:
+def purchases(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     """A purchase's points_earned equals its earn entries, and its refunded amount its refunds.
     Looked at from both sides, each a join on a primary key or an index built for the query: the
-    purchases that claim points or refunds, and the entries and refunds that name a purchase."""
-    earned = "SELECT purchase_id, SUM(delta) AS earned FROM ledger NOT INDEXED WHERE kind = 'earn' GROUP BY purchase_id"
-    refunded = "SELECT purchase_id, SUM(amount) AS total FROM refunds GROUP BY purchase_id"
+    purchases that claim points or refunds, and the entries and refunds that name a purchase.
+    A scope of changes finds a purchase's earn entries through its lots (the ledger has no index by
+    purchase), so it also checks that each earn entry it reads is on a lot of its purchase."""
+    problems = []
+    if scope.changes:
+        earned = ("SELECT purchase_id, SUM(delta) AS earned FROM ledger WHERE kind = 'earn' AND lot_id IN "
+                  "(SELECT id FROM point_lots WHERE purchase_id IN (SELECT id FROM temp.check_purchases)) "
+                  "GROUP BY purchase_id")
+        problems += [f"earn entry {row[0]} of purchase #{row[1]} is on lot {row[2]} of another purchase"
+                     for row in conn.execute(
+                         "SELECT e.id, e.purchase_id, e.lot_id FROM ledger e JOIN point_lots l ON l.id = e.lot_id "
+                         "WHERE e.kind = 'earn' AND l.purchase_id IS NOT e.purchase_id" + scope.also("e.lot_id", "lots"))]
+    else:
+        earned = "SELECT purchase_id, SUM(delta) AS earned FROM ledger NOT INDEXED WHERE kind = 'earn' GROUP BY purchase_id"
+    refunded = f"SELECT purchase_id, SUM(amount) AS total FROM refunds {scope.where('purchase_id', 'purchases')} GROUP BY purchase_id"
     rows = conn.execute(
         f"SELECT p.id, p.receipt, p.points_earned, COALESCE(e.earned, 0) AS earned, p.refunded, "
         f"COALESCE(r.total, 0) AS total FROM purchases p LEFT JOIN ({earned}) e ON e.purchase_id = p.id "
         f"LEFT JOIN ({refunded}) r ON r.purchase_id = p.id "
         "WHERE (p.points_earned != 0 OR p.refunded != 0) "
-        "AND (p.points_earned != COALESCE(e.earned, 0) OR p.refunded != COALESCE(r.total, 0))").fetchall()
+        "AND (p.points_earned != COALESCE(e.earned, 0) OR p.refunded != COALESCE(r.total, 0))"
+        + scope.also("p.id", "purchases")).fetchall()
     rows += conn.execute(
         f"SELECT e.purchase_id AS id, p.receipt, COALESCE(p.points_earned, 0) AS points_earned, e.earned, "
         f"COALESCE(p.refunded, 0) AS refunded, COALESCE(p.refunded, 0) AS total FROM ({earned}) e "
@@ -77,7 +151,6 @@ def purchases(conn, rules: Rules) -> list[str]:
         f"SELECT r.purchase_id AS id, p.receipt, COALESCE(p.points_earned, 0) AS points_earned, "
         f"COALESCE(p.points_earned, 0) AS earned, COALESCE(p.refunded, 0) AS refunded, r.total FROM ({refunded}) r "
         "LEFT JOIN purchases p ON p.id = r.purchase_id WHERE p.id IS NULL OR p.refunded = 0").fetchall()
-    problems = []
     for row in rows:
         name = f"purchase {row['receipt'] or '#' + str(row['id'])}"
         if row["points_earned"] != row["earned"]:
@@ -87,13 +160,14 @@ def purchases(conn, rules: Rules) -> list[str]:
     return problems
 
 
-def tiers(conn, rules: Rules) -> list[str]:
+def tiers(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     """Each member's tier is the last one their tier history records, and a tier of these rules."""
     # Each customer's last change: with MAX(), SQLite takes the other columns from the row holding the
     # maximum (documented for bare columns in an aggregate query).
-    last = "SELECT customer_id, to_tier, MAX(id) FROM tier_changes NOT INDEXED GROUP BY customer_id"
+    last = (f"SELECT customer_id, to_tier, MAX(id) FROM tier_changes {scope.hint} "
+            f"{scope.where('customer_id', 'customers')} GROUP BY customer_id")
     rows = conn.execute(f"SELECT c.id, c.tier, t.to_tier AS last FROM customers c LEFT JOIN ({last}) t "
-                        "ON t.customer_id = c.id WHERE c.tier IS NOT NULL").fetchall()
+                        "ON t.customer_id = c.id WHERE c.tier IS NOT NULL" + scope.also("c.id", "customers")).fetchall()
     rows += conn.execute(f"SELECT t.customer_id AS id, c.tier, t.to_tier AS last FROM ({last}) t "
                          "LEFT JOIN customers c ON c.id = t.customer_id WHERE c.tier IS NULL").fetchall()
     problems = []
@@ -106,28 +180,30 @@ def tiers(conn, rules: Rules) -> list[str]:
     return problems
 
 
-def card_numbers(conn, rules: Rules) -> list[str]:
+def card_numbers(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
+    """Each card number is its region, sequence and check digit; nobody holds two current cards."""
     problems = []
-    for card_no, region, sequence in conn.execute("SELECT card_no, region, sequence FROM cards").fetchall():
+    for card_no, region, sequence in conn.execute(
+            "SELECT card_no, region, sequence FROM cards " + scope.where("rowid", "cards")).fetchall():
         expected = cards.make_number(rules, region, sequence)
         if card_no != expected:
             problems.append(f"card {card_no}: should be {expected} (region {region}, sequence {sequence}, "
                             "check digit)")
     for row in conn.execute(
-        "SELECT customer_id, COUNT(*) AS n FROM cards WHERE status IN "
-        f"({','.join('?' * len(cards.LIVE))}) GROUP BY customer_id HAVING n > 1", cards.LIVE
+        f"SELECT customer_id, COUNT(*) AS n FROM cards WHERE status IN ({','.join('?' * len(cards.LIVE))})"
+        + scope.also("customer_id", "card_holders") + " GROUP BY customer_id HAVING n > 1", cards.LIVE
     ):
         problems.append(f"customer {row['customer_id']} holds {row['n']} current cards")
     return problems
 
 
-def id_numbers(conn, rules: Rules) -> list[str]:
+def id_numbers(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     """Every stored ID number opens with the key in force and matches its look-up hash (a rotation
     that missed one would leave it unreadable, found here and not at the next unmask)."""
-    rows = conn.execute("SELECT id, id_enc, id_hmac FROM customers WHERE id_enc IS NOT NULL").fetchall()
+    rows = conn.execute("SELECT id, id_enc, id_hmac FROM customers WHERE id_enc IS NOT NULL"
+                        + scope.also("id", "customers")).fetchall()
     if not rows:
         return []
-    from vipcli.errors import DatabaseProblem
     from vipcli.vault import open_vault
 
     try:
@@ -149,5 +225,60 @@ def id_numbers(conn, rules: Rules) -> list[str]:
 ALL = (lots, purchases, tiers, card_numbers, id_numbers)
 
 
-def run_all(conn, rules: Rules, full: bool = False) -> dict[str, list[str]]:
-    return {check.__name__: check(conn, rules) for check in ((structure,) if full else ()) + ALL}
+@dataclass
+class Report:
+    problems: dict[str, list[str]]
+    every_row: bool  # False: the rows written since the last clean check (`since`)
+    since: str | None
+    marked: bool  # the marks moved on (a clean check that could write)
+
+
+def run_all(conn, rules: Rules, full: bool = False, every_row: bool = False, at=None) -> Report:
+    """Every check, over every row (`every_row`, `full`, or no clean check recorded yet) or over what
+    changed since the last clean check, in one read transaction; a clean result moves the marks to
+    what it read (`at`: when it ran, shown by the next check)."""
+    conn.execute("BEGIN")
+    try:
+        marks = {table: conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()[0]
+                 for table in _TABLES}
+        journal = conn.execute("SELECT COALESCE(MAX(id), 0) FROM check_journal").fetchone()[0]
+        previous = None if full or every_row or not _guarded(conn) else json.loads(get_meta(conn, MARK) or "null")
+        scope = EVERY_ROW if previous is None else _changes(conn, previous)
+        problems = {check.__name__: check(conn, rules, scope)
+                    for check in ((structure,) if full else ()) + ALL}
+        if scope.changes:
+            for group in (*_GROUPS, "card_holders"):
+                conn.execute(f"DROP TABLE temp.check_{group}")
+    finally:
+        conn.execute("COMMIT")
+    clean = not any(problems.values())
+    marked = clean and at is not None and _mark(conn, {**marks, "at": iso(at)}, journal)
+    return Report(problems, previous is None, previous and previous["at"], marked)
+
+
+def _guarded(conn) -> bool:
+    found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    return found.issuperset(_GUARDS)
+
+
+def _changes(conn, previous: dict) -> Scope:
+    marks = {table: previous.get(table, 0) for table in _TABLES}
+    for group, rows in _GROUPS.items():
+        conn.execute(f"CREATE TEMP TABLE check_{group} (id INTEGER PRIMARY KEY)")
+        conn.execute(f"INSERT INTO temp.check_{group} {rows}", marks)
+    conn.execute("CREATE TEMP TABLE check_card_holders (id INTEGER PRIMARY KEY)")
+    conn.execute("INSERT OR IGNORE INTO temp.check_card_holders "
+                 "SELECT customer_id FROM cards WHERE rowid IN (SELECT id FROM temp.check_cards)")
+    return Scope(changes=True)
+
+
+def _mark(conn, marks: dict, journal: int) -> bool:
+    """Record what a clean check read, and forget the journal it has seen. Not where it cannot
+    write (a read-only copy) or wait its turn (the next check then reads from the older marks)."""
+    try:
+        with transaction(conn):
+            set_meta(conn, MARK, json.dumps(marks))
+            conn.execute("DELETE FROM check_journal WHERE id <= ?", (journal,))
+    except DatabaseProblem:
+        return False
+    return True

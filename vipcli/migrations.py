@@ -188,7 +188,8 @@ MIGRATIONS: list[tuple[str, str]] = [
             operator TEXT NOT NULL
         );
         """,
-    ),    (
+    ),
+    (
         "indexes for what is asked every day: purchases by time (exports), lots and refunds by purchase "
         "(refunds; a purchase's ledger entries are found through its lots), lots still holding points by "
         "expiry (points expire)",
@@ -197,6 +198,40 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX point_lots_purchase ON point_lots(purchase_id);
         CREATE INDEX refunds_purchase ON refunds(purchase_id);
         CREATE INDEX point_lots_live_expiry ON point_lots(expires_at) WHERE remaining > 0;
+        """,
+    ),
+    (
+        "the check journal: every change to a checked row since the last clean `vip check`, kept by "
+        "triggers (so a change made with any SQLite tool is in it too), so that the nightly check reads "
+        "what changed and not every row (vipcli/checks.py)",
+        """
+        CREATE TABLE check_journal (id INTEGER PRIMARY KEY, tbl TEXT NOT NULL, row_id INTEGER NOT NULL);
+        CREATE TRIGGER check_lot_update AFTER UPDATE ON point_lots BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('point_lots', OLD.id), ('point_lots', NEW.id); END;
+        CREATE TRIGGER check_lot_delete AFTER DELETE ON point_lots BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('point_lots', OLD.id); END;
+        CREATE TRIGGER check_purchase_update AFTER UPDATE ON purchases BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('purchases', OLD.id), ('purchases', NEW.id); END;
+        CREATE TRIGGER check_purchase_delete AFTER DELETE ON purchases BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('purchases', OLD.id); END;
+        CREATE TRIGGER check_refund_update AFTER UPDATE ON refunds BEGIN
+            INSERT INTO check_journal(tbl, row_id)
+            VALUES ('purchases', OLD.purchase_id), ('purchases', NEW.purchase_id); END;
+        CREATE TRIGGER check_refund_delete AFTER DELETE ON refunds BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('purchases', OLD.purchase_id); END;
+        CREATE TRIGGER check_customer_update AFTER UPDATE OF id, tier, id_enc, id_hmac ON customers BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('customers', OLD.id), ('customers', NEW.id); END;
+        CREATE TRIGGER check_customer_delete AFTER DELETE ON customers BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('customers', OLD.id); END;
+        CREATE TRIGGER check_tier_change_update AFTER UPDATE ON tier_changes BEGIN
+            INSERT INTO check_journal(tbl, row_id)
+            VALUES ('customers', OLD.customer_id), ('customers', NEW.customer_id); END;
+        CREATE TRIGGER check_tier_change_delete AFTER DELETE ON tier_changes BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('customers', OLD.customer_id); END;
+        CREATE TRIGGER check_card_update AFTER UPDATE ON cards BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('cards', OLD.rowid), ('cards', NEW.rowid); END;
+        CREATE TRIGGER check_card_delete AFTER DELETE ON cards BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('cards', OLD.rowid); END;
         """,
     ),
 ]

@@ -251,6 +251,32 @@ def test_check_catches_each_kind_of_damage(vip, member, isolated, tamper, found)
             conn.execute(statement)
     r = vip("check")
     assert r.code == 1 and any(found in p for p in r["problems"]), r["problems"]
+    # What changed since the clean check was read, unless a guard it trusts was dropped; every row
+    # (--all) finds the same.
+    assert r["scope"] == ("all" if "DROP TRIGGER" in tamper[0] else "changes")
+    assert vip("check", "--all")["problems"] == r["problems"]
+
+
+@pytest.mark.damaged
+def test_the_nightly_check_reads_what_changed_since_the_last_clean_one(vip, member, isolated):
+    card = member()
+    vip("purchase", card, "--amount", "1000", now="2026-06-01T10:00")
+    first = vip("check", now="2026-06-01T23:00")
+    assert first["scope"] == "all" and first["since"] is None
+    vip("purchase", card, "--amount", "500", now="2026-06-02T10:00")
+    vip("redeem", card, "--points", "100", now="2026-06-02T11:00")
+    second = vip("check", now="2026-06-02T23:00")
+    assert second["ok"] and second["scope"] == "changes" and second["since"] == "2026-06-01T23:00:00"
+    with sqlite3.connect(isolated / "vip.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM check_journal").fetchone()[0] == 0  # seen, forgotten
+        # a lot older than both checks, changed by another tool: the journal has it
+        conn.execute("UPDATE point_lots SET remaining = remaining + 7 WHERE id = 1")
+    bad = vip("check", now="2026-06-03T23:00")
+    assert bad.code == 1 and bad["scope"] == "changes" and "remaining" in bad["problems"][0]
+    # a check that found problems does not move the marks: the next one finds them again
+    again = vip("check", now="2026-06-04T23:00")
+    assert again["problems"] == bad["problems"] and again["since"] == "2026-06-02T23:00:00"
+    assert vip("check", "--all")["problems"] == bad["problems"]
 
 
 def test_check_full_adds_sqlites_own_checks(vip, member, isolated):

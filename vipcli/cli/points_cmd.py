@@ -140,17 +140,25 @@ def rewards(ctx: typer.Context) -> None:
 
 
 @command(cli, "check")
-def check(ctx: typer.Context, full: bool = typer.Option(
-        False, "--full", help="Also SQLite's integrity and foreign-key checks (reads every page and index; weekly).")) -> None:
-    """Run every invariant (lots and balances, purchases, tiers, card numbers). Example: vip check --full"""
+def check(ctx: typer.Context,
+          every_row: bool = typer.Option(False, "--all", help="Read every row, not only what changed since the "
+                                         "last clean check."),
+          full: bool = typer.Option(False, "--full", help="Every row, and SQLite's integrity and foreign-key "
+                                    "checks (reads every page and index; weekly).")) -> None:
+    """Run every invariant (lots and balances, purchases, tiers, card numbers) over what changed since the
+    last clean check, or every row. Example: vip check --full"""
     from vipcli.checks import run_all
 
     s = session(ctx)
-    results = run_all(s.conn, s.rules(), full)
+    report = run_all(s.conn, s.rules(), full, every_row, at=s.now)
+    results = report.problems
     problems = [p for found in results.values() for p in found]
-    data = {"ok": not problems, "problems": problems, "checks": {k: len(v) for k, v in results.items()}}
+    data = {"ok": not problems, "problems": problems, "checks": {k: len(v) for k, v in results.items()},
+            "scope": "all" if report.every_row else "changes", "since": report.since}
 
     def human(c):
+        c.print("every row" if report.every_row else
+                f"what changed since the last clean check ({report.since.replace('T', ' ')[:16]}; --all: every row)")
         for name, found in results.items():
             c.print(f"{'ok ' if not found else 'BAD'} {name}" + (f": {len(found)} problems" if found else ""))
             for problem in found:
