@@ -11,6 +11,9 @@ also prints the CPU-time ratio (all processes, user + system) and the ratio to t
 
     python benchmarks/import_purchases.py            # 200,000 rows across 100,000 customers
     python benchmarks/import_purchases.py --full     # 1,000,000 rows
+    python benchmarks/import_purchases.py --full --customers 200000 --existing
+        # into a database that already holds the year before: the same customers, their cards,
+        # tiers and purchases, which the import reads back as it meets them
 """
 
 import argparse
@@ -28,10 +31,11 @@ from pathlib import Path
 from measure import timed_cpu, timed_tree
 
 
-def generate(path: Path, rows: int, customers: int, seed: int = 42) -> None:
-    """Deterministic POS export over one year, in time order, phones only (prospects become members)."""
+def generate(path: Path, rows: int, customers: int, seed: int = 42, year: int = 2025, prefix: str = "B") -> None:
+    """Deterministic POS export over one year from 1 November `year`, in time order, phones only
+    (prospects become members)."""
     rng = random.Random(seed)
-    start = datetime(2025, 11, 1, 9, 0)
+    start = datetime(year, 11, 1, 9, 0)
     step = timedelta(days=365) / rows
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -41,7 +45,7 @@ def generate(path: Path, rows: int, customers: int, seed: int = 42) -> None:
             customer = int(customers * rng.random() ** 3)  # a fifth of the customers bring ~60% of rows
             fen = int(rng.lognormvariate(10.2, 1.0))
             promo = int(rng.lognormvariate(8.0, 0.8)) if rng.random() < 0.2 else 0
-            writer.writerow([f"B{i:08d}", f"139{customer:08d}", ("SZ01", "SZ02", "GZ01", "BJ01")[customer % 4],
+            writer.writerow([f"{prefix}{i:08d}", f"139{customer:08d}", ("SZ01", "SZ02", "GZ01", "BJ01")[customer % 4],
                              at.isoformat(timespec="seconds"), f"{fen // 100}.{fen % 100:02d}",
                              f"{promo // 100}.{promo % 100:02d}"])
 
@@ -52,6 +56,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="1,000,000 rows")
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--existing", action="store_true",
+                        help="import into a database holding the year before (same customers)")
     args = parser.parse_args()
     rows = 1_000_000 if args.full else args.rows
     folder = Path(tempfile.mkdtemp())
@@ -60,6 +66,13 @@ def main() -> None:
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "VIPCLI_NOW": "2026-11-02T00:00:00", "VIPCLI_OPERATOR": "bench",
            "VIPCLI_KEY_FILE": str(folder / "vip.key")}
+    base = folder / "base.db"
+    if args.existing:
+        before = folder / "before.csv"
+        generate(before, rows, args.customers, seed=7, year=2024, prefix="A")
+        subprocess.run([str(bin_dir / "vip"), "--db", str(base), "init"], env=env, check=True, capture_output=True)
+        subprocess.run([str(bin_dir / "vip"), "--db", str(base), "import", "purchases", str(before)], env=env,
+                       check=True, capture_output=True)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     times = {"vip import purchases": [], "sqlite-utils insert --csv --no-detect-types": []}
     rss, rss_all, cpu = [], [], {"vip": [], "peer": [], "floor": []}
@@ -67,7 +80,11 @@ def main() -> None:
     sqlite = shutil.which("sqlite3")
     for i in range(args.runs):
         vip_db, peer_db = folder / f"vip{i}.db", folder / f"peer{i}.db"
-        subprocess.run([str(bin_dir / "vip"), "--db", str(vip_db), "init"], env=env, check=True, capture_output=True)
+        if args.existing:
+            shutil.copy(base, vip_db)
+        else:
+            subprocess.run([str(bin_dir / "vip"), "--db", str(vip_db), "init"], env=env, check=True,
+                           capture_output=True)
         seconds, peak, together, used = timed_tree([str(bin_dir / "vip"), "--db", str(vip_db), "--json", "import",
                                                     "purchases", str(data)], env)
         cpu["vip"].append(used)
@@ -87,7 +104,7 @@ def main() -> None:
             db.unlink()
     medians = {k: statistics.median(v) for k, v in times.items()}
     peer = medians["sqlite-utils insert --csv --no-detect-types"]
-    print(f"{rows:,} rows, {args.customers:,} customers")
+    print(f"{rows:,} rows, {args.customers:,} customers" + (", into the year before" if args.existing else ""))
     print(f"{'tool':48} {'median s':>9} {'rows/s':>9} {'ratio':>6}")
     for name, value in medians.items():
         print(f"{name:48} {value:9.2f} {rows / value:9,.0f} {value / peer:6.2f}")

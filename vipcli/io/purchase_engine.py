@@ -31,7 +31,7 @@ from decimal import Decimal
 from vipcli import cards, sales
 from vipcli.dates import is_birthday, iso
 from vipcli.errors import DatabaseProblem, Refused, VipError
-from vipcli.io.purchase_state import Customer, Customers, Day, Windows, add_event, window_sum
+from vipcli.io.purchase_state import Customer, Customers, Day, Windows, add_event, kept, window_sum
 from vipcli.rules import Rules
 
 _fromisoformat = datetime.fromisoformat
@@ -123,8 +123,8 @@ class PurchaseImport:
     def _forget(self) -> None:
         """Drop what the import kept in memory (its report stays)."""
         self.people.forget()
-        for kept in (self.in_tx, self.days):
-            kept.clear()
+        for held in (self.in_tx, self.days):
+            held.clear()
 
     def _begin(self) -> None:
         changed = self.writer.begin(self.defer_index)
@@ -260,10 +260,10 @@ class PurchaseImport:
                 card_no = state.card
                 if card_no is None:
                     # (no window holds more than all the events kept: a bound that spares the sums)
-                    if not state.ended and may_qualify(counted, state.counted_sum - state.counted_base):
+                    if not state.ended and may_qualify(counted, kept(state, 2)):
                         card_no = self._qualify(state, store, stamp, paid, counted, seconds, day)
                         status = "active" if card_no else None
-                elif may_rise(state.tier, paid, state.paid_sum - state.paid_base):
+                elif may_rise(state.tier, paid, kept(state, 1)):
                     self._upgrade(state, paid, seconds, day, stamp)
                 points = points_for(paid) if card_no is not None and status == "active" else 0
                 self.purchases.append((purchase_id, receipt, state.id, card_no, store, stamp, regular, promo,
@@ -279,7 +279,7 @@ class PurchaseImport:
                 rejects(row[0], None, exc.message)  # the file is read again for its cells
 
     def _card_owner(self, card_no: str) -> int:
-        cid = self.people.by_card.get(card_no)
+        cid = self.people.holder(card_no)
         if cid is None:
             raise VipError(f"card {card_no} is not on record")
         return cid
