@@ -156,6 +156,23 @@ def test_windows_equal_a_plain_sum_also_after_pruning(steps, months, kind, start
     assert len(state.events) <= max(3 * len(steps), 3000 * 2)
 
 
+@given(st.dictionaries(st.integers(13000000000, 19999999999), st.integers(1, 2 ** 40), max_size=60),
+       st.dictionaries(st.integers(13000000000, 19999999999), st.integers(1, 2 ** 40), max_size=10),
+       st.lists(st.integers(13000000000, 19999999999), max_size=20))
+def test_the_phone_book_answers_as_a_dict(recorded, added, asked):
+    """The database's phones (sorted arrays, bisected) and this import's (a dict) answer every phone,
+    recorded, added or unknown, as one dict would."""
+    book, expected = state_.PhoneBook(), {**recorded, **added}
+    book.read(sorted(recorded.items()))
+    for phone, cid in added.items():
+        book[phone] = cid
+    for phone in [*recorded, *added, *asked]:
+        assert book.get(phone) == expected.get(phone)
+    assert bool(book) == bool(expected)
+    book.clear()
+    assert not book and book.get(next(iter(recorded), 13000000000)) is None
+
+
 def test_a_day_holds_the_window_starts_of_months_before():
     """31 August - 6 months = 28/29 February: the window start of each day comes from months_before."""
     day = state_.Day(datetime(2026, 8, 31).date(), {6, 12})

@@ -5,6 +5,7 @@ the file. Memory is the import's limit at a million rows
 32-bit values while they fit (half the memory of 64; a test holds the windows to a plain sum)."""
 
 from array import array
+from bisect import bisect_left
 from datetime import date, datetime
 
 from vipcli import cards
@@ -135,6 +136,45 @@ def add_event(state: Customer, seconds: int, paid: int, counted: int) -> None:
         events.extend(values)
 
 
+class PhoneBook:
+    """phone -> customer id, the phone as a number (a mobile's 11 digits, never a leading 0). The
+    database's customers in two arrays sorted by phone, found by bisection: 12 bytes a customer
+    where a dict of ints takes about 100 (20 MB at 200,000 customers); the customers this import
+    creates in a dict."""
+
+    __slots__ = ("phones", "ids", "added")
+
+    def __init__(self):
+        self.phones, self.ids, self.added = array("q"), array("q"), {}
+
+    def read(self, rows) -> None:
+        """The database's phones and ids, in phone order (this import's are among them)."""
+        self.clear()
+        phones, ids = self.phones, self.ids
+        for phone, cid in rows:
+            phones.append(phone)
+            ids.append(cid)
+
+    def get(self, phone: int) -> int | None:
+        cid = self.added.get(phone)
+        if cid is None:
+            phones = self.phones
+            at = bisect_left(phones, phone)
+            if at < len(phones) and phones[at] == phone:
+                return self.ids[at]
+        return cid
+
+    def __setitem__(self, phone: int, cid: int) -> None:
+        self.added[phone] = cid
+
+    def __bool__(self) -> bool:
+        return bool(self.phones or self.added)
+
+    def clear(self) -> None:
+        del self.phones[:], self.ids[:]
+        self.added.clear()
+
+
 class Customers:
     """The buyers an import has met (their state), and how to find the others: phone and card
     number -> customer id, read again whenever another process wrote between two transactions;
@@ -145,9 +185,7 @@ class Customers:
         # the state of each customer met, at its id (ids are dense: a list takes a seventh of a dict's
         # memory at 200,000 customers); None for one not met, or forgotten
         self.known: list[Customer | None] = []
-        # phone -> customer id, the phone as a number (a mobile's 11 digits, never a leading 0: an
-        # int takes half a string's memory, and 200,000 of them are a twentieth of the import's)
-        self.by_phone: dict[int, int] = {}
+        self.by_phone = PhoneBook()
         self.by_card: dict[str, int] = {}  # the cards this import issued, and all once a row names a card
         self.cards_read = False
         self.strangers = False  # customers in the database that this import has not met
@@ -166,8 +204,8 @@ class Customers:
 
     def reload(self) -> None:
         self.known.clear()
-        self.by_phone.clear()
-        self.by_phone.update(self.conn.execute("SELECT CAST(phone AS INTEGER), id FROM customers WHERE phone IS NOT NULL"))
+        self.by_phone.read(self.conn.execute(
+            "SELECT CAST(phone AS INTEGER) AS number, id FROM customers WHERE phone IS NOT NULL ORDER BY number"))
         self.by_card.clear()
         self.cards_read = False
         self.strangers = bool(self.by_phone) or self.conn.execute("SELECT EXISTS (SELECT 1 FROM cards)").fetchone()[0]
