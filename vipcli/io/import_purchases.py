@@ -63,7 +63,9 @@ def import_purchases_file(conn, db_path, rules, path: str, now, operator: str, e
         try:
             result = plan.run(rows if in_order is not False else timeorder.sorted_rows(rows, stamps), parser,
                               rejects, progress, order if in_order is None else None)
-        except timeorder.OutOfOrder:  # before any commit: nothing was written; again, sorted
+        except timeorder.OutOfOrder:  # before any commit: nothing was written
+            result = None  # (again, sorted, once out of this block: its traceback holds the first try's state)
+        if result is None:
             if progress:
                 progress.reset()
             rejects = Rejects(rejects.encoding, source)

@@ -101,6 +101,7 @@ def time_order(path: str, index: int, encoding: str | None) -> tuple[bool, int]:
 # An out-of-order file is sorted in runs of this many rows, each spooled to a temporary file, then
 # merged: memory holds one run, not the file.
 SORT_RUN_ROWS = 50_000
+SPOOL_BLOCK_ROWS = 100
 
 
 def sorted_rows(rows, index: int):
@@ -120,8 +121,8 @@ def sorted_rows(rows, index: int):
         if not runs and len(run) < SORT_RUN_ROWS:
             return [(number, cells) for _, number, cells in run]  # it fits in one run: no spooling
         spool = tempfile.TemporaryFile()
-        for start in range(0, len(run), 1000):  # (the merge holds one block of each run)
-            pickle.dump(run[start:start + 1000], spool, protocol=pickle.HIGHEST_PROTOCOL)
+        for start in range(0, len(run), SPOOL_BLOCK_ROWS):  # (the merge holds one block of each run)
+            pickle.dump(run[start:start + SPOOL_BLOCK_ROWS], spool, protocol=pickle.HIGHEST_PROTOCOL)
         spool.seek(0)
         runs.append(spool)
     return ((number, cells) for _, number, cells in heapq.merge(*map(_unspooled, runs)))
