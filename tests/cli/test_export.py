@@ -142,6 +142,19 @@ def test_formula_detection_unit():
     assert neutralize("=x") == "'=x" and neutralize(5) == 5
 
 
+def test_the_first_characters_that_need_a_second_look_are_every_whitespace_and_formula_start():
+    """SUSPECT_FIRST decides most cells alone (the CSV writer's fast path): it must hold every
+    character str.isspace() accepts, and each formula start."""
+    import sys
+
+    from vipcli.io.files import FORMULA_STARTS, SUSPECT_FIRST
+
+    spaces = {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+    assert spaces | set(FORMULA_STARTS) == SUSPECT_FIRST
+    for space in sorted(spaces):
+        assert neutralize(space + "=1") == "'" + space + "=1"
+
+
 def test_report_workbook_has_sheets_and_charts(vip, shop, isolated):
     out = isolated / "report.xlsx"
     r = vip("export", "report", "--out", str(out), "--year", "2026")

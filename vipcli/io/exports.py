@@ -15,7 +15,8 @@ from vipcli import cards
 from vipcli.dates import iso, months_before
 from vipcli.errors import InvalidInput
 from vipcli.fields import mask_phone
-from vipcli.io.files import atomic_output, csv_headed, is_formula_like, json_file, neutralize, xlsx_file
+from vipcli.io.files import (SUSPECT_FIRST, atomic_output, csv_headed, is_formula_like, json_file, neutralize,
+                             xlsx_file)
 from vipcli.money import format_fen
 from vipcli.rules import Rules
 
@@ -198,8 +199,8 @@ class InColumnOrder:
 
 def _phones_masked(conn, sql: str, params: list, at_phone: int, phone):
     cursor = conn.cursor()
-    cursor.row_factory = lambda _, row: list(row)  # in the columns' order, changed in place
-    for row in cursor.execute(sql, params):
+    cursor.row_factory = None  # tuples, made lists in C: in the columns' order, changed in place
+    for row in map(list, cursor.execute(sql, params)):
         row[at_phone] = phone(row[at_phone])
         yield row
 
@@ -243,11 +244,6 @@ def _visits(conn, rules, f, now, phone, unmask, vault):
 # --- writers ----------------------------------------------------------------------------------------
 
 
-# How a value of each kind is written to CSV (None: as it is); None is always an empty cell. Only
-# text can be a formula: numbers, money and dates are written as they are.
-_CSV_CELL = {"text": neutralize, "money": format_fen, "bool": lambda value: "true" if value else "false"}
-
-
 def _any_csv_export(path) -> bool:
     """A CSV file vipcli exported (of any kind): one that starts with an export's header."""
     return any(csv_headed([c.key for c in e.columns])(path) for e in EXPORTS.values())
@@ -265,14 +261,29 @@ def write(path: str, fmt: str, export: Export, records, force: bool = False) -> 
         with atomic_output(path, encoding="utf-8-sig", own=_any_csv_export, force=force) as handle:
             writer = csv.writer(handle)
             writer.writerow(keys)
-            # (the converters looked up once, not per cell: an export writes millions of cells)
-            convert = [(i, _CSV_CELL[c.kind]) for i, c in enumerate(export.columns) if c.kind in _CSV_CELL]
+            # How a cell of each kind is written: money as yuan, a bool as true/false, text neutralised
+            # where a spreadsheet would run it as a formula; numbers and dates as they are, None as an
+            # empty cell. Kinds looked up once, not per cell (an export writes millions of cells); a
+            # text cell goes to neutralize only when its first character needs a second look, and the
+            # commonest amount, none, is formatted once.
+            kinds = [c.kind for c in export.columns]
+            amounts = [i for i, kind in enumerate(kinds) if kind == "money"]
+            flags = [i for i, kind in enumerate(kinds) if kind == "bool"]
+            texts = [i for i, kind in enumerate(kinds) if kind == "text"]
+            zero = format_fen(0)
             rows = records if isinstance(records, InColumnOrder) else ([r[key] for key in keys] for r in records)
             for row in rows:
-                for i, to_text in convert:
+                for i in amounts:
                     value = row[i]
                     if value is not None:
-                        row[i] = to_text(value)
+                        row[i] = format_fen(value) if value else zero
+                for i in flags:
+                    if row[i] is not None:
+                        row[i] = "true" if row[i] else "false"
+                for i in texts:
+                    value = row[i]
+                    if value and (type(value) is not str or value[0] in SUSPECT_FIRST):
+                        row[i] = neutralize(value)
                 writer.writerow(row)  # (csv writes None as an empty cell)
                 count += 1
         return count

@@ -15,10 +15,13 @@ FORMULA_STARTS = ("=", "+", "-", "@", "＝", "＋", "－", "＠")
 
 
 _FIRST = frozenset(FORMULA_STARTS)
+# The first characters that need a second look: a formula's, and whitespace (every character
+# str.isspace() accepts lies below U+3001). Any other first character decides "not a formula".
+SUSPECT_FIRST = _FIRST | frozenset(ch for ch in map(chr, range(0x3001)) if ch.isspace())
 
 
 def is_formula_like(text: str) -> bool:
-    if not text or (text[0] not in _FIRST and not text[0].isspace()):
+    if not text or text[0] not in SUSPECT_FIRST:
         return False  # the common case, decided by the first character
     rest = text.lstrip()
     lead = text[: len(text) - len(rest)]
@@ -27,8 +30,7 @@ def is_formula_like(text: str) -> bool:
 
 def neutralize(value):
     """A text cell that a spreadsheet would run as a formula gets a leading apostrophe (CSV)."""
-    if (isinstance(value, str) and value and (value[0] in _FIRST or value[0].isspace())  # (the common case: no)
-            and is_formula_like(value)):
+    if isinstance(value, str) and value and value[0] in SUSPECT_FIRST and is_formula_like(value):
         return "'" + value
     return value
 
