@@ -16,6 +16,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("VIPCLI_OPERATOR", "tester")
     monkeypatch.setenv("VIPCLI_NOW", "2026-06-15T12:00:00")
     monkeypatch.delenv("VIPCLI_DEBUG", raising=False)
+    monkeypatch.setenv("VIPCLI_LANG", "en")  # the messages the tests read; tests of Chinese ask for it
+    monkeypatch.delenv("LANGUAGE", raising=False)  # (set by vipcli.i18n.use: restored after each test)
     from vipcli import db
 
     db.connect(tmp_path / "vip.db", create=True).close()  # as `vip init` leaves it, before any rules

@@ -17,7 +17,9 @@ from pathlib import Path
 import typer
 
 from vipcli.cli.fastparams import PlainCommand, PlainGroup
+from vipcli import i18n
 from vipcli.errors import ExitStatus, InvalidInput, VipError
+from vipcli.i18n import N_
 
 
 class VipGroup(PlainGroup):
@@ -31,9 +33,26 @@ class VipGroup(PlainGroup):
         module = COMMANDS.get(name)
         return _module_group(module).get_command(ctx, name) if module else None
 
+    def format_commands(self, ctx, formatter) -> None:
+        """The commands by job, each job a section of the help."""
+        from vipcli.i18n import _
+
+        limit = formatter.width - 6 - max(map(len, COMMANDS))
+        for title, names in JOBS:
+            with formatter.section(_(title)):
+                formatter.write_dl([(name, self.get_command(ctx, name).get_short_help_str(limit)) for name in names])
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         argv = _globals_first(list(sys.argv[1:] if args is None else args))
         as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+        try:
+            i18n.use(i18n.choose(_global_value(argv, "--lang")))
+        except VipError as exc:
+            i18n.use("en")
+            code = report(exc.code, exc.message, exc.exit_code, as_json)
+            if standalone_mode:
+                sys.exit(code)
+            return code
         try:
             result = super().main(args=argv, prog_name="vip", complete_var=complete_var,
                                   standalone_mode=False, **extra)
@@ -76,7 +95,19 @@ class VipGroup(PlainGroup):
 # The global options, and whether each takes a value: given after the command name too
 # (`vip purchase 755000015 --amount 10 --json`), they are moved before it, unless the command has
 # an option of that name itself (`vip audit --operator O` filters by operator).
-GLOBAL_OPTIONS = {"--json": False, "--db": True, "--operator": True}
+GLOBAL_OPTIONS = {"--json": False, "--db": True, "--operator": True, "--lang": True}
+
+
+def _global_value(argv: list[str], name: str) -> str | None:
+    """The value of a global option (moved before the command name by _globals_first)."""
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-"):
+            return None  # the command name: what follows is the command's
+        if arg == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def _globals_first(argv: list[str]) -> list[str]:
@@ -125,10 +156,34 @@ def _click_exception():
 
 
 def _usage_line(exc) -> str:
-    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = _usage_message(exc)
     command = getattr(getattr(exc, "ctx", None), "command_path", None)
     line = " ".join(message.split())
     return f"{command}: {line}" if command else line
+
+
+def _usage_message(exc) -> str:
+    """Typer's usage errors in the language in use (its vendored click writes them in English):
+    the commonest by their kind, the others as click words them."""
+    from typer._click.exceptions import MissingParameter, NoSuchOption
+
+    from vipcli.i18n import _
+
+    if isinstance(exc, MissingParameter) and exc.param is not None:
+        name = exc.param.get_error_hint()
+        if exc.param.param_type_name == "option":
+            return _("missing option {name}").format(name=name)
+        return _("missing argument {name}").format(name=name)
+    if isinstance(exc, NoSuchOption):
+        line = _("no such option: {name}").format(name=exc.option_name)
+        if exc.possibilities:
+            line += " " + _("(did you mean {names}?)").format(names=", ".join(sorted(exc.possibilities)))
+        return line
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    extra = "Got unexpected extra argument"
+    if message.startswith(extra):
+        return _("unexpected extra arguments: {args}").format(args=message[len(extra):].lstrip("s (").rstrip(")"))
+    return message
 
 
 def report(code: str, message: str, exit_code: int, as_json: bool) -> int:
@@ -182,7 +237,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
-    help="VIP membership and customer archive over one SQLite file.",
+    help=N_("VIP membership and customer archive over one SQLite file."),
 )
 
 
@@ -204,12 +259,15 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    db: str = typer.Option(None, "--db", envvar="VIPCLI_DB", help="Database file.", show_default=False),
-    json_output: bool = typer.Option(False, "--json", help="Print exactly one JSON object."),
+    db: str = typer.Option(None, "--db", envvar="VIPCLI_DB", help=N_("Database file."), show_default=False),
+    json_output: bool = typer.Option(False, "--json", help=N_("Print exactly one JSON object.")),
+    lang: str = typer.Option(None, "--lang", envvar="VIPCLI_LANG", metavar="zh|en", show_default=False,
+                             help=N_("Language of what people read (default: VIPCLI_LANG, then LC_ALL, LC_MESSAGES, "
+                                     "LANG; zh* is Chinese).")),
     operator: str = typer.Option(None, "--operator", envvar="VIPCLI_OPERATOR",
-                                 help="Who is doing this (recorded on every write)."),
+                                 help=N_("Who is doing this (recorded on every write).")),
     version: bool = typer.Option(False, "--version", is_eager=True, expose_value=False, callback=_version,
-                                 help="Print the version and exit."),
+                                 help=N_("Print the version and exit.")),
 ) -> None:
     from vipcli.dates import now
     from vipcli.fields import clean_text
@@ -249,8 +307,12 @@ def session(ctx: typer.Context) -> Session:
     return ctx.find_root().obj
 
 
-def command(group: typer.Typer, name: str | None = None):
-    return group.command(name, cls=PlainCommand)
+# The argument most commands take: a card, or the customer's mobile (as the till types either).
+CARD_OR_PHONE = typer.Argument(..., metavar="CARD/PHONE", help=N_("Card number, or the customer's mobile number."))
+
+
+def command(group: typer.Typer, name: str | None = None, help: str | None = None):  # noqa: A002 - typer's name
+    return group.command(name, cls=PlainCommand, help=help)
 
 
 def commands() -> typer.Typer:
@@ -275,6 +337,18 @@ COMMANDS = {
     "audit": "safety_cmd", "backup": "safety_cmd", "restore": "safety_cmd", "key": "safety_cmd",
     "rules": "rules_cmd", "init": "members", "info": "members", "demo": "demo_cmd",
 }
+
+
+# The top-level help lists the commands by job (every command in one).
+JOBS = (
+    (N_("Members"), ("enroll", "show", "search", "update", "history", "cancel")),
+    (N_("At the till"), ("purchase", "refund", "redeem")),
+    (N_("Points"), ("points", "rewards", "gift")),
+    (N_("Cards and tiers"), ("card", "cards", "tier")),
+    (N_("Care and follow-ups"), ("class", "visit", "birthdays", "notify")),
+    (N_("Reports and files"), ("export", "import")),
+    (N_("Maintenance"), ("init", "info", "check", "audit", "backup", "restore", "key", "rules", "demo")),
+)
 
 
 def _module_group(module: str):

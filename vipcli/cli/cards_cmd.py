@@ -2,13 +2,14 @@
 
 import typer
 
-from vipcli.cli import command, commands, session, subgroup
+from vipcli.cli import CARD_OR_PHONE, command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed, run_planned
 from vipcli.cli.output import emit, styled, table
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
-card_app = subgroup(cli, "card", "Card lifecycle: lost, found, replace, renew.")
+card_app = subgroup(cli, "card", N_("Card lifecycle: lost, found, replace, renew."))
 
 
 def _lifecycle(ctx, ref: str, step: str, force: bool = False) -> None:
@@ -29,34 +30,35 @@ def _lifecycle(ctx, ref: str, step: str, force: bool = False) -> None:
         f"; valid to {data['valid_to']}." if data.get("valid_to") else ".")))
 
 
-@command(card_app, "lost")
-def card_lost(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
-    """Report a card lost: purchases and redemptions refused at once. Example: vip card lost 755000015"""
+@command(card_app, "lost", help=N_("Report a card lost: purchases and redemptions refused at once. Example: vip card "
+                                   "lost 755000015"))
+def card_lost(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
     _lifecycle(ctx, ref, "card lost")
 
 
-@command(card_app, "found")
-def card_found(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD")) -> None:
-    """A card reported lost was found: it works again. Example: vip card found 755000015"""
+@command(card_app, "found", help=N_("A card reported lost was found: it works again. Example: vip card found "
+                                    "755000015"))
+def card_found(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD", help=N_("Card number."))) -> None:
     _lifecycle(ctx, ref, "card found")
 
 
-@command(card_app, "replace")
-def card_replace(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
-    """Issue a new number in the same region; points, tier and history carry over. Example: vip card replace 755000015"""
+@command(card_app, "replace", help=N_("Issue a new number in the same region; points, tier and history carry over. "
+                                      "Example: vip card replace 755000015"))
+def card_replace(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
     _lifecycle(ctx, ref, "card replace")
 
 
-@command(card_app, "renew")
+@command(card_app, "renew", help=N_("Renew a card for a year (December is the renewal month); --all asks first on a "
+                                    "terminal. Example: vip card renew 755000015"))
 def card_renew(
     ctx: typer.Context,
-    ref: str = typer.Argument(None, metavar="CARD/PHONE"),
-    all_cards: bool = typer.Option(False, "--all", help="Renew every current card due this year (the month's batch)."),
-    force: bool = typer.Option(False, "--force", help="Renew outside the renewal window (audited)."),
+    ref: str = typer.Argument(None, metavar="CARD/PHONE", help=N_("Card number, or the customer's mobile number.")),
+    all_cards: bool = typer.Option(False, "--all", help=N_("Renew every current card due this year (the month's "
+                                                           "batch).")),
+    force: bool = typer.Option(False, "--force", help=N_("Renew outside the renewal window (audited).")),
     yes: bool = YES,
     dry_run: bool = DRY_RUN,
 ) -> None:
-    """Renew a card for a year (December is the renewal month); --all asks first on a terminal. Example: vip card renew 755000015"""
     from vipcli import membership
     from vipcli.errors import InvalidInput
 
@@ -77,13 +79,12 @@ def card_renew(
                                     + f"{data['renewed']} cards."))
 
 
-@command(cli, "cards")
+@command(cli, "cards", help=N_("The card tracking table (VIP卡跟踪表). Example: vip cards --status blocked"))
 def cards_table(
     ctx: typer.Context,
-    status: str = typer.Option(None, "--status"),
-    region: str = typer.Option(None, "--region"),
+    status: str = typer.Option(None, "--status", help=N_("Only cards in this status (active, blocked, 挂失...).")),
+    region: str = typer.Option(None, "--region", help=N_("Only cards of this region code.")),
 ) -> None:
-    """The card tracking table (VIP卡跟踪表). Example: vip cards --status blocked"""
     from vipcli import cards
 
     s = session(ctx)
@@ -98,16 +99,17 @@ def cards_table(
         justify_right=("renewals",))))
 
 
-@command(cli, "cancel")
+@command(cli, "cancel", help=N_("End a membership; remaining points are forfeited. Asks first on a terminal. "
+                                "Example: vip cancel 755000015 --reason \"customer asked\""))
 def cancel(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
-    reason: str = typer.Option(..., "--reason", help="Voluntary exit, breach of the rules..."),
-    erase: bool = typer.Option(False, "--erase", help="Also anonymise the archive's personal data (can't be undone)."),
+    ref: str = CARD_OR_PHONE,
+    reason: str = typer.Option(..., "--reason", help=N_("Voluntary exit, breach of the rules...")),
+    erase: bool = typer.Option(False, "--erase", help=N_("Also anonymise the archive's personal data (can't be "
+                                                         "undone).")),
     yes: bool = YES,
     dry_run: bool = DRY_RUN,
 ) -> None:
-    """End a membership; remaining points are forfeited. Asks first on a terminal. Example: vip cancel 755000015 --reason "customer asked" """
     from vipcli import membership
     from vipcli.fields import clean_text
 

@@ -2,12 +2,13 @@
 
 import typer
 
-from vipcli.cli import command, commands, session, subgroup
+from vipcli.cli import CARD_OR_PHONE, command, commands, session, subgroup
 from vipcli.cli.output import aligned, emit, emit_rows, table, yuan
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
-visit_app = subgroup(cli, "visit", "Follow-ups (回访): log a contact, list who is due.")
+visit_app = subgroup(cli, "visit", N_("Follow-ups (回访): log a contact, list who is due."))
 
 
 def _as_of(s, text: str | None):
@@ -16,10 +17,10 @@ def _as_of(s, text: str | None):
     return parse_as_of(text, s.now, writes=False)
 
 
-AS_OF = typer.Option(None, "--as-of", help="At the end of this date, or at this date-time (default now).")
-CLASS = typer.Option(None, "--class", help="Only this class (A–E).")
-STORE = typer.Option(None, "--store", help="Only customers of this store.")
-LIMIT = typer.Option(None, "--limit", help="Show at most this many rows (people: 200 unless given; JSON: all).")
+AS_OF = typer.Option(None, "--as-of", help=N_("At the end of this date, or at this date-time (default now)."))
+CLASS = typer.Option(None, "--class", help=N_("Only this class (A–E)."))
+STORE = typer.Option(None, "--store", help=N_("Only customers of this store."))
+LIMIT = typer.Option(None, "--limit", help=N_("Show at most this many rows (people: 200 unless given; JSON: all)."))
 
 
 def _filters(s, rules, cls, store, limit):
@@ -45,12 +46,13 @@ DUE_LINE = (["class", "customer", "name", "phone", "card", "channel", "last cont
             [5, 9, 12, 11, 10, 7, 19, 10])
 
 
-@command(cli, "class")
+@command(cli, "class", help=N_("A–E classes over the class window before the date (顾客分类): the counts, and with "
+                               "--list the customers. Example: vip class --list --class A --store SZ01"))
 def classes(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str = STORE,
             limit: str = LIMIT,
-            listing: bool = typer.Option(False, "--list", help="The customers too, a line each (the counts alone otherwise).")
+            listing: bool = typer.Option(False, "--list", help=N_("The customers too, a line each (the counts alone "
+                                                                  "otherwise)."))
             ) -> None:
-    """A–E classes over the class window before the date (顾客分类): the counts, and with --list the customers. Example: vip class --list --class A --store SZ01"""
     from vipcli import care
 
     s = session(ctx)
@@ -86,15 +88,15 @@ def classes(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str
                                  r["purchases"], yuan(r["spend"])], CLASS_LINE[1]), tail)
 
 
-@command(visit_app, "log")
+@command(visit_app, "log", help=N_("Record a contact with a customer. Example: vip visit log 13800138000 --channel "
+                                   "phone --note 满意"))
 def visit_log(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
-    channel: str = typer.Option(..., "--channel", help="phone, visit, sms, email or letter."),
-    note: str = typer.Option(None, "--note"),
-    at: str = typer.Option(None, "--at"),
+    ref: str = CARD_OR_PHONE,
+    channel: str = typer.Option(..., "--channel", help=N_("phone, visit, sms, email or letter.")),
+    note: str = typer.Option(None, "--note", help=N_("What was said or agreed.")),
+    at: str = typer.Option(None, "--at", help=N_("When (default now).")),
 ) -> None:
-    """Record a contact with a customer. Example: vip visit log 13800138000 --channel phone --note 满意"""
     from vipcli import care
     from vipcli.cli.sales_cmd import when
     from vipcli.db import transaction
@@ -109,10 +111,10 @@ def visit_log(
     emit(s, data, lambda c: c.print(f"Logged {data['channel']} contact with customer {data['customer_id']}."))
 
 
-@command(visit_app, "due")
+@command(visit_app, "due", help=N_("Who is due for a follow-up, by class, with the channel to use and how to reach "
+                                   "them. Example: vip visit due --class A"))
 def visit_due(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str = STORE,
               limit: str = LIMIT) -> None:
-    """Who is due for a follow-up, by class, with the channel to use and how to reach them. Example: vip visit due --class A"""
     from vipcli import care
 
     s = session(ctx)
@@ -126,9 +128,9 @@ def visit_due(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: s
               lambda c: _more(c, count, shown, "due"))
 
 
-@command(cli, "birthdays")
-def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", help="Days ahead (0 = today).")) -> None:
-    """Members whose birthday is today or in the next days. Example: vip birthdays --within 3"""
+@command(cli, "birthdays", help=N_("Members whose birthday is today or in the next days. Example: vip birthdays "
+                                   "--within 3"))
+def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", help=N_("Days ahead (0 = today)."))) -> None:
     from vipcli import care
     from vipcli.fields import parse_count
 
@@ -140,16 +142,17 @@ def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", he
         [[r["date"], r["days"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["status"]] for r in rows])))
 
 
-@command(cli, "notify")
+@command(cli, "notify", help=N_("Write an SMS outbox CSV (phones in full there only; audited). Example: vip notify "
+                                "birthday --out sms.csv"))
 def notify(
     ctx: typer.Context,
-    kind: str = typer.Argument(..., metavar="card-issued|birthday|renewal"),
-    out: str = typer.Option(..., "--out", help="The SMS outbox CSV to write."),
-    since: str = typer.Option(None, "--since", help="card-issued: cards issued since this date (default today)."),
-    within: str = typer.Option("0", "--within", help="birthday: days ahead (default today only)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing file that is not an SMS outbox."),
+    kind: str = typer.Argument(..., metavar="card-issued|birthday|renewal", help=N_("Which messages: cards issued, "
+                                                                                    "birthdays, renewals due.")),
+    out: str = typer.Option(..., "--out", help=N_("The SMS outbox CSV to write.")),
+    since: str = typer.Option(None, "--since", help=N_("card-issued: cards issued since this date (default today).")),
+    within: str = typer.Option("0", "--within", help=N_("birthday: days ahead (default today only).")),
+    force: bool = typer.Option(False, "--force", help=N_("Replace an existing file that is not an SMS outbox.")),
 ) -> None:
-    """Write an SMS outbox CSV (phones in full there only; audited). Example: vip notify birthday --out sms.csv"""
     from vipcli import notify as notify_mod
     from vipcli.dates import parse_date
     from vipcli.auditlog import disclosed

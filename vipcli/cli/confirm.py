@@ -6,9 +6,10 @@ import sys
 import typer
 
 from vipcli.errors import Refused
+from vipcli.i18n import N_
 
-YES = typer.Option(False, "--yes", "-y", help="Don't ask (needed without a terminal: cron, scripts).")
-DRY_RUN = typer.Option(False, "--dry-run", help="Show what it would do; change nothing.")
+YES = typer.Option(False, "--yes", "-y", help=N_("Don't ask (needed without a terminal: cron, scripts)."))
+DRY_RUN = typer.Option(False, "--dry-run", help=N_("Show what it would do; change nothing."))
 
 
 def interactive(s) -> bool:

@@ -4,16 +4,17 @@ import typer
 
 from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit, fields_panel, styled, table, yuan
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
 
-@command(cli, "demo")
+@command(cli, "demo", help=N_("Build a demo store from bundled members and a year of purchases, and show its "
+                              "overview. Example: vip demo"))
 def demo(
     ctx: typer.Context,
-    keep: str = typer.Option(None, "--keep", help="Keep the demo database at this path (must not exist)."),
+    keep: str = typer.Option(None, "--keep", help=N_("Keep the demo database at this path (must not exist).")),
 ) -> None:
-    """Build a demo store from bundled members and a year of purchases, and show its overview. Example: vip demo"""
     import tempfile
     from pathlib import Path
 

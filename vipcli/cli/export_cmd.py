@@ -4,26 +4,29 @@ import typer
 
 from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
 
-@command(cli, "export")
+@command(cli, "export", help=N_("Export for people (XLSX) and cron jobs (CSV, JSON). Example: vip export members "
+                                "--format xlsx --out members.xlsx"))
 def export(
     ctx: typer.Context,
-    kind: str = typer.Argument(..., metavar="members|purchases|ledger|cards|visits|classes|due|report"),
-    fmt: str = typer.Option(None, "--format", help="xlsx, csv, json or jsonl (default: from --out's suffix)."),
-    out: str = typer.Option(..., "--out", help="File to write (atomically: temporary file, then rename)."),
-    since: str = typer.Option(None, "--since", help="From this date/time (inclusive)."),
-    until: str = typer.Option(None, "--until", help="Up to this date/time (exclusive)."),
-    store: str = typer.Option(None, "--store"),
-    tier: str = typer.Option(None, "--tier", help="members: only this tier."),
-    status: str = typer.Option(None, "--status", help="members/cards: only this status."),
-    year: str = typer.Option(None, "--year", help="report: the year of the monthly sheets (default this year)."),
-    unmask: bool = typer.Option(False, "--unmask", help="Phone and ID numbers in full (audited)."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing file that is not an earlier export of this kind."),
+    kind: str = typer.Argument(..., metavar="members|purchases|ledger|cards|visits|classes|due|report",
+                              help=N_("What to export.")),
+    fmt: str = typer.Option(None, "--format", help=N_("xlsx, csv, json or jsonl (default: from --out's suffix).")),
+    out: str = typer.Option(..., "--out", help=N_("File to write (atomically: temporary file, then rename).")),
+    since: str = typer.Option(None, "--since", help=N_("From this date/time (inclusive).")),
+    until: str = typer.Option(None, "--until", help=N_("Up to this date/time (exclusive).")),
+    store: str = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01).")),
+    tier: str = typer.Option(None, "--tier", help=N_("members: only this tier.")),
+    status: str = typer.Option(None, "--status", help=N_("members/cards: only this status.")),
+    year: str = typer.Option(None, "--year", help=N_("report: the year of the monthly sheets (default this year).")),
+    unmask: bool = typer.Option(False, "--unmask", help=N_("Phone and ID numbers in full (audited).")),
+    force: bool = typer.Option(False, "--force", help=N_("Replace an existing file that is not an earlier export of "
+                                                         "this kind.")),
 ) -> None:
-    """Export for people (XLSX) and cron jobs (CSV, JSON). Example: vip export members --format xlsx --out members.xlsx"""
     from pathlib import Path
 
     from vipcli.dates import parse_when

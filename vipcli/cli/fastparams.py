@@ -7,9 +7,14 @@ messages and exit codes anyway), so a plain coercer is exact. Where typer's inte
 (another version), nothing is replaced and typer's own coercion runs: slower, same behaviour.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from unicodedata import east_asian_width
 
 from typer.core import TyperCommand, TyperGroup
+
+from vipcli.cli.helpformat import HelpContext
+from vipcli.i18n import _, current
 
 try:
     from typer._coercion import RuntimeParam
@@ -70,14 +75,56 @@ def _lighten(params) -> None:
                                           annotation=descriptor.annotation)
 
 
-class PlainCommand(TyperCommand):
+class Translated:
+    """Help drawn in the language in use (vipcli.i18n): a command's help and its parameters' are
+    English messages marked N_() where they are defined, translated as the help is drawn (the
+    definitions stay English: a run in-process may change language, as the tests do). Typer's own
+    words ("Options", "[required]") come through gettext's global domain (i18n.use). Chinese help
+    is wrapped by its display width (helpformat)."""
+
+    context_class = HelpContext
+
+    def format_help(self, ctx, formatter):
+        with _translated(self, self.get_params(ctx)):
+            super().format_help(ctx, formatter)
+
+    def format_usage(self, ctx, formatter):
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix=_("Usage: "))
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        if current() != "zh":
+            return super().get_short_help_str(limit)
+        # Chinese: the first sentence ends at 。, and a character takes two columns
+        sentence = _(self.short_help or self.help or "").partition("。")[0]
+        width, cut = 0, len(sentence)
+        for i, ch in enumerate(sentence):
+            width += 2 if east_asian_width(ch) in "WF" else 1
+            if width > limit - 1:
+                cut = i
+                break
+        return sentence[:cut] + ("…" if cut < len(sentence) else "")
+
+
+@contextmanager
+def _translated(command, params):
+    kept = [(thing, thing.help) for thing in (command, *params) if getattr(thing, "help", None)]
+    try:
+        for thing, text in kept:
+            thing.help = _(text)
+        yield
+    finally:
+        for thing, text in kept:
+            thing.help = text
+
+
+class PlainCommand(Translated, TyperCommand):
     def get_params(self, ctx):
         params = super().get_params(ctx)
         _lighten(params)
         return params
 
 
-class PlainGroup(TyperGroup):
+class PlainGroup(Translated, TyperGroup):
     def get_params(self, ctx):
         params = super().get_params(ctx)
         _lighten(params)

@@ -11,10 +11,11 @@ from vipcli.cli import command, commands, session, subgroup
 from vipcli.db import count_after, last_id
 from vipcli.cli.output import emit
 from vipcli.io.rejects import Rejects, check_rejects, default_rejects
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
-import_app = subgroup(cli, "import", "Bulk import of members or purchases from CSV or XLSX.")
+import_app = subgroup(cli, "import", N_("Bulk import of members or purchases from CSV or XLSX."))
 
 
 @contextmanager
@@ -80,15 +81,15 @@ _COUNTS = (("inserted", "inserted"), ("updated", "updated"), ("duplicates", "alr
            ("rejected", "rejected"), ("cards_issued", "cards issued"), ("upgrades", "tier upgrades"))
 
 
-@command(import_app, "purchases")
+@command(import_app, "purchases", help=N_("Import POS purchases with every rule applied, in time order. Example: vip "
+                                          "import purchases pos.csv"))
 def import_purchases(
     ctx: typer.Context,
-    path: str = typer.Argument(..., metavar="FILE"),
-    rejects_path: str = typer.Option(None, "--rejects", help="Where bad rows go (default FILE.rejects.csv)."),
-    encoding: str = typer.Option(None, "--encoding", help="utf-8, utf-8-sig or gb18030 (default: detected)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
+    path: str = typer.Argument(..., metavar="FILE", help=N_("CSV or XLSX file.")),
+    rejects_path: str = typer.Option(None, "--rejects", help=N_("Where bad rows go (default FILE.rejects.csv).")),
+    encoding: str = typer.Option(None, "--encoding", help=N_("utf-8, utf-8-sig or gb18030 (default: detected).")),
+    dry_run: bool = typer.Option(False, "--dry-run", help=N_("Validate and report; write nothing.")),
 ) -> None:
-    """Import POS purchases with every rule applied, in time order. Example: vip import purchases pos.csv"""
     from vipcli.io.import_purchases import import_purchases_file, in_processes
 
     s = session(ctx)
@@ -132,15 +133,15 @@ def _saying_what_was_saved(s, table: str, held: int, path: str):
             "(what was saved counts as already there)") from None
 
 
-@command(import_app, "members")
+@command(import_app, "members", help=N_("Import customer archives (create or complete; --grant column issues cards). "
+                                        "Example: vip import members members.xlsx"))
 def import_members(
     ctx: typer.Context,
-    path: str = typer.Argument(..., metavar="FILE"),
-    rejects_path: str = typer.Option(None, "--rejects", help="Where bad rows go (default FILE.rejects.csv)."),
-    encoding: str = typer.Option(None, "--encoding", help="utf-8, utf-8-sig or gb18030 (default: detected)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing."),
+    path: str = typer.Argument(..., metavar="FILE", help=N_("CSV or XLSX file.")),
+    rejects_path: str = typer.Option(None, "--rejects", help=N_("Where bad rows go (default FILE.rejects.csv).")),
+    encoding: str = typer.Option(None, "--encoding", help=N_("utf-8, utf-8-sig or gb18030 (default: detected).")),
+    dry_run: bool = typer.Option(False, "--dry-run", help=N_("Validate and report; write nothing.")),
 ) -> None:
-    """Import customer archives (create or complete; --grant column issues cards). Example: vip import members members.xlsx"""
     from vipcli.io.import_members import import_members_file
 
     s = session(ctx)

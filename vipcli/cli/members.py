@@ -4,8 +4,9 @@ from contextlib import contextmanager
 
 import typer
 
-from vipcli.cli import command, commands, session
+from vipcli.cli import CARD_OR_PHONE, command, commands, session
 from vipcli.cli.output import emit, fields_panel, styled, table, yuan
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -46,14 +47,13 @@ def _auditing_refused_ids(s, who: str):
         raise
 
 
-@command(cli, "init")
+@command(cli, "init", help=N_("Create the database with its rules. Example: vip init --region 755"))
 def init(
     ctx: typer.Context,
-    rules_file: str = typer.Option(None, "--rules", help="A rules profile (TOML) instead of the built-in one."),
-    profile: str = typer.Option(None, "--profile", help="A built-in profile by name (see `vip rules profiles`)."),
-    region: str = typer.Option(None, "--region", help="Default card region code."),
+    rules_file: str = typer.Option(None, "--rules", help=N_("A rules profile (TOML) instead of the built-in one.")),
+    profile: str = typer.Option(None, "--profile", help=N_("A built-in profile by name (see `vip rules profiles`).")),
+    region: str = typer.Option(None, "--region", help=N_("Default card region code.")),
 ) -> None:
-    """Create the database with its rules. Example: vip init --region 755"""
     from vipcli.rulebook import initialise
     from vipcli.migrations import SCHEMA_VERSION
     from vipcli.rulefile import read_rules_file, with_default_region
@@ -75,9 +75,8 @@ def init(
     emit(s, data, lambda c: c.print(f"Created {s.db_path} (schema {SCHEMA_VERSION}, rules version {version})."))
 
 
-@command(cli, "info")
+@command(cli, "info", help=N_("Which database file is used, its schema and rules versions. Example: vip info"))
 def info(ctx: typer.Context) -> None:
-    """Which database file is used, its schema and rules versions. Example: vip info"""
     from vipcli.migrations import SCHEMA_VERSION
     from vipcli.db import counts as db_counts
 
@@ -93,22 +92,23 @@ def info(ctx: typer.Context) -> None:
     ])))
 
 
-@command(cli, "enroll")
+@command(cli, "enroll", help=N_("Create or complete a customer archive. Example: vip enroll --phone 13800138000 "
+                                "--name 王芳 --gender F --birthday 1990-05-01"))
 def enroll(
     ctx: typer.Context,
-    phone: str = typer.Option(..., "--phone", help="Mobile number (+86, spaces and dashes accepted)."),
-    name: str = typer.Option(None, "--name"),
-    gender: str = typer.Option(None, "--gender", help="F or M."),
-    birthday: str = typer.Option(None, "--birthday", help="YYYY-MM-DD."),
-    id_number: str = typer.Option(None, "--id-number", help="18-character resident ID (stored encrypted); - reads it from a prompt or stdin, out of the process list."),
-    email: str = typer.Option(None, "--email"),
-    address: str = typer.Option(None, "--address"),
-    store: str = typer.Option(None, "--store", help="Store of registration."),
-    region: str = typer.Option(None, "--region", help="Card region when a card is granted."),
-    grant: str = typer.Option(None, "--grant", help="Issue a card without qualifying; the reason is audited."),
-    at: str = typer.Option(None, "--at", help="Back-date (YYYY-MM-DD[THH:MM])."),
+    phone: str = typer.Option(..., "--phone", help=N_("Mobile number (+86, spaces and dashes accepted).")),
+    name: str = typer.Option(None, "--name", help=N_("Name (姓名).")),
+    gender: str = typer.Option(None, "--gender", help=N_("F or M.")),
+    birthday: str = typer.Option(None, "--birthday", help=N_("YYYY-MM-DD.")),
+    id_number: str = typer.Option(None, "--id-number", help=N_("18-character resident ID (stored encrypted); - reads "
+                                                               "it from a prompt or stdin, out of the process list.")),
+    email: str = typer.Option(None, "--email", help=N_("Email address.")),
+    address: str = typer.Option(None, "--address", help=N_("Postal address.")),
+    store: str = typer.Option(None, "--store", help=N_("Store of registration.")),
+    region: str = typer.Option(None, "--region", help=N_("Card region when a card is granted.")),
+    grant: str = typer.Option(None, "--grant", help=N_("Issue a card without qualifying; the reason is audited.")),
+    at: str = typer.Option(None, "--at", help=N_("Back-date (YYYY-MM-DD[THH:MM]).")),
 ) -> None:
-    """Create or complete a customer archive. Example: vip enroll --phone 13800138000 --name 王芳 --gender F --birthday 1990-05-01"""
     from vipcli import archive, cards
     from vipcli.cli.sales_cmd import when
     from vipcli.db import transaction
@@ -144,13 +144,12 @@ def enroll(
     emit(s, data, human)
 
 
-@command(cli, "show")
+@command(cli, "show", help=N_("The whole archive of one customer. Example: vip show 13800138000"))
 def show(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
-    unmask: bool = typer.Option(False, "--unmask", help="Show phone and ID in full (audited)."),
+    ref: str = CARD_OR_PHONE,
+    unmask: bool = typer.Option(False, "--unmask", help=N_("Show phone and ID in full (audited).")),
 ) -> None:
-    """The whole archive of one customer. Example: vip show 13800138000"""
     from vipcli import archive
     from vipcli.auditlog import disclosed
 
@@ -183,18 +182,18 @@ def show(
     emit(s, data, human)
 
 
-@command(cli, "search")
+@command(cli, "search", help=N_("Find archives; says how many match and which of them are shown. Example: vip search "
+                                "王 --tier gold"))
 def search(
     ctx: typer.Context,
-    text: str = typer.Argument("", metavar="TEXT", help="Part of a name, phone or card number."),
-    tier: str = typer.Option(None, "--tier"),
-    cls: str = typer.Option(None, "--class", help="A–E."),
-    store: str = typer.Option(None, "--store"),
-    status: str = typer.Option(None, "--status", help="prospect, active, discount_only, blocked, expired..."),
-    limit: str = typer.Option("200", "--limit", help="At most this many rows (1-10000)."),
-    offset: str = typer.Option("0", "--offset", help="Skip this many matches first (the next page)."),
+    text: str = typer.Argument("", metavar="TEXT", help=N_("Part of a name, phone or card number.")),
+    tier: str = typer.Option(None, "--tier", help=N_("Only this tier (code or name).")),
+    cls: str = typer.Option(None, "--class", help=N_("A–E.")),
+    store: str = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01).")),
+    status: str = typer.Option(None, "--status", help=N_("prospect, active, discount_only, blocked, expired...")),
+    limit: str = typer.Option("200", "--limit", help=N_("At most this many rows (1-10000).")),
+    offset: str = typer.Option("0", "--offset", help=N_("Skip this many matches first (the next page).")),
 ) -> None:
-    """Find archives; says how many match and which of them are shown. Example: vip search 王 --tier gold"""
     from vipcli import archive
     from vipcli.errors import InvalidInput
     from vipcli.fields import parse_count
@@ -228,21 +227,21 @@ def search(
          human)
 
 
-@command(cli, "update")
+@command(cli, "update", help=N_("Change profile fields; every change is recorded. Example: vip update 13800138000 "
+                                "--address 深圳市南山区"))
 def update(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
-    name: str = typer.Option(None, "--name"),
-    gender: str = typer.Option(None, "--gender"),
-    birthday: str = typer.Option(None, "--birthday"),
-    phone: str = typer.Option(None, "--phone", help="New phone number."),
-    id_number: str = typer.Option(None, "--id-number", help="New resident ID; - reads it from a prompt or stdin."),
-    email: str = typer.Option(None, "--email"),
-    address: str = typer.Option(None, "--address"),
-    store: str = typer.Option(None, "--store"),
-    pref: list[str] = typer.Option(None, "--pref", help="KEY=VALUE preference (软件档案); KEY= removes."),
+    ref: str = CARD_OR_PHONE,
+    name: str = typer.Option(None, "--name", help=N_("Name (姓名).")),
+    gender: str = typer.Option(None, "--gender", help=N_("F or M.")),
+    birthday: str = typer.Option(None, "--birthday", help=N_("YYYY-MM-DD.")),
+    phone: str = typer.Option(None, "--phone", help=N_("New phone number.")),
+    id_number: str = typer.Option(None, "--id-number", help=N_("New resident ID; - reads it from a prompt or stdin.")),
+    email: str = typer.Option(None, "--email", help=N_("Email address.")),
+    address: str = typer.Option(None, "--address", help=N_("Postal address.")),
+    store: str = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01).")),
+    pref: list[str] = typer.Option(None, "--pref", help=N_("KEY=VALUE preference (软件档案); KEY= removes.")),
 ) -> None:
-    """Change profile fields; every change is recorded. Example: vip update 13800138000 --address 深圳市南山区"""
     from vipcli import archive
     from vipcli.db import transaction
     from vipcli.errors import InvalidInput
@@ -261,13 +260,12 @@ def update(
         f"Changed: {', '.join(changed)}." if changed else "Nothing changed (same values)."))
 
 
-@command(cli, "history")
+@command(cli, "history", help=N_("The archive's change log (修改记录). Example: vip history 13800138000"))
 def history(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
-    unmask: bool = typer.Option(False, "--unmask", help="Show old and new phone numbers in full (audited)."),
+    ref: str = CARD_OR_PHONE,
+    unmask: bool = typer.Option(False, "--unmask", help=N_("Show old and new phone numbers in full (audited).")),
 ) -> None:
-    """The archive's change log (修改记录). Example: vip history 13800138000"""
     from vipcli import archive
     from vipcli.auditlog import disclosed
 

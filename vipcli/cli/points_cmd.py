@@ -2,11 +2,12 @@
 
 import typer
 
-from vipcli.cli import command, commands, session
+from vipcli.cli import CARD_OR_PHONE, command, commands, session
 from vipcli.cli.fastparams import PlainGroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_planned
 from vipcli.errors import ExitStatus
 from vipcli.cli.output import emit, fields_panel, table, yuan
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -21,7 +22,7 @@ class _CardOrCommand(PlainGroup):
 
 
 points_app = typer.Typer(cls=_CardOrCommand, no_args_is_help=True, rich_markup_mode=None,
-                         help="Points balance with lots and history (vip points CARD), and the expiry job.")
+                         help=N_("Points balance with lots and history (vip points CARD), and the expiry job."))
 cli.add_typer(points_app, name="points")
 
 
@@ -34,16 +35,17 @@ def _parse_points(text: str) -> int:
     return int(value)
 
 
-@command(cli, "redeem")
+@command(cli, "redeem", help=N_("Spend points of one card (never below zero, never pooled). Example: vip redeem "
+                                "755000015 --reward GIFT300 --request-id T3-0042"))
 def redeem(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
-    points: str = typer.Option(None, "--points", help="Points to spend (default: the reward's price)."),
-    reward: str = typer.Option(None, "--reward", help="Reward code from `vip rewards`."),
+    ref: str = CARD_OR_PHONE,
+    points: str = typer.Option(None, "--points", help=N_("Points to spend (default: the reward's price).")),
+    reward: str = typer.Option(None, "--reward", help=N_("Reward code from `vip rewards`.")),
     request_id: str = typer.Option(None, "--request-id",
-                                   help="The till's id for this request: asked again (after a time-out), it returns the first result."),
+                                   help=N_("The till's id for this request: asked again (after a time-out), it "
+                                           "returns the first result.")),
 ) -> None:
-    """Spend points of one card (never below zero, never pooled). Example: vip redeem 755000015 --reward GIFT300 --request-id T3-0042"""
     from vipcli import rewards
     from vipcli.db import transaction
 
@@ -59,9 +61,8 @@ def redeem(
                                     + f"; balance {data['points_balance']}."))
 
 
-@command(points_app, "show")
-def points_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
-    """Balance, lots with their expiry, recent entries. Example: vip points 755000015"""
+@command(points_app, "show", help=N_("Balance, lots with their expiry, recent entries. Example: vip points 755000015"))
+def points_show(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
     from vipcli import points as points_mod
 
     s = session(ctx)
@@ -81,14 +82,15 @@ def points_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD
     emit(s, data, human)
 
 
-@command(points_app, "expire")
+@command(points_app, "expire", help=N_("Write the expiry entries of points past their expiry (idempotent); asks "
+                                       "first on a terminal. Example: vip points expire --as-of 2027-01-01"))
 def points_expire(
     ctx: typer.Context,
-    as_of: str = typer.Option(None, "--as-of", help="Expire what is past its expiry at this moment (a date: its end; default now)."),
+    as_of: str = typer.Option(None, "--as-of", help=N_("Expire what is past its expiry at this moment (a date: its "
+                                                       "end; default now).")),
     yes: bool = YES,
     dry_run: bool = DRY_RUN,
 ) -> None:
-    """Write the expiry entries of points past their expiry (idempotent); asks first on a terminal. Example: vip points expire --as-of 2027-01-01"""
     from vipcli import points as points_mod
     from vipcli.dates import parse_as_of
 
@@ -103,14 +105,14 @@ def points_expire(
                                     f"as of {data['as_of']}."))
 
 
-@command(points_app, "adjust")
+@command(points_app, "adjust", help=N_("Correct a card's points by hand (audited). Example: vip points adjust "
+                                       "755000015 --points -50 --reason \"typo\""))
 def points_adjust(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
-    points: str = typer.Option(..., "--points", help="Points to add, or to take with a minus sign (-50)."),
-    reason: str = typer.Option(..., "--reason", help="Why (recorded in the ledger and the audit log)."),
+    ref: str = CARD_OR_PHONE,
+    points: str = typer.Option(..., "--points", help=N_("Points to add, or to take with a minus sign (-50).")),
+    reason: str = typer.Option(..., "--reason", help=N_("Why (recorded in the ledger and the audit log).")),
 ) -> None:
-    """Correct a card's points by hand (audited). Example: vip points adjust 755000015 --points -50 --reason "typo" """
     from vipcli import points as points_mod
     from vipcli.db import transaction
     from vipcli.fields import clean_text
@@ -127,9 +129,8 @@ def points_adjust(
          lambda c: c.print(f"Adjusted {amount:+d} points; balance {left}."))
 
 
-@command(cli, "rewards")
+@command(cli, "rewards", help=N_("The reward catalog of the rules. Example: vip rewards"))
 def rewards(ctx: typer.Context) -> None:
-    """The reward catalog of the rules. Example: vip rewards"""
     s = session(ctx)
     rules = s.rules()
     items = [{"code": r.code, "name": r.name, "points": r.points, "value": r.value} for r in rules.rewards]
@@ -139,14 +140,13 @@ def rewards(ctx: typer.Context) -> None:
         [[r["code"], r["name"], r["points"], yuan(r["value"])] for r in items], justify_right=("points", "value"))))
 
 
-@command(cli, "check")
+@command(cli, "check", help=N_("Run every invariant (lots and balances, purchases, tiers, card numbers) over what "
+                               "changed since the last clean check, or every row. Example: vip check --full"))
 def check(ctx: typer.Context,
-          every_row: bool = typer.Option(False, "--all", help="Read every row, not only what changed since the "
-                                         "last clean check."),
-          full: bool = typer.Option(False, "--full", help="Every row, and SQLite's integrity and foreign-key "
-                                    "checks (reads every page and index; weekly).")) -> None:
-    """Run every invariant (lots and balances, purchases, tiers, card numbers) over what changed since the
-    last clean check, or every row. Example: vip check --full"""
+          every_row: bool = typer.Option(False, "--all", help=N_("Read every row, not only what changed since the "
+                                         "last clean check.")),
+          full: bool = typer.Option(False, "--full", help=N_("Every row, and SQLite's integrity and foreign-key "
+                                    "checks (reads every page and index; weekly)."))) -> None:
     from vipcli.checks import run_all
 
     s = session(ctx)

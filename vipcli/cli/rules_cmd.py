@@ -4,10 +4,11 @@ import typer
 
 from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.output import emit, fields_panel, table, yuan
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
-rules_app = subgroup(cli, "rules", "The business rules in force: show, validate, load.")
+rules_app = subgroup(cli, "rules", N_("The business rules in force: show, validate, load."))
 
 
 def _summary(rules) -> dict:
@@ -28,9 +29,9 @@ def _summary(rules) -> dict:
     }
 
 
-@command(rules_app, "show")
+@command(rules_app, "show", help=N_("Print the rules in force (the TOML text under --json too). Example: vip rules "
+                                    "show"))
 def rules_show(ctx: typer.Context) -> None:
-    """Print the rules in force (the TOML text under --json too). Example: vip rules show"""
     s = session(ctx)
     rules = s.rules()
     data = {**_summary(rules), "text": rules.text}
@@ -50,9 +51,9 @@ def rules_show(ctx: typer.Context) -> None:
     emit(s, data, human)
 
 
-@command(rules_app, "validate")
-def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE")) -> None:
-    """Check a rules file without loading it. Example: vip rules validate examples/rules/store.toml"""
+@command(rules_app, "validate", help=N_("Check a rules file without loading it. Example: vip rules validate "
+                                        "examples/rules/store.toml"))
+def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE", help=N_("A rules file (TOML)."))) -> None:
     from vipcli.rulefile import parse, read_rules_file
 
     s = session(ctx)
@@ -61,9 +62,9 @@ def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="
          lambda c: c.print(f"{path}: valid ({rules.name})."))
 
 
-@command(rules_app, "load")
-def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE")) -> None:
-    """Load a rules file as the next rules version; earlier purchases keep theirs. Example: vip rules load my.toml"""
+@command(rules_app, "load", help=N_("Load a rules file as the next rules version; earlier purchases keep theirs. "
+                                    "Example: vip rules load my.toml"))
+def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE", help=N_("A rules file (TOML)."))) -> None:
     from vipcli.rulebook import load_rules
     from vipcli.rulefile import read_rules_file
 
@@ -75,9 +76,8 @@ def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE
          lambda c: c.print(f"Loaded {path} as rules version {version}."))
 
 
-@command(rules_app, "profiles")
+@command(rules_app, "profiles", help=N_("The built-in rule profiles. Example: vip rules profiles"))
 def rules_profiles(ctx: typer.Context) -> None:
-    """The built-in rule profiles. Example: vip rules profiles"""
     from vipcli.rulefile import default_text, parse, profile_names
 
     s = session(ctx)

@@ -5,16 +5,18 @@ import typer
 from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, ask
 from vipcli.cli.output import emit, table
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
-key_app = subgroup(cli, "key", "The key that encrypts ID numbers.")
+key_app = subgroup(cli, "key", N_("The key that encrypts ID numbers."))
 
 
-@command(cli, "backup")
-def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST"),
-           force: bool = typer.Option(False, "--force", help="Replace an existing file that is not a vipcli backup.")) -> None:
-    """A consistent copy of the database while others work (online backup). Example: vip backup /mnt/usb/vip-2026-11-23.db"""
+@command(cli, "backup", help=N_("A consistent copy of the database while others work (online backup). Example: vip "
+                                "backup /mnt/usb/vip-2026-11-23.db"))
+def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST", help=N_("Where to write the backup.")),
+           force: bool = typer.Option(False, "--force", help=N_("Replace an existing file that is not a vipcli "
+                                                                "backup."))) -> None:
     from vipcli import safekeeping
 
     s = session(ctx)
@@ -29,13 +31,13 @@ def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST"),
     emit(s, data, human, out=dest)
 
 
-@command(cli, "restore")
+@command(cli, "restore", help=N_("Replace the database with a backup, after checking the backup. Example: vip "
+                                 "restore vip-2026-11-23.db --yes"))
 def restore(
     ctx: typer.Context,
-    src: str = typer.Argument(..., metavar="SRC"),
-    yes: bool = typer.Option(False, "--yes", help="Replace a database that holds data."),
+    src: str = typer.Argument(..., metavar="SRC", help=N_("The backup file to restore.")),
+    yes: bool = typer.Option(False, "--yes", help=N_("Replace a database that holds data.")),
 ) -> None:
-    """Replace the database with a backup, after checking the backup. Example: vip restore vip-2026-11-23.db --yes"""
     from vipcli import membership, safekeeping
 
     s = session(ctx)
@@ -56,15 +58,16 @@ def restore(
     emit(s, data, human)
 
 
-@command(cli, "audit")
+@command(cli, "audit", help=N_("Who did what and when: every write, unmask, override and erase. Example: vip audit "
+                               "--command unmask"))
 def audit_log(
     ctx: typer.Context,
-    since: str = typer.Option(None, "--since"),
-    operator: str = typer.Option(None, "--operator", help="Only this operator's entries (the global --operator goes before `audit`)."),
-    command_name: str = typer.Option(None, "--command", help="Only this command (e.g. unmask)."),
-    limit: str = typer.Option("200", "--limit"),
+    since: str = typer.Option(None, "--since", help=N_("From this date/time (inclusive).")),
+    operator: str = typer.Option(None, "--operator", help=N_("Only this operator's entries (the global --operator "
+                                                             "goes before `audit`).")),
+    command_name: str = typer.Option(None, "--command", help=N_("Only this command (e.g. unmask).")),
+    limit: str = typer.Option("200", "--limit", help=N_("At most this many entries, newest first.")),
 ) -> None:
-    """Who did what and when: every write, unmask, override and erase. Example: vip audit --command unmask"""
     import json
 
     from vipcli.dates import iso, parse_when
@@ -82,9 +85,10 @@ def audit_log(
          for r in rows])))
 
 
-@command(key_app, "export")
-def key_export(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST")) -> None:
-    """Copy the ID-number key to DEST (a new file, 0600), to keep apart from the backups (audited). Example: vip key export /mnt/safe/vip.key"""
+@command(key_app, "export", help=N_("Copy the ID-number key to DEST (a new file, 0600), to keep apart from the "
+                                    "backups (audited). Example: vip key export /mnt/safe/vip.key"))
+def key_export(ctx: typer.Context,
+               dest: str = typer.Argument(..., metavar="DEST", help=N_("Where to write the copy of the key."))) -> None:
     from vipcli import safekeeping
 
     s = session(ctx)
@@ -92,9 +96,9 @@ def key_export(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST
     emit(s, data, lambda c: c.print(f"Key {data['key_file']} copied to {dest}; keep it apart from the backups."))
 
 
-@command(key_app, "rotate")
+@command(key_app, "rotate", help=N_("Re-encrypt every ID number with a new key (the old one is kept as KEY.1, KEY.2, "
+                                    "...); asks first on a terminal. Example: vip key rotate"))
 def key_rotate(ctx: typer.Context, yes: bool = YES, dry_run: bool = DRY_RUN) -> None:
-    """Re-encrypt every ID number with a new key (the old one is kept as KEY.1, KEY.2, ...); asks first on a terminal. Example: vip key rotate"""
     from vipcli import safekeeping, vault
 
     s = session(ctx)

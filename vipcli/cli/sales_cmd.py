@@ -4,6 +4,7 @@ import typer
 
 from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit, styled, yuan
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -21,22 +22,25 @@ def when(at: str | None, now):
     return moment
 
 
-@command(cli, "purchase")
+@command(cli, "purchase", help=N_("Record a purchase: discount, points, qualification, tier. Example: vip purchase "
+                                  "755000018 --amount 1000"))
 def purchase(
     ctx: typer.Context,
-    card: str = typer.Argument(None, metavar="CARD", help="Card number (or use --phone)."),
-    phone: str = typer.Option(None, "--phone", help="Buyer's phone; an unknown phone becomes a new customer (prospect)."),
-    existing: bool = typer.Option(False, "--existing", help="Refuse a phone that is not on file (exit 1) instead of creating a customer."),
-    amount: str = typer.Option(..., "--amount", help="Regular goods at list price, in yuan."),
-    promo: str = typer.Option(None, "--promo", help="Promo/special goods at list price (no discount)."),
-    paid: str = typer.Option(None, "--paid", help="Total already paid at the till (POS data): no discount computed."),
-    receipt: str = typer.Option(None, "--receipt", help="Receipt number (generated if not given)."),
-    store: str = typer.Option(None, "--store"),
-    at: str = typer.Option(None, "--at", help="Back-date (YYYY-MM-DD[THH:MM])."),
+    card: str = typer.Argument(None, metavar="CARD", help=N_("Card number (or use --phone).")),
+    phone: str = typer.Option(None, "--phone", help=N_("Buyer's phone; an unknown phone becomes a new customer "
+                                                       "(prospect).")),
+    existing: bool = typer.Option(False, "--existing", help=N_("Refuse a phone that is not on file (exit 1) instead "
+                                                               "of creating a customer.")),
+    amount: str = typer.Option(..., "--amount", help=N_("Regular goods at list price, in yuan.")),
+    promo: str = typer.Option(None, "--promo", help=N_("Promo/special goods at list price (no discount).")),
+    paid: str = typer.Option(None, "--paid", help=N_("Total already paid at the till (POS data): no discount "
+                                                     "computed.")),
+    receipt: str = typer.Option(None, "--receipt", help=N_("Receipt number (generated if not given).")),
+    store: str = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01).")),
+    at: str = typer.Option(None, "--at", help=N_("Back-date (YYYY-MM-DD[THH:MM]).")),
     birthday_id_checked: bool = typer.Option(False, "--birthday-id-checked",
-                                             help="ID seen on the birthday: birthday rate applies (第十四条)."),
+                                             help=N_("ID seen on the birthday: birthday rate applies (第十四条).")),
 ) -> None:
-    """Record a purchase: discount, points, qualification, tier. Example: vip purchase 755000018 --amount 1000"""
     from vipcli import cards, fields, sales
     from vipcli.db import transaction
     from vipcli.money import parse_yuan
@@ -78,13 +82,14 @@ def purchase(
     emit(s, result, human)
 
 
-@command(cli, "refund")
+@command(cli, "refund", help=N_("Return goods of a receipt, whole or in part. Example: vip refund R20261123-000001 "
+                                "--amount 100"))
 def refund(
     ctx: typer.Context,
-    receipt: str = typer.Argument(..., metavar="RECEIPT"),
-    amount: str = typer.Option(None, "--amount", help="Part of the paid amount to refund (default: all that is left)."),
+    receipt: str = typer.Argument(..., metavar="RECEIPT", help=N_("Receipt number of the purchase.")),
+    amount: str = typer.Option(None, "--amount", help=N_("Part of the paid amount to refund (default: all that is "
+                                                         "left).")),
 ) -> None:
-    """Return goods of a receipt, whole or in part. Example: vip refund R20261123-000001 --amount 100"""
     from vipcli import refunds
     from vipcli.db import transaction
     from vipcli.money import parse_yuan

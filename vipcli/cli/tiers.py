@@ -2,18 +2,18 @@
 
 import typer
 
-from vipcli.cli import command, commands, session, subgroup
+from vipcli.cli import CARD_OR_PHONE, command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_planned
 from vipcli.cli.output import emit, fields_panel, table, yuan
+from vipcli.i18n import N_
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
-tier_app = subgroup(cli, "tier", "Tier status, the periodic review, manual override.")
+tier_app = subgroup(cli, "tier", N_("Tier status, the periodic review, manual override."))
 
 
-@command(tier_app, "show")
-def tier_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
-    """Tier, rate and what the next tier needs. Example: vip tier show 755000018"""
+@command(tier_app, "show", help=N_("Tier, rate and what the next tier needs. Example: vip tier show 755000018"))
+def tier_show(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
     from vipcli import sales
 
     s = session(ctx)
@@ -29,14 +29,15 @@ def tier_show(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/P
     ])))
 
 
-@command(tier_app, "review")
+@command(tier_app, "review", help=N_("Confirm or lower tiers held past their hold period; asks first on a terminal. "
+                                     "Example: vip tier review --as-of 2026-12-31"))
 def tier_review(
     ctx: typer.Context,
-    as_of: str = typer.Option(None, "--as-of", help="Review at the end of this date, or at this date-time (default now; not in the future)."),
+    as_of: str = typer.Option(None, "--as-of", help=N_("Review at the end of this date, or at this date-time "
+                                                       "(default now; not in the future).")),
     yes: bool = YES,
     dry_run: bool = DRY_RUN,
 ) -> None:
-    """Confirm or lower tiers held past their hold period; asks first on a terminal. Example: vip tier review --as-of 2026-12-31"""
     from vipcli import sales
     from vipcli.dates import parse_as_of
 
@@ -57,14 +58,14 @@ def tier_review(
                                  [x["card_no"], x["from"], x["to"]] for x in data["changes"]]))))
 
 
-@command(tier_app, "set")
+@command(tier_app, "set", help=N_("Set a tier by hand (audited). Example: vip tier set 755000018 gold --reason "
+                                  "\"store manager decision\""))
 def tier_set(
     ctx: typer.Context,
-    ref: str = typer.Argument(..., metavar="CARD/PHONE"),
-    tier: str = typer.Argument(..., metavar="TIER"),
-    reason: str = typer.Option(..., "--reason", help="Why (recorded in the audit log)."),
+    ref: str = CARD_OR_PHONE,
+    tier: str = typer.Argument(..., metavar="TIER", help=N_("Tier code or name from the rules (e.g. gold, 金卡).")),
+    reason: str = typer.Option(..., "--reason", help=N_("Why (recorded in the audit log).")),
 ) -> None:
-    """Set a tier by hand (audited). Example: vip tier set 755000018 gold --reason "store manager decision" """
     from vipcli import sales
     from vipcli.db import transaction
     from vipcli.fields import clean_text
@@ -77,9 +78,8 @@ def tier_set(
     emit(s, data, lambda c: c.print(f"Tier of {data['card_no']}: {data['from']} -> {data['to']}."))
 
 
-@command(cli, "gift")
-def gift(ctx: typer.Context, ref: str = typer.Argument(..., metavar="CARD/PHONE")) -> None:
-    """Give one gift of the tier's yearly allowance (audited). Example: vip gift 755000015"""
+@command(cli, "gift", help=N_("Give one gift of the tier's yearly allowance (audited). Example: vip gift 755000015"))
+def gift(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
     from vipcli import sales
     from vipcli.db import transaction
 

@@ -1,0 +1,162 @@
+"""The language a person reads (issue 16): chosen by --lang, VIPCLI_LANG or the locale; Simplified
+Chinese from the gettext catalog; machine contracts (JSON keys, codes, exit codes) unchanged."""
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+from vipcli import i18n
+from vipcli.cli import COMMANDS, JOBS, app
+
+
+@pytest.mark.parametrize("flag, environ, expected", [
+    ("zh", {"VIPCLI_LANG": "en", "LANG": "en_US.UTF-8"}, "zh"),  # --lang first
+    (None, {"VIPCLI_LANG": "zh", "LC_ALL": "en_US.UTF-8"}, "zh"),  # then VIPCLI_LANG
+    (None, {"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh"),  # then the locale, LC_ALL first
+    (None, {"LC_ALL": "", "LC_MESSAGES": "zh_TW.UTF-8", "LANG": "en_US"}, "zh"),  # an empty one is not set
+    (None, {"LANG": "zh_CN.GB18030"}, "zh"),
+    (None, {"LC_ALL": "C", "LANG": "zh_CN.UTF-8"}, "en"),  # LC_ALL wins, and it is not Chinese
+    (None, {"LANG": "en_GB.UTF-8"}, "en"),
+    (None, {}, "en"),
+    ("zh_CN.UTF-8", {}, "zh"),
+    ("EN", {"LANG": "zh_CN.UTF-8"}, "en"),
+])
+def test_the_language_is_chosen_as_a_terminal_user_expects(flag, environ, expected):
+    assert i18n.choose(flag, environ) == expected
+
+
+def _run(*args, env=None):
+    result = CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_language_vipcli_does_not_have_is_a_usage_error(vip):
+    code, out, err = _run("--lang", "fr", "info")
+    assert code == 2 and out == "" and err.strip() == "error: lang: 'fr' is not a language of vipcli (zh, en)"
+    code, out, err = _run("--json", "info", env={"VIPCLI_LANG": "klingon"})
+    assert code == 2 and '"code": "bad_lang"' in err
+
+
+def test_help_follows_the_language_from_flag_variable_or_locale():
+    assert "Usage: vip" in _run("--help")[1]
+    for args, env in ((("--lang", "zh", "--help"), None), (("--help",), {"VIPCLI_LANG": "zh"}),
+                      (("--help",), {"VIPCLI_LANG": "", "LC_ALL": "zh_CN.UTF-8"}),
+                      (("tier", "--help", "--lang", "zh"), None)):  # a global option after the command too
+        code, out, _ = _run(*args, env=env)
+        assert code == 0 and "用法：vip" in out and "选项" in out, (args, out)
+    # and back: nothing of one run's language stays for the next one in the same process
+    assert "Usage: vip" in _run("--help")[1]
+
+
+def test_the_top_level_help_lists_every_command_once_under_its_job():
+    listed = [name for _, names in JOBS for name in names]
+    assert sorted(listed) == sorted(COMMANDS)
+    out = _run("--lang", "zh", "--help")[1]
+    for title in ("会员档案", "收银", "积分", "会员卡与等级", "客户关怀与回访", "报表与文件", "维护"):
+        assert f"\n{title}:\n" in out
+
+
+def test_usage_errors_follow_the_language():
+    assert _run("--lang", "zh", "tier", "set", "755000018", "gold")[2].strip() == \
+        "error: vip tier set: 缺少选项 '--reason'"
+    assert _run("tier", "set", "755000018", "gold", "--reasn", "x")[2].strip() == \
+        "error: vip tier set: no such option: --reasn (did you mean --reason?)"
+    code, out, err = _run("--lang", "zh", "--json", "tier", "set", "755000018")
+    assert code == 2 and out == "" and '"code": "usage"' in err and "缺少参数" in err  # the code stays English
+
+
+def _paths(group=None, prefix=()):
+    """Every command path of vip: ("purchase",), ("tier", "show"), ..."""
+    from vipcli.cli import VipGroup, _module_group
+
+    names = COMMANDS if group is None else group.commands
+    for name in names:
+        command = _module_group(COMMANDS[name]).get_command(None, name) if group is None else group.commands[name]
+        yield (*prefix, name)
+        if hasattr(command, "commands") and not isinstance(command, VipGroup):
+            yield from _paths(command, (*prefix, name))
+
+
+def _english_words(text: str) -> set[str]:
+    """The English words a person reads in `text`: what is left once the examples (the rest of
+    their paragraph after 示例：), options, metavars, codes, names and file names are taken out."""
+    from vipcli.cards import STATUS_NAMES
+    from vipcli.io.exports import EXPORTS
+    from vipcli.rulefile import default_text, parse, profile_names
+    from vipcli.rules import CHANNEL_NAMES
+
+    text = "\n\n".join(re.sub(r"示例：.*", "", paragraph, flags=re.S) for paragraph in text.split("\n\n"))
+    text = re.sub(r"(?<![\w])--?[a-z][a-z-]*", " ", text)  # options
+    text = re.sub(r"\S*[./]\S*|\{[a-z_]*\}|`[^`]*`", " ", text)  # file names, paths, placeholders, `vip rules`
+    allowed = ({"vip", "vipcli", "zh", "en", "SQLite", "TOML", "xlsx", "csv", "json", "jsonl", "utf-8", "utf-8-sig",
+                "gb18030", "birthday", "card-issued", "renewal", "grant", "unmask"}
+               | set(CHANNEL_NAMES.values()) | set(STATUS_NAMES.values()) | {"prospect", "cancelled"}
+               | set(EXPORTS) | {"report"} | {name for path in _paths() for name in path}
+               | {tier.code for name in profile_names() for tier in parse(default_text(name), 1).tiers})
+    words = set(re.findall(r"[A-Za-z][A-Za-z0-9_'-]*", text))
+    return {w for w in words if w not in allowed and not w.isupper()}  # (CARD, FILE, VIPCLI_DB: names)
+
+
+def test_every_help_under_zh_is_chinese():
+    """Every command's --help in Chinese: no English word a person reads (commands, options,
+    metavars, codes and file names are not words to translate)."""
+    untranslated = {}
+    for path in _paths():
+        code, out, _ = _run("--lang", "zh", *path, "--help")
+        assert code == 0, path
+        if words := _english_words(out):
+            untranslated[" ".join(path)] = sorted(words)
+    assert not untranslated, untranslated
+
+
+def test_the_walk_sees_english_when_it_is_there():
+    """(The check above is not blind: the English help is full of words it flags.)"""
+    assert {"Record", "purchase"} - {"purchase"} <= _english_words(_run("purchase", "--help")[1])
+    assert len(_english_words(_run("--help")[1])) > 50
+
+
+def test_the_catalog_ships_in_the_package():
+    mo = i18n.LOCALES / "zh_CN" / "LC_MESSAGES" / "vipcli.mo"
+    assert mo.exists()
+    import tomllib
+    from pathlib import Path
+
+    setup = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert "locale/*/LC_MESSAGES/*.mo" in setup["tool"]["setuptools"]["package-data"]["vipcli"]
+
+
+def test_the_catalog_is_complete_and_compiled_from_the_code(tmp_path):
+    """Every message the code marks is in the .po, translated, and the shipped .mo says the same
+    (tools/catalog.sh was run after the last change of a message)."""
+    import gettext
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).parents[2]
+    pot = tmp_path / "vipcli.pot"
+    subprocess.run([sys.executable, "-m", "babel.messages.frontend", "extract", "-F", str(root / "babel.cfg"),
+                    "-k", "N_", "--no-location", "-o", str(pot), "vipcli"], cwd=root, check=True,
+                   capture_output=True)
+    wanted = {m.id for m in read_po(pot.open("rb")) if m.id}
+    po = read_po((i18n.LOCALES / "zh_CN" / "LC_MESSAGES" / "vipcli.po").open("rb"))
+    have = {m.id: m.string for m in po if m.id}
+    assert wanted - set(have) == set(), "messages missing from the .po: run tools/catalog.sh and translate"
+    assert not [m for m in wanted if not have[m]], "messages without a translation"
+    compiled = gettext.translation("vipcli", i18n.LOCALES, languages=["zh_CN"])
+    assert all(compiled.gettext(m) == have[m] for m in wanted), "the .mo is older than the .po: tools/catalog.sh"
+
+
+def test_every_option_and_argument_is_described_and_every_command_shows_an_example():
+    from vipcli.cli import _module_group
+
+    for path in _paths():
+        command = _module_group(COMMANDS[path[0]]).get_command(None, path[0])
+        for name in path[1:]:
+            command = command.commands[name]
+        assert all(param.help for param in command.params), path
+        if not hasattr(command, "commands"):
+            assert "Example: vip " in command.help, path
