@@ -74,12 +74,15 @@ def check_id_number(text: str, field: str = "id_number") -> str:
     return value
 
 
+GENDER_NAMES = {"女": "F", "男": "M"}  # as a clerk types them
+
+
 def parse_gender(text: str) -> str:
     value = text.strip().upper() if isinstance(text, str) else ""
-    aliases = {"F": "F", "M": "M", "女": "F", "男": "M"}
-    if value not in aliases:
+    value = GENDER_NAMES.get(value, value)
+    if value not in ("F", "M"):
         raise InvalidInput(f"gender: {text!r} must be F or M", code="bad_gender")
-    return aliases[value]
+    return value
 
 
 def parse_birthday(text: str, today: date) -> date:

@@ -4,8 +4,8 @@ import typer
 
 from vipcli.cli import CARD_OR_PHONE, command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_confirmed, run_planned
-from vipcli.cli.output import emit, styled, table
-from vipcli.i18n import N_
+from vipcli.cli.output import emit, status_label, styled, table
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -24,10 +24,10 @@ def _lifecycle(ctx, ref: str, step: str, force: bool = False) -> None:
         data = membership.card_step(conn, rules, ref, step, s.now, s.operator, force)
     data.setdefault("new_card_no", None)
     emit(s, data, lambda c: c.print(styled(
-        f"Card {format_number(data['card_no'], rules)}: {data['status']}",
-        *((("; new card ", (format_number(data["new_card_no"], rules), "bold"),
-            f" ({data['points_moved']} points moved)") if data["new_card_no"] else ())),
-        f"; valid to {data['valid_to']}." if data.get("valid_to") else ".")))
+        _("Card {card}: {status}").format(card=format_number(data["card_no"], rules), status=status_label(data["status"])),
+        *(((_("; new card "), (format_number(data["new_card_no"], rules), "bold"),
+            _(" ({points} points moved)").format(points=data["points_moved"])) if data["new_card_no"] else ())),
+        _("; valid to {date}.").format(date=data["valid_to"]) if data.get("valid_to") else ".")))
 
 
 @command(card_app, "lost", help=N_("Report a card lost: purchases and redemptions refused at once. Example: vip card "
@@ -73,10 +73,11 @@ def card_renew(
     data = run_planned(s, "card renew --all",
                        lambda conn: membership.renew_all(conn, rules, s.now, s.operator, force, dry_run=True),
                        lambda conn: membership.renew_all(conn, rules, s.now, s.operator, force),
-                         lambda p: f"Renew {p['renewed']} cards valid to {rules.validity_end(s.now.year)} for a year.",
-                         yes, dry_run)
-    emit(s, data, lambda c: c.print(("Dry run, nothing changed: would renew " if data["dry_run"] else "Renewed ")
-                                    + f"{data['renewed']} cards."))
+                       lambda p: _("Renew {count} cards valid to {date} for a year.").format(
+                           count=p["renewed"], date=rules.validity_end(s.now.year)),
+                       yes, dry_run)
+    emit(s, data, lambda c: c.print((_("Dry run, nothing changed: would renew {count} cards.") if data["dry_run"]
+                                     else _("Renewed {count} cards.")).format(count=data["renewed"])))
 
 
 @command(cli, "cards", help=N_("The card tracking table (VIP卡跟踪表). Example: vip cards --status blocked"))
@@ -93,9 +94,10 @@ def cards_table(
         status = cards.status_code(status)
     rows = cards.tracking_table(s.conn, rules, s.now.date(), status, region)
     emit(s, {"cards": rows, "count": len(rows)}, lambda c: c.print(table(
-        f"VIP卡跟踪表 ({len(rows)})", ["card", "holder", "phone", "issued", "valid to", "status", "renewals", "replaced by"],
+        f"VIP卡跟踪表 ({len(rows)})", [N_("card"), N_("holder"), N_("phone"), N_("issued"), N_("valid to"),
+                                       N_("status"), N_("renewals"), N_("replaced by")],
         [[cards.format_number(r["card_no"], rules), r["holder"], r["phone"], r["issued_at"][:10], r["valid_to"],
-          r["status"], r["renewals"], cards.format_number(r["replaced_by"], rules)] for r in rows],
+          status_label(r["status"]), r["renewals"], cards.format_number(r["replaced_by"], rules)] for r in rows],
         justify_right=("renewals",))))
 
 
@@ -122,9 +124,11 @@ def cancel(
 
     def plan(p):
         if p["card_no"] is None:
-            return f"Erase the personal data of customer {p['customer_id']} (no card) for good."
-        return (f"Cancel card {p['card_no']} of customer {p['customer_id']}: {p['points_forfeited']} points "
-                "forfeited" + ("; the customer's personal data erased for good." if erase else "."))
+            return _("Erase the personal data of customer {id} (no card) for good.").format(id=p["customer_id"])
+        return (_("Cancel card {card} of customer {id}: {points} points forfeited; the customer's personal data "
+                  "erased for good.") if erase else
+                _("Cancel card {card} of customer {id}: {points} points forfeited.")).format(
+                    card=p["card_no"], id=p["customer_id"], points=p["points_forfeited"])
 
     data = run_confirmed(s, "cancel", work, plan, yes, dry_run)
     if data["erased"] and not data["dry_run"]:
@@ -133,14 +137,16 @@ def cancel(
 
     def human(c):
         if data["dry_run"]:
-            c.print(f"Dry run, nothing changed: {plan(data)}")
+            c.print(_("Dry run, nothing changed: {plan}").format(plan=plan(data)))
             return
         if data["card_no"] is not None:
-            c.print(f"Card {data['card_no']} cancelled; {data['points_forfeited']} points forfeited.")
+            c.print(_("Card {card} cancelled; {points} points forfeited.").format(card=data["card_no"],
+                                                                                 points=data["points_forfeited"]))
         if data["erased"]:
-            c.print("Personal data erased. This can't be undone; purchases and points history stay for the accounts.")
+            c.print(_("Personal data erased. This can't be undone; purchases and points history stay for the "
+                      "accounts."))
             if not data["wiped_from_file"]:
-                c.print("Another program is still reading the database, so the old values stay in its "
-                        "write-ahead log (DATABASE-wal) until that program stops reading.")
+                c.print(_("Another program is still reading the database, so the old values stay in its "
+                          "write-ahead log (DATABASE-wal) until that program stops reading."))
 
     emit(s, data, human)

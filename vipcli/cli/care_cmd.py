@@ -3,8 +3,8 @@
 import typer
 
 from vipcli.cli import CARD_OR_PHONE, command, commands, session, subgroup
-from vipcli.cli.output import aligned, emit, emit_rows, table, yuan
-from vipcli.i18n import N_
+from vipcli.cli.output import aligned, channel_label, emit, emit_rows, status_label, table, yuan
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -36,14 +36,19 @@ def _filters(s, rules, cls, store, limit):
 
 def _more(c, count, shown, command):
     if shown is not None and count > shown:
-        c.print(f"Showing {shown} of {count}: --limit N for more, or `vip export {command} --out FILE.xlsx` "
-                "for the whole list.")
+        c.print(_("Showing {shown} of {count}: --limit N for more, or `vip export {command} --out FILE.xlsx` for the "
+                  "whole list.").format(shown=shown, count=count, command=command))
 
 
-CLASS_LINE = (["customer", "name", "phone", "store", "card", "class", "purchases", "spend"],
-              [9, 12, 11, 6, 10, 5, 9, 12])
-DUE_LINE = (["class", "customer", "name", "phone", "card", "channel", "last contact", "due since"],
-            [5, 9, 12, 11, 10, 7, 19, 10])
+CLASS_LINE = ([N_("customer"), N_("name"), N_("phone"), N_("store"), N_("card"), N_("class"), N_("purchases"),
+               N_("spend")], [9, 12, 11, 6, 10, 5, 9, 12])
+DUE_LINE = ([N_("class"), N_("customer"), N_("name"), N_("phone"), N_("card"), N_("channel"), N_("last contact"),
+             N_("due since")], [5, 9, 12, 11, 10, 7, 19, 10])
+
+
+def _header(line) -> str:
+    names, widths = line
+    return aligned([_(name) for name in names], widths)
 
 
 @command(cli, "class", help=N_("A–E classes over the class window before the date (顾客分类): the counts, and with "
@@ -73,15 +78,15 @@ def classes(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: str
 
     def head(c):
         if listing:
-            c.print(aligned(*CLASS_LINE))
+            c.print(_header(CLASS_LINE))
 
     def tail(c):
-        c.print(table("客户归类汇总表", ["class", "customers"], [[k, v] for k, v in counts.items()],
+        c.print(table("客户归类汇总表", [N_("class"), N_("customers")], [[k, v] for k, v in counts.items()],
                       justify_right=("customers",)))
         if listing:
             _more(c, sum(counts.values()), shown, "classes")
         else:
-            c.print("The customers: vip class --list (or vip export classes --out FILE.xlsx).")
+            c.print(_("The customers: vip class --list (or vip export classes --out FILE.xlsx)."))
 
     emit_rows(s, "classes", counted(), shown, lambda: {"counts": counts, "count": sum(counts.values())}, head,
               lambda r: aligned([r["customer_id"], r["name"], r["phone"], r["store"], r["card_no"], r["class"],
@@ -108,7 +113,8 @@ def visit_log(
     rules = s.rules()
     with transaction(s.conn) as conn:
         data = care.log_visit(conn, rules, ref, channel, text, moment, s.operator)  # (rules.channel_code reads it)
-    emit(s, data, lambda c: c.print(f"Logged {data['channel']} contact with customer {data['customer_id']}."))
+    emit(s, data, lambda c: c.print(_("Logged {channel} contact with customer {id}.").format(
+        channel=channel_label(data["channel"]), id=data["customer_id"])))
 
 
 @command(visit_app, "due", help=N_("Who is due for a follow-up, by class, with the channel to use and how to reach "
@@ -121,10 +127,13 @@ def visit_due(ctx: typer.Context, as_of: str = AS_OF, cls: str = CLASS, store: s
     rules = s.rules()
     cls, store, shown = _filters(s, rules, cls, store, limit)
     count, rows = care.due(s.conn, rules, _as_of(s, as_of), store, cls)
+    never = _("never")
     emit_rows(s, "due", rows, shown, lambda: {"count": count},
-              lambda c: (c.print(f"回访 due ({count})"), c.print(aligned(*DUE_LINE))),
-              lambda r: aligned([r["class"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["channel"],
-                                 r["last_contact"] or "never", r["due_since"][:10]], DUE_LINE[1]),
+              lambda c: (c.print(_("Due for a follow-up (回访): {count}").format(count=count)),
+                         c.print(_header(DUE_LINE))),
+              lambda r: aligned([r["class"], r["customer_id"], r["name"], r["phone"], r["card_no"],
+                                 channel_label(r["channel"]), r["last_contact"] or never, r["due_since"][:10]],
+                                DUE_LINE[1]),
               lambda c: _more(c, count, shown, "due"))
 
 
@@ -138,8 +147,10 @@ def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", he
     days = parse_count(within, "within", 0, 366)
     rows = care.birthdays(s.conn, s.rules(), s.now.date(), days)
     emit(s, {"birthdays": rows, "count": len(rows)}, lambda c: c.print(table(
-        "Birthdays", ["date", "in days", "customer", "name", "phone", "card", "status"],
-        [[r["date"], r["days"], r["customer_id"], r["name"], r["phone"], r["card_no"], r["status"]] for r in rows])))
+        _("Birthdays"), [N_("date"), N_("in days"), N_("customer"), N_("name"), N_("phone"), N_("card"),
+                         N_("status")],
+        [[r["date"], r["days"], r["customer_id"], r["name"], r["phone"], r["card_no"], status_label(r["status"])]
+         for r in rows])))
 
 
 @command(cli, "notify", help=N_("Write an SMS outbox CSV (phones in full there only; audited). Example: vip notify "
@@ -174,4 +185,5 @@ def notify(
                        force=force) as handle:  # Excel on Chinese Windows needs the BOM
         handle.write(text)
     emit(s, {"kind": kind, "messages": len(people), "out": out},
-         lambda c: c.print(f"Wrote {len(people)} {kind} messages to {out}."), out=out)
+         lambda c: c.print(_("Wrote {count} {kind} messages to {out}.").format(count=len(people), kind=kind, out=out)),
+         out=out)

@@ -6,7 +6,7 @@ import sys
 import typer
 
 from vipcli.errors import Refused
-from vipcli.i18n import N_
+from vipcli.i18n import N_, _
 
 YES = typer.Option(False, "--yes", "-y", help=N_("Don't ask (needed without a terminal: cron, scripts)."))
 DRY_RUN = typer.Option(False, "--dry-run", help=N_("Show what it would do; change nothing."))
@@ -21,11 +21,11 @@ def ask(s, command: str, plan: str, yes: bool) -> None:
     if yes:
         return
     if not interactive(s):
-        raise Refused(f"{command}: {plan} Add --yes to do it without a terminal (--dry-run shows it first)",
-                      code="needs_yes")
+        raise Refused(_("{command}: {plan} Add --yes to do it without a terminal (--dry-run shows it first)").format(
+            command=command, plan=plan), code="needs_yes")
     typer.echo(plan, err=True)
-    if not typer.confirm("Go ahead?", default=False, err=True):
-        raise Refused(f"{command}: not confirmed; nothing was changed", code="not_confirmed")
+    if not typer.confirm(_("Go ahead?"), default=False, err=True):
+        raise Refused(_("{command}: not confirmed; nothing was changed").format(command=command), code="not_confirmed")
 
 
 def run_planned(s, command: str, plan, work, describe, yes: bool, dry_run: bool) -> dict:

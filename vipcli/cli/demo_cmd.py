@@ -3,8 +3,8 @@
 import typer
 
 from vipcli.cli import command, commands, session
-from vipcli.cli.output import emit, fields_panel, styled, table, yuan
-from vipcli.i18n import N_
+from vipcli.cli.output import emit, fields_panel, status_label, styled, table, tier_label, yuan
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -38,22 +38,27 @@ def demo(
     rules = parse(default_text())
 
     def human(c):
-        c.print(styled(("Demo store", "bold"), f": {data['members']} members enrolled, {data['purchases']} purchases "
-                       f"over a year, as of {data['as_of']}" + (f" — kept in {data['db']}" if data["db"] else "")))
-        c.print(table("Members by tier", ["tier", "name", "members"], [
+        c.print(styled((_("Demo store"), "bold"), _(": {members} members enrolled, {purchases} purchases over a year, "
+                                                    "as of {date}").format(members=data["members"],
+                                                                           purchases=data["purchases"],
+                                                                           date=data["as_of"])
+                       + (_(" — kept in {db}").format(db=data["db"]) if data["db"] else "")))
+        c.print(table(_("Members by tier"), [N_("tier"), N_("name"), N_("members")], [
             [t.code, t.name, data["members_by_tier"].get(t.code, 0)] for t in rules.tiers],
             justify_right=("members",)))
-        c.print(table("Customers by status", ["status", "customers"],
-                      sorted(data["customers_by_status"].items()), justify_right=("customers",)))
-        c.print(table(f"Top customers ({rules.upgrade_window_months} months)", ["customer", "name", "phone", "tier", "purchases", "spend"], [
-            [r["customer_id"], r["name"], r["phone"], r["tier"], r["purchases"], yuan(r["spend"])]
+        c.print(table(_("Customers by status"), [N_("status"), N_("customers")],
+                      [[status_label(k), v] for k, v in sorted(data["customers_by_status"].items())],
+                      justify_right=("customers",)))
+        c.print(table(_("Top customers ({months} months)").format(months=rules.upgrade_window_months),
+                      [N_("customer"), N_("name"), N_("phone"), N_("tier"), N_("purchases"), N_("spend")], [
+            [r["customer_id"], r["name"], r["phone"], tier_label(rules, r["tier"]), r["purchases"], yuan(r["spend"])]
             for r in data["top_customers"]], justify_right=("purchases", "spend")))
         share = data["top_fifth_share_permille"]
         c.print(fields_panel([
-            ("points outstanding", f"{data['points_outstanding']:,}"),
-            (f"spend, {rules.upgrade_window_months} months", yuan(data["spend_12m"])),
-            ("二八定律", f"the top {data['top_fifth_customers']} customers (20%) brought "
-                         f"{share // 10}.{share % 10}% of the spend"),
+            (N_("points outstanding"), f"{data['points_outstanding']:,}"),
+            (_("spend, {months} months").format(months=rules.upgrade_window_months), yuan(data["spend_12m"])),
+            ("二八定律", _("the top {count} customers (20%) brought {share}% of the spend").format(
+                count=data["top_fifth_customers"], share=f"{share // 10}.{share % 10}")),
         ]))
 
     emit(s, data, human)

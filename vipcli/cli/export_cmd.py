@@ -4,7 +4,7 @@ import typer
 
 from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit
-from vipcli.i18n import N_
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -63,7 +63,8 @@ def export(
             raise InvalidInput(f"year: {year!r} is not a year", code="bad_year")
         result = report.build(s.conn, rules, s.now, int(year) if year else s.now.year, out, force)
         data = {"rows": result["rows"], "out": out, "sheets": result["sheets"]}
-        emit(s, data, lambda c: c.print(f"Wrote the report ({', '.join(result['sheets'])}) to {out}."),
+        emit(s, data, lambda c: c.print(_("Wrote the report ({sheets}) to {out}.").format(
+            sheets=", ".join(result["sheets"]), out=out)),
              out=out)
         return
     from vipcli.vault import stored_ids
@@ -75,5 +76,6 @@ def export(
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
     count = exports.write(out, fmt, exports.EXPORTS[kind], records, force)
     emit(s, {"rows": count, "out": out, "format": fmt, "masked": not unmask},
-         lambda c: c.print(f"Wrote {count} {kind} rows to {out} ({fmt})."), out=out)
+         lambda c: c.print(_("Wrote {count} {kind} rows to {out} ({format}).").format(count=count, kind=kind, out=out,
+                                                                                      format=fmt)), out=out)
 

@@ -11,7 +11,7 @@ from vipcli.cli import command, commands, session, subgroup
 from vipcli.db import count_after, last_id
 from vipcli.cli.output import emit
 from vipcli.io.rejects import Rejects, check_rejects, default_rejects
-from vipcli.i18n import N_
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -28,7 +28,8 @@ def _progress(s, label: str, path: str):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]} rows/s"),
+    bar = Progress(TextColumn(_(label)), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]} " + _("rows/s")),
                    TimeRemainingColumn(), transient=True, console=Console(stderr=True))
     task = bar.add_task(label, total=_count_rows(path), rate="")
     started, done = time.perf_counter(), [0]
@@ -67,8 +68,9 @@ def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rej
             "rejects_file": target if rejects.rows else None}
 
     def human(c):
-        counts = ", ".join(f"{report[key]} {label}" for key, label in _COUNTS if key in report)
-        c.print(f"{kind}: {report['rows']} rows in {elapsed:.1f} s ({data['rows_per_second']} rows/s): {counts}"
+        counts = ", ".join(f"{report[key]} {_(label)}" for key, label in _COUNTS if key in report)
+        c.print(_("{kind}: {rows} rows in {seconds} s ({speed} rows/s): {counts}").format(
+            kind=_(kind), rows=report["rows"], seconds=f"{elapsed:.1f}", speed=data["rows_per_second"], counts=counts)
                 + (f" -> {target}" if rejects.rows else "") + ".")
 
     emit(s, data, human, out=target if rejects.rows else None)
@@ -77,8 +79,8 @@ def _finish(s, kind: str, path: str, rejects_path: str | None, report: dict, rej
 
 
 # Every count an import reports, as a person reads it (the JSON has the same keys).
-_COUNTS = (("inserted", "inserted"), ("updated", "updated"), ("duplicates", "already there"),
-           ("rejected", "rejected"), ("cards_issued", "cards issued"), ("upgrades", "tier upgrades"))
+_COUNTS = (("inserted", N_("inserted")), ("updated", N_("updated")), ("duplicates", N_("already there")),
+           ("rejected", N_("rejected")), ("cards_issued", N_("cards issued")), ("upgrades", N_("tier upgrades")))
 
 
 @command(import_app, "purchases", help=N_("Import POS purchases with every rule applied, in time order. Example: vip "
@@ -106,14 +108,14 @@ def import_purchases(
             outcome = import_purchases_file(s.conn, s.db_path, rules, path, s.now, s.operator, encoding, dry_run=True)
         else:
             held = last_id(s.conn, "purchases")
-            with _saying_what_was_saved(s, "purchases", held, path), _progress(s, "purchases", path) as advance:
+            with _saying_what_was_saved(s, N_("purchases"), held, path), _progress(s, N_("purchases"), path) as advance:
                 outcome = import_purchases_file(s.conn, s.db_path, rules, path, s.now, s.operator, encoding,
                                                 progress=advance, spare=spare)
     except BaseException:
         if spare is not None:
             spare.abandon()  # (nothing when it was started and used: the import closed it)
         raise
-    _finish(s, "dry run" if dry_run else "import purchases", path, rejects_path, outcome.report, outcome.rejects,
+    _finish(s, N_("dry run") if dry_run else N_("import purchases"), path, rejects_path, outcome.report, outcome.rejects,
             outcome.columns, started)
 
 
@@ -127,10 +129,10 @@ def _saying_what_was_saved(s, table: str, held: int, path: str):
         yield
     except KeyboardInterrupt:
         saved = count_after(s.conn, table, held)
-        raise Interrupted(
-            f"interrupted: {saved:,} new {table} from {path} were saved in whole transactions; the one under "
-            "way was rolled back, nothing is half-written. Run the same command again to complete the import "
-            "(what was saved counts as already there)") from None
+        raise Interrupted(_(
+            "interrupted: {saved} new {rows} from {path} were saved in whole transactions; the one under way was "
+            "rolled back, nothing is half-written. Run the same command again to complete the import (what was saved "
+            "counts as already there)").format(saved=f"{saved:,}", rows=_(table), path=path)) from None
 
 
 @command(import_app, "members", help=N_("Import customer archives (create or complete; --grant column issues cards). "
@@ -152,8 +154,8 @@ def import_members(
         outcome = import_members_file(s.conn, rules, s.vault_for, path, s.now, s.operator, encoding, dry_run=True)
     else:
         held = last_id(s.conn, "customers")
-        with _saying_what_was_saved(s, "customers", held, path), _progress(s, "members", path) as advance:
+        with _saying_what_was_saved(s, N_("customers"), held, path), _progress(s, N_("members"), path) as advance:
             outcome = import_members_file(s.conn, rules, s.vault_for, path, s.now, s.operator, encoding,
                                           progress=advance)
-    _finish(s, "dry run" if dry_run else "import members", path, rejects_path, outcome.report, outcome.rejects,
+    _finish(s, N_("dry run") if dry_run else N_("import members"), path, rejects_path, outcome.report, outcome.rejects,
             outcome.columns, started)

@@ -5,8 +5,8 @@ from contextlib import contextmanager
 import typer
 
 from vipcli.cli import CARD_OR_PHONE, command, commands, session
-from vipcli.cli.output import emit, fields_panel, styled, table, yuan
-from vipcli.i18n import N_
+from vipcli.cli.output import emit, fields_panel, gender_label, status_label, styled, table, tier_label, yuan
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -72,7 +72,8 @@ def init(
     version = initialise(s.open(create=True), text, rules_file or f"built-in:{profile or 'store'}", s.operator, s.now,
                          str(s.db_path))
     data = {"db": str(s.db_path), "schema_version": SCHEMA_VERSION, "rules_version": version}
-    emit(s, data, lambda c: c.print(f"Created {s.db_path} (schema {SCHEMA_VERSION}, rules version {version})."))
+    emit(s, data, lambda c: c.print(_("Created {db} (schema {schema}, rules version {version}).").format(
+        db=s.db_path, schema=SCHEMA_VERSION, version=version)))
 
 
 @command(cli, "info", help=N_("Which database file is used, its schema and rules versions. Example: vip info"))
@@ -86,10 +87,14 @@ def info(ctx: typer.Context) -> None:
     data = {"db": str(s.db_path), "schema_version": SCHEMA_VERSION, "rules_version": rules.version,
             "profile": rules.name, "operator": s.operator, "counts": counts}
     emit(s, data, lambda c: c.print(fields_panel([
-        ("database", s.db_path), ("schema version", SCHEMA_VERSION),
-        ("rules version", f"{rules.version} ({rules.name})"), ("operator", s.operator),
-        *[(k, v) for k, v in counts.items()],
+        (N_("database"), s.db_path), (N_("schema version"), SCHEMA_VERSION),
+        (N_("rules version"), f"{rules.version} ({rules.name})"), (N_("operator"), s.operator),
+        *[(_(COUNTED[k]), v) for k, v in counts.items()],
     ])))
+
+
+COUNTED = {"customers": N_("customers"), "cards": N_("cards"), "purchases": N_("purchases"),
+           "ledger": N_("ledger entries")}
 
 
 @command(cli, "enroll", help=N_("Create or complete a customer archive. Example: vip enroll --phone 13800138000 "
@@ -133,13 +138,14 @@ def enroll(
             "registered": archive.is_registered(customer)}
 
     def human(c):
-        verb = "Created" if result["created"] else "Updated"
-        c.print(f"{verb} customer {customer['id']} ({status}).")
+        line = _("Created customer {id} ({status}).") if result["created"] else _("Updated customer {id} ({status}).")
+        c.print(line.format(id=customer["id"], status=status_label(status)))
         if result["card_issued"]:
-            c.print(styled("Card issued: ", (_fmt_card(rules, card["card_no"]), "bold"), f" ({customer['tier']})"))
+            c.print(styled(_("Card issued: "), (_fmt_card(rules, card["card_no"]), "bold"),
+                           f" ({tier_label(rules, customer['tier'])})"))
         if card and not data["registered"] and rules.registration_days is not None:
-            c.print(f"Registration incomplete: name, gender, birthday and phone are needed within "
-                    f"{rules.registration_days} days of the card.")
+            c.print(_("Registration incomplete: name, gender, birthday and phone are needed within {days} days of "
+                      "the card.").format(days=rules.registration_days))
 
     emit(s, data, human)
 
@@ -161,21 +167,23 @@ def show(
     data = archive.summary(s.conn, rules, customer, card, s.now, unmask)
 
     def human(c):
+        left = data["registration_days_left"]
         c.print(fields_panel([
-            ("customer", data["customer_id"]), ("name", data["name"]), ("phone", data["phone"]),
-            ("gender", data["gender"]), ("birthday", data["birthday"]), ("ID", data["id_number"]),
-            ("email", data["email"]), ("address", data["address"]), ("store", data["store"]),
-            ("card", _fmt_card(rules, data["card_no"])), ("status", data["status"]),
-            ("valid to", data["valid_to"]), ("tier", data["tier"]),
-            ("points", data["points_balance"]), (f"spend {rules.upgrade_window_months} months", yuan(data["spend_12m"])),
-            ("class", data["class"]),
-            ("registration", "complete" if data["registered"] else
-             f"incomplete, {data['registration_days_left']} days left"
-             if data["registration_days_left"] is not None else "incomplete"),
-            *[(f"pref {k}", v) for k, v in data["prefs"].items()],
+            (N_("customer"), data["customer_id"]), (N_("name"), data["name"]), (N_("phone"), data["phone"]),
+            (N_("gender"), gender_label(data["gender"])), (N_("birthday"), data["birthday"]),
+            (N_("ID"), data["id_number"]), (N_("email"), data["email"]), (N_("address"), data["address"]),
+            (N_("store"), data["store"]), (N_("card"), _fmt_card(rules, data["card_no"])),
+            (N_("status"), status_label(data["status"])), (N_("valid to"), data["valid_to"]),
+            (N_("tier"), tier_label(rules, data["tier"])), (N_("points"), data["points_balance"]),
+            (_("spend {months} months").format(months=rules.upgrade_window_months), yuan(data["spend_12m"])),
+            (N_("class"), data["class"]),
+            (N_("registration"), _("complete") if data["registered"] else
+             _("incomplete, {days} days left").format(days=left) if left is not None else _("incomplete")),
+            *[(_("pref {key}").format(key=k), v) for k, v in data["prefs"].items()],
         ]))
         if data["recent_purchases"]:
-            c.print(table("Recent purchases", ["receipt", "time", "store", "paid", "refunded", "points"], [
+            c.print(table(_("Recent purchases"), [N_("receipt"), N_("time"), N_("store"), N_("paid"), N_("refunded"),
+                                                  N_("points")], [
                 [p["receipt"], p["purchased_at"], p["store"], yuan(p["paid"]), yuan(p["refunded"]),
                  p["points_earned"]] for p in data["recent_purchases"]], justify_right=("paid", "refunded", "points")))
 
@@ -211,17 +219,21 @@ def search(
     page_size = parse_count(limit, "limit", 1, 10000)
     skip = parse_count(offset, "offset", 0, 10**9)
     total, results = archive.search(s.conn, rules, text, s.now, tier, cls, store, status, page_size, skip)
-    shown = f"{total} found" if len(results) == total else (
-        f"showing {skip + 1}-{skip + len(results)} of {total}" if results else f"none of {total} from offset {skip}")
     more = skip + len(results) < total
 
     def human(c):
-        c.print(table(shown, ["id", "name", "phone", "card", "status", "tier", "points", f"spend {rules.upgrade_window_months}m", "class"],
-                      [[r["customer_id"], r["name"], r["phone"], _fmt_card(rules, r["card_no"]), r["status"],
-                        r["tier"], r["points_balance"], yuan(r["spend_12m"]), r["class"]] for r in results],
-                      justify_right=("points", f"spend {rules.upgrade_window_months}m")))
+        shown = _("{total} found").format(total=total) if len(results) == total else (
+            _("showing {first}-{last} of {total}").format(first=skip + 1, last=skip + len(results), total=total)
+            if results else _("none of {total} from offset {offset}").format(total=total, offset=skip))
+        spend = _("spend {months}m").format(months=rules.upgrade_window_months)
+        c.print(table(shown, [N_("id"), N_("name"), N_("phone"), N_("card"), N_("status"), N_("tier"), N_("points"),
+                              spend, N_("class")],
+                      [[r["customer_id"], r["name"], r["phone"], _fmt_card(rules, r["card_no"]),
+                        status_label(r["status"]), tier_label(rules, r["tier"]), r["points_balance"],
+                        yuan(r["spend_12m"]), r["class"]] for r in results],
+                      justify_right=("points", spend)))
         if more:
-            c.print(f"More: --offset {skip + len(results)}")
+            c.print(_("More: --offset {offset}").format(offset=skip + len(results)))
 
     emit(s, {"results": results, "count": len(results), "total": total, "offset": skip, "limit": page_size},
          human)
@@ -257,7 +269,7 @@ def update(
     with _auditing_refused_ids(s, ref), transaction(s.conn) as conn:
         changed = archive.update(conn, rules, s.vault_for, ref, clean, prefs, s.now, s.operator)
     emit(s, {"changed": changed}, lambda c: c.print(
-        f"Changed: {', '.join(changed)}." if changed else "Nothing changed (same values)."))
+        _("Changed: {fields}.").format(fields=", ".join(changed)) if changed else _("Nothing changed (same values).")))
 
 
 @command(cli, "history", help=N_("The archive's change log (修改记录). Example: vip history 13800138000"))
@@ -275,5 +287,6 @@ def history(
     if unmask:
         disclosed(s.conn, s.now, s.operator, "unmask", str(customer_id), via="history")
     emit(s, {"customer_id": customer_id, "changes": changes}, lambda c: c.print(table(
-        f"Changes to customer {customer_id}", ["time", "field", "old", "new", "operator"],
+        _("Changes to customer {id}").format(id=customer_id), [N_("time"), N_("field"), N_("old"), N_("new"),
+                                                                N_("operator")],
         [[x["at"], x["field"], x["old"], x["new"], x["operator"]] for x in changes])))

@@ -6,6 +6,8 @@ import sys
 from datetime import date, datetime
 from decimal import Decimal
 
+from vipcli.i18n import _, current
+
 MONEY_KEYS = frozenset({
     "paid", "regular", "promo", "refunded", "refunded_total", "spend_12m", "needed_for_next",
     "single_purchase_for_next", "amount", "value", "spend", "total_spend", "qualify_single",
@@ -136,11 +138,12 @@ def styled(*parts):
 
 
 def table(title: str | None, columns: list[str], rows: list[list], justify_right=()):
+    """A table for people; `columns` are English messages (marked N_), shown in the language in use."""
     from rich.table import Table
 
     grid = Table(title=title, title_justify="left", header_style="bold")
     for column in columns:
-        grid.add_column(column, justify="right" if column in justify_right else "left")
+        grid.add_column(_(column), justify="right" if column in justify_right else "left")
     for row in rows:
         grid.add_row(*["" if v is None else str(v) for v in row])
     return grid
@@ -153,12 +156,49 @@ def yuan(fen: int | None) -> str:
 
 
 def fields_panel(pairs: list[tuple[str, object]]):
-    """A two-column key/value grid for one record."""
+    """A two-column key/value grid for one record; labels are English messages (marked N_)."""
     from rich.table import Table
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
     for label, value in pairs:
-        grid.add_row(label, "" if value is None else str(value))
+        grid.add_row(_(label), "" if value is None else str(value))
     return grid
+
+
+# --- codes as people read them: the code in English, the name a clerk types in Chinese ------------
+
+
+def tier_label(rules, code: str | None) -> str | None:
+    """A tier: its code (gold), or in Chinese its name in the rules (金卡)."""
+    if code is None or current() != "zh":
+        return code
+    return next((tier.name for tier in rules.tiers if tier.code == code), code)
+
+
+def status_label(code: str | None) -> str | None:
+    """A card's status: its code (blocked), or in Chinese the name a clerk types (挂失: cards.STATUS_NAMES)."""
+    if code is None or current() != "zh":
+        return code
+    from vipcli.cards import STATUS_NAMES
+
+    return next((name for name, known in STATUS_NAMES.items() if known == code), code)
+
+
+def channel_label(code: str | None) -> str | None:
+    """A follow-up channel: its code (phone), or in Chinese the name a clerk types (电话: rules.CHANNEL_NAMES)."""
+    if code is None or current() != "zh":
+        return code
+    from vipcli.rules import CHANNEL_NAMES
+
+    return next((name for name, known in CHANNEL_NAMES.items() if known == code), code)
+
+
+def gender_label(code: str | None) -> str | None:
+    """F / M, or in Chinese 女 / 男 (as a clerk types them: fields.GENDER_NAMES)."""
+    if code is None or current() != "zh":
+        return code
+    from vipcli.fields import GENDER_NAMES
+
+    return next((name for name, known in GENDER_NAMES.items() if known == code), code)

@@ -7,7 +7,11 @@ from vipcli.cli.fastparams import PlainGroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_planned
 from vipcli.errors import ExitStatus
 from vipcli.cli.output import emit, fields_panel, table, yuan
-from vipcli.i18n import N_
+from vipcli.i18n import N_, _
+
+# The ledger's kinds of entry, as people read them.
+ENTRY_KINDS = {"earn": N_("earn"), "redeem": N_("redeem"), "expire": N_("expire"), "refund": N_("refund"),
+               "adjust": N_("adjust"), "transfer": N_("transfer"), "forfeit": N_("forfeit"), "settle": N_("settle")}
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -55,10 +59,13 @@ def redeem(
     with transaction(s.conn) as conn:
         data = rewards.redeem(conn, rules, ref, amount, reward, s.now, s.operator,
                               request_id.strip() if request_id is not None else None)
-    emit(s, data, lambda c: c.print(("Already done (same request): r" if data["duplicate"] else "R")
-                                    + f"edeemed {data['points_redeemed']} points"
-                                    + (f" for {data['reward_name']}" if data["reward"] else "")
-                                    + f"; balance {data['points_balance']}."))
+    def human(c):
+        line = (_("Redeemed {points} points for {reward}; balance {balance}.") if data["reward"]
+                else _("Redeemed {points} points; balance {balance}."))
+        c.print((_("Already done (same request): ") if data["duplicate"] else "") + line.format(
+            points=data["points_redeemed"], reward=data.get("reward_name"), balance=data["points_balance"]))
+
+    emit(s, data, human)
 
 
 @command(points_app, "show", help=N_("Balance, lots with their expiry, recent entries. Example: vip points 755000015"))
@@ -70,14 +77,16 @@ def points_show(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
     lots, entries = data["lots"], data["entries"]
 
     def human(c):
-        c.print(fields_panel([("card", data["card_no"]), ("balance", data["points_balance"]),
-                              ("usable now", data["usable"])]))
-        c.print(table("Lots", ["lot", "earned", "points", "remaining", "usable from", "expires"], [
+        c.print(fields_panel([(N_("card"), data["card_no"]), (N_("balance"), data["points_balance"]),
+                              (N_("usable now"), data["usable"])]))
+        c.print(table(_("Lots"), [N_("lot"), N_("earned"), N_("points"), N_("remaining"), N_("usable from"),
+                                  N_("expires")], [
             [x["id"], x["earned_at"], x["points"], x["remaining"], x["usable_from"], x["expires_at"]] for x in lots],
             justify_right=("points", "remaining")))
-        c.print(table("Recent entries", ["time", "kind", "points", "lot", "receipt", "reason", "operator"], [
-            [e["at"], e["kind"], e["delta"], e["lot_id"], e["receipt"], e["reason"], e["operator"]] for e in entries],
-            justify_right=("points",)))
+        c.print(table(_("Recent entries"), [N_("time"), N_("kind"), N_("points"), N_("lot"), N_("receipt"),
+                                            N_("reason"), N_("operator")], [
+            [e["at"], _(ENTRY_KINDS.get(e["kind"], e["kind"])), e["delta"], e["lot_id"], e["receipt"], e["reason"],
+             e["operator"]] for e in entries], justify_right=("points",)))
 
     emit(s, data, human)
 
@@ -99,10 +108,12 @@ def points_expire(
 
     data = run_planned(s, "points expire", lambda conn: points_mod.expiry_plan(conn, moment),
                        lambda conn: points_mod.expire_due(conn, moment, s.now, s.operator), lambda p: (
-        f"Expire {p['expired_points']} points on {len(p['cards'])} cards as of {p['as_of']}."), yes, dry_run)
-    emit(s, data, lambda c: c.print(("Dry run, nothing changed: would expire " if data["dry_run"] else "Expired ")
-                                    + f"{data['expired_points']} points on {len(data['cards'])} cards "
-                                    f"as of {data['as_of']}."))
+        _("Expire {points} points on {cards} cards as of {date}.").format(
+            points=p["expired_points"], cards=len(p["cards"]), date=p["as_of"])), yes, dry_run)
+    emit(s, data, lambda c: c.print(
+        (_("Dry run, nothing changed: would expire {points} points on {cards} cards as of {date}.") if data["dry_run"]
+         else _("Expired {points} points on {cards} cards as of {date}.")).format(
+            points=data["expired_points"], cards=len(data["cards"]), date=data["as_of"])))
 
 
 @command(points_app, "adjust", help=N_("Correct a card's points by hand (audited). Example: vip points adjust "
@@ -126,7 +137,8 @@ def points_adjust(
         data = points_mod.adjust(conn, rules, ref, amount, why, s.now, s.operator)
     left = data["points_balance"]
     emit(s, data,
-         lambda c: c.print(f"Adjusted {amount:+d} points; balance {left}."))
+         lambda c: c.print(_("Adjusted {points} points; balance {balance}.").format(points=f"{amount:+d}",
+                                                                                   balance=left)))
 
 
 @command(cli, "rewards", help=N_("The reward catalog of the rules. Example: vip rewards"))
@@ -136,8 +148,14 @@ def rewards(ctx: typer.Context) -> None:
     items = [{"code": r.code, "name": r.name, "points": r.points, "value": r.value} for r in rules.rewards]
     months = list(rules.redeem_months)
     emit(s, {"rewards": items, "redeem_months": months}, lambda c: c.print(table(
-        "Rewards", ["code", "name", "points", "value"],
+        _("Rewards"), [N_("code"), N_("name"), N_("points"), N_("value")],
         [[r["code"], r["name"], r["points"], yuan(r["value"])] for r in items], justify_right=("points", "value"))))
+
+
+# The checks of `vip check`, as people read them (vipcli/checks.py).
+CHECKS = {"structure": N_("SQLite's own checks"), "lots": N_("points lots and balances"),
+          "purchases": N_("purchases, their points and refunds"), "tiers": N_("tiers and their history"),
+          "card_numbers": N_("card numbers"), "id_numbers": N_("ID numbers and their key")}
 
 
 @command(cli, "check", help=N_("Run every invariant (lots and balances, purchases, tiers, card numbers) over what "
@@ -157,10 +175,12 @@ def check(ctx: typer.Context,
             "scope": "all" if report.every_row else "changes", "since": report.since}
 
     def human(c):
-        c.print("every row" if report.every_row else
-                f"what changed since the last clean check ({report.since.replace('T', ' ')[:16]}; --all: every row)")
+        c.print(_("every row") if report.every_row else
+                _("what changed since the last clean check ({since}; --all: every row)").format(
+                    since=report.since.replace("T", " ")[:16]))
         for name, found in results.items():
-            c.print(f"{'ok ' if not found else 'BAD'} {name}" + (f": {len(found)} problems" if found else ""))
+            c.print(f"{'ok ' if not found else 'BAD'} {_(CHECKS[name])}"
+                    + (": " + _("{count} problems").format(count=len(found)) if found else ""))
             for problem in found:
                 c.print(f"    {problem}")
 

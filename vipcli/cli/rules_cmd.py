@@ -4,7 +4,7 @@ import typer
 
 from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.output import emit, fields_panel, table, yuan
-from vipcli.i18n import N_
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -37,14 +37,17 @@ def rules_show(ctx: typer.Context) -> None:
     data = {**_summary(rules), "text": rules.text}
 
     def human(c):
-        c.print(fields_panel([("version", rules.version), ("profile", f"{rules.name}: {rules.description}"),
-                              ("qualify", "; ".join(
-                                  (["on registration"] if rules.card_on_registration else [])
-                                  + ([f"one purchase {yuan(rules.qualify_single)}"] if rules.qualify_single else [])
-                                  + [f"{w.months} months {yuan(w.amount)}" for w in rules.qualify_windows])),
-                              ("birthday rate", rules.birthday_rate),
-                              ("points", f"{rules.points_per_yuan} per yuan, expiry {rules.expiry}")]))
-        c.print(table("Tiers", ["code", "name", "rate", "one purchase", "spend"], [
+        c.print(fields_panel([(N_("version"), rules.version), (N_("profile"), f"{rules.name}: {rules.description}"),
+                              (N_("qualify"), "; ".join(
+                                  ([_("on registration")] if rules.card_on_registration else [])
+                                  + ([_("one purchase {amount}").format(amount=yuan(rules.qualify_single))]
+                                     if rules.qualify_single else [])
+                                  + [_("{months} months {amount}").format(months=w.months, amount=yuan(w.amount))
+                                     for w in rules.qualify_windows])),
+                              (N_("birthday rate"), rules.birthday_rate),
+                              (N_("points"), _("{per_yuan} per yuan, expiry {expiry}").format(
+                                  per_yuan=rules.points_per_yuan, expiry=rules.expiry))]))
+        c.print(table(_("Tiers"), [N_("code"), N_("name"), N_("rate"), N_("one purchase"), N_("spend")], [
             [t.code, t.name, t.rate, yuan(t.single_purchase), yuan(t.spend)] for t in rules.tiers]))
         c.print(rules.text, highlight=False)
 
@@ -59,7 +62,7 @@ def rules_validate(ctx: typer.Context, path: str = typer.Argument(..., metavar="
     s = session(ctx)
     rules = parse(read_rules_file(path))
     emit(s, {"valid": True, "file": path, "profile": rules.name},
-         lambda c: c.print(f"{path}: valid ({rules.name})."))
+         lambda c: c.print(_("{path}: valid ({profile}).").format(path=path, profile=rules.name)))
 
 
 @command(rules_app, "load", help=N_("Load a rules file as the next rules version; earlier purchases keep theirs. "
@@ -73,7 +76,7 @@ def rules_load(ctx: typer.Context, path: str = typer.Argument(..., metavar="FILE
     s.rules()  # a database without rules gets version 1 first
     version = load_rules(s.conn, text, path, s.operator, s.now)
     emit(s, {"rules_version": version, "file": path},
-         lambda c: c.print(f"Loaded {path} as rules version {version}."))
+         lambda c: c.print(_("Loaded {path} as rules version {version}.").format(path=path, version=version)))
 
 
 @command(rules_app, "profiles", help=N_("The built-in rule profiles. Example: vip rules profiles"))
@@ -82,5 +85,6 @@ def rules_profiles(ctx: typer.Context) -> None:
 
     s = session(ctx)
     items = [{"name": n, "description": parse(default_text(n)).description} for n in profile_names()]
-    emit(s, {"profiles": items}, lambda c: c.print(table("Profiles (vip init --profile NAME)", ["name", "description"],
+    emit(s, {"profiles": items}, lambda c: c.print(table(_("Profiles (vip init --profile NAME)"),
+                                                         [N_("name"), N_("description")],
                                                          [[p["name"], p["description"]] for p in items])))

@@ -5,7 +5,7 @@ import typer
 from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, ask
 from vipcli.cli.output import emit, table
-from vipcli.i18n import N_
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -23,10 +23,11 @@ def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST", h
     data = safekeeping.backup(s.conn, dest, s.now, s.operator, force)
 
     def human(c):
-        c.print(f"Backed up to {dest} ({data['bytes']:,} bytes, {data['counts']['customers']} customers).")
+        c.print(_("Backed up to {dest} ({bytes} bytes, {customers} customers).").format(
+            dest=dest, bytes=f"{data['bytes']:,}", customers=data["counts"]["customers"]))
         if data["key_file"]:
-            c.print(f"ID numbers need the key {data['key_file']}: keep a copy of it apart from this backup "
-                    "(vip key export DEST).")
+            c.print(_("ID numbers need the key {key}: keep a copy of it apart from this backup (vip key export DEST).")
+                    .format(key=data["key_file"]))
 
     emit(s, data, human, out=dest)
 
@@ -47,13 +48,13 @@ def restore(
         data["wiped_from_file"] = membership.wipe_wal(s.conn)
 
     def human(c):
-        c.print(f"Restored {s.db_path} from {src}.")
+        c.print(_("Restored {db} from {src}.").format(db=s.db_path, src=src))
         if data["erased_again"]:
-            c.print(f"{len(data['erased_again'])} customers erased after that backup was made were erased again "
-                    "(the erasure journal beside the database).")
+            c.print(_("{count} customers erased after that backup was made were erased again (the erasure journal "
+                      "beside the database).").format(count=len(data["erased_again"])))
         if data["key_needed"]:
-            c.print(f"Its ID numbers were written under another key: they need {data['key_needed']} "
-                    "(copy it to the key file, or set VIPCLI_KEY_FILE).")
+            c.print(_("Its ID numbers were written under another key: they need {key} (copy it to the key file, or "
+                      "set VIPCLI_KEY_FILE).").format(key=data["key_needed"]))
 
     emit(s, data, human)
 
@@ -80,7 +81,8 @@ def audit_log(
     rows = audit_entries(s.conn, iso(parse_when(since, "since")) if since else None, operator, command_name,
                          int(limit))
     emit(s, {"entries": rows, "count": len(rows)}, lambda c: c.print(table(
-        f"Audit ({len(rows)})", ["time", "operator", "command", "target", "detail"],
+        _("Audit ({count})").format(count=len(rows)), [N_("time"), N_("operator"), N_("command"), N_("target"),
+                                                         N_("detail")],
         [[r["at"], r["operator"], r["command"], r["target"], json.dumps(r["detail"], ensure_ascii=False)]
          for r in rows])))
 
@@ -93,7 +95,8 @@ def key_export(ctx: typer.Context,
 
     s = session(ctx)
     data = safekeeping.export_key(s.conn, dest, s.now, s.operator)
-    emit(s, data, lambda c: c.print(f"Key {data['key_file']} copied to {dest}; keep it apart from the backups."))
+    emit(s, data, lambda c: c.print(_("Key {key} copied to {dest}; keep it apart from the backups.").format(
+        key=data["key_file"], dest=dest)))
 
 
 @command(key_app, "rotate", help=N_("Re-encrypt every ID number with a new key (the old one is kept as KEY.1, KEY.2, "
@@ -103,12 +106,13 @@ def key_rotate(ctx: typer.Context, yes: bool = YES, dry_run: bool = DRY_RUN) -> 
 
     s = session(ctx)
     count = vault.stored_ids(s.conn)
-    plan = (f"Re-encrypt {count} ID numbers with a new key in {vault.key_path(s.conn)} (the old one kept "
-            "beside it as .old; backups made before need it).")
+    plan = _("Re-encrypt {count} ID numbers with a new key in {key} (the old one kept beside it as .old; backups made "
+             "before need it).").format(count=count, key=vault.key_path(s.conn))
     if dry_run:
         emit(s, {"reencrypted": count, "key_file": str(vault.key_path(s.conn)), "dry_run": True},
-             lambda c: c.print(f"Dry run, nothing changed: {plan}"))
+             lambda c: c.print(_("Dry run, nothing changed: {plan}").format(plan=plan)))
         return
     ask(s, "key rotate", plan, yes)
     data = {**safekeeping.rotate_key(s.conn, s.now, s.operator), "dry_run": False}
-    emit(s, data, lambda c: c.print(f"New key in {data['key_file']}; {data['reencrypted']} ID numbers re-encrypted."))
+    emit(s, data, lambda c: c.print(_("New key in {key}; {count} ID numbers re-encrypted.").format(
+        key=data["key_file"], count=data["reencrypted"])))

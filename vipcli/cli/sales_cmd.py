@@ -3,8 +3,8 @@
 import typer
 
 from vipcli.cli import command, commands, session
-from vipcli.cli.output import emit, styled, yuan
-from vipcli.i18n import N_
+from vipcli.cli.output import emit, styled, tier_label, yuan
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -64,18 +64,22 @@ def purchase(
         result = sales.record_purchase(conn, rules, sale, s.now, s.operator)
 
     def human(c):
-        shown = cards.format_number(result["card_no"], rules) or "no card (prospect)"
+        shown = cards.format_number(result["card_no"], rules) or _("no card (prospect)")
         if result["duplicate"]:
-            c.print(f"Receipt {result['receipt']} was already recorded; nothing changed.")
+            c.print(_("Receipt {receipt} was already recorded; nothing changed.").format(receipt=result["receipt"]))
             return
-        rate = f" at {result['discount_rate']}" if result["discount_rate"] else ""
         if result["new_customer"]:
-            c.print(styled(("New customer", "bold yellow"), f" {result['customer_id']} created for phone "
-                           f"{fields.mask_phone(sale.phone)} (not on file before)."))
-        c.print(styled(f"Receipt {result['receipt']}: paid ", (yuan(result["paid"]), "bold"), f"{rate}, card {shown}."))
+            c.print(styled((_("New customer"), "bold yellow"), " " + _(
+                "{id} created for phone {phone} (not on file before).").format(
+                    id=result["customer_id"], phone=fields.mask_phone(sale.phone))))
+        rate = " " + _("at {rate}").format(rate=result["discount_rate"]) if result["discount_rate"] else ""
+        c.print(styled(_("Receipt {receipt}: paid ").format(receipt=result["receipt"]), (yuan(result["paid"]), "bold"),
+                       _("{rate}, card {card}.").format(rate=rate, card=shown)))
         if result["card_issued"]:
-            c.print(styled((f"Qualified: card {shown} issued", "bold green"), f" ({result['tier']})."))
-        c.print(f"Points earned {result['points_earned']}, balance {result['points_balance']}.")
+            c.print(styled((_("Qualified: card {card} issued").format(card=shown), "bold green"),
+                           " ({tier}).".format(tier=tier_label(rules, result["tier"]))))
+        c.print(_("Points earned {earned}, balance {balance}.").format(earned=result["points_earned"],
+                                                                        balance=result["points_balance"]))
         if result["note"]:
             c.print(result["note"])
 
@@ -101,12 +105,14 @@ def refund(
         result = refunds.refund(conn, rules, receipt.strip(), value, s.now, s.operator)
 
     def human(c):
-        c.print(f"Refunded {yuan(result['refunded'])} of {receipt}; points reversed {result['points_reversed']}, "
-                f"balance {result['points_balance']}.")
+        c.print(_("Refunded {amount} of {receipt}; points reversed {points}, balance {balance}.").format(
+            amount=yuan(result["refunded"]), receipt=receipt, points=result["points_reversed"],
+            balance=result["points_balance"]))
         if result["tier_from"]:
-            c.print(f"Tier {result['tier_from']} -> {result['tier']}: the remaining purchases no longer earn it.")
+            c.print(_("Tier {old} -> {new}: the remaining purchases no longer earn it.").format(
+                old=tier_label(rules, result["tier_from"]), new=tier_label(rules, result["tier"])))
         if result["card_cancelled"]:
-            c.print(f"Card {result['card_cancelled']} cancelled: no remaining purchase qualifies for it "
-                    "(its points are forfeited).")
+            c.print(_("Card {card} cancelled: no remaining purchase qualifies for it (its points are forfeited).")
+                    .format(card=result["card_cancelled"]))
 
     emit(s, result, human)

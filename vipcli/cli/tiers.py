@@ -4,8 +4,8 @@ import typer
 
 from vipcli.cli import CARD_OR_PHONE, command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_planned
-from vipcli.cli.output import emit, fields_panel, table, yuan
-from vipcli.i18n import N_
+from vipcli.cli.output import emit, fields_panel, table, tier_label, yuan
+from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
@@ -20,12 +20,13 @@ def tier_show(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
     rules = s.rules()
     data = sales.tier_status(s.conn, rules, ref, s.now)
     emit(s, data, lambda c: c.print(fields_panel([
-        ("tier", f"{data['tier']} ({data['tier_name']})"), ("discount rate", data["discount_rate"]),
-        ("since", data["tier_since"]), ("held at least until", data["held_until"]),
-        (f"spend {rules.upgrade_window_months} months", yuan(data["spend_12m"])),
-        ("next tier", data["next_tier"] or "— (highest)"),
-        ("needed for next", f"{yuan(data['needed_for_next'])} more spend, or one purchase of "
-                            f"{yuan(data['single_purchase_for_next'])}" if data["next_tier"] else ""),
+        (N_("tier"), f"{data['tier']} ({data['tier_name']})"), (N_("discount rate"), data["discount_rate"]),
+        (N_("since"), data["tier_since"]), (N_("held at least until"), data["held_until"]),
+        (_("spend {months} months").format(months=rules.upgrade_window_months), yuan(data["spend_12m"])),
+        (N_("next tier"), tier_label(rules, data["next_tier"]) or _("— (highest)")),
+        (N_("needed for next"), _("{spend} more spend, or one purchase of {single}").format(
+            spend=yuan(data["needed_for_next"]), single=yuan(data["single_purchase_for_next"]))
+         if data["next_tier"] else ""),
     ])))
 
 
@@ -46,16 +47,18 @@ def tier_review(
     rules = s.rules()
 
     def plan(p):
-        return (f"Review {p['reviewed']} members as of {p['as_of']}: {p['confirmed']} keep their tier, "
-                f"{len(p['changes'])} move down.")
+        return _("Review {reviewed} members as of {date}: {confirmed} keep their tier, {changed} move down.").format(
+            reviewed=p["reviewed"], date=p["as_of"], confirmed=p["confirmed"], changed=len(p["changes"]))
 
     data = run_planned(s, "tier review", lambda conn: sales.tier_review(conn, rules, moment, s.operator, dry_run=True),
                        lambda conn: sales.tier_review(conn, rules, moment, s.operator), plan, yes, dry_run)
-    emit(s, data, lambda c: (c.print(("Dry run, nothing changed: " if data["dry_run"] else "")
-                                     + f"Reviewed {data['reviewed']}: {data['confirmed']} confirmed, "
-                                     f"{len(data['changes'])} changed."),
-                             data["changes"] and c.print(table(None, ["card", "from", "to"], [
-                                 [x["card_no"], x["from"], x["to"]] for x in data["changes"]]))))
+    emit(s, data, lambda c: (c.print((_("Dry run, nothing changed: ") if data["dry_run"] else "")
+                                     + _("Reviewed {reviewed}: {confirmed} confirmed, {changed} changed.").format(
+                                         reviewed=data["reviewed"], confirmed=data["confirmed"],
+                                         changed=len(data["changes"]))),
+                             data["changes"] and c.print(table(None, [N_("card"), N_("from"), N_("to")], [
+                                 [x["card_no"], tier_label(rules, x["from"]), tier_label(rules, x["to"])]
+                                 for x in data["changes"]]))))
 
 
 @command(tier_app, "set", help=N_("Set a tier by hand (audited). Example: vip tier set 755000018 gold --reason "
@@ -75,7 +78,8 @@ def tier_set(
     rules = s.rules()
     with transaction(s.conn) as conn:
         data = sales.tier_set(conn, rules, ref, tier, why, s.now, s.operator)
-    emit(s, data, lambda c: c.print(f"Tier of {data['card_no']}: {data['from']} -> {data['to']}."))
+    emit(s, data, lambda c: c.print(_("Tier of {card}: {old} -> {new}.").format(
+        card=data["card_no"], old=tier_label(rules, data["from"]), new=tier_label(rules, data["to"]))))
 
 
 @command(cli, "gift", help=N_("Give one gift of the tier's yearly allowance (audited). Example: vip gift 755000015"))
@@ -87,4 +91,5 @@ def gift(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
     rules = s.rules()
     with transaction(s.conn) as conn:
         data = sales.give_gift(conn, rules, ref, s.now, s.operator)
-    emit(s, data, lambda c: c.print(f"Gave {data['gift']} ({yuan(data['value'])}); {data['gifts_left']} left this year."))
+    emit(s, data, lambda c: c.print(_("Gave {gift} ({value}); {left} left this year.").format(
+        gift=data["gift"], value=yuan(data["value"]), left=data["gifts_left"])))
