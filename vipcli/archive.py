@@ -9,6 +9,7 @@ from vipcli.dates import iso, months_before
 from vipcli.auditlog import audit
 from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 PROFILE_FIELDS = ("phone", "name", "gender", "birthday", "id_number", "email", "address", "store")
 REGISTRATION_FIELDS = ("name", "gender", "birthday", "phone")
@@ -36,7 +37,7 @@ def clean_profile(raw: dict, today: date) -> dict:
         elif key in _LIMITS:
             clean[key] = fields.clean_text(value, key, _LIMITS[key])
         else:
-            raise InvalidInput(f"{key}: not a profile field")
+            raise InvalidInput(_("{key}: not a profile field").format(key=key))
     return clean
 
 
@@ -46,7 +47,7 @@ def parse_prefs(pairs: list[str] | None) -> dict:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise InvalidInput(f"pref: {pair!r} must be KEY=VALUE", code="bad_pref")
+            raise InvalidInput(_("pref: {pair!r} must be KEY=VALUE").format(pair=pair), code="bad_pref")
         key = fields.clean_text(key, "pref key", 40)
         prefs[key] = fields.clean_text(value, f"pref {key}", 200) if value.strip() else None
     return prefs
@@ -63,7 +64,8 @@ def resolve(conn, rules: Rules, ref: str):
         phone = fields.normalize_phone(ref)
         customer = conn.execute("SELECT * FROM customers WHERE phone = ?", (phone,)).fetchone()
         if customer is None:
-            raise NotFound(f"no customer with phone {fields.mask_phone(phone)}", code="unknown_phone")
+            raise NotFound(_("no customer with phone {value}").format(
+                               value=fields.mask_phone(phone)), code="unknown_phone")
         return customer, cards.live_card(conn, customer["id"]) or cards.latest_card(conn, customer["id"])
     card = cards.get(conn, cards.parse_number(ref, rules))
     customer = conn.execute("SELECT * FROM customers WHERE id = ?", (card["customer_id"],)).fetchone()
@@ -94,7 +96,7 @@ def _store_values(conn, clean: dict, vault_for, customer_id: int | None) -> tupl
             owner = conn.execute("SELECT id FROM customers WHERE id_hmac = ?", (digest,)).fetchone()
             if owner is not None and owner["id"] != customer_id:
                 # Saying whose it is would confirm to anyone that a given ID is on file.
-                raise Refused("id_number: this ID number can't be used here; ask the VIP desk",
+                raise Refused(_("id_number: this ID number can't be used here; ask the VIP desk"),
                               code="duplicate_id")
             columns.update(id_enc=vault.encrypt(value), id_hmac=digest, id_masked=fields.mask_id(value))
             loggable["id_number"] = fields.mask_id(value)
@@ -102,8 +104,8 @@ def _store_values(conn, clean: dict, vault_for, customer_id: int | None) -> tupl
             if key == "phone":
                 owner = conn.execute("SELECT id FROM customers WHERE phone = ?", (value,)).fetchone()
                 if owner is not None and owner["id"] != customer_id:
-                    raise Refused(f"phone {fields.mask_phone(value)} already belongs to customer "
-                                  f"{owner['id']}", code="duplicate_phone")
+                    raise Refused(_("phone {value} already belongs to customer {id}").format(
+                                      value=fields.mask_phone(value), id=owner['id']), code="duplicate_phone")
             columns[key] = value
             loggable[key] = value
     return columns, loggable
@@ -151,13 +153,14 @@ def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: s
         for key, value in clean.items():
             if key == "id_number":
                 if customer["id_hmac"] is not None and vault_for(create=False).lookup_hash(value) != customer["id_hmac"]:
-                    raise Refused(f"customer {customer['id']} already has a different id_number; "
-                                  "use `vip update` to change it", code="conflicting_field")
+                    raise Refused(_("customer {id} already has a different id_number; use `vip update` to change "
+                                    "it").format(
+                                      id=customer['id']), code="conflicting_field")
                 continue  # two IDs can share a masked form: compared by their keyed hash above
             if old.get(key) not in (None, value):
                 raise Refused(
-                    f"customer {customer['id']} already has a different {key}; "
-                    "use `vip update` to change it", code="conflicting_field")
+                    _("customer {id} already has a different {key}; use `vip update` to change it").format(
+                        id=customer['id'], key=key), code="conflicting_field")
     columns, loggable = _store_values(conn, clean, vault_for, customer["id"])
     _write_columns(conn, customer["id"], columns)
     changed = _log_changes(conn, customer["id"], {} if created else old, loggable, at, operator)
@@ -166,14 +169,15 @@ def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: s
     live = cards.live_card(conn, customer["id"])
     if grant:
         if live is not None:
-            raise Refused(f"customer {customer['id']} already holds card {live['card_no']}",
+            raise Refused(_("customer {id} already holds card {card_no}").format(
+                              id=customer['id'], card_no=live['card_no']),
                           code="has_card")
         card_no = cards.issue(conn, rules, customer["id"], at, f"granted: {grant}", region,
                               clean.get("store"))
         set_tier(conn, customer["id"], None, rules.tiers[0].code, at, "card issued", operator)
         audit(conn, at, operator, "enroll --grant", card_no, customer_id=customer["id"], reason=grant)
     elif region:
-        raise InvalidInput("region: only used when a card is issued (--grant)", code="bad_usage")
+        raise InvalidInput(_("region: only used when a card is issued (--grant)"), code="bad_usage")
     elif rules.card_on_registration and live is None and cards.latest_card(conn, customer["id"]) is None:
         # The clinic (003 2.1 会员注册): the completed registration form is what earns the card.
         registered = conn.execute("SELECT registered_at FROM customers WHERE id = ?", (customer["id"],)).fetchone()
@@ -212,9 +216,9 @@ def set_tier(conn, customer_id, old, new, at, reason, operator) -> None:
 
 def update(conn, rules: Rules, vault_for, ref: str, clean: dict, prefs: dict, at: datetime,
            operator: str) -> list[str]:
-    customer, _ = resolve(conn, rules, ref)
+    customer, _card = resolve(conn, rules, ref)
     if customer["erased_at"]:
-        raise Refused(f"customer {customer['id']} was erased", code="erased")
+        raise Refused(_("customer {id} was erased").format(id=customer['id']), code="erased")
     old = _current_loggable(customer)
     columns, loggable = _store_values(conn, clean, vault_for, customer["id"])
     _write_columns(conn, customer["id"], columns)
@@ -239,7 +243,7 @@ def update(conn, rules: Rules, vault_for, ref: str, clean: dict, prefs: dict, at
 
 
 def history(conn, rules: Rules, ref: str, unmask: bool) -> tuple[int, list[dict]]:
-    customer, _ = resolve(conn, rules, ref)
+    customer, _card = resolve(conn, rules, ref)
     rows = conn.execute(
         "SELECT field, old, new, at, operator FROM changes WHERE customer_id = ? ORDER BY id",
         (customer["id"],),

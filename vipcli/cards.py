@@ -6,11 +6,19 @@ from datetime import date, datetime, timedelta
 from vipcli.dates import iso
 from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.rules import Rules
+from vipcli.i18n import _, current
 
 LIVE = ("active", "discount_only", "blocked", "expired")
 STATUSES = ("active", "discount_only", "blocked", "replaced", "expired", "cancelled")
 STATUS_NAMES = {"有效": "active", "仅折扣": "discount_only", "挂失": "blocked", "已换卡": "replaced", "过期": "expired",
                 "注销": "cancelled", "潜在": "prospect"}  # as a clerk types them
+
+
+def status_label(code: str | None) -> str | None:
+    """A status as people read it: its code (blocked), or in Chinese the name a clerk types (挂失)."""
+    if code is None or current() != "zh":
+        return code
+    return next((name for name, known in STATUS_NAMES.items() if known == code), code)
 
 
 def status_code(text: str, allowed: tuple = STATUSES) -> str:
@@ -19,8 +27,9 @@ def status_code(text: str, allowed: tuple = STATUSES) -> str:
     value = STATUS_NAMES.get(value, value)
     if value not in allowed:
         names = {code: name for name, code in STATUS_NAMES.items()}
-        raise InvalidInput(f"status: {text!r} is not one of "
-                           f"{', '.join(f'{code} ({names[code]})' for code in allowed)}", code="bad_status")
+        raise InvalidInput(_("status: {text!r} is not one of {value}").format(
+                               text=text,
+                               value=', '.join((f'{code} ({names[code]})' for code in allowed))), code="bad_status")
     return value
 
 
@@ -53,13 +62,14 @@ def parse_number(text: str, rules: Rules) -> str:
     digits = _SEPARATORS.sub("", text) if isinstance(text, str) else ""
     if not digits.isascii() or not digits.isdigit() or len(digits) != card_length(rules):
         raise InvalidInput(
-            f"card: {text!r} is not a card number ({card_length(rules)} digits)", code="bad_card"
+            _("card: {text!r} is not a card number ({value} digits)").format(
+                text=text, value=card_length(rules)), code="bad_card"
         )
     if rules.check_digit == "luhn":
         body = digits[:-1]
         if luhn_digit(body) != digits[-1]:
             raise InvalidInput(
-                f"card: {text!r} has a wrong check digit (typo?)", code="bad_card_check"
+                _("card: {text!r} has a wrong check digit (typo?)").format(text=text), code="bad_card_check"
             )
     return digits
 
@@ -80,7 +90,8 @@ def issue(conn, rules: Rules, customer_id: int, at: datetime, reason: str,
     passes on the old card's validity and registration window."""
     region = region or rules.region_for(store)
     if len(region) != rules.region_digits or not region.isdigit():
-        raise InvalidInput(f"region: {region!r} must be {rules.region_digits} digits", code="bad_region")
+        raise InvalidInput(_("region: {region!r} must be {region_digits} digits").format(
+                               region=region, region_digits=rules.region_digits), code="bad_region")
     sequence = conn.execute(
         "INSERT INTO card_sequences(region, last) VALUES (?, 1) "
         "ON CONFLICT(region) DO UPDATE SET last = last + 1 RETURNING last",
@@ -88,8 +99,9 @@ def issue(conn, rules: Rules, customer_id: int, at: datetime, reason: str,
     ).fetchone()[0]
     if sequence >= 10 ** rules.sequence_digits:
         raise Refused(
-            f"region {region} has used all {10 ** rules.sequence_digits - 1} card numbers; "
-            "issue in another region or widen card.sequence_digits",
+            _("region {region} has used all {value} card numbers; issue in another region or widen "
+              "card.sequence_digits").format(
+                region=region, value=10 ** rules.sequence_digits - 1),
             code="card_sequence_overflow",
         )
     number = make_number(rules, region, sequence)
@@ -193,7 +205,7 @@ def latest_card(conn, customer_id: int):
 def get(conn, card_no: str):
     row = conn.execute("SELECT * FROM cards WHERE card_no = ?", (card_no,)).fetchone()
     if row is None:
-        raise NotFound(f"card {card_no} is not on record", code="unknown_card")
+        raise NotFound(_("card {card_no} is not on record").format(card_no=card_no), code="unknown_card")
     return row
 
 
@@ -212,7 +224,8 @@ def report_lost(conn, card_no: str, at: datetime) -> dict:
     """Block a card at once: no purchase, no redemption until found or replaced."""
     card = get(conn, card_no)
     if card["status"] not in ("active", "expired"):
-        raise Refused(f"card {card_no} is {card['status']}; only a current card can be reported lost",
+        raise Refused(_("card {card_no} is {status}; only a current card can be reported lost").format(
+                          card_no=card_no, status=status_label(card['status'])),
                       code=f"card_{card['status']}")
     _set_status(conn, card_no, "blocked", at)
     return {"card_no": card_no, "status": "blocked"}
@@ -221,7 +234,8 @@ def report_lost(conn, card_no: str, at: datetime) -> dict:
 def found(conn, rules: Rules, card_no: str, at: datetime) -> dict:
     card = get(conn, card_no)
     if card["status"] != "blocked":
-        raise Refused(f"card {card_no} is not reported lost (it is {card['status']})", code="not_blocked")
+        raise Refused(_("card {card_no} is not reported lost (it is {status})").format(
+                          card_no=card_no, status=status_label(card['status'])), code="not_blocked")
     _set_status(conn, card_no, "active", at)
     from vipcli.archive import is_registered
 
@@ -237,7 +251,8 @@ def replace(conn, rules: Rules, card_no: str, at: datetime, operator: str) -> di
 
     card = get(conn, card_no)
     if card["status"] not in ("active", "blocked", "expired"):
-        raise Refused(f"card {card_no} is {card['status']}; it can't be replaced", code=f"card_{card['status']}")
+        raise Refused(_("card {card_no} is {status}; it can't be replaced").format(
+                          card_no=card_no, status=status_label(card['status'])), code=f"card_{card['status']}")
     new = issue(conn, rules, card["customer_id"], at, f"replaces {card_no}", region=card["region"],
                 valid_to=card["valid_to"], registration_from=card["registration_from"])
     conn.execute("UPDATE cards SET renewals = ? WHERE card_no = ?", (card["renewals"], new))
@@ -253,19 +268,22 @@ def renew(conn, rules: Rules, card_no: str, at: datetime, force: bool) -> dict:
     year (of next year in the renewal month)."""
     card = get(conn, card_no)
     if rules.renewal_month is None:
-        raise Refused("cards of these rules do not expire; there is nothing to renew", code="no_renewal")
+        raise Refused(_("cards of these rules do not expire; there is nothing to renew"), code="no_renewal")
     if card["status"] not in ("active", "expired"):
-        raise Refused(f"card {card_no} is {card['status']}; it can't be renewed", code=f"card_{card['status']}")
+        raise Refused(_("card {card_no} is {status}; it can't be renewed").format(
+                          card_no=card_no, status=status_label(card['status'])), code=f"card_{card['status']}")
     valid_to = date.fromisoformat(card["valid_to"])
     today = at.date()
     in_window = rules.in_renewal_window(valid_to, today)
     if not in_window and not force:
         raise Refused(
-            f"card {card_no} is valid to {card['valid_to']}; renewal is in month {rules.renewal_month} "
-            f"of {valid_to.year} (use --force to renew outside the window; it is audited)",
+            _("card {card_no} is valid to {valid_to}; renewal is in month {renewal_month} of {year} (use --force "
+              "to renew outside the window; it is audited)").format(
+                card_no=card_no, valid_to=card['valid_to'], renewal_month=rules.renewal_month, year=valid_to.year),
             code="outside_renewal_window")
     if valid_to.year > today.year:
-        raise Refused(f"card {card_no} is already valid to {card['valid_to']}", code="already_renewed")
+        raise Refused(_("card {card_no} is already valid to {valid_to}").format(
+                          card_no=card_no, valid_to=card['valid_to']), code="already_renewed")
     expired = today > valid_to
     new_valid_to = rules.card_valid_to(today) if expired else rules.validity_end(valid_to.year + 1)
     conn.execute(

@@ -12,6 +12,7 @@ from calendar import monthrange
 from datetime import date, datetime, time
 
 from vipcli.errors import InvalidInput, shown
+from vipcli.i18n import _
 
 
 # Dates vipcli takes: calendar arithmetic (a window of months, a year ahead) stays inside Python's.
@@ -20,7 +21,11 @@ FIRST_YEAR, LAST_YEAR = 1900, 9998
 
 def _in_range(value, text, field: str):
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise InvalidInput(f"{field}: {shown(text)} is out of range ({FIRST_YEAR}-{LAST_YEAR})", code="bad_date")
+        raise InvalidInput(_("{field}: {value} is out of range ({first_year}-{last_year})").format(
+                               field=field,
+                               value=shown(text),
+                               first_year=FIRST_YEAR,
+                               last_year=LAST_YEAR), code="bad_date")
     return value
 
 
@@ -63,7 +68,8 @@ def parse_date(text: str, field: str = "date") -> date:
     except ValueError:
         value = None
     if value is None:
-        raise InvalidInput(f"{field}: {shown(text)} is not a date (e.g. {DATE_FORMS})", code="bad_date")
+        raise InvalidInput(_("{field}: {value} is not a date (e.g. {date_forms})").format(
+                               field=field, value=shown(text), date_forms=DATE_FORMS), code="bad_date")
     return _in_range(value.date(), text, field)
 
 
@@ -74,11 +80,13 @@ def parse_when(text: str, field: str = "time") -> datetime:
         value = _moment(match) if match is not None else datetime.fromisoformat(text.strip())
     except (ValueError, AttributeError, TypeError):
         raise InvalidInput(
-            f"{field}: {shown(text)} is not a date or date-time (e.g. {DATE_FORMS}, 2026-03-05T10:00)",
+            _("{field}: {value} is not a date or date-time (e.g. {date_forms}, 2026-03-05T10:00)").format(
+                field=field, value=shown(text), date_forms=DATE_FORMS),
             code="bad_date",
         ) from None
     if value.tzinfo is not None:
-        raise InvalidInput(f"{field}: {shown(text)} has a time zone; give local time", code="bad_date")
+        raise InvalidInput(_("{field}: {value} has a time zone; give local time").format(
+                               field=field, value=shown(text)), code="bad_date")
     _in_range(value, text, field)
     return value.replace(microsecond=0) if value.microsecond else value
 
@@ -94,8 +102,9 @@ def parse_as_of(text: str | None, current: datetime, writes: bool) -> datetime:
         moment = min(datetime.combine(moment.date(), time(23, 59, 59)),
                      max(current, moment))  # today: now; a past day: its last second
     if writes and moment > current:
-        raise InvalidInput(f"as-of: {text.strip()} is in the future (now is {iso(current)}); "
-                           "a review or an expiry runs on a date that has passed", code="bad_date")
+        raise InvalidInput(_("as-of: {value} is in the future (now is {value2}); a review or an expiry runs on a "
+                             "date that has passed").format(
+                               value=text.strip(), value2=iso(current)), code="bad_date")
     return moment
 
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vipcli.errors import DatabaseProblem
+from vipcli.i18n import _
 
 
 
@@ -27,11 +28,13 @@ def connect_raw(path: str | os.PathLike, create: bool = False) -> sqlite3.Connec
     path = Path(path)
     if not path.exists():
         if not create:
-            raise DatabaseProblem(f"no vipcli database at {path} (run vip init)", code="no_database")
+            raise DatabaseProblem(_("no vipcli database at {path} (run vip init)").format(
+                                      path=path), code="no_database")
         _create_private(path)
     elif not create and path.is_file() and path.stat().st_size == 0:
         # An empty file is not a database to fill silently (a truncated copy, a wrong path).
-        raise DatabaseProblem(f"{path} is an empty file, not a vipcli database (run vip init to make one)",
+        raise DatabaseProblem(_("{path} is an empty file, not a vipcli database (run vip init to make one)").format(
+                                  path=path),
                               code="no_database")
     timeout = busy_timeout()
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
@@ -90,8 +93,9 @@ def _connect_read_only(path: Path) -> sqlite3.Connection:
     from vipcli.migrations import SCHEMA_VERSION
 
     if version != SCHEMA_VERSION:
-        raise DatabaseProblem(f"{path} is read-only here and has schema {version}, not {SCHEMA_VERSION}: "
-                              "open it where it can be written (to migrate it) first", code="read_only")
+        raise DatabaseProblem(_("{path} is read-only here and has schema {version}, not {schema_version}: open it "
+                                "where it can be written (to migrate it) first").format(
+                                  path=path, version=version, schema_version=SCHEMA_VERSION), code="read_only")
     return conn
 
 
@@ -103,28 +107,33 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         pass  # another process created it first
     except OSError as exc:
-        raise DatabaseProblem(f"cannot create database {path}: {exc.strerror}") from None
+        raise DatabaseProblem(_("cannot create database {path}: {strerror}").format(
+                                  path=path, strerror=exc.strerror)) from None
 
 
 def translate(exc: sqlite3.Error, path=None) -> DatabaseProblem:
     """A plain one-line message for a database failure; never SQLite's raw text alone."""
     text = str(exc)
     if "disk is full" in text or "disk I/O error" in text:
-        return DatabaseProblem(f"{path or 'the database'}: the disk is full (or failing): nothing was written; "
-                               "free some space and run the command again", code="disk_full")
+        return DatabaseProblem(_("{value}: the disk is full (or failing): nothing was written; free some space and "
+                                 "run the command again").format(
+                                   value=path or 'the database'), code="disk_full")
     if "locked" in text or "busy" in text:
         return DatabaseProblem(
-            f"the database is busy: another vip command held it for over {busy_timeout():g} s; "
-            "nothing was written, try again",
+            _("the database is busy: another vip command held it for over {value:g} s; nothing was written, try "
+              "again").format(
+                value=busy_timeout()),
             code="busy",
         )
     if "readonly" in text or "read-only" in text:
-        return DatabaseProblem(f"{path or 'the database'} is read-only here (its folder can't be written): "
-                               "only reading commands work; nothing was written", code="read_only")
+        return DatabaseProblem(_("{value} is read-only here (its folder can't be written): only reading commands "
+                                 "work; nothing was written").format(
+                                   value=path or 'the database'), code="read_only")
     if "not a database" in text or "malformed" in text:
-        return DatabaseProblem(f"{path or 'the database'} is damaged or not a vipcli database ({text})",
+        return DatabaseProblem(_("{value} is damaged or not a vipcli database ({text})").format(
+                                   value=path or 'the database', text=text),
                                code="corrupt")
-    return DatabaseProblem(f"database error: {text}")
+    return DatabaseProblem(_("database error: {text}").format(text=text))
 
 
 # A bulk import defers this index (built once at its end, from sorted keys, instead of one random

@@ -6,6 +6,7 @@ from datetime import date
 
 from vipcli.dates import parse_date
 from vipcli.errors import InvalidInput, shown
+from vipcli.i18n import _
 
 MOBILE = "1[3-9][0-9]{9}"  # a mainland mobile number, as normalize_phone returns it
 _MOBILE = re.compile(MOBILE)
@@ -22,7 +23,8 @@ def normalize_phone(text: str, field: str = "phone") -> str:
     digits = _phone_digits(text)
     if digits is None or not _MOBILE.fullmatch(digits):
         raise InvalidInput(
-            f"{field}: {text!r} is not a mainland mobile number (11 digits starting 13-19)",
+            _("{field}: {text!r} is not a mainland mobile number (11 digits starting 13-19)").format(
+                field=field, text=text),
             code="bad_phone",
         )
     return digits
@@ -34,7 +36,8 @@ def parse_count(text: str, field: str, low: int, high: int) -> int:
 
     digits = (text or "").strip().translate(FULL_WIDTH)
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 12 and low <= int(digits) <= high):
-        raise InvalidInput(f"{field}: {shown(text)} is not a whole number from {low} to {high}", code=f"bad_{field}")
+        raise InvalidInput(_("{field}: {value} is not a whole number from {low} to {high}").format(
+                               field=field, value=shown(text), low=low, high=high), code=f"bad_{field}")
     return int(digits)
 
 
@@ -63,14 +66,16 @@ def check_id_number(text: str, field: str = "id_number") -> str:
     """An 18-character resident ID whose GB 11643 check character and birth date are right."""
     value = unicodedata.normalize("NFKC", text).strip().upper() if isinstance(text, str) else ""
     if len(value) != 18 or not value[:17].isdigit() or value[17] not in "0123456789X":
-        raise InvalidInput(f"{field}: must be 18 characters, 17 digits and a digit or X", code="bad_id")
+        raise InvalidInput(_("{field}: must be 18 characters, 17 digits and a digit or X").format(
+                               field=field), code="bad_id")
     total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS))
     if _ID_CHECK[total % 11] != value[17]:
-        raise InvalidInput(f"{field}: check character is wrong (typo?)", code="bad_id")
+        raise InvalidInput(_("{field}: check character is wrong (typo?)").format(field=field), code="bad_id")
     try:
         date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
-        raise InvalidInput(f"{field}: the birth date inside it is not a date", code="bad_id") from None
+        raise InvalidInput(_("{field}: the birth date inside it is not a date").format(
+                               field=field), code="bad_id") from None
     return value
 
 
@@ -81,16 +86,16 @@ def parse_gender(text: str) -> str:
     value = text.strip().upper() if isinstance(text, str) else ""
     value = GENDER_NAMES.get(value, value)
     if value not in ("F", "M"):
-        raise InvalidInput(f"gender: {text!r} must be F or M", code="bad_gender")
+        raise InvalidInput(_("gender: {text!r} must be F or M").format(text=text), code="bad_gender")
     return value
 
 
 def parse_birthday(text: str, today: date) -> date:
     value = parse_date(text, "birthday")
     if value > today:
-        raise InvalidInput(f"birthday: {text!r} is in the future", code="bad_date")
+        raise InvalidInput(_("birthday: {text!r} is in the future").format(text=text), code="bad_date")
     if value.year < 1900:
-        raise InvalidInput(f"birthday: {text!r} is before 1900", code="bad_date")
+        raise InvalidInput(_("birthday: {text!r} is before 1900").format(text=text), code="bad_date")
     return value
 
 
@@ -98,18 +103,19 @@ def clean_text(text: str, field: str, max_length: int) -> str:
     """Free text (name, address, note): trimmed, no control characters, bounded length."""
     value = unicodedata.normalize("NFC", text).strip() if isinstance(text, str) else ""
     if not value:
-        raise InvalidInput(f"{field}: must not be empty", code="bad_text")
+        raise InvalidInput(_("{field}: must not be empty").format(field=field), code="bad_text")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
-        raise InvalidInput(f"{field}: contains control or invalid characters", code="bad_text")
+        raise InvalidInput(_("{field}: contains control or invalid characters").format(field=field), code="bad_text")
     if len(value) > max_length:
-        raise InvalidInput(f"{field}: longer than {max_length} characters", code="bad_text")
+        raise InvalidInput(_("{field}: longer than {max_length} characters").format(
+                               field=field, max_length=max_length), code="bad_text")
     return value
 
 
 def check_email(text: str) -> str:
     value = text.strip() if isinstance(text, str) else ""
     if len(value) > 254 or not _EMAIL.fullmatch(value):
-        raise InvalidInput(f"email: {text!r} is not an e-mail address", code="bad_email")
+        raise InvalidInput(_("email: {text!r} is not an e-mail address").format(text=text), code="bad_email")
     return value
 
 
@@ -117,7 +123,7 @@ def check_store(text: str) -> str:
     value = text.strip() if isinstance(text, str) else ""
     if not _STORE.fullmatch(value):
         raise InvalidInput(
-            f"store: {text!r} must be 1-20 letters, digits, '-' or '_'", code="bad_store"
+            _("store: {text!r} must be 1-20 letters, digits, '-' or '_'").format(text=text), code="bad_store"
         )
     return value
 

@@ -16,6 +16,7 @@ from datetime import datetime
 from vipcli.dates import iso
 from vipcli.errors import Refused
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 
 HELD = "(remaining < 0 OR expires_at > ?)"  # a lot that counts in a balance at a moment: debt, or unexpired
@@ -148,16 +149,18 @@ def redeem(conn, rules: Rules, card_no: str, points: int, at: datetime, operator
     """Spend points, lots that expire first first (第二十条/第二十一条). Returns the new balance."""
     if at.month not in rules.redeem_months:
         months = ", ".join(str(m) for m in rules.redeem_months)
-        raise Refused(f"points can be redeemed only in months {months}", code="redeem_season")
+        raise Refused(_("points can be redeemed only in months {months}").format(
+                          months=months), code="redeem_season")
     held = balance(conn, card_no, at)
     if held < 0:
-        raise Refused(f"the points balance is negative ({held}); redemption is blocked",
+        raise Refused(_("the points balance is negative ({held}); redemption is blocked").format(held=held),
                       code="negative_balance")
     available = usable(conn, card_no, at)
     if points > available:
         waiting = held - available
         extra = f" ({waiting} more become usable later)" if waiting > 0 else ""
-        raise Refused(f"insufficient points: {available} available, {points} asked{extra}",
+        raise Refused(_("insufficient points: {available} available, {points} asked{extra}").format(
+                          available=available, points=points, extra=extra),
                       code="insufficient_points")
     _consume(conn, card_no, points, at, operator, "redeem", reason, usable_only=True)
     return held - points
@@ -188,7 +191,8 @@ def adjust(conn, rules: Rules, card_no: str, points: int, at: datetime, operator
     else:
         held = balance(conn, card_no, at)
         if -points > held:
-            raise Refused(f"can't take {-points} points: the balance is {held}", code="insufficient_points")
+            raise Refused(_("can't take {value} points: the balance is {held}").format(
+                              value=-points, held=held), code="insufficient_points")
         _consume(conn, card_no, -points, at, operator, "adjust", reason, usable_only=False)
     return balance(conn, card_no, at)
 
@@ -220,8 +224,8 @@ def expire(conn, as_of: datetime, operator: str, chunk: int = EXPIRY_CHUNK) -> d
             conn.executemany("INSERT INTO ledger(card_no, lot_id, kind, delta, at, operator, reason) "
                              "VALUES (?, ?, 'expire', ?, ?, ?, 'past expiry')",
                              [(card, lot, -left, stamp, operator) for lot, card, left in lots])
-            conn.executemany("UPDATE point_lots SET remaining = 0 WHERE id = ?", [(lot,) for lot, _, _ in lots])
-        for _, card, left in lots:
+            conn.executemany("UPDATE point_lots SET remaining = 0 WHERE id = ?", [(lot,) for lot, _card, _left in lots])
+        for _lot, card, left in lots:
             per_card[card] += left
         if len(lots) < chunk:
             return dict(per_card)

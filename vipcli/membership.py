@@ -9,6 +9,7 @@ from vipcli.dates import iso
 from vipcli.auditlog import audit
 from vipcli.errors import InvalidInput, Refused
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 # What each lifecycle step does to the card of a CARD/PHONE: (conn, rules, card_no, now, operator, force)
 LIFECYCLE = {
@@ -24,9 +25,9 @@ def card_step(conn, rules: Rules, ref: str, step: str, now: datetime, operator: 
     card may just have changed)."""
     from vipcli import archive
 
-    _, card = archive.resolve(conn, rules, ref)
+    _customer, card = archive.resolve(conn, rules, ref)
     if card is None:
-        raise Refused("this customer has no card", code="no_card")
+        raise Refused(_("this customer has no card"), code="no_card")
     data = LIFECYCLE[step](conn, rules, card["card_no"], now, operator, force)
     audit(conn, now, operator, step + (" --force" if force else ""), card["card_no"],
           **{k: v for k, v in data.items() if k in ("new_card_no", "valid_to", "forced")})
@@ -45,10 +46,11 @@ def renew_all(conn, rules: Rules, now: datetime, operator: str, force: bool, dry
     from vipcli.db import let_waiters_in, transaction
 
     if rules.renewal_month is None:
-        raise Refused("cards of these rules do not expire; there is nothing to renew", code="no_renewal")
+        raise Refused(_("cards of these rules do not expire; there is nothing to renew"), code="no_renewal")
     if now.month != rules.renewal_month and not force:
-        raise InvalidInput(f"renew --all runs in the renewal month ({rules.renewal_month}); "
-                           "use --force outside it (audited)", code="outside_renewal_window")
+        raise InvalidInput(_("renew --all runs in the renewal month ({renewal_month}); use --force outside it "
+                             "(audited)").format(
+                               renewal_month=rules.renewal_month), code="outside_renewal_window")
     renewed, last = [], ""
     while True:
         with transaction(conn, dry_run=dry_run):
@@ -71,7 +73,7 @@ def end(conn, rules: Rules, ref: str, reason: str, now: datetime, operator: str,
 
     customer, card = archive.resolve(conn, rules, ref)
     if card is None and not erase:
-        raise Refused("this customer has no card", code="no_card")
+        raise Refused(_("this customer has no card"), code="no_card")
     if card is None:
         done = erase_prospect(conn, customer["id"], now)
     else:
@@ -94,7 +96,8 @@ def erase_prospect(conn, customer_id: int, at: datetime) -> dict:
 def cancel(conn, card_no: str, reason: str, at: datetime, operator: str, erase: bool) -> dict:
     card = cards.get(conn, card_no)
     if card["status"] in ("replaced", "cancelled") and not erase:
-        raise Refused(f"card {card_no} is {card['status']}; nothing to cancel", code=f"card_{card['status']}")
+        raise Refused(_("card {card_no} is {status}; nothing to cancel").format(
+                          card_no=card_no, status=cards.status_label(card['status'])), code=f"card_{card['status']}")
     forfeited = 0
     if card["status"] not in ("replaced", "cancelled"):
         forfeited = ledger.forfeit(conn, card_no, at, operator, f"membership cancelled: {reason}")
@@ -113,7 +116,8 @@ def erase_personal_data(conn, customer_id: int, at: datetime) -> bool:
         return False
     live = cards.live_card(conn, customer_id)
     if live is not None:
-        raise Refused(f"customer {customer_id} still holds card {live['card_no']}; cancel it first",
+        raise Refused(_("customer {customer_id} still holds card {card_no}; cancel it first").format(
+                          customer_id=customer_id, card_no=live['card_no']),
                       code="has_card")
     sets = ", ".join(f"{c} = NULL" for c in PERSONAL_COLUMNS)
     conn.execute(f"UPDATE customers SET {sets}, prefs = '{{}}', erased_at = ? WHERE id = ?", (iso(at), customer_id))

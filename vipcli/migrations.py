@@ -7,6 +7,7 @@ import sqlite3
 from vipcli.dates import iso, now
 from vipcli.db import transaction
 from vipcli.errors import DatabaseProblem
+from vipcli.i18n import _
 
 MIGRATIONS: list[tuple[str, str]] = [
     (
@@ -243,8 +244,9 @@ def migrate(conn: sqlite3.Connection) -> None:
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current > SCHEMA_VERSION:
         raise DatabaseProblem(
-            f"this database has schema version {current}, newer than this vipcli knows "
-            f"({SCHEMA_VERSION}); upgrade vipcli",
+            _("this database has schema version {current}, newer than this vipcli knows ({schema_version}); "
+              "upgrade vipcli").format(
+                current=current, schema_version=SCHEMA_VERSION),
             code="newer_schema",
         )
     if current == SCHEMA_VERSION:

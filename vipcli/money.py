@@ -8,6 +8,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from vipcli.errors import InvalidInput, shown
+from vipcli.i18n import _
 
 # Full-width digits and point, as a Chinese input method types them; nothing else is folded
 # (superscripts, circled or mathematical digits are not amounts).
@@ -31,7 +32,8 @@ def parse_yuan(text: str, field: str = "amount") -> int:
         match = _YUAN.fullmatch(dressed.group(1).replace(",", "")) if dressed else None
     if not match:
         raise InvalidInput(
-            f"{field}: {shown(text)} is not an amount in yuan (at most two decimals, e.g. 880.50, ¥1,000 or 1000元)",
+            _("{field}: {value} is not an amount in yuan (at most two decimals, e.g. 880.50, ¥1,000 or 1000元)").format(
+                field=field, value=shown(text)),
             code="bad_amount",
         )
     whole, cents = match.group(1), (match.group(2) or "").ljust(2, "0")

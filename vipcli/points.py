@@ -7,13 +7,14 @@ from vipcli import archive, ledger
 from vipcli.auditlog import audit
 from vipcli.errors import Refused
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 
 def statement(conn, rules: Rules, ref: str, now: datetime) -> dict:
     """`vip points`: a card's balance, what is usable now, its lots with their expiry, recent entries."""
     customer, card = archive.resolve(conn, rules, ref)
     if card is None:
-        raise Refused(f"customer {customer['id']} has no card, so no points", code="no_card")
+        raise Refused(_("customer {id} has no card, so no points").format(id=customer['id']), code="no_card")
     number = card["card_no"]
     return {"card_no": number, "points_balance": ledger.balance(conn, number, now),
             "usable": ledger.usable(conn, number, now), "lots": ledger.lots(conn, number, now),
@@ -44,9 +45,9 @@ def _expiry_report(as_of: datetime, per_card: dict[str, int]) -> dict:
 
 def adjust(conn, rules: Rules, ref: str, amount: int, reason: str, now: datetime, operator: str) -> dict:
     """Add (or with a negative amount take, never below zero) points on a current card by hand."""
-    _, card = archive.resolve(conn, rules, ref)
+    _customer, card = archive.resolve(conn, rules, ref)
     if card is None or card["status"] in ("replaced", "cancelled"):
-        raise Refused("only a current card's points can be adjusted", code="no_card")
+        raise Refused(_("only a current card's points can be adjusted"), code="no_card")
     left = ledger.adjust(conn, rules, card["card_no"], amount, now, operator, reason)
     audit(conn, now, operator, "points adjust", card["card_no"], points=amount, reason=reason)
     return {"card_no": card["card_no"], "points_adjusted": amount, "points_balance": left}

@@ -12,6 +12,7 @@ from vipcli.rulebook import rules_version
 from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.money import format_fen
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 
 def refund(conn, rules: Rules, receipt: str, amount: int | None, now: datetime, operator: str) -> dict:
@@ -20,15 +21,17 @@ def refund(conn, rules: Rules, receipt: str, amount: int | None, now: datetime, 
     tier and a qualified card are held to what the remaining purchases earn (`rules`: in force)."""
     purchase = conn.execute("SELECT * FROM purchases WHERE receipt = ?", (receipt,)).fetchone()
     if purchase is None:
-        raise NotFound(f"receipt {receipt} is not on record", code="unknown_receipt")
+        raise NotFound(_("receipt {receipt} is not on record").format(receipt=receipt), code="unknown_receipt")
     left = purchase["paid"] - purchase["refunded"]
     if left <= 0:
-        raise Refused(f"receipt {receipt} is already fully refunded", code="already_refunded")
+        raise Refused(_("receipt {receipt} is already fully refunded").format(
+                          receipt=receipt), code="already_refunded")
     amount = left if amount is None else amount
     if amount <= 0:
-        raise InvalidInput("amount: a refund must be more than 0.00", code="bad_amount")
+        raise InvalidInput(_("amount: a refund must be more than 0.00"), code="bad_amount")
     if amount > left:
-        raise Refused(f"receipt {receipt}: only {format_fen(left)} can still be refunded",
+        raise Refused(_("receipt {receipt}: only {value} can still be refunded").format(
+                          receipt=receipt, value=format_fen(left)),
                       code="refund_too_large")
     reversed_before = conn.execute(
         "SELECT COALESCE(SUM(points_reversed), 0) FROM refunds WHERE purchase_id = ?", (purchase["id"],)

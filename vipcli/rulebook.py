@@ -9,6 +9,7 @@ from vipcli.dates import iso, now
 from vipcli.db import transaction
 from vipcli.errors import NotFound, Refused
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 
 def current_rules(conn) -> Rules:
@@ -27,7 +28,7 @@ def current_rules(conn) -> Rules:
 def rules_version(conn, version: int) -> Rules:
     row = conn.execute("SELECT body FROM rules WHERE version = ?", (version,)).fetchone()
     if row is None:
-        raise NotFound(f"rules version {version} is not in this database")
+        raise NotFound(_("rules version {version} is not in this database").format(version=version))
     return rulefile.parse(row["body"], version)
 
 
@@ -49,7 +50,8 @@ def initialise(conn, text: str, source: str, operator: str, at: datetime, where:
     """`vip init`: the first rules stored (their version returned); refused on a database that has them."""
     with transaction(conn):
         if has_rules(conn):
-            raise Refused(f"{where} is already initialised (use `vip rules load` to change rules)",
+            raise Refused(_("{where} is already initialised (use `vip rules load` to change rules)").format(
+                              where=where),
                           code="already_initialised")
         version = store_rules(conn, text, source, operator)
         audit(conn, at, operator, "init", where, rules_version=version)

@@ -9,6 +9,7 @@ from vipcli.errors import InvalidInput
 from vipcli.money import parse_yuan
 from vipcli.rules import (CHANNELS, MESSAGE_FIELDS, MESSAGE_KINDS, Contact, CustomerClass, Reward, Rules, Tier,
                           Window)
+from vipcli.i18n import _
 
 
 
@@ -26,7 +27,7 @@ def default_text(profile: str = "store") -> str:
     try:
         return resources.files("vipcli.profiles").joinpath(f"{profile}.toml").read_text("utf-8")
     except FileNotFoundError:
-        raise InvalidInput(f"profile: no built-in profile named {profile!r}") from None
+        raise InvalidInput(_("profile: no built-in profile named {profile!r}").format(profile=profile)) from None
 
 
 def parse(text: str, version: int = 0) -> Rules:
@@ -34,7 +35,7 @@ def parse(text: str, version: int = 0) -> Rules:
     try:
         data = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"rules: not valid TOML ({exc})") from None
+        raise RulesError(_("rules: not valid TOML ({exc})").format(exc=exc)) from None
     reader = _Reader(data)
     rules = reader.build()
     return _replace(rules, text=text, version=version)
@@ -74,7 +75,7 @@ class _Reader:
         default_region = self._region(card, "card.default_region", region_digits)
         stores = card.get("store_regions", {})
         if not isinstance(stores, dict):
-            raise RulesError("card.store_regions: must be a table of store = region")
+            raise RulesError(_("card.store_regions: must be a table of store = region"))
         store_regions = {
             str(k): self._region(stores, f"card.store_regions.{k}", region_digits) for k in stores
         }
@@ -115,11 +116,11 @@ class _Reader:
                                               required=False))
         )
         if len({r.code for r in rewards}) != len(rewards):
-            raise RulesError("rewards: reward codes must be unique")
+            raise RulesError(_("rewards: reward codes must be unique"))
         redeem_months = pts.get("redeem_months", list(range(1, 13)))
         if (not isinstance(redeem_months, list) or not redeem_months
                 or any(type(m) is not int or not 1 <= m <= 12 for m in redeem_months)):
-            raise RulesError("points.redeem_months: must be a non-empty list of months 1-12")
+            raise RulesError(_("points.redeem_months: must be a non-empty list of months 1-12"))
         return Rules(
             name=self._str(profile, "profile.name"),
             description=self._str(profile, "profile.description"),
@@ -159,7 +160,7 @@ class _Reader:
     def _gifts(self, d: dict, tiers: tuple[Tier, ...]) -> dict:
         if "gifts" not in d:
             if any(t.gifts_per_year for t in tiers):
-                raise RulesError("gifts: a tier has gifts_per_year but there is no [gifts] table (name, value)")
+                raise RulesError(_("gifts: a tier has gifts_per_year but there is no [gifts] table (name, value)"))
             return {}
         table = self._table(d, "gifts", {"name", "value"})
         return {"gift_name": self._str(table, "gifts.name"), "gift_value": self._money(table, "gifts.value")}
@@ -174,11 +175,13 @@ class _Reader:
             try:
                 names = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
             except ValueError:
-                raise RulesError(f"messages.{kind}: unbalanced braces") from None
+                raise RulesError(_("messages.{kind}: unbalanced braces").format(kind=kind)) from None
             unknown = names - set(MESSAGE_FIELDS)
             if unknown:
-                raise RulesError(f"messages.{kind}: unknown placeholder {{{sorted(unknown)[0]}}} "
-                                 f"(use {', '.join('{' + f + '}' for f in MESSAGE_FIELDS)})")
+                raise RulesError(_("messages.{kind}: unknown placeholder {{{value}}} (use {value2})").format(
+                                     kind=kind,
+                                     value=sorted(unknown)[0],
+                                     value2=', '.join(('{' + f + '}' for f in MESSAGE_FIELDS))))
             out[kind] = text
         return out
 
@@ -187,30 +190,33 @@ class _Reader:
     @staticmethod
     def _check_tiers(tiers: tuple[Tier, ...]) -> None:
         if len({t.code for t in tiers}) != len(tiers):
-            raise RulesError("tiers.levels: tier codes must be unique")
+            raise RulesError(_("tiers.levels: tier codes must be unique"))
         if tiers[0].single_purchase != 0 or tiers[0].spend != 0:
-            raise RulesError("tiers.levels[0]: the first (base) tier must have thresholds 0.00")
+            raise RulesError(_("tiers.levels[0]: the first (base) tier must have thresholds 0.00"))
         for i in range(1, len(tiers)):
             low, high = tiers[i - 1], tiers[i]
             if high.single_purchase <= low.single_purchase or high.spend <= low.spend:
                 raise RulesError(
-                    f"tiers.levels[{i}]: thresholds overlap tier {low.code!r} "
-                    "(each tier must need more than the one before)"
+                    _("tiers.levels[{i}]: thresholds overlap tier {code!r} (each tier must need more than the one "
+                      "before)").format(
+                        i=i, code=low.code)
                 )
             if high.rate > low.rate:
-                raise RulesError(f"tiers.levels[{i}].rate: a higher tier may not have a worse rate")
+                raise RulesError(_("tiers.levels[{i}].rate: a higher tier may not have a worse rate").format(i=i))
 
     @staticmethod
     def _check_descending(levels: tuple[CustomerClass, ...], key: str) -> None:
         if len({c.code for c in levels}) != len(levels):
-            raise RulesError(f"{key}: class codes must be unique")
+            raise RulesError(_("{key}: class codes must be unique").format(key=key))
         for i in range(1, len(levels)):
             if (levels[i].min_purchases > levels[i - 1].min_purchases
                     or levels[i].min_spend > levels[i - 1].min_spend):
-                raise RulesError(f"{key}[{i}]: classes must go from the highest to the lowest")
+                raise RulesError(_("{key}[{i}]: classes must go from the highest to the lowest").format(
+                                     key=key, i=i))
         last = levels[-1]
         if last.min_purchases or last.min_spend:
-            raise RulesError(f"{key}[{len(levels) - 1}]: the last class must take everyone (0 and 0.00)")
+            raise RulesError(_("{key}[{value}]: the last class must take everyone (0 and 0.00)").format(
+                                 key=key, value=len(levels) - 1))
 
     # field readers
 
@@ -219,7 +225,7 @@ class _Reader:
         for key in table:
             if key not in allowed:
                 where = f"{path}.{key}" if path else key
-                raise RulesError(f"{where}: unknown key")
+                raise RulesError(_("{where}: unknown key").format(where=where))
 
     def _contacts(self, level: dict, path: str) -> tuple[Contact, ...]:
         """`contacts = [{channel, months}, ...]` (any one kept up is enough); rules stored before
@@ -228,19 +234,19 @@ class _Reader:
             return (Contact(self._choice(level, f"{path}.channel", CHANNELS),
                             self._int(level, f"{path}.interval_months", 1, 120)),)
         if "channel" in level or "interval_months" in level:
-            raise RulesError(f"{path}: give contacts, or channel and interval_months, not both")
+            raise RulesError(_("{path}: give contacts, or channel and interval_months, not both").format(path=path))
         items = self._array(level, f"{path}.contacts", {"channel", "months"})
         contacts = tuple(Contact(self._choice(c, f"{path}.contacts[{j}].channel", CHANNELS),
                                  self._int(c, f"{path}.contacts[{j}].months", 1, 120))
                          for j, c in enumerate(items))
         if len({c.channel for c in contacts}) != len(contacts):
-            raise RulesError(f"{path}.contacts: a channel appears twice")
+            raise RulesError(_("{path}.contacts: a channel appears twice").format(path=path))
         return contacts
 
     def _table(self, parent: dict, key: str, allowed: set[str]) -> dict:
         value = parent.get(key)
         if not isinstance(value, dict):
-            raise RulesError(f"{key}: missing table [{key}]")
+            raise RulesError(_("{key}: missing table [{key}]").format(key=key))
         self._only(value, key, allowed)
         return value
 
@@ -248,10 +254,10 @@ class _Reader:
         key = path.rsplit(".", 1)[-1]
         value = parent.get(key, None if required else [])
         if not isinstance(value, list) or (required and not value):
-            raise RulesError(f"{path}: must be a non-empty array of tables [[{path}]]")
+            raise RulesError(_("{path}: must be a non-empty array of tables [[{path}]]").format(path=path))
         for i, item in enumerate(value):
             if not isinstance(item, dict):
-                raise RulesError(f"{path}[{i}]: must be a table")
+                raise RulesError(_("{path}[{i}]: must be a table").format(path=path, i=i))
             self._only(item, f"{path}[{i}]", allowed)
         return value
 
@@ -259,71 +265,75 @@ class _Reader:
     def _get(table: dict, path: str):
         key = path.rsplit(".", 1)[-1]
         if key not in table:
-            raise RulesError(f"{path}: missing")
+            raise RulesError(_("{path}: missing").format(path=path))
         return table[key]
 
     def _int(self, table: dict, path: str, low: int, high: int) -> int:
         value = self._get(table, path)
         if type(value) is not int:
-            raise RulesError(f"{path}: must be an integer")
+            raise RulesError(_("{path}: must be an integer").format(path=path))
         if not low <= value <= high:
-            raise RulesError(f"{path}: {value} is out of range {low}..{high}")
+            raise RulesError(_("{path}: {value} is out of range {low}..{high}").format(
+                                 path=path, value=value, low=low, high=high))
         return value
 
     def _bool(self, table: dict, path: str) -> bool:
         value = self._get(table, path)
         if type(value) is not bool:
-            raise RulesError(f"{path}: must be true or false")
+            raise RulesError(_("{path}: must be true or false").format(path=path))
         return value
 
     def _str(self, table: dict, path: str) -> str:
         value = self._get(table, path)
         if not isinstance(value, str) or not value.strip():
-            raise RulesError(f"{path}: must be a non-empty string")
+            raise RulesError(_("{path}: must be a non-empty string").format(path=path))
         return value
 
     def _code(self, table: dict, path: str) -> str:
         value = self._str(table, path)
         if not value.replace("_", "").isalnum() or not value.isascii() or len(value) > 20:
-            raise RulesError(f"{path}: {value!r} must be a short ASCII code (letters, digits, _)")
+            raise RulesError(_("{path}: {value!r} must be a short ASCII code (letters, digits, _)").format(
+                                 path=path, value=value))
         return value
 
     def _choice(self, table: dict, path: str, choices: tuple[str, ...]) -> str:
         value = self._get(table, path)
         if value not in choices:
-            raise RulesError(f"{path}: {value!r} must be one of {', '.join(choices)}")
+            raise RulesError(_("{path}: {value!r} must be one of {value2}").format(
+                                 path=path, value=value, value2=', '.join(choices)))
         return value
 
     def _region(self, table: dict, path: str, digits: int) -> str:
         value = table.get(path.rsplit(".", 1)[-1])
         if not isinstance(value, str) or not value.isdigit() or len(value) != digits:
-            raise RulesError(f"{path}: must be a string of {digits} digits")
+            raise RulesError(_("{path}: must be a string of {digits} digits").format(path=path, digits=digits))
         return value
 
     def _money(self, table: dict, path: str, positive: bool = False) -> int:
         value = self._get(table, path)
         if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
-            raise RulesError(f"{path}: must be an amount in yuan, e.g. \"1000.00\"")
+            raise RulesError(_("{path}: must be an amount in yuan, e.g. \"1000.00\"").format(path=path))
         try:
             fen = parse_yuan(str(value), path)
         except InvalidInput as exc:
             raise RulesError(str(exc)) from None
         if positive and fen <= 0:
-            raise RulesError(f"{path}: must be more than 0")
+            raise RulesError(_("{path}: must be more than 0").format(path=path))
         return fen
 
     def _rate(self, table: dict, path: str) -> Decimal:
         value = self._get(table, path)
         if isinstance(value, bool) or not isinstance(value, (str, Decimal, int)):
-            raise RulesError(f"{path}: must be a rate such as \"0.88\"")
+            raise RulesError(_("{path}: must be a rate such as \"0.88\"").format(path=path))
         try:
             rate = Decimal(str(value))
         except InvalidOperation:
-            raise RulesError(f"{path}: {value!r} is not a rate such as \"0.88\"") from None
+            raise RulesError(_("{path}: {value!r} is not a rate such as \"0.88\"").format(
+                                 path=path, value=value)) from None
         if not rate.is_finite() or not Decimal(0) < rate <= Decimal(1):
-            raise RulesError(f"{path}: {value} must be more than 0 and at most 1")
+            raise RulesError(_("{path}: {value} must be more than 0 and at most 1").format(path=path, value=value))
         if rate.as_tuple().exponent < -4:
-            raise RulesError(f"{path}: at most 4 decimals")
+            raise RulesError(_("{path}: at most 4 decimals").format(path=path))
         return rate
 
 
@@ -333,9 +343,10 @@ def read_rules_file(path: str) -> str:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()
     except FileNotFoundError:
-        raise InvalidInput(f"rules: no such file {path}", code="bad_rules") from None
+        raise InvalidInput(_("rules: no such file {path}").format(path=path), code="bad_rules") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"rules: can't read {path} ({exc})", code="bad_rules") from None
+        raise InvalidInput(_("rules: can't read {path} ({exc})").format(
+                               path=path, exc=exc), code="bad_rules") from None
     parse(text)
     return text
 
@@ -346,7 +357,7 @@ def with_default_region(text: str, region: str) -> str:
 
     pattern = re.compile(r'^(default_region\s*=\s*)"[^"]*"', re.MULTILINE)
     if len(pattern.findall(text)) != 1:
-        raise RulesError("card.default_region: can't set the region of this profile with --region")
+        raise RulesError(_("card.default_region: can't set the region of this profile with --region"))
     changed = pattern.sub(lambda m: f'{m.group(1)}"{region}"', text)
     parse(changed)
     return changed

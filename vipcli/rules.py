@@ -13,6 +13,7 @@ from decimal import Decimal
 from vipcli.dates import months_after, months_before, start_of_next_year
 from vipcli.errors import InvalidInput
 from vipcli.money import apply_rate, format_fen
+from vipcli.i18n import _
 
 CHANNELS = ("phone", "visit", "sms", "email", "letter")
 CHANNEL_NAMES = {"电话": "phone", "上门": "visit", "短信": "sms", "邮件": "email", "信函": "letter"}  # as a clerk types them
@@ -26,8 +27,10 @@ def channel_code(text: str) -> str:
     value = text.strip().lower() if isinstance(text, str) else ""
     value = CHANNEL_NAMES.get(value, value)
     if value not in CHANNELS:
-        raise InvalidInput(f"channel: {text!r} must be one of {', '.join(CHANNELS)} "
-                           f"({', '.join(CHANNEL_NAMES)})", code="bad_channel")
+        raise InvalidInput(_("channel: {text!r} must be one of {value} ({value2})").format(
+                               text=text,
+                               value=', '.join(CHANNELS),
+                               value2=', '.join(CHANNEL_NAMES)), code="bad_channel")
     return value
 
 
@@ -145,7 +148,8 @@ class Rules:
         for tier in self.tiers:
             if code in (tier.code, tier.name):
                 return tier
-        raise InvalidInput(f"tier: {code!r} is not a tier of these rules ({self.tier_codes()})")
+        raise InvalidInput(_("tier: {code!r} is not a tier of these rules ({value})").format(
+                               code=code, value=self.tier_codes()))
 
     def tier_codes(self) -> str:
         return ", ".join(t.code for t in self.tiers)
@@ -276,4 +280,5 @@ class Rules:
             if reward.code == code:
                 return reward
         codes = ", ".join(r.code for r in self.rewards)
-        raise InvalidInput(f"reward: {code!r} is not in the catalog ({codes})", code="bad_reward")
+        raise InvalidInput(_("reward: {code!r} is not in the catalog ({codes})").format(
+                               code=code, codes=codes), code="bad_reward")

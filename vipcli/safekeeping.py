@@ -8,6 +8,7 @@ from pathlib import Path
 from vipcli import auditlog, db
 from vipcli.errors import DatabaseProblem, InvalidInput, Refused
 from vipcli.migrations import SCHEMA_VERSION
+from vipcli.i18n import _
 
 
 def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -> dict:
@@ -17,7 +18,7 @@ def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -
     from vipcli.io.files import atomic_output
 
     if Path(dest).is_dir():
-        raise InvalidInput(f"backup: {dest} is a folder; give a file name", code="bad_path")
+        raise InvalidInput(_("backup: {dest} is a folder; give a file name").format(dest=dest), code="bad_path")
     with atomic_output(dest, mode=None, own=is_vipcli_database, force=force) as temp:
         copy = sqlite3.connect(temp)
         try:
@@ -29,7 +30,8 @@ def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -
         finally:
             copy.close()
         if problems:
-            raise DatabaseProblem(f"the backup copy failed its integrity check: {problems[0]}", code="corrupt")
+            raise DatabaseProblem(_("the backup copy failed its integrity check: {value}").format(
+                                      value=problems[0]), code="corrupt")
         size = os.path.getsize(temp)
     from vipcli import vault
 
@@ -44,14 +46,16 @@ def export_key(conn, dest: str, now: datetime, operator: str) -> dict:
     from vipcli import vault
 
     if not vault.has_key(conn):
-        raise Refused("this database has no ID-number key yet (no ID number was ever stored)", code="no_key")
+        raise Refused(_("this database has no ID-number key yet (no ID number was ever stored)"), code="no_key")
     source = vault.key_path(conn)
     vault.open_vault(conn, create=False)  # the right key, or exit 4 before anything is copied
     target = Path(dest)
     if target.exists() or target.is_symlink():
-        raise InvalidInput(f"key export: {dest} already exists; give a new file name", code="bad_path")
+        raise InvalidInput(_("key export: {dest} already exists; give a new file name").format(
+                               dest=dest), code="bad_path")
     if not target.parent.is_dir():
-        raise InvalidInput(f"key export: folder {target.parent} does not exist", code="bad_path")
+        raise InvalidInput(_("key export: folder {parent} does not exist").format(
+                               parent=target.parent), code="bad_path")
     fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(source.read_bytes())
@@ -82,7 +86,7 @@ def check_source(src: str) -> int:
     """A restore source must be a readable vipcli database this version understands."""
     path = Path(src)
     if not path.is_file():
-        raise InvalidInput(f"restore: {src} does not exist", code="bad_path")
+        raise InvalidInput(_("restore: {src} does not exist").format(src=src), code="bad_path")
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
@@ -92,13 +96,16 @@ def check_source(src: str) -> int:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise DatabaseProblem(f"restore: {src} is not a database ({exc})", code="corrupt") from None
+        raise DatabaseProblem(_("restore: {src} is not a database ({exc})").format(
+                                  src=src, exc=exc), code="corrupt") from None
     if problems:
-        raise DatabaseProblem(f"restore: {src} fails its integrity check: {problems[0]}", code="corrupt")
+        raise DatabaseProblem(_("restore: {src} fails its integrity check: {value}").format(
+                                  src=src, value=problems[0]), code="corrupt")
     if not {"customers", "cards", "purchases", "ledger", "rules"} <= tables or version < 1:
-        raise DatabaseProblem(f"restore: {src} is not a vipcli database", code="corrupt")
+        raise DatabaseProblem(_("restore: {src} is not a vipcli database").format(src=src), code="corrupt")
     if version > SCHEMA_VERSION:
-        raise DatabaseProblem(f"restore: {src} has schema {version}, newer than this vipcli ({SCHEMA_VERSION})",
+        raise DatabaseProblem(_("restore: {src} has schema {version}, newer than this vipcli ({schema_version})").format(
+                                  src=src, version=version, schema_version=SCHEMA_VERSION),
                               code="newer_schema")
     return version
 
@@ -117,7 +124,8 @@ def restore(target: Path, src: str, yes: bool) -> dict:
         finally:
             probe.close()
     if has_data and not yes:
-        raise Refused(f"{target} holds data; restoring replaces all of it (add --yes)", code="needs_yes")
+        raise Refused(_("{target} holds data; restoring replaces all of it (add --yes)").format(
+                          target=target), code="needs_yes")
     source = sqlite3.connect(f"file:{src}?mode=ro", uri=True)
     try:
         live = db.connect_raw(target, create=True)
@@ -186,6 +194,6 @@ def rotate_key(conn, now: datetime, operator: str) -> dict:
             retired = vault_mod.retire(path)
             os.replace(pending, path)
     except BlockingIOError:
-        raise Refused("another key rotation is running; try again when it has finished",
+        raise Refused(_("another key rotation is running; try again when it has finished"),
                       code="rotation_running") from None
     return {"key_file": str(path), "reencrypted": len(rows), "old_key": str(retired)}

@@ -9,6 +9,7 @@ from vipcli.auditlog import audit
 from vipcli.errors import InvalidInput, NotFound, Refused
 from vipcli.money import format_fen
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 
 @dataclass(slots=True)
@@ -29,20 +30,23 @@ class Sale:
 
 def validate_sale(sale: Sale, rules: Rules, now: datetime) -> None:
     if (sale.card_no is None) == (sale.phone is None):
-        raise InvalidInput("give a card number or --phone, not both", code="bad_usage")
+        raise InvalidInput(_("give a card number or --phone, not both"), code="bad_usage")
     for name, value in (("amount", sale.regular), ("promo", sale.promo), ("paid", sale.paid)):
         if value is not None and value > rules.max_amount:
-            raise InvalidInput(f"{name}: {format_fen(value)} is above the limit of "
-                               f"{format_fen(rules.max_amount)} (limits.max_amount)", code="bad_amount")
+            raise InvalidInput(_("{name}: {value} is above the limit of {value2} (limits.max_amount)").format(
+                                   name=name,
+                                   value=format_fen(value),
+                                   value2=format_fen(rules.max_amount)), code="bad_amount")
     if sale.regular + sale.promo <= 0:
-        raise InvalidInput("amount: the purchase must be more than 0.00", code="bad_amount")
+        raise InvalidInput(_("amount: the purchase must be more than 0.00"), code="bad_amount")
     if sale.paid is not None and sale.paid > sale.regular + sale.promo:
-        raise InvalidInput(f"paid: {format_fen(sale.paid)} is more than the list price "
-                           f"{format_fen(sale.regular + sale.promo)}", code="bad_amount")
+        raise InvalidInput(_("paid: {value} is more than the list price {value2}").format(
+                               value=format_fen(sale.paid),
+                               value2=format_fen(sale.regular + sale.promo)), code="bad_amount")
     if sale.at is not None and sale.at > now:
-        raise InvalidInput(f"at: {iso(sale.at)} is in the future", code="bad_date")
+        raise InvalidInput(_("at: {value} is in the future").format(value=iso(sale.at)), code="bad_date")
     if sale.receipt is not None and not (0 < len(sale.receipt) <= 40 and sale.receipt.isprintable()):
-        raise InvalidInput("receipt: must be 1-40 printable characters", code="bad_receipt")
+        raise InvalidInput(_("receipt: must be 1-40 printable characters"), code="bad_receipt")
 
 
 def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str) -> dict:
@@ -61,7 +65,8 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
         status = cards.effective_status(card, archive.is_registered(customer), rules, at.date(), blocked=False)
         note = f"card {card['card_no']} is reported lost: priced and earning by phone; redeeming waits until it is found or replaced"
     if status in cards.REFUSES_PURCHASE:
-        raise Refused(f"card {card['card_no']} is {status}; purchase refused", code=f"card_{status}")
+        raise Refused(_("card {card_no} is {status}; purchase refused").format(
+                          card_no=card['card_no'], status=cards.status_label(status)), code=f"card_{status}")
 
     birthday = datetime.fromisoformat(customer["birthday"]).date() if customer["birthday"] else None
     paid, rate = price(rules, sale, status, customer["tier"], birthday, at)
@@ -144,8 +149,9 @@ def _buyer(conn, rules: Rules, sale: Sale, at: datetime, operator: str):
     customer = conn.execute("SELECT * FROM customers WHERE phone = ?", (sale.phone,)).fetchone()
     if customer is None:
         if sale.existing_only:
-            raise NotFound(f"no customer has the phone {sale.phone}; nothing was recorded (check the number, "
-                           "or leave out --existing to record it for a new customer)", code="unknown_phone")
+            raise NotFound(_("no customer has the phone {phone}; nothing was recorded (check the number, or leave "
+                             "out --existing to record it for a new customer)").format(
+                               phone=sale.phone), code="unknown_phone")
         customer_id = archive.create_prospect(conn, sale.phone, at, sale.store)
         customer = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
         return customer, None, True
@@ -170,7 +176,8 @@ def _replay(conn, rules: Rules, existing, sale: Sale, now: datetime) -> dict:
         and (sale.at is None or existing["purchased_at"] == iso(sale.at))
     )
     if not same:
-        raise Refused(f"receipt {existing['receipt']} is already recorded with different content",
+        raise Refused(_("receipt {receipt} is already recorded with different content").format(
+                          receipt=existing['receipt']),
                       code="receipt_conflict")
     card_no = existing["card_no"]
     customer = conn.execute("SELECT tier FROM customers WHERE id = ?", (existing["customer_id"],)).fetchone()
@@ -258,7 +265,7 @@ def _upgrade(conn, rules: Rules, customer, paid: int, at: datetime, operator: st
 def tier_status(conn, rules: Rules, ref: str, now: datetime) -> dict:
     customer, card = archive.resolve(conn, rules, ref)
     if card is None or customer["tier"] is None:
-        raise Refused(f"customer {customer['id']} has no card, so no tier", code="no_card")
+        raise Refused(_("customer {id} has no card, so no tier").format(id=customer['id']), code="no_card")
     tier = rules.tier(customer["tier"])
     spend = _window_spend(conn, rules, customer["id"], rules.upgrade_window_months, now, False)
     nxt = rules.next_tier(tier.code)
@@ -348,7 +355,7 @@ def tier_set(conn, rules: Rules, ref: str, code: str, reason: str, now: datetime
     customer, card = archive.resolve(conn, rules, ref)
     target = rules.tier(code)
     if card is None or card["status"] in ("replaced", "cancelled") or customer["tier"] is None:
-        raise Refused("only a member with a current card has a tier", code="no_card")
+        raise Refused(_("only a member with a current card has a tier"), code="no_card")
     archive.set_tier(conn, customer["id"], customer["tier"], target.code, now, f"set by hand: {reason}",
                       operator)
     audit(conn, now, operator, "tier set", card["card_no"], from_tier=customer["tier"],
@@ -373,14 +380,18 @@ def give_gift(conn, rules: Rules, ref: str, now: datetime, operator: str) -> dic
     """Hand out one gift of the tier's yearly allowance (the clinic's 口腔护理套餐), never more."""
     customer, card = archive.resolve(conn, rules, ref)
     if card is None or customer["tier"] is None:
-        raise Refused(f"customer {customer['id']} has no card, so no gift allowance", code="no_card")
+        raise Refused(_("customer {id} has no card, so no gift allowance").format(id=customer['id']), code="no_card")
     status = cards.effective_status(card, archive.is_registered(customer), rules, now.date())
     if status != "active":
-        raise Refused(f"card {card['card_no']} is {status}; gifts need an active card", code=f"card_{status}")
+        raise Refused(_("card {card_no} is {status}; gifts need an active card").format(
+                          card_no=card['card_no'], status=cards.status_label(status)), code=f"card_{status}")
     allowance, used = gifts_left(conn, rules, customer, now.year)
     if used >= allowance:
-        raise Refused(f"the {rules.tier(customer['tier']).name} allowance is {allowance} gift(s) a year; "
-                      f"{used} given in {now.year}", code="gift_allowance_used")
+        raise Refused(_("the {name} allowance is {allowance} gift(s) a year; {used} given in {year}").format(
+                          name=rules.tier(customer['tier']).name,
+                          allowance=allowance,
+                          used=used,
+                          year=now.year), code="gift_allowance_used")
     conn.execute("INSERT INTO gifts(customer_id, card_no, year, tier, at, operator) VALUES (?, ?, ?, ?, ?, ?)",
                  (customer["id"], card["card_no"], now.year, customer["tier"], iso(now), operator))
     audit(conn, now, operator, "gift", card["card_no"], gift=rules.gift_name, year=now.year)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from vipcli.places import app_dir
 from vipcli.errors import DatabaseProblem
+from vipcli.i18n import _
 
 _FINGERPRINT_KEY = "key_fingerprint"
 
@@ -76,7 +77,7 @@ class Vault:
         try:
             return AESGCM(self._enc_key).decrypt(blob[:12], blob[12:], b"vipcli-id").decode()
         except InvalidTag:
-            raise DatabaseProblem("an encrypted ID number does not open with this key file",
+            raise DatabaseProblem(_("an encrypted ID number does not open with this key file"),
                                   code="wrong_key") from None
 
 
@@ -85,14 +86,15 @@ def _read_key(path: Path) -> bytes:
     key opens every ID number."""
     mode = path.stat().st_mode
     if os.name == "posix" and mode & 0o077:
-        raise DatabaseProblem(f"key file {path} can be read by others (mode {mode & 0o777:o}); "
-                              f"make it private: chmod 600 {path}", code="insecure_key")
+        raise DatabaseProblem(_("key file {path} can be read by others (mode {value:o}); make it private: chmod "
+                                "600 {path}").format(
+                                  path=path, value=mode & 511), code="insecure_key")
     try:
         key = base64.b64decode(path.read_bytes().strip(), validate=True)
     except (ValueError, binascii.Error):
         key = b""
     if len(key) != 64:
-        raise DatabaseProblem(f"key file {path} is not a vipcli key", code="wrong_key")
+        raise DatabaseProblem(_("key file {path} is not a vipcli key").format(path=path), code="wrong_key")
     return key
 
 
@@ -181,13 +183,14 @@ def open_vault(conn, create: bool, rotating: bool = False) -> Vault:
             set_meta(conn, _FINGERPRINT_KEY, found.fingerprint())
         elif expected != found.fingerprint():
             raise DatabaseProblem(
-                f"key file {path} is not the key this database was written with; "
-                "set VIPCLI_KEY_FILE to the right one", code="wrong_key")
+                _("key file {path} is not the key this database was written with; set VIPCLI_KEY_FILE to the right "
+                  "one").format(
+                    path=path), code="wrong_key")
         return found
     if expected is not None or not create:
         raise DatabaseProblem(
-            f"key file {path} is missing; ID numbers can't be read or written without it "
-            "(set VIPCLI_KEY_FILE)", code="missing_key")
+            _("key file {path} is missing; ID numbers can't be read or written without it (set VIPCLI_KEY_FILE)").format(
+                path=path), code="missing_key")
     key = os.urandom(64)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)

@@ -19,7 +19,7 @@ import typer
 from vipcli.cli.fastparams import PlainCommand, PlainGroup
 from vipcli import i18n
 from vipcli.errors import ExitStatus, InvalidInput, VipError
-from vipcli.i18n import N_
+from vipcli.i18n import N_, _
 
 
 class VipGroup(PlainGroup):
@@ -61,11 +61,11 @@ class VipGroup(PlainGroup):
             code = report(exc.code, exc.message, exc.exit_code, as_json)
         except typer.Exit as exc:
             if isinstance(exc.__cause__, KeyboardInterrupt):  # typer's translation of Ctrl-C
-                code = report("interrupted", INTERRUPTED, ExitStatus.INTERRUPTED, as_json)
+                code = report("interrupted", i18n._(INTERRUPTED), ExitStatus.INTERRUPTED, as_json)
             else:
                 code = exc.exit_code
         except typer.Abort:
-            code = report("aborted", "aborted", ExitStatus.REFUSED, as_json)
+            code = report("aborted", i18n._("aborted"), ExitStatus.REFUSED, as_json)
         except _click_exception() as exc:
             if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:
                 print(exc.ctx.get_help())  # `vip` or `vip tier` alone: the help, not an error
@@ -78,15 +78,15 @@ class VipGroup(PlainGroup):
             problem = translate(exc)
             code = report(problem.code, problem.message, problem.exit_code, as_json)
         except KeyboardInterrupt:
-            code = report("interrupted", INTERRUPTED, ExitStatus.INTERRUPTED, as_json)
+            code = report("interrupted", i18n._(INTERRUPTED), ExitStatus.INTERRUPTED, as_json)
         except OSError as exc:
             code = report("os_error", f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ExitStatus.REFUSED,
                           as_json)
         except Exception as exc:  # noqa: BLE001 - the promise is: never a traceback
             if os.environ.get("VIPCLI_DEBUG"):
                 raise
-            code = report("internal", f"internal error ({type(exc).__name__}); nothing was written", ExitStatus.REFUSED,
-                          as_json)
+            code = report("internal", i18n._("internal error ({kind}); nothing was written").format(
+                kind=type(exc).__name__), ExitStatus.REFUSED, as_json)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -145,8 +145,8 @@ def _own_options(name: str) -> set[str]:
     return found
 
 
-INTERRUPTED = ("interrupted: what was saved before stays, the transaction under way was rolled back "
-               "(nothing is half-written); run the same command again to finish")
+INTERRUPTED = N_("interrupted: what was saved before stays, the transaction under way was rolled back "
+                 "(nothing is half-written); run the same command again to finish")
 
 
 def _click_exception():
@@ -273,7 +273,7 @@ def _root(
     from vipcli.fields import clean_text
 
     if db is not None and not db.strip():
-        raise InvalidInput("--db: must not be empty")
+        raise InvalidInput(_("--db: must not be empty"))
     if db is None:
         from vipcli.places import default_db
 

@@ -63,7 +63,7 @@ def card_renew(
     from vipcli.errors import InvalidInput
 
     if all_cards == (ref is not None):
-        raise InvalidInput("give a CARD or --all", code="bad_usage")
+        raise InvalidInput(_("give a CARD or --all"), code="bad_usage")
     if ref is not None:
         _lifecycle(ctx, ref, "card renew", force)
         return

@@ -28,7 +28,8 @@ def _filters(s, rules, cls, store, limit):
     from vipcli.fields import check_store, parse_count
 
     if cls is not None and cls not in [c.code for c in rules.classes]:
-        raise InvalidInput(f"class: {cls!r} is not one of {', '.join(c.code for c in rules.classes)}",
+        raise InvalidInput(_("class: {cls!r} is not one of {value}").format(
+                               cls=cls, value=', '.join((c.code for c in rules.classes))),
                            code="bad_class")
     shown = parse_count(limit, "limit", 1, 10**7) if limit is not None else (None if s.json else 200)
     return cls, check_store(store) if store is not None else None, shown
@@ -174,7 +175,8 @@ def notify(
     s = session(ctx)
     kinds = {"card-issued": "card_issued", "birthday": "birthday", "renewal": "renewal"}
     if kind not in kinds:
-        raise InvalidInput(f"kind: {kind!r} must be card-issued, birthday or renewal", code="bad_usage")
+        raise InvalidInput(_("kind: {kind!r} must be card-issued, birthday or renewal").format(
+                               kind=kind), code="bad_usage")
     days = parse_count(within, "within", 0, 366)
     rules = s.rules()
     people = notify_mod.recipients(s.conn, rules, kinds[kind], s.now.date(),

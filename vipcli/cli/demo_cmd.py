@@ -27,7 +27,7 @@ def demo(
     if keep is not None:
         path = Path(keep)
         if path.exists():
-            raise InvalidInput(f"--keep: {keep} already exists; the demo writes a new database")
+            raise InvalidInput(_("--keep: {keep} already exists; the demo writes a new database").format(keep=keep))
         data = demo_mod.build(path)
     else:
         with tempfile.TemporaryDirectory() as folder:
@@ -57,8 +57,8 @@ def demo(
         c.print(fields_panel([
             (N_("points outstanding"), f"{data['points_outstanding']:,}"),
             (_("spend, {months} months").format(months=rules.upgrade_window_months), yuan(data["spend_12m"])),
-            ("二八定律", _("the top {count} customers (20%) brought {share}% of the spend").format(
-                count=data["top_fifth_customers"], share=f"{share // 10}.{share % 10}")),
+            ("二八定律", _("the top {count} customers (a fifth) brought {share} of the spend").format(
+                count=data["top_fifth_customers"], share=f"{share // 10}.{share % 10}%")),
         ]))
 
     emit(s, data, human)

@@ -38,12 +38,14 @@ def export(
     s = session(ctx)
     kinds = (*exports.EXPORTS, "report")
     if kind not in kinds:
-        raise InvalidInput(f"export: {kind!r} must be one of {', '.join(kinds)}", code="bad_usage")
+        raise InvalidInput(_("export: {kind!r} must be one of {value}").format(
+                               kind=kind, value=', '.join(kinds)), code="bad_usage")
     if out == "-" and fmt is None:
-        raise InvalidInput("format: give --format with --out - (stdout has no suffix)", code="bad_format")
+        raise InvalidInput(_("format: give --format with --out - (stdout has no suffix)"), code="bad_format")
     fmt = (fmt or Path(out).suffix.lstrip(".")).lower()
     if fmt not in exports.FORMATS:
-        raise InvalidInput(f"format: {fmt!r} must be one of {', '.join(exports.FORMATS)}", code="bad_format")
+        raise InvalidInput(_("format: {fmt!r} must be one of {value}").format(
+                               fmt=fmt, value=', '.join(exports.FORMATS)), code="bad_format")
     rules = s.rules()
     if tier is not None:
         tier = rules.tier(tier).code  # (a code or the profile's name: gold, 金卡)
@@ -56,11 +58,11 @@ def export(
         store=check_store(store) if store else None, tier=tier, status=status)
     if kind == "report":
         if fmt != "xlsx":
-            raise InvalidInput("format: the report is a workbook (xlsx)", code="bad_format")
+            raise InvalidInput(_("format: the report is a workbook (xlsx)"), code="bad_format")
         from vipcli.io import report
 
         if year is not None and not (year.isdigit() and 2000 <= int(year) <= 2100):
-            raise InvalidInput(f"year: {year!r} is not a year", code="bad_year")
+            raise InvalidInput(_("year: {year!r} is not a year").format(year=year), code="bad_year")
         result = report.build(s.conn, rules, s.now, int(year) if year else s.now.year, out, force)
         data = {"rows": result["rows"], "out": out, "sheets": result["sheets"]}
         emit(s, data, lambda c: c.print(_("Wrote the report ({sheets}) to {out}.").format(

@@ -63,9 +63,10 @@ def init(
 
     s = session(ctx)
     if rules_file and profile:
-        raise InvalidInput("give --rules FILE or --profile NAME, not both", code="bad_usage")
+        raise InvalidInput(_("give --rules FILE or --profile NAME, not both"), code="bad_usage")
     if profile is not None and profile not in profile_names():
-        raise InvalidInput(f"profile: {profile!r} is not one of {', '.join(profile_names())}", code="bad_profile")
+        raise InvalidInput(_("profile: {profile!r} is not one of {value}").format(
+                               profile=profile, value=', '.join(profile_names())), code="bad_profile")
     text = read_rules_file(rules_file) if rules_file else default_text(profile or "store")
     if region is not None:
         text = with_default_region(text, region)
@@ -213,7 +214,8 @@ def search(
     if tier is not None:
         tier = rules.tier(tier).code  # (a code or the profile's name: gold, 金卡)
     if cls is not None and cls not in [c.code for c in rules.classes]:
-        raise InvalidInput(f"class: {cls!r} is not one of {', '.join(c.code for c in rules.classes)}")
+        raise InvalidInput(_("class: {cls!r} is not one of {value}").format(
+                               cls=cls, value=', '.join((c.code for c in rules.classes))))
     if status is not None:
         status = status_code(status, ("prospect", *STATUSES))
     page_size = parse_count(limit, "limit", 1, 10000)
@@ -264,7 +266,7 @@ def update(
          "email": email, "address": address, "store": store}, s.now.date())
     prefs = archive.parse_prefs(pref)
     if not clean and not prefs:
-        raise InvalidInput("nothing to change: give at least one --FIELD VALUE", code="bad_usage")
+        raise InvalidInput(_("nothing to change: give at least one --FIELD VALUE"), code="bad_usage")
     rules = s.rules()
     with _auditing_refused_ids(s, ref), transaction(s.conn) as conn:
         changed = archive.update(conn, rules, s.vault_for, ref, clean, prefs, s.now, s.operator)

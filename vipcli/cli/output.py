@@ -178,12 +178,10 @@ def tier_label(rules, code: str | None) -> str | None:
 
 
 def status_label(code: str | None) -> str | None:
-    """A card's status: its code (blocked), or in Chinese the name a clerk types (挂失: cards.STATUS_NAMES)."""
-    if code is None or current() != "zh":
-        return code
-    from vipcli.cards import STATUS_NAMES
+    """A card's status as people read it (cards.status_label)."""
+    from vipcli.cards import status_label as label
 
-    return next((name for name, known in STATUS_NAMES.items() if known == code), code)
+    return label(code)
 
 
 def channel_label(code: str | None) -> str | None:

@@ -35,7 +35,8 @@ def _parse_points(text: str) -> int:
 
     value = text.strip()
     if not value.isascii() or not value.isdigit() or not 0 < int(value) <= 10**9:
-        raise InvalidInput(f"points: {text!r} must be a whole number from 1 to 1000000000", code="bad_points")
+        raise InvalidInput(_("points: {text!r} must be a whole number from 1 to 1000000000").format(
+                               text=text), code="bad_points")
     return int(value)
 
 
@@ -179,7 +180,7 @@ def check(ctx: typer.Context,
                 _("what changed since the last clean check ({since}; --all: every row)").format(
                     since=report.since.replace("T", " ")[:16]))
         for name, found in results.items():
-            c.print(f"{'ok ' if not found else 'BAD'} {_(CHECKS[name])}"
+            c.print(f"{_('ok') if not found else _('BAD')} {_(CHECKS[name])}"
                     + (": " + _("{count} problems").format(count=len(found)) if found else ""))
             for problem in found:
                 c.print(f"    {problem}")

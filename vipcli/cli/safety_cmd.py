@@ -77,7 +77,7 @@ def audit_log(
 
     s = session(ctx)
     if not limit.isdigit() or not 0 < int(limit) <= 100000:
-        raise InvalidInput("limit: a number from 1 to 100000", code="bad_limit")
+        raise InvalidInput(_("limit: a number from 1 to 100000"), code="bad_limit")
     rows = audit_entries(s.conn, iso(parse_when(since, "since")) if since else None, operator, command_name,
                          int(limit))
     emit(s, {"entries": rows, "count": len(rows)}, lambda c: c.print(table(

@@ -18,7 +18,7 @@ def when(at: str | None, now):
 
     moment = parse_when(at, "at")
     if moment > now:
-        raise InvalidInput(f"at: {iso(moment)} is in the future", code="bad_date")
+        raise InvalidInput(_("at: {value} is in the future").format(value=iso(moment)), code="bad_date")
     return moment
 
 

@@ -19,6 +19,7 @@ from vipcli.io.files import (SUSPECT_FIRST, atomic_output, csv_headed, is_formul
                              xlsx_file)
 from vipcli.money import format_fen
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 FORMATS = ("xlsx", "csv", "json", "jsonl")
 
@@ -81,8 +82,9 @@ class Filters:
 
     def __post_init__(self):
         if self.since is not None and self.until is not None and self.until <= self.since:
-            raise InvalidInput(f"until: {iso(self.until)} is not after since {iso(self.since)} (--until is "
-                               "exclusive: one day is --since D --until D+1)", code="bad_range")
+            raise InvalidInput(_("until: {value} is not after since {value2} (--until is exclusive: one day is "
+                                 "--since D --until D+1)").format(
+                                   value=iso(self.until), value2=iso(self.since)), code="bad_range")
 
 
 def _range(column: str, f: Filters, params: list) -> str:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vipcli.errors import InvalidInput
+from vipcli.i18n import _
 
 # SPEC §4: a text cell a spreadsheet would run as a formula starts, after leading whitespace, with one
 # of these, or has a tab, carriage return or line feed in its leading whitespace.
@@ -65,7 +66,8 @@ def _refuse_protected(path: str) -> None:
     if what is None and os.path.exists(real):
         what = next((w for p, w in _PROTECTED.items() if os.path.exists(p) and os.path.samefile(p, real)), None)
     if what is not None:
-        raise InvalidInput(f"out: {path} is {what}; give another file name", code="protected_path")
+        raise InvalidInput(_("out: {path} is {what}; give another file name").format(
+                               path=path, what=what), code="protected_path")
 
 
 def refuse_protected(path: str) -> None:
@@ -122,12 +124,14 @@ def _destination(path: str) -> tuple[str, Path | None]:
         resolved = Path(os.path.realpath(target))  # a dangling symlink: create what it names
         folder = resolved.parent
         if not folder.is_dir():
-            raise InvalidInput(f"out: folder {target.parent} does not exist", code="bad_path") from None
+            raise InvalidInput(_("out: folder {parent} does not exist").format(
+                                   parent=target.parent), code="bad_path") from None
         return "replace", resolved
     except OSError as exc:
-        raise InvalidInput(f"out: {path}: {exc.strerror}", code="bad_path") from None
+        raise InvalidInput(_("out: {path}: {strerror}").format(
+                               path=path, strerror=exc.strerror), code="bad_path") from None
     if stat.S_ISDIR(info.st_mode):
-        raise InvalidInput(f"out: {target} is a folder", code="bad_path")
+        raise InvalidInput(_("out: {target} is a folder").format(target=target), code="bad_path")
     if not stat.S_ISREG(info.st_mode):
         return "direct", target
     resolved = Path(os.path.realpath(target))
@@ -154,8 +158,9 @@ def atomic_output(path: str | os.PathLike, mode: str | None = "w", encoding: str
         _refuse_protected(str(target))
         if how == "replace" and not force and own is not None and target.is_file() and target.stat().st_size \
                 and not own(target):
-            raise InvalidInput(f"out: {path} exists and is not a file of this kind that vipcli wrote; give "
-                               "another name, or --force to replace it", code="would_replace")
+            raise InvalidInput(_("out: {path} exists and is not a file of this kind that vipcli wrote; give "
+                                 "another name, or --force to replace it").format(
+                                   path=path), code="would_replace")
     folder = target.parent if how == "replace" else Path(tempfile.gettempdir())
     prefix = f".{Path(str(path)).name or 'out'}."
     _remove_unfinished(folder, prefix)

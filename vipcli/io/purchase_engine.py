@@ -33,6 +33,7 @@ from vipcli.dates import is_birthday, iso
 from vipcli.errors import DatabaseProblem, Refused, VipError
 from vipcli.io.purchase_state import Customer, Customers, Day, Windows, add_event, kept, window_sum
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 _fromisoformat = datetime.fromisoformat
 
@@ -236,7 +237,8 @@ class PurchaseImport:
                         self._slow(row, state)  # a member known by phone earns while the card is lost
                         continue
                     if status in cards.REFUSES_PURCHASE:
-                        raise VipError(f"card {state.card} is {status}; purchase refused")
+                        raise VipError(_("card {card} is {status}; purchase refused").format(
+                                           card=state.card, status=cards.status_label(status)))
                     if status == "active" and state.debt:
                         self._slow(row, state)
                         continue
@@ -281,17 +283,18 @@ class PurchaseImport:
     def _card_owner(self, card_no: str) -> int:
         cid = self.people.holder(card_no)
         if cid is None:
-            raise VipError(f"card {card_no} is not on record")
+            raise VipError(_("card {card_no} is not on record").format(card_no=card_no))
         return cid
 
     def _wrong_card(self, card_no: str) -> None:
         status = self.conn.execute("SELECT status FROM cards WHERE card_no = ?", (card_no,)).fetchone()
-        raise VipError(f"card {card_no} is {status[0] if status else 'unknown'}; purchase refused")
+        raise VipError(_("card {card_no} is {value}; purchase refused").format(
+                           card_no=card_no, value=status[0] if status else 'unknown'))
 
     def _repeat(self, cid, row: tuple, existing: dict) -> bool:
         """A receipt maybe recorded already: True for the same purchase again (a duplicate), an
         error for a different one, False when it was not recorded after all."""
-        _, receipt, _, _, store, stamp, _, regular, promo, given = row
+        _number, receipt, _card, _phone, store, stamp, _moment, regular, promo, given = row
         earlier = existing.get(receipt) if existing else None
         if earlier is None:
             earlier = self._written(receipt)
@@ -301,7 +304,7 @@ class PurchaseImport:
         cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
         if not (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
                 and store0 == store and when0 == stamp and (given is None or paid0 == given)):
-            raise VipError(f"receipt {receipt} is already recorded with different content")
+            raise VipError(_("receipt {receipt} is already recorded with different content").format(receipt=receipt))
         self.report.duplicates += 1
         return True
 
@@ -397,8 +400,9 @@ class PurchaseImport:
         region = rules.region_for(store)
         sequence = self._last_sequence(region) + 1
         if sequence >= 10 ** rules.sequence_digits:
-            raise Refused(f"region {region} has used all {10 ** rules.sequence_digits - 1} card numbers; "
-                          "the import stopped (widen card.sequence_digits)", code="card_sequence_overflow")
+            raise Refused(_("region {region} has used all {value} card numbers; the import stopped (widen "
+                            "card.sequence_digits)").format(
+                              region=region, value=10 ** rules.sequence_digits - 1), code="card_sequence_overflow")
         self.sequences[region] = sequence
         if sequence + 1 >= 10 ** rules.sequence_digits:
             self.full_regions.add(region)  # that was the last number
@@ -424,7 +428,7 @@ class PurchaseImport:
         """The exact path of `vip purchase`, for what the fast path does not model: the writer runs
         it inside the transaction, which then commits so that this process can read the outcome.
         `refusable`: a full card region refuses this row only (its rejection reason)."""
-        _, receipt, card_no, phone, store, stamp, _, regular, promo, given = row
+        _number, receipt, card_no, phone, store, stamp, _moment, regular, promo, given = row
         self._flush()
         self._set_tiers()  # sales.record_purchase reads the customer's tier
         try:

@@ -18,6 +18,7 @@ from vipcli.errors import InvalidInput, VipError
 from vipcli.io.readers import Block, CsvRows, record, width_problem
 from vipcli.money import YUAN, parse_yuan
 from vipcli.rules import Rules
+from vipcli.i18n import _
 
 CHUNK_ROWS = 2500  # rows parsed, looked up and handed to the writer together
 COLUMNS = ("receipt", "card_no", "phone", "store", "purchased_at", "amount", "promo", "paid")
@@ -108,16 +109,16 @@ def parse_row(values: dict, rules: Rules, now: datetime) -> sales.Sale:
     """One file row -> a validated Sale, with the checks of `vip purchase`; InvalidInput names the field."""
     receipt = values.get("receipt")
     if not receipt:
-        raise InvalidInput("receipt: required in an import (a re-run must recognise the row)")
+        raise InvalidInput(_("receipt: required in an import (a re-run must recognise the row)"))
     card_text, phone_text = values.get("card_no"), values.get("phone")
     if not card_text and not phone_text:
-        raise InvalidInput("card_no or phone: one is required")
+        raise InvalidInput(_("card_no or phone: one is required"))
     stamp = values.get("purchased_at")
     if not stamp:
-        raise InvalidInput("purchased_at: required")
+        raise InvalidInput(_("purchased_at: required"))
     amount = values.get("amount")
     if amount is None:
-        raise InvalidInput("amount: required")
+        raise InvalidInput(_("amount: required"))
     sale = sales.Sale(
         regular=parse_yuan(amount, "amount"),
         promo=parse_yuan(values["promo"], "promo") if values.get("promo") else 0,

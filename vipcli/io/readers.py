@@ -11,6 +11,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from vipcli.errors import InvalidInput, shown
+from vipcli.i18n import _
 
 ENCODINGS = ("utf-8", "utf-8-sig", "gb18030")
 
@@ -49,8 +50,9 @@ def _plausibly_chinese(path: Path, sample: int = 1 << 20) -> None:
         if "\u3040" <= ch <= "\u30ff":
             kana += 1
     if (rare >= 8 and rare * 2 > len(wide)) or kana >= 4:
-        raise InvalidInput(f"{path}: neither UTF-8 nor plausible GB18030 text (Shift-JIS, EUC-JP or Big5?); "
-                           "give the file's encoding with --encoding, or save it as UTF-8", code="bad_encoding")
+        raise InvalidInput(_("{path}: neither UTF-8 nor plausible GB18030 text (Shift-JIS, EUC-JP or Big5?); give "
+                             "the file's encoding with --encoding, or save it as UTF-8").format(
+                               path=path), code="bad_encoding")
 
 
 def people_encoding(path: str, encoding: str | None) -> str:
@@ -68,8 +70,9 @@ def check_encoding(path: str, encoding: str) -> None:
     """An encoding the user chose: the whole file must read in it (checked before any row is
     written, so that a wrong choice writes nothing)."""
     if Path(path).suffix.lower() not in (".xlsx", ".xlsm") and Path(path).is_file() and not _decodes(path, encoding):
-        raise InvalidInput(f"{path}: not {encoding} text; choose the file's encoding with --encoding "
-                           f"({', '.join(ENCODINGS)}) or leave it out to detect it", code="bad_encoding")
+        raise InvalidInput(_("{path}: not {encoding} text; choose the file's encoding with --encoding ({value}) or "
+                             "leave it out to detect it").format(
+                               path=path, encoding=encoding, value=', '.join(ENCODINGS)), code="bad_encoding")
 
 
 def _decodes(path, encoding: str) -> bool:
@@ -116,9 +119,10 @@ def open_table(path: str, columns: tuple[str, ...], required: tuple[str, ...],
     text by `_text`, "" when empty), for a caller that validates them itself; `record` makes the usual dict."""
     file = Path(path)
     if not file.is_file():
-        raise InvalidInput(f"file: {path} does not exist", code="bad_path")
+        raise InvalidInput(_("file: {path} does not exist").format(path=path), code="bad_path")
     if encoding is not None and encoding.lower() not in ENCODINGS:
-        raise InvalidInput(f"encoding: {encoding!r} must be one of {', '.join(ENCODINGS)}", code="bad_encoding")
+        raise InvalidInput(_("encoding: {encoding!r} must be one of {value}").format(
+                               encoding=encoding, value=', '.join(ENCODINGS)), code="bad_encoding")
     is_xlsx = file.suffix.lower() in (".xlsx", ".xlsm")
     if is_xlsx:
         header, rows = _xlsx_rows(file)
@@ -131,12 +135,14 @@ def open_table(path: str, columns: tuple[str, ...], required: tuple[str, ...],
         named = ", ".join(shown(u, 30) for u in unknown[:5]) + (f" and {len(unknown) - 5:,} more" if len(unknown) > 5 else "")
         chinese = {column: [n for n, c in HEADER_NAMES.items() if c == column] for column in columns}
         allowed = ", ".join(c + (f" ({'/'.join(chinese[c])})" if chinese[c] else "") for c in columns)
-        raise InvalidInput(f"{path}: unknown column(s) {named} (allowed: {allowed})", code="bad_columns")
+        raise InvalidInput(_("{path}: unknown column(s) {named} (allowed: {allowed})").format(
+                               path=path, named=named, allowed=allowed), code="bad_columns")
     missing = [c for c in required if c not in names]
     if missing:
-        raise InvalidInput(f"{path}: missing column(s) {', '.join(missing)}", code="bad_columns")
+        raise InvalidInput(_("{path}: missing column(s) {value}").format(
+                               path=path, value=', '.join(missing)), code="bad_columns")
     if len(set(names)) != len(names):
-        raise InvalidInput(f"{path}: a column appears twice", code="bad_columns")
+        raise InvalidInput(_("{path}: a column appears twice").format(path=path), code="bad_columns")
     if not is_xlsx:
         return names, rows
 
@@ -219,13 +225,14 @@ def _csv_rows(path: Path, encoding: str):
             header = next(reader)
     except StopIteration:
         handle.close()
-        raise InvalidInput(f"{path}: the file is empty", code="bad_columns") from None
+        raise InvalidInput(_("{path}: the file is empty").format(path=path), code="bad_columns") from None
     except InvalidInput:  # not in the encoding
         handle.close()
         raise
     except csv.Error as exc:
         handle.close()
-        raise InvalidInput(f"{path}: can't read the header ({exc})", code="bad_file") from None
+        raise InvalidInput(_("{path}: can't read the header ({exc})").format(
+                               path=path, exc=exc), code="bad_file") from None
     if header and header[0].startswith("\ufeff"):
         header[0] = header[0][1:]
     return header, CsvRows(handle, path, encoding)
@@ -298,10 +305,11 @@ def _decoding(path: Path, encoding: str):
     try:
         yield
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path}: not {encoding} text ({exc.reason}); "
-                           "choose the file's encoding with --encoding", code="bad_encoding") from None
+        raise InvalidInput(_("{path}: not {encoding} text ({reason}); choose the file's encoding with --encoding").format(
+                               path=path, encoding=encoding, reason=exc.reason), code="bad_encoding") from None
     except csv.Error as exc:
-        raise InvalidInput(f"{path}: not readable as CSV ({exc})", code="bad_file") from None
+        raise InvalidInput(_("{path}: not readable as CSV ({exc})").format(
+                               path=path, exc=exc), code="bad_file") from None
 
 
 # openpyxl holds a workbook's shared strings in memory, however it reads the rows: a 1.5 MB file can
@@ -322,9 +330,13 @@ def _check_xlsx_size(path: Path) -> None:
     shared = sum(p.file_size for p in parts if p.filename.lower().endswith("sharedstrings.xml"))
     total = sum(p.file_size for p in parts)
     if shared > XLSX_SHARED_STRINGS_LIMIT or total > XLSX_TOTAL_LIMIT:
-        raise InvalidInput(f"{path}: the workbook unpacks to {total / 2**20:,.0f} MB ({shared / 2**20:,.0f} MB of "
-                           f"text), over what an import reads ({XLSX_TOTAL_LIMIT // 2**20:,} MB, "
-                           f"{XLSX_SHARED_STRINGS_LIMIT // 2**20} MB of text); save it as CSV", code="bad_file")
+        raise InvalidInput(_("{path}: the workbook unpacks to {value:,.0f} MB ({value2:,.0f} MB of text), over "
+                             "what an import reads ({value3:,} MB, {value4} MB of text); save it as CSV").format(
+                               path=path,
+                               value=total / 2 ** 20,
+                               value2=shared / 2 ** 20,
+                               value3=XLSX_TOTAL_LIMIT // 2 ** 20,
+                               value4=XLSX_SHARED_STRINGS_LIMIT // 2 ** 20), code="bad_file")
 
 
 def _xlsx_rows(path: Path):
@@ -334,7 +346,8 @@ def _xlsx_rows(path: Path):
     try:
         book = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a bad file
-        raise InvalidInput(f"{path}: not a readable XLSX file ({type(exc).__name__})", code="bad_file") from None
+        raise InvalidInput(_("{path}: not a readable XLSX file ({name})").format(
+                               path=path, name=type(exc).__name__), code="bad_file") from None
     sheet = book.worksheets[0]
     iterator = sheet.iter_rows(values_only=True)
     try:
@@ -343,7 +356,7 @@ def _xlsx_rows(path: Path):
             header.pop()  # the sheet's width, not the header's: a value further right made it wider
     except StopIteration:
         book.close()
-        raise InvalidInput(f"{path}: the sheet is empty", code="bad_columns") from None
+        raise InvalidInput(_("{path}: the sheet is empty").format(path=path), code="bad_columns") from None
 
     def rows():
         try:
@@ -360,7 +373,7 @@ def column_values(path: str, index: int, encoding: str | None = None) -> Iterato
     e.g. to check time order). A block of CSV lines without quotes is cut at the commas in C."""
     file = Path(path)
     if file.suffix.lower() in (".xlsx", ".xlsm"):
-        _, rows = _xlsx_rows(file)
+        _columns, rows = _xlsx_rows(file)
         texts = (_text(values[index] if index < len(values) else None) or "" for _, values in rows)
         while block := list(islice(texts, 10000)):
             yield block

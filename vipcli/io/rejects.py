@@ -10,6 +10,7 @@ from pathlib import Path
 from vipcli.errors import InvalidInput, shown
 from vipcli.fields import looks_like_phone, mask_id, mask_phone, normalize_phone
 from vipcli.io.files import csv_headed, protect, refuse_protected
+from vipcli.i18n import _
 
 
 class Rejects:
@@ -85,16 +86,19 @@ def check_rejects(path: str, rejects_path: str | None) -> None:
     """Refuse, before any row is imported, a rejects file that could not be written or must not be:
     the input itself, the database, the key, or a file that is not an earlier rejects file."""
     if not path.strip() or not Path(path).is_file():
-        raise InvalidInput(f"file: {shown(path)} does not exist (or is not a file)", code="bad_path")
+        raise InvalidInput(_("file: {value} does not exist (or is not a file)").format(
+                               value=shown(path)), code="bad_path")
     protect(path, "the file being imported")
     if rejects_path == "-":
         return
     target = Path(rejects_path or default_rejects(path))
     if not target.parent.is_dir():
-        raise InvalidInput(f"rejects: folder {target.parent} does not exist", code="bad_path")
+        raise InvalidInput(_("rejects: folder {parent} does not exist").format(
+                               parent=target.parent), code="bad_path")
     refuse_protected(str(target))
     if target.is_file() and target.stat().st_size and not csv_headed(REJECTS_HEADER, prefix=True)(target):
-        raise InvalidInput(f"rejects: {target} exists and is not a rejects file; give another name with --rejects",
+        raise InvalidInput(_("rejects: {target} exists and is not a rejects file; give another name with --rejects").format(
+                               target=target),
                            code="would_replace")
 
 

@@ -17,6 +17,7 @@ from itertools import islice
 from vipcli.dates import parse_when
 from vipcli.errors import InvalidInput, VipError
 from vipcli.io.purchase_rows import canonical_stamps
+from vipcli.i18n import _
 
 
 class Known:
@@ -42,12 +43,13 @@ class Pending:
 
     def __call__(self) -> tuple[bool, int]:
         if self.answer is None:
-            out, _ = self.proc.communicate()
+            out, _errors = self.proc.communicate()
             try:
                 reply = json.loads(out)
             except ValueError:
-                raise VipError(f"the import's time-order pass stopped (exit {self.proc.returncode}); "
-                               "nothing was committed, run the import again", code="import_stopped") from None
+                raise VipError(_("the import's time-order pass stopped (exit {returncode}); nothing was committed, "
+                                 "run the import again").format(
+                                   returncode=self.proc.returncode), code="import_stopped") from None
             if "error" in reply:
                 raise InvalidInput(reply["error"], code=reply["code"])
             self.answer = (reply["in_order"], reply["rows"])

@@ -26,6 +26,7 @@ import sys
 
 from vipcli import errors
 from vipcli.errors import DatabaseProblem, VipError
+from vipcli.i18n import _
 
 SQL = {
     "customers": "INSERT INTO customers(id, phone, store, created_at) VALUES (?, ?, ?, ?)",
@@ -294,8 +295,9 @@ class WriterProcess:
 
     def _stopped(self) -> DatabaseProblem:
         code = self.proc.poll()
-        return DatabaseProblem(f"the import's writer process stopped (exit {code}); nothing of the "
-                               "unfinished transaction was written, run the import again")
+        return DatabaseProblem(_("the import's writer process stopped (exit {code}); nothing of the unfinished "
+                                 "transaction was written, run the import again").format(
+                                   code=code))
 
     def begin(self, defer_index: bool = False) -> bool:
         self._send(("begin", defer_index))
@@ -421,7 +423,7 @@ def _as_database_problem(exc: BaseException) -> VipError:
         from vipcli.db import translate
 
         return translate(exc)
-    return DatabaseProblem(f"the import's writer failed: {type(exc).__name__}: {exc}")
+    return DatabaseProblem(_("the import's writer failed: {name}: {exc}").format(name=type(exc).__name__, exc=exc))
 
 
 def _reply(sink, message) -> None:
