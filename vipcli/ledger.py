@@ -16,7 +16,7 @@ from datetime import datetime
 from vipcli.dates import iso
 from vipcli.errors import Refused
 from vipcli.rules import Rules
-from vipcli.i18n import _
+from vipcli.i18n import N_, _
 
 
 HELD = "(remaining < 0 OR expires_at > ?)"  # a lot that counts in a balance at a moment: debt, or unexpired
@@ -201,6 +201,7 @@ EXPIRY_CHUNK = 5_000  # lots expired per transaction: a till waits behind one ch
 
 
 PAST_EXPIRY = "remaining > 0 AND expires_at <= ?"  # a lot still holding points at a moment past its expiry
+EXPIRED = N_("past expiry")  # the reason of an expiry entry (recorded in English, shown in the language in use)
 
 
 def expiring(conn, as_of: datetime) -> dict[str, int]:
@@ -222,8 +223,8 @@ def expire(conn, as_of: datetime, operator: str, chunk: int = EXPIRY_CHUNK) -> d
             lots = conn.execute(f"SELECT id, card_no, remaining FROM point_lots WHERE {PAST_EXPIRY} "
                                 "ORDER BY expires_at, id LIMIT ?", (stamp, chunk)).fetchall()
             conn.executemany("INSERT INTO ledger(card_no, lot_id, kind, delta, at, operator, reason) "
-                             "VALUES (?, ?, 'expire', ?, ?, ?, 'past expiry')",
-                             [(card, lot, -left, stamp, operator) for lot, card, left in lots])
+                             "VALUES (?, ?, 'expire', ?, ?, ?, ?)",
+                             [(card, lot, -left, stamp, operator, EXPIRED) for lot, card, left in lots])
             conn.executemany("UPDATE point_lots SET remaining = 0 WHERE id = ?", [(lot,) for lot, _card, _left in lots])
         for _lot, card, left in lots:
             per_card[card] += left

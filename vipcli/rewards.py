@@ -9,7 +9,7 @@ from vipcli.dates import iso
 from vipcli.auditlog import audit
 from vipcli.errors import InvalidInput, Refused
 from vipcli.rules import Rules
-from vipcli.i18n import _
+from vipcli.i18n import N_, _
 
 
 def redeem(conn, rules: Rules, ref: str, points: int | None, reward: str | None, now: datetime, operator: str,
@@ -42,7 +42,7 @@ def redeem(conn, rules: Rules, ref: str, points: int | None, reward: str | None,
     if status != "active":
         raise Refused(_("card {card} is {status}; only an active card can redeem").format(
             card=card["card_no"], status=cards.status_label(status)), code=f"card_{status}")
-    reason = f"reward {chosen.code}: {chosen.name}" if chosen else "points redeemed"
+    reason = f"reward {chosen.code}: {chosen.name}" if chosen else N_("points redeemed")  # (recorded in English)
     left = ledger.redeem(conn, rules, card["card_no"], amount, now, operator, reason)
     audit(conn, now, operator, "redeem", card["card_no"], points=amount, reward=chosen.code if chosen else None,
           request_id=request_id)

@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from vipcli import i18n
 from vipcli.cli import COMMANDS, JOBS, app
+from vipcli.rulefile import profile_names
 
 
 @pytest.mark.parametrize("flag, environ, expected", [
@@ -160,3 +161,45 @@ def test_every_option_and_argument_is_described_and_every_command_shows_an_examp
         assert all(param.help for param in command.params), path
         if not hasattr(command, "commands"):
             assert "Example: vip " in command.help, path
+
+
+def test_the_human_output_of_the_daily_commands_is_chinese(vip, member, isolated):
+    """A store's day under --lang zh, as people read it: no English word but codes, names and
+    file names (a receipt, a store code and a card number carry digits, and are not words)."""
+    card = member()
+    vip("purchase", card, "--amount", "1200", "--receipt", "R1")
+    vip("purchase", "--phone", "13900000001", "--amount", "300")
+    vip("visit", "log", card, "--channel", "phone", "--note", "满意")
+    runs = [
+        ("purchase", card, "--amount", "100"), ("purchase", "--phone", "13900000002", "--amount", "50"),
+        ("refund", "R1", "--amount", "100"), ("redeem", card, "--points", "10"), ("points", card),
+        ("show", card), ("search", "王"), ("tier", "show", card), ("cards",), ("class",), ("class", "--list"),
+        ("visit", "due"), ("birthdays", "--within", "30"), ("rewards",), ("info",), ("check",), ("history", card),
+        ("card", "lost", card), ("card", "found", card), ("enroll", "--phone", "13900000003", "--name", "李四"),
+        ("update", "13900000003", "--email", "li@example.com"), ("audit", "--limit", "5"),
+        ("purchase", "7550", "--amount", "1"), ("redeem", card, "--points", "999999"),
+        ("export", "members", "--out", str(isolated / "m.csv")),
+    ]
+    untranslated = {}
+    for args in runs:
+        result = vip("--lang", "zh", *args, json_output=False)
+        text = re.sub(r"\S*\d\S*", " ", result.stdout + result.stderr)  # receipts, stores, cards, numbers
+        text = re.sub(r"\{.*?\}", " ", text)  # the audit's details: JSON (codes), as recorded
+        if words := _english_words(text) - {"error", "tester"} - set(profile_names()):  # (tester: the operator)
+            untranslated[" ".join(args)] = sorted(words)
+    assert not untranslated, untranslated
+
+
+def test_chinese_aligns_in_a_table_by_its_width():
+    """rich measures a CJK character as two columns: a table mixing Chinese and ASCII keeps its
+    columns straight."""
+    from rich.console import Console
+
+    from vipcli.cli.helpformat import columns
+    from vipcli.cli.output import table
+
+    console = Console(width=80, record=True, force_terminal=False)
+    console.print(table("表", ["name", "phone"], [["王芳", "139****0001"], ["Li", "139****0002"],
+                                                  ["欧阳娜娜", "139****0003"]]))
+    lines = [line for line in console.export_text().splitlines() if "139" in line]
+    assert len({columns(line[:line.index("139")]) for line in lines}) == 1, lines

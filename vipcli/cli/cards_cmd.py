@@ -27,7 +27,7 @@ def _lifecycle(ctx, ref: str, step: str, force: bool = False) -> None:
         _("Card {card}: {status}").format(card=format_number(data["card_no"], rules), status=status_label(data["status"])),
         *(((_("; new card "), (format_number(data["new_card_no"], rules), "bold"),
             _(" ({points} points moved)").format(points=data["points_moved"])) if data["new_card_no"] else ())),
-        _("; valid to {date}.").format(date=data["valid_to"]) if data.get("valid_to") else ".")))
+        _("; valid to {date}.").format(date=data["valid_to"]) if data.get("valid_to") else _("."))))
 
 
 @command(card_app, "lost", help=N_("Report a card lost: purchases and redemptions refused at once. Example: vip card "

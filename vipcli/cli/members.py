@@ -291,4 +291,4 @@ def history(
     emit(s, {"customer_id": customer_id, "changes": changes}, lambda c: c.print(table(
         _("Changes to customer {id}").format(id=customer_id), [N_("time"), N_("field"), N_("old"), N_("new"),
                                                                 N_("operator")],
-        [[x["at"], x["field"], x["old"], x["new"], x["operator"]] for x in changes])))
+        [[x["at"], _(x["field"]), x["old"], x["new"], x["operator"]] for x in changes])))  # (fields: show's labels)

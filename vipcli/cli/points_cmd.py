@@ -86,8 +86,8 @@ def points_show(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
             justify_right=("points", "remaining")))
         c.print(table(_("Recent entries"), [N_("time"), N_("kind"), N_("points"), N_("lot"), N_("receipt"),
                                             N_("reason"), N_("operator")], [
-            [e["at"], _(ENTRY_KINDS.get(e["kind"], e["kind"])), e["delta"], e["lot_id"], e["receipt"], e["reason"],
-             e["operator"]] for e in entries], justify_right=("points",)))
+            [e["at"], _(ENTRY_KINDS.get(e["kind"], e["kind"])), e["delta"], e["lot_id"], e["receipt"],
+             _(e["reason"] or ""), e["operator"]] for e in entries], justify_right=("points",)))
 
     emit(s, data, human)
 
@@ -180,7 +180,8 @@ def check(ctx: typer.Context,
                 _("what changed since the last clean check ({since}; --all: every row)").format(
                     since=report.since.replace("T", " ")[:16]))
         for name, found in results.items():
-            c.print(f"{_('ok') if not found else _('BAD')} {_(CHECKS[name])}"
+            mark = _("BAD") if found else _("ok")
+            c.print(f"{mark} {_(CHECKS[name])}"
                     + (": " + _("{count} problems").format(count=len(found)) if found else ""))
             for problem in found:
                 c.print(f"    {problem}")

@@ -77,7 +77,7 @@ def purchase(
                        _("{rate}, card {card}.").format(rate=rate, card=shown)))
         if result["card_issued"]:
             c.print(styled((_("Qualified: card {card} issued").format(card=shown), "bold green"),
-                           " ({tier}).".format(tier=tier_label(rules, result["tier"]))))
+                           _(" ({tier}).").format(tier=tier_label(rules, result["tier"]))))
         c.print(_("Points earned {earned}, balance {balance}.").format(earned=result["points_earned"],
                                                                         balance=result["points_balance"]))
         if result["note"]:
