@@ -203,3 +203,25 @@ def test_chinese_aligns_in_a_table_by_its_width():
                                                   ["欧阳娜娜", "139****0003"]]))
     lines = [line for line in console.export_text().splitlines() if "139" in line]
     assert len({columns(line[:line.index("139")]) for line in lines}) == 1, lines
+
+
+@pytest.mark.slow
+def test_a_wheel_built_from_a_clean_checkout_carries_the_catalog(tmp_path):
+    """The files git tracks, and nothing else, built into a wheel: the compiled catalog is in it."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    source = tmp_path / "src"
+    for name in filter(None, tracked.decode().split("\0")):
+        if (root / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(root / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
+                    str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("vipcli-*.whl"))
+    assert "vipcli/locale/zh_CN/LC_MESSAGES/vipcli.mo" in zipfile.ZipFile(wheel).namelist()
