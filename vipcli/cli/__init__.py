@@ -95,7 +95,7 @@ class VipGroup(PlainGroup):
 # The global options, and whether each takes a value: given after the command name too
 # (`vip purchase 755000015 --amount 10 --json`), they are moved before it, unless the command has
 # an option of that name itself (`vip audit --operator O` filters by operator).
-GLOBAL_OPTIONS = {"--json": False, "--db": True, "--operator": True, "--lang": True}
+GLOBAL_OPTIONS = {"--json": False, "--db": True, "--operator": True, "--lang": True, "--no-pager": False}
 
 
 def _global_value(argv: list[str], name: str) -> str | None:
@@ -205,6 +205,7 @@ class Session:
     json: bool
     operator: str
     now: datetime
+    pager: bool = True  # lists on a terminal through the pager (--no-pager: off)
     _conn: sqlite3.Connection | None = field(default=None, repr=False)
 
     @property
@@ -266,6 +267,8 @@ def _root(
                                      "LANG; zh* is Chinese).")),
     operator: str = typer.Option(None, "--operator", envvar="VIPCLI_OPERATOR",
                                  help=N_("Who is doing this (recorded on every write).")),
+    no_pager: bool = typer.Option(False, "--no-pager", help=N_("Print lists straight to the terminal, not through "
+                                                               "the pager ($PAGER, or less).")),
     version: bool = typer.Option(False, "--version", is_eager=True, expose_value=False, callback=_version,
                                  help=N_("Print the version and exit.")),
 ) -> None:
@@ -282,7 +285,7 @@ def _root(
         path = Path(db).expanduser()
     who = clean_text(operator, "operator", 40) if operator is not None else _operator_default()
     _protect(path)
-    ctx.obj = Session(db_path=path, json=json_output, operator=who, now=now())
+    ctx.obj = Session(db_path=path, json=json_output, operator=who, now=now(), pager=not no_pager)
 
 
 def _protect(db_path: Path) -> None:

@@ -98,7 +98,7 @@ def cards_table(
                                        N_("status"), N_("renewals"), N_("replaced by")],
         [[cards.format_number(r["card_no"], rules), r["holder"], r["phone"], r["issued_at"][:10], r["valid_to"],
           status_label(r["status"]), r["renewals"], cards.format_number(r["replaced_by"], rules)] for r in rows],
-        justify_right=("renewals",))))
+        justify_right=("renewals",))), page=True)
 
 
 @command(cli, "cancel", help=N_("End a membership; remaining points are forfeited. Asks first on a terminal. "

@@ -151,7 +151,7 @@ def birthdays(ctx: typer.Context, within: str = typer.Option("7", "--within", he
         _("Birthdays"), [N_("date"), N_("in days"), N_("customer"), N_("name"), N_("phone"), N_("card"),
                          N_("status")],
         [[r["date"], r["days"], r["customer_id"], r["name"], r["phone"], r["card_no"], status_label(r["status"])]
-         for r in rows])))
+         for r in rows])), page=True)
 
 
 @command(cli, "notify", help=N_("Write an SMS outbox CSV (phones in full there only; audited). Example: vip notify "

@@ -188,7 +188,7 @@ def show(
                 [p["receipt"], p["purchased_at"], p["store"], yuan(p["paid"]), yuan(p["refunded"]),
                  p["points_earned"]] for p in data["recent_purchases"]], justify_right=("paid", "refunded", "points")))
 
-    emit(s, data, human)
+    emit(s, data, human, page=True)
 
 
 @command(cli, "search", help=N_("Find archives; says how many match and which of them are shown. Example: vip search "
@@ -238,7 +238,7 @@ def search(
             c.print(_("More: --offset {offset}").format(offset=skip + len(results)))
 
     emit(s, {"results": results, "count": len(results), "total": total, "offset": skip, "limit": page_size},
-         human)
+         human, page=True)
 
 
 @command(cli, "update", help=N_("Change profile fields; every change is recorded. Example: vip update 13800138000 "
@@ -291,4 +291,4 @@ def history(
     emit(s, {"customer_id": customer_id, "changes": changes}, lambda c: c.print(table(
         _("Changes to customer {id}").format(id=customer_id), [N_("time"), N_("field"), N_("old"), N_("new"),
                                                                 N_("operator")],
-        [[x["at"], _(x["field"]), x["old"], x["new"], x["operator"]] for x in changes])))  # (fields: show's labels)
+        [[x["at"], _(x["field"]), x["old"], x["new"], x["operator"]] for x in changes])), page=True)  # (fields: show's labels)

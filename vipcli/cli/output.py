@@ -2,7 +2,9 @@
 
 import functools
 import json
+import os
 import sys
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -34,21 +36,46 @@ def jsonable(data, key: str | None = None):
     return data
 
 
-def emit(session, data: dict, human, out: str | None = None) -> None:
+def emit(session, data: dict, human, out: str | None = None, page: bool = False) -> None:
     """Print `data` as one JSON object under --json, else call `human(console)`. When the command's
-    output file `out` is "-" (stdout), this summary goes to stderr instead."""
+    output file `out` is "-" (stdout), this summary goes to stderr instead. `page`: a list, shown
+    through the pager on a terminal (`paged`)."""
     to_stderr = out == "-"
     if session.json:
         (sys.stderr if to_stderr else sys.stdout).write(json.dumps(jsonable(data), ensure_ascii=False) + "\n")
         return
+    if page and not to_stderr:
+        with paged(session) as (c, _out):
+            human(c)
+        return
     human(console(stderr=to_stderr))
+
+
+@contextmanager
+def paged(session):
+    """(console, stream) for a list on a terminal: what is printed goes through the pager when it is
+    done, as git does ($PAGER, else less with LESS=FRX unless LESS is set: a list that fits the
+    screen is just printed). Off with --no-pager, PAGER=cat or PAGER= (empty), and off the terminal."""
+    if not session.pager or not sys.stdout.isatty() or os.environ.get("PAGER", "less").strip() in ("", "cat"):
+        yield console(), sys.stdout
+        return
+    import io
+    import pydoc
+    import shutil
+
+    buffer = io.StringIO()
+    yield _plain_console_class()(file=buffer, force_terminal=True, width=shutil.get_terminal_size().columns,
+                                 soft_wrap=False, highlight=False, markup=False, emoji=False), buffer
+    os.environ.setdefault("LESS", "FRX")
+    pydoc.pager(buffer.getvalue())
 
 
 def emit_rows(session, key: str, rows, shown: int | None, summary, human_head, human_row, human_tail) -> None:
     """A list written as it is read, in constant memory: under --json one object
     {key: [the first `shown` rows], **summary()}, else human_head(console), a line per row
     (human_row(row) -> text) and human_tail(console); summary() is asked for once every row has
-    been read (the counts are known only then). Rows past `shown` are read, not written."""
+    been read (the counts are known only then). Rows past `shown` are read, not written. On a
+    terminal the list goes through the pager (`paged`)."""
     import itertools
 
     out = sys.stdout
@@ -65,12 +92,12 @@ def emit_rows(session, key: str, rows, shown: int | None, summary, human_head, h
             out.write(", " + json.dumps(name) + ": " + json.dumps(jsonable(value, name), ensure_ascii=False))
         out.write("}\n")
         return
-    c = console()
-    human_head(c)
-    for i, row in enumerate(rows):
-        if shown is None or i < shown:
-            out.write(printable(human_row(row)) + "\n")
-    human_tail(c)
+    with paged(session) as (c, out):
+        human_head(c)
+        for i, row in enumerate(rows):
+            if shown is None or i < shown:
+                out.write(printable(human_row(row)) + "\n")
+        human_tail(c)
 
 
 def aligned(cells: list, widths: list[int]) -> str:

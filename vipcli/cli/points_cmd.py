@@ -89,7 +89,7 @@ def points_show(ctx: typer.Context, ref: str = CARD_OR_PHONE) -> None:
             [e["at"], _(ENTRY_KINDS.get(e["kind"], e["kind"])), e["delta"], e["lot_id"], e["receipt"],
              _(e["reason"] or ""), e["operator"]] for e in entries], justify_right=("points",)))
 
-    emit(s, data, human)
+    emit(s, data, human, page=True)
 
 
 @command(points_app, "expire", help=N_("Write the expiry entries of points past their expiry (idempotent); asks "

@@ -1,5 +1,7 @@
 """rules show / validate / load."""
 
+import sys
+
 import typer
 
 from vipcli.cli import command, commands, session, subgroup
@@ -29,14 +31,18 @@ def _summary(rules) -> dict:
     }
 
 
-@command(rules_app, "show", help=N_("Print the rules in force (the TOML text under --json too). Example: vip rules "
-                                    "show"))
+@command(rules_app, "show", help=N_("Print the rules in force: on a terminal a summary and the TOML text; into a "
+                                    "file or a pipe the TOML text alone, a rules file (under --json too, as "
+                                    "\"text\"). Example: vip rules show > rules.toml"))
 def rules_show(ctx: typer.Context) -> None:
     s = session(ctx)
     rules = s.rules()
     data = {**_summary(rules), "text": rules.text}
 
     def human(c):
+        if not sys.stdout.isatty():  # into a file or a pipe: the rules file itself, for `vip rules validate`
+            sys.stdout.write(rules.text if rules.text.endswith("\n") else rules.text + "\n")
+            return
         c.print(fields_panel([(N_("version"), rules.version), (N_("profile"), f"{rules.name}: {rules.description}"),
                               (N_("qualify"), "; ".join(
                                   ([_("on registration")] if rules.card_on_registration else [])
@@ -51,7 +57,7 @@ def rules_show(ctx: typer.Context) -> None:
             [t.code, t.name, t.rate, yuan(t.single_purchase), yuan(t.spend)] for t in rules.tiers]))
         c.print(rules.text, highlight=False)
 
-    emit(s, data, human)
+    emit(s, data, human, page=True)
 
 
 @command(rules_app, "validate", help=N_("Check a rules file without loading it. Example: vip rules validate "

@@ -84,7 +84,7 @@ def audit_log(
         _("Audit ({count})").format(count=len(rows)), [N_("time"), N_("operator"), N_("command"), N_("target"),
                                                          N_("detail")],
         [[r["at"], r["operator"], r["command"], r["target"], json.dumps(r["detail"], ensure_ascii=False)]
-         for r in rows])))
+         for r in rows])), page=True)
 
 
 @command(key_app, "export", help=N_("Copy the ID-number key to DEST (a new file, 0600), to keep apart from the "
