@@ -111,7 +111,9 @@ def test_expiry_in_chunks_stopped_between_them_completes_to_the_same_state(conn,
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copy(tmp_path / "d.db", tmp_path / "whole.db")
     whole = db.connect(tmp_path / "whole.db")
-    assert sum(ledger.expire(whole, year_end, OPERATOR, chunk=3).values()) == 7000
+    told = []  # (the progress bar is told after each chunk)
+    assert sum(ledger.expire(whole, year_end, OPERATOR, chunk=3, progress=told.append).values()) == 7000
+    assert told == [3000, 3000, 1000]
 
     def stopped(_conn):
         raise KeyboardInterrupt  # after the first chunk's commit
@@ -182,7 +184,9 @@ def test_a_tier_review_in_chunks_stopped_between_them_completes_to_the_same_stat
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     shutil.copy(tmp_path / "d.db", tmp_path / "whole.db")
     whole = db.connect(tmp_path / "whole.db")
-    done = sales.tier_review(whole, rules, review, OPERATOR, chunk=2)
+    told = []
+    done = sales.tier_review(whole, rules, review, OPERATOR, chunk=2, progress=told.append)
+    assert told == [2, 2, 1]
     assert done == planned and (done["reviewed"], done["confirmed"], len(done["changes"])) == (5, 2, 3)
 
     def stopped(_conn):
@@ -218,7 +222,28 @@ def test_the_renewal_batch_in_chunks_stopped_between_them_renews_the_rest(conn, 
         membership.renew_all(conn, rules, december, OPERATOR, False, chunk=2)
     monkeypatch.undo()
     assert len(cards.due_for_renewal(conn, rules, december)) == 3
-    rest = membership.renew_all(conn, rules, december, OPERATOR, False, chunk=2)
-    assert rest["renewed"] == 3 and cards.due_for_renewal(conn, rules, december) == []
+    told = []
+    rest = membership.renew_all(conn, rules, december, OPERATOR, False, chunk=2, progress=told.append)
+    assert rest["renewed"] == 3 and told == [2, 1] and cards.due_for_renewal(conn, rules, december) == []
     assert {r[0] for r in conn.execute("SELECT valid_to FROM cards")} == {"2027-12-31"}
     assert {r[0] for r in conn.execute("SELECT renewals FROM cards")} == {1}
+
+
+def test_the_progress_of_a_check_an_export_and_the_report_adds_up(conn, tmp_path):
+    """What a progress bar is told: a step per check and per report sheet, every row exported."""
+    from vipcli.io import exports, report
+
+    for n in range(3):
+        buy(conn, 100_000, phone=f"1390000050{n}", at=AT.replace(minute=n))
+    rules = rules_of(conn)
+    steps = []
+    checks.run_all(conn, rules, full=True, progress=steps.append)
+    assert steps == [1] * (len(checks.ALL) + 1)
+    rows = []
+    records = exports.rows(conn, rules, "purchases", exports.Filters(), AT, False, None)
+    assert exports.write(str(tmp_path / "p.csv"), "csv", exports.EXPORTS["purchases"],
+                         exports.counted(records, rows.append, every=2), force=True) == 3
+    assert rows == [2, 1]
+    sheets = []
+    report.build(conn, rules, AT, AT.year, str(tmp_path / "r.xlsx"), progress=sheets.append)
+    assert sheets == [1] * report.STEPS

@@ -233,10 +233,10 @@ class Report:
     marked: bool  # the marks moved on (a clean check that could write)
 
 
-def run_all(conn, rules: Rules, full: bool = False, every_row: bool = False, at=None) -> Report:
+def run_all(conn, rules: Rules, full: bool = False, every_row: bool = False, at=None, progress=None) -> Report:
     """Every check, over every row (`every_row`, `full`, or no clean check recorded yet) or over what
     changed since the last clean check, in one read transaction; a clean result moves the marks to
-    what it read (`at`: when it ran, shown by the next check)."""
+    what it read (`at`: when it ran, shown by the next check). `progress(1)` after each check."""
     conn.execute("BEGIN")
     try:
         marks = {table: conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()[0]
@@ -244,8 +244,11 @@ def run_all(conn, rules: Rules, full: bool = False, every_row: bool = False, at=
         journal = conn.execute("SELECT COALESCE(MAX(id), 0) FROM check_journal").fetchone()[0]
         previous = None if full or every_row or not _guarded(conn) else json.loads(get_meta(conn, MARK) or "null")
         scope = EVERY_ROW if previous is None else _changes(conn, previous)
-        problems = {check.__name__: check(conn, rules, scope)
-                    for check in ((structure,) if full else ()) + ALL}
+        problems = {}
+        for check in ((structure,) if full else ()) + ALL:
+            problems[check.__name__] = check(conn, rules, scope)
+            if progress:
+                progress(1)
         if scope.changes:
             for group in (*_GROUPS, "card_holders"):
                 conn.execute(f"DROP TABLE temp.check_{group}")

@@ -210,11 +210,12 @@ def expiring(conn, as_of: datetime) -> dict[str, int]:
                              (iso(as_of),)))
 
 
-def expire(conn, as_of: datetime, operator: str, chunk: int = EXPIRY_CHUNK) -> dict[str, int]:
+def expire(conn, as_of: datetime, operator: str, chunk: int = EXPIRY_CHUNK, progress=None) -> dict[str, int]:
     """Write an 'expire' entry for every lot past its expiry with points left, `chunk` lots per
     write transaction of its own (the lots found through the index of lots still holding points),
     letting waiting tills in between. Idempotent: an expired lot holds nothing, so a run killed
-    between chunks leaves whole chunks, and running it again does the rest. Points by card."""
+    between chunks leaves whole chunks, and running it again does the rest. Points by card.
+    `progress(n)`: told after each chunk how many points it expired."""
     from vipcli.db import let_waiters_in, transaction
 
     stamp, per_card = iso(as_of), defaultdict(int)
@@ -228,6 +229,8 @@ def expire(conn, as_of: datetime, operator: str, chunk: int = EXPIRY_CHUNK) -> d
             conn.executemany("UPDATE point_lots SET remaining = 0 WHERE id = ?", [(lot,) for lot, _card, _left in lots])
         for _lot, card, left in lots:
             per_card[card] += left
+        if progress:
+            progress(sum(left for _lot, _card, left in lots))
         if len(lots) < chunk:
             return dict(per_card)
         let_waiters_in(conn)

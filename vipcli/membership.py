@@ -38,11 +38,12 @@ RENEW_CHUNK = 2_000  # cards renewed per write transaction: a till waits behind 
 
 
 def renew_all(conn, rules: Rules, now: datetime, operator: str, force: bool, dry_run: bool = False,
-              chunk: int = RENEW_CHUNK) -> dict:
+              chunk: int = RENEW_CHUNK, progress=None) -> dict:
     """The renewal month's batch (第十七条 每年12月为换卡月): every current card valid to this year's end
     renewed for a year; outside the month only with `force` (audited). `chunk` cards per write
     transaction of its own, waiting tills let in between; a renewed card is no longer due, so a
-    batch killed between chunks, run again, renews the rest. `dry_run`: each chunk rolled back."""
+    batch killed between chunks, run again, renews the rest. `dry_run`: each chunk rolled back.
+    `progress(n)`: told after each chunk how many cards it renewed."""
     from vipcli.db import let_waiters_in, transaction
 
     if rules.renewal_month is None:
@@ -56,6 +57,8 @@ def renew_all(conn, rules: Rules, now: datetime, operator: str, force: bool, dry
         with transaction(conn, dry_run=dry_run):
             part = [cards.renew(conn, rules, no, now, True) for no in cards.due_for_renewal(conn, rules, now, last, chunk)]
         renewed += part
+        if progress:
+            progress(len(part))
         if len(part) < chunk:
             break
         last = part[-1]["card_no"]

@@ -26,12 +26,12 @@ def expiry_plan(conn, as_of: datetime) -> dict:
     return _expiry_report(as_of, ledger.expiring(conn, as_of))
 
 
-def expire_due(conn, as_of: datetime, now: datetime, operator: str) -> dict:
+def expire_due(conn, as_of: datetime, now: datetime, operator: str, progress=None) -> dict:
     """Expire every lot past its expiry at `as_of`, in transactions of ledger.EXPIRY_CHUNK lots
     (idempotent: a lot expired once has nothing left), then one audit row for the run."""
     from vipcli.db import transaction
 
-    per_card = ledger.expire(conn, as_of, operator)
+    per_card = ledger.expire(conn, as_of, operator, progress=progress)
     with transaction(conn):
         audit(conn, now, operator, "points expire", None, as_of=as_of.isoformat(), cards=len(per_card),
               points=sum(per_card.values()))

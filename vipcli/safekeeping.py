@@ -159,12 +159,13 @@ def _key_needed(conn) -> str | None:
     return str(found) if found else f"a key with fingerprint {fingerprint} (none of {path} and its retired keys)"
 
 
-def rotate_key(conn, now: datetime, operator: str) -> dict:
+def rotate_key(conn, now: datetime, operator: str, progress=None) -> dict:
     """Re-encrypt every ID number with a new key, one rotation at a time (KEY.lock). The write lock
     is taken before the rows are read, so an enrolment can't slip an ID in under the old key. The
     new key is written beside the old as KEY.new, the database re-encrypted in that transaction,
     then the old key is retired to the next KEY.N (kept: backups made before need it) and KEY.new
-    becomes KEY. A crash between the two leaves KEY.new, which `open_vault` recognises and finishes."""
+    becomes KEY. A crash between the two leaves KEY.new, which `open_vault` recognises and finishes.
+    `progress(n)`: told every 1,000 ID numbers re-encrypted."""
     import base64
 
     from vipcli import vault as vault_mod
@@ -185,10 +186,12 @@ def rotate_key(conn, now: datetime, operator: str) -> dict:
                     handle.flush()
                     os.fsync(handle.fileno())
                 rows = conn.execute("SELECT id, id_enc FROM customers WHERE id_enc IS NOT NULL").fetchall()
-                for row in rows:
+                for n, row in enumerate(rows, 1):
                     plain = old.decrypt(row["id_enc"])
                     conn.execute("UPDATE customers SET id_enc = ?, id_hmac = ? WHERE id = ?",
                                  (fresh.encrypt(plain), fresh.lookup_hash(plain), row["id"]))
+                    if progress and n % 1000 == 0:
+                        progress(1000)
                 db.set_meta(conn, "key_fingerprint", fresh.fingerprint())
                 auditlog.audit(conn, now, operator, "key rotate", str(path), reencrypted=len(rows))
             retired = vault_mod.retire(path)

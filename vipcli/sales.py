@@ -290,7 +290,7 @@ REVIEW_CHUNK = 2_000  # members reviewed per write transaction: a till waits beh
 
 
 def tier_review(conn, rules: Rules, as_of: datetime, operator: str, dry_run: bool = False,
-                chunk: int = REVIEW_CHUNK) -> dict:
+                chunk: int = REVIEW_CHUNK, progress=None) -> dict:
     """The periodic review: members whose tier has been held `hold_months` keep it if their spend over
     the review window, or one purchase inside it, meets the tier's standard; else they move to the
     highest tier that spend or purchase meets. Every member with a card not cancelled or replaced is
@@ -299,7 +299,7 @@ def tier_review(conn, rules: Rules, as_of: datetime, operator: str, dry_run: boo
     Members in id order, `chunk` per write transaction of its own, their spend read with one query
     per chunk; waiting tills go between chunks. A reviewed member's tier dates from `as_of`, so a
     review killed between chunks, run again, reviews the rest. `dry_run`: the same decisions, read
-    without the write lock, nothing written."""
+    without the write lock, nothing written. `progress(n)`: told after each chunk how many it reviewed."""
     from contextlib import nullcontext
 
     from vipcli.db import let_waiters_in, transaction
@@ -333,6 +333,8 @@ def tier_review(conn, rules: Rules, as_of: datetime, operator: str, dry_run: boo
                     archive.set_tier(conn, row["id"], current, current if keeps else meets.code, as_of,
                                      review_reason(rules, spend, single, keeps), operator)
         reviewed += len(rows)
+        if progress:
+            progress(len(rows))
         if len(rows) < chunk:
             break
         last = rows[-1]["id"]

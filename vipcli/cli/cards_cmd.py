@@ -72,10 +72,11 @@ def card_renew(
 
     data = run_planned(s, "card renew --all",
                        lambda conn: membership.renew_all(conn, rules, s.now, s.operator, force, dry_run=True),
-                       lambda conn: membership.renew_all(conn, rules, s.now, s.operator, force),
+                       lambda conn, advance: membership.renew_all(conn, rules, s.now, s.operator, force,
+                                                                  progress=advance),
                        lambda p: _("Renew {count} cards valid to {date} for a year.").format(
                            count=p["renewed"], date=rules.validity_end(s.now.year)),
-                       yes, dry_run)
+                       yes, dry_run, size=lambda p: p["renewed"])
     emit(s, data, lambda c: c.print((_("Dry run, nothing changed: would renew {count} cards.") if data["dry_run"]
                                      else _("Renewed {count} cards.")).format(count=data["renewed"])))
 

@@ -28,14 +28,18 @@ def ask(s, command: str, plan: str, yes: bool) -> None:
         raise Refused(_("{command}: not confirmed; nothing was changed").format(command=command), code="not_confirmed")
 
 
-def run_planned(s, command: str, plan, work, describe, yes: bool, dry_run: bool) -> dict:
+def run_planned(s, command: str, plan, work, describe, yes: bool, dry_run: bool, size=None) -> dict:
     """For a job that commits in chunks of its own (a year-end run): `plan(conn)` reads what it
-    would do (shown, or asked about); then `work(conn)` does it, after `ask`."""
+    would do (shown, or asked about); then `work(conn, advance)` does it, after `ask`, under a
+    progress bar of `size(plan)` steps (advance(n) after each chunk; None without a terminal)."""
+    from vipcli.cli.progress import progress_bar
+
     preview = plan(s.conn)
     if dry_run:
         return {**preview, "dry_run": True}
     ask(s, command, describe(preview), yes)
-    return {**work(s.conn), "dry_run": False}
+    with progress_bar(s, command, size(preview) if size else None) as advance:
+        return {**work(s.conn, advance), "dry_run": False}
 
 
 def run_confirmed(s, command: str, work, describe, yes: bool, dry_run: bool) -> dict:

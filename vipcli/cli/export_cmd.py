@@ -4,6 +4,7 @@ import typer
 
 from vipcli.cli import command, commands, session
 from vipcli.cli.output import emit
+from vipcli.cli.progress import progress_bar
 from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
@@ -63,7 +64,8 @@ def export(
 
         if year is not None and not (year.isdigit() and 2000 <= int(year) <= 2100):
             raise InvalidInput(_("year: {year!r} is not a year").format(year=year), code="bad_year")
-        result = report.build(s.conn, rules, s.now, int(year) if year else s.now.year, out, force)
+        with progress_bar(s, N_("report"), report.STEPS) as advance:
+            result = report.build(s.conn, rules, s.now, int(year) if year else s.now.year, out, force, advance)
         data = {"rows": result["rows"], "out": out, "sheets": result["sheets"]}
         emit(s, data, lambda c: c.print(_("Wrote the report ({sheets}) to {out}.").format(
             sheets=", ".join(result["sheets"]), out=out)),
@@ -76,7 +78,8 @@ def export(
         disclosed(s.conn, s.now, s.operator, "unmask", out, via=f"export {kind}", format=fmt, store=filters.store,
                   since=filters.since, until=filters.until)
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
-    count = exports.write(out, fmt, exports.EXPORTS[kind], records, force)
+    with progress_bar(s, N_("export"), unit=N_("rows")) as advance:
+        count = exports.write(out, fmt, exports.EXPORTS[kind], exports.counted(records, advance), force)
     emit(s, {"rows": count, "out": out, "format": fmt, "masked": not unmask},
          lambda c: c.print(_("Wrote {count} {kind} rows to {out} ({format}).").format(count=count, kind=kind, out=out,
                                                                                       format=fmt)), out=out)

@@ -20,31 +20,13 @@ import_app = subgroup(cli, "import", N_("Bulk import of members or purchases fro
 
 @contextmanager
 def _progress(s, label: str, path: str):
-    """Yields an advance(rows) callback drawing a rich progress bar (rows, rows/s, ETA) on a terminal,
-    or None: nothing under cron (no TTY) or --json."""
+    """The import's bar: rows of the file (rows, rows/s, ETA); nothing without a terminal."""
+    from vipcli.cli.progress import progress_bar
+
     if s.json or not sys.stderr.isatty():
         yield None
         return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn(_(label)), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]} " + _("rows/s")),
-                   TimeRemainingColumn(), transient=True, console=Console(stderr=True))
-    task = bar.add_task(label, total=_count_rows(path), rate="")
-    started, done = time.perf_counter(), [0]
-
-    def advance(rows: int) -> None:
-        done[0] += rows
-        bar.update(task, advance=rows, rate=f"{int(done[0] / max(time.perf_counter() - started, 1e-6)):,}")
-
-    def reset() -> None:  # the rows are read again (sorted)
-        done[0] = 0
-        bar.reset(task, rate="")
-
-    advance.reset = reset
-
-    with bar:
+    with progress_bar(s, label, _count_rows(path), N_("rows")) as advance:
         yield advance
 
 

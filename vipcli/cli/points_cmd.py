@@ -7,6 +7,7 @@ from vipcli.cli.fastparams import PlainGroup
 from vipcli.cli.confirm import DRY_RUN, YES, run_planned
 from vipcli.errors import ExitStatus
 from vipcli.cli.output import emit, fields_panel, table, yuan
+from vipcli.cli.progress import progress_bar
 from vipcli.i18n import N_, _
 
 # The ledger's kinds of entry, as people read them.
@@ -108,9 +109,11 @@ def points_expire(
     moment = parse_as_of(as_of, s.now, writes=True)
 
     data = run_planned(s, "points expire", lambda conn: points_mod.expiry_plan(conn, moment),
-                       lambda conn: points_mod.expire_due(conn, moment, s.now, s.operator), lambda p: (
+                       lambda conn, advance: points_mod.expire_due(conn, moment, s.now, s.operator, progress=advance),
+                       lambda p: (
         _("Expire {points} points on {cards} cards as of {date}.").format(
-            points=p["expired_points"], cards=len(p["cards"]), date=p["as_of"])), yes, dry_run)
+            points=p["expired_points"], cards=len(p["cards"]), date=p["as_of"])), yes, dry_run,
+                       size=lambda p: p["expired_points"])
     emit(s, data, lambda c: c.print(
         (_("Dry run, nothing changed: would expire {points} points on {cards} cards as of {date}.") if data["dry_run"]
          else _("Expired {points} points on {cards} cards as of {date}.")).format(
@@ -168,8 +171,12 @@ def check(ctx: typer.Context,
                                     "checks (reads every page and index; weekly)."))) -> None:
     from vipcli.checks import run_all
 
+    from vipcli.checks import ALL
+
     s = session(ctx)
-    report = run_all(s.conn, s.rules(), full, every_row, at=s.now)
+    rules = s.rules()
+    with progress_bar(s, N_("check"), len(ALL) + full) as advance:
+        report = run_all(s.conn, rules, full, every_row, at=s.now, progress=advance)
     results = report.problems
     problems = [p for found in results.values() for p in found]
     data = {"ok": not problems, "problems": problems, "checks": {k: len(v) for k, v in results.items()},

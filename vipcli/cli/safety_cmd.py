@@ -5,6 +5,7 @@ import typer
 from vipcli.cli import command, commands, session, subgroup
 from vipcli.cli.confirm import DRY_RUN, YES, ask
 from vipcli.cli.output import emit, table
+from vipcli.cli.progress import progress_bar
 from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
@@ -113,6 +114,7 @@ def key_rotate(ctx: typer.Context, yes: bool = YES, dry_run: bool = DRY_RUN) -> 
              lambda c: c.print(_("Dry run, nothing changed: {plan}").format(plan=plan)))
         return
     ask(s, "key rotate", plan, yes)
-    data = {**safekeeping.rotate_key(s.conn, s.now, s.operator), "dry_run": False}
+    with progress_bar(s, N_("key rotate"), count) as advance:
+        data = {**safekeeping.rotate_key(s.conn, s.now, s.operator, advance), "dry_run": False}
     emit(s, data, lambda c: c.print(_("New key in {key}; {count} ID numbers re-encrypted.").format(
         key=data["key_file"], count=data["reencrypted"])))

@@ -51,7 +51,8 @@ def tier_review(
             reviewed=p["reviewed"], date=p["as_of"], confirmed=p["confirmed"], changed=len(p["changes"]))
 
     data = run_planned(s, "tier review", lambda conn: sales.tier_review(conn, rules, moment, s.operator, dry_run=True),
-                       lambda conn: sales.tier_review(conn, rules, moment, s.operator), plan, yes, dry_run)
+                       lambda conn, advance: sales.tier_review(conn, rules, moment, s.operator, progress=advance), plan,
+                       yes, dry_run, size=lambda p: p["reviewed"])
     emit(s, data, lambda c: (c.print((_("Dry run, nothing changed: ") if data["dry_run"] else "")
                                      + _("Reviewed {reviewed}: {confirmed} confirmed, {changed} changed.").format(
                                          reviewed=data["reviewed"], confirmed=data["confirmed"],

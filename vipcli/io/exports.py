@@ -188,6 +188,23 @@ def _purchases(conn, rules, f, now, phone, unmask, vault):
                                         phone))
 
 
+def counted(records, advance, every: int = 1000):
+    """The same records, `advance(n)` told every `every` of them as they are written (a progress
+    bar); as they are when there is no bar."""
+    if advance is None:
+        return records
+
+    def telling(rows):
+        n = 0
+        for n, row in enumerate(rows, 1):
+            yield row
+            if n % every == 0:
+                advance(every)
+        advance(n % every)
+
+    return InColumnOrder(telling(records.rows)) if isinstance(records, InColumnOrder) else telling(records)
+
+
 class InColumnOrder:
     """Records as lists in the export's column order (a million purchases: no dict per row); the
     writers take them as they are (CSV) or as dicts."""

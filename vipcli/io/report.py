@@ -22,13 +22,21 @@ def _yuan(fen: int) -> Decimal:
     return Decimal(fen).scaleb(-2)
 
 
-def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool = False) -> dict:
+STEPS = 6  # the six sheets (`progress(1)` after each; after the last, once the file is written)
+
+
+def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool = False, progress=None) -> dict:
     from openpyxl import Workbook
     from openpyxl.chart import BarChart, LineChart, PieChart, Reference
     from openpyxl.styles import Font
 
     book = Workbook()
     bold = Font(bold=True)
+
+    def tick():
+        if progress:
+            progress(1)
+
     overview = store_overview(conn, rules, now, top=0)
 
     def sheet(title, header, rows, money_cols=(), widths=None):
@@ -82,6 +90,7 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     summary.column_dimensions["A"].width = 24
     summary.column_dimensions["B"].width = 16
 
+    tick()
     # 客户分类
     tally = {c.code: [0, 0] for c in rules.classes}  # class -> customers, spend (one pass, as read)
     for row in care.classify(conn, rules, now):
@@ -95,6 +104,7 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=len(counts) + 1))
     ws.add_chart(chart, "E2")
 
+    tick()
     # 月度消费: one column per store, one row per month of the year
     stores = [r[0] or "(none)" for r in conn.execute(
         "SELECT DISTINCT store FROM purchases WHERE substr(purchased_at, 1, 4) = ? ORDER BY store", (str(year),))]
@@ -111,6 +121,7 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
         chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=13))
         ws.add_chart(chart, f"{chr(66 + len(stores) + 1)}2")
 
+    tick()
     # 发卡统计
     issued = conn.execute(
         "SELECT region, COUNT(*), SUM(status = 'replaced'), SUM(status = 'cancelled') FROM cards "
@@ -123,6 +134,7 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
         chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=len(issued) + 1))
         ws.add_chart(chart, "F2")
 
+    tick()
     # 等级消费: each tier's share of the 12-month spend (the SVIP question: what do the top cards bring?)
     since = iso(months_before(now, rules.upgrade_window_months))
     by_tier = dict(conn.execute(
@@ -145,6 +157,7 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     chart.set_categories(Reference(ws, min_col=2, min_row=2, max_row=len(tier_rows) + 1))
     ws.add_chart(chart, "F2")
 
+    tick()
     # 二八定律
     share = overview["top_fifth_share_permille"]
     top = Decimal(share).scaleb(-3)
@@ -160,4 +173,5 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
 
     with atomic_output(path, mode=None, own=xlsx_file, force=force) as temp:
         book.save(temp)
+    tick()
     return {"sheets": book.sheetnames, "rows": sum(n for n, _ in tally.values())}
