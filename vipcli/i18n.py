@@ -83,4 +83,6 @@ def N_(message: str) -> str:
 # (i18n.use points it at this catalog), and the help option's text is translated with the rest.
 TYPER_WORDS = (N_("Arguments"), N_("Options"), N_("Commands"), N_("required"), N_("default: {default}"),
                N_("env var: {var}"), N_("Missing command."), N_("No such command {name!r}."), N_("Aborted!"),
-               N_("(dynamic)"), N_("Show this message and exit."), N_("Usage: "))
+               N_("(dynamic)"), N_("Show this message and exit."), N_("Usage: "),
+               N_("Install completion for the current shell."),
+               N_("Show completion for the current shell, to copy it or customize the installation."))

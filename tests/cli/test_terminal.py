@@ -66,3 +66,17 @@ def test_a_list_at_a_terminal_goes_through_the_pager_unless_told_not_to(vip, mem
     # a till's command is never paged
     code, screen = _at_a_terminal(["purchase", "--phone", "13800138000", "--amount", "10"], env, isolated)
     assert code == 0 and "Receipt" in screen and not paged.exists()
+
+
+def test_shell_completion_completes_commands_subcommands_and_options(isolated):
+    """`vip --install-completion` / `--show-completion` are typer's; the completion they install asks
+    vip itself, which answers from the commands it has."""
+    def complete(words: str, index: int) -> list[str]:
+        env = {**os.environ, "_VIP_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(index)}
+        return subprocess.run(VIP, env=env, capture_output=True, text=True, check=True).stdout.split()
+
+    assert complete("vip pur", 1) == ["purchase"]
+    assert complete("vip tier ", 2) == ["show", "review", "set"]
+    assert complete("vip purchase --am", 2) == ["--amount"]
+    shown = subprocess.run(VIP + ["--show-completion", "bash"], capture_output=True, text=True, cwd=isolated)
+    assert shown.returncode == 0 and "_VIP_COMPLETE=complete_bash" in shown.stdout

@@ -233,7 +233,7 @@ class Session:
 
 app = typer.Typer(
     cls=VipGroup,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     no_args_is_help=True,
     rich_markup_mode=None,
