@@ -65,6 +65,13 @@ def current() -> str:
     return _language
 
 
+def translator(lang: str):
+    """gettext for `lang` whatever the language in use (a CSV's Chinese headers, --headers zh)."""
+    if lang == "en":
+        return gettext.NullTranslations().gettext
+    return gettext.translation(DOMAIN, LOCALES, languages=[LANGUAGES[lang]], fallback=True).gettext
+
+
 def _(message: str) -> str:
     """`message` in the language in use."""
     return _current.gettext(message) if message else message

@@ -91,7 +91,7 @@ def _english_words(text: str) -> set[str]:
     text = re.sub(r"(?<![\w])--?[a-z][a-z-]*", " ", text)  # options
     text = re.sub(r"\S*[./]\S*|\{[a-z_]*\}|`[^`]*`", " ", text)  # file names, paths, placeholders, `vip rules`
     allowed = ({"vip", "vipcli", "zh", "en", "SQLite", "TOML", "xlsx", "csv", "json", "jsonl", "utf-8", "utf-8-sig",
-                "gb18030", "birthday", "card-issued", "renewal", "grant", "unmask", "text"}
+                "gb18030", "birthday", "card-issued", "renewal", "grant", "unmask", "text", "keys"}
                | set(CHANNEL_NAMES.values()) | set(STATUS_NAMES.values()) | {"prospect", "cancelled"}
                | set(EXPORTS) | {"report"} | {name for path in _paths() for name in path}
                | {tier.code for name in profile_names() for tier in parse(default_text(name), 1).tiers})
@@ -225,3 +225,30 @@ def test_a_wheel_built_from_a_clean_checkout_carries_the_catalog(tmp_path):
                     str(tmp_path / "dist"), str(source)], check=True, capture_output=True)
     wheel = next((tmp_path / "dist").glob("vipcli-*.whl"))
     assert "vipcli/locale/zh_CN/LC_MESSAGES/vipcli.mo" in zipfile.ZipFile(wheel).namelist()
+
+
+def test_exports_keep_their_keys_and_show_headings_to_people(vip, member, isolated):
+    """CSV and JSON keep their keys whatever the language; a CSV gets Chinese headings only with
+    --headers zh; a workbook (for people) has the headings of the language in use, the report too."""
+    import csv
+
+    from openpyxl import load_workbook
+
+    card = member()
+    vip("purchase", card, "--amount", "100")
+    out = isolated / "p.csv"
+    vip("--lang", "zh", "export", "purchases", "--out", str(out))
+    assert next(csv.reader(out.open(encoding="utf-8-sig")))[:3] == ["receipt", "purchased_at", "store"]
+    vip("--lang", "en", "export", "purchases", "--out", str(out), "--headers", "zh")  # (its own export: replaced)
+    assert next(csv.reader(out.open(encoding="utf-8-sig")))[:3] == ["小票号", "消费时间", "门店"]
+    assert vip("export", "purchases", "--out", str(out), "--headers", "cn").code == 2
+    data = vip("--lang", "zh", "export", "purchases", "--format", "json", "--out", str(isolated / "p.json"))
+    assert data["rows"] == 1 and '"receipt"' in (isolated / "p.json").read_text(encoding="utf-8")
+    vip("--lang", "zh", "export", "members", "--out", str(isolated / "m.xlsx"))
+    assert [c.value for c in load_workbook(isolated / "m.xlsx").active[1]][:3] == ["顾客编号", "姓名", "性别"]
+    vip("export", "members", "--out", str(isolated / "m.xlsx"))
+    assert [c.value for c in load_workbook(isolated / "m.xlsx").active[1]][:3] == ["customer_id", "name", "gender"]
+    vip("--lang", "zh", "export", "report", "--out", str(isolated / "r.xlsx"))
+    book = load_workbook(isolated / "r.xlsx")
+    assert [c.value for c in book["发卡统计"][1]] == ["卡区", "发卡", "已换卡", "已注销"]
+    assert book["汇总"]["A1"].value == "vipcli 报表"

@@ -43,7 +43,7 @@ def demo(
                                                                            purchases=data["purchases"],
                                                                            date=data["as_of"])
                        + (_(" — kept in {db}").format(db=data["db"]) if data["db"] else "")))
-        c.print(table(_("Members by tier"), [N_("tier"), N_("name"), N_("members")], [
+        c.print(table(_("Members by tier"), [N_("tier"), N_("tier name"), N_("members")], [
             [t.code, t.name, data["members_by_tier"].get(t.code, 0)] for t in rules.tiers],
             justify_right=("members",)))
         c.print(table(_("Customers by status"), [N_("status"), N_("customers")],

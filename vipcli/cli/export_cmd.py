@@ -25,6 +25,9 @@ def export(
     status: str = typer.Option(None, "--status", help=N_("members/cards: only this status.")),
     year: str = typer.Option(None, "--year", help=N_("report: the year of the monthly sheets (default this year).")),
     unmask: bool = typer.Option(False, "--unmask", help=N_("Phone and ID numbers in full (audited).")),
+    headers: str = typer.Option("keys", "--headers", metavar="keys|zh",
+                                help=N_("CSV: the keys as the header (for scripts, the default), or the "
+                                        "Chinese headings (zh).")),
     force: bool = typer.Option(False, "--force", help=N_("Replace an existing file that is not an earlier export of "
                                                          "this kind.")),
 ) -> None:
@@ -47,6 +50,8 @@ def export(
     if fmt not in exports.FORMATS:
         raise InvalidInput(_("format: {fmt!r} must be one of {value}").format(
                                fmt=fmt, value=', '.join(exports.FORMATS)), code="bad_format")
+    if headers not in exports.HEADINGS:
+        raise InvalidInput(_("headers: {headers!r} must be keys or zh").format(headers=headers), code="bad_usage")
     rules = s.rules()
     if tier is not None:
         tier = rules.tier(tier).code  # (a code or the profile's name: gold, 金卡)
@@ -79,7 +84,7 @@ def export(
                   since=filters.since, until=filters.until)
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
     with progress_bar(s, N_("export"), unit=N_("rows")) as advance:
-        count = exports.write(out, fmt, exports.EXPORTS[kind], exports.counted(records, advance), force)
+        count = exports.write(out, fmt, exports.EXPORTS[kind], exports.counted(records, advance), force, headers)
     emit(s, {"rows": count, "out": out, "format": fmt, "masked": not unmask},
          lambda c: c.print(_("Wrote {count} {kind} rows to {out} ({format}).").format(count=count, kind=kind, out=out,
                                                                                       format=fmt)), out=out)

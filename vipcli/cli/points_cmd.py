@@ -152,7 +152,7 @@ def rewards(ctx: typer.Context) -> None:
     items = [{"code": r.code, "name": r.name, "points": r.points, "value": r.value} for r in rules.rewards]
     months = list(rules.redeem_months)
     emit(s, {"rewards": items, "redeem_months": months}, lambda c: c.print(table(
-        _("Rewards"), [N_("code"), N_("name"), N_("points"), N_("value")],
+        _("Rewards"), [N_("code"), N_("reward"), N_("points"), N_("value")],
         [[r["code"], r["name"], r["points"], yuan(r["value"])] for r in items], justify_right=("points", "value"))))
 
 

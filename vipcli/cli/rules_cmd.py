@@ -53,7 +53,7 @@ def rules_show(ctx: typer.Context) -> None:
                               (N_("birthday rate"), rules.birthday_rate),
                               (N_("points"), _("{per_yuan} per yuan, expiry {expiry}").format(
                                   per_yuan=rules.points_per_yuan, expiry=rules.expiry))]))
-        c.print(table(_("Tiers"), [N_("code"), N_("name"), N_("rate"), N_("one purchase"), N_("spend")], [
+        c.print(table(_("Tiers"), [N_("code"), N_("tier name"), N_("rate"), N_("one purchase"), N_("spend")], [
             [t.code, t.name, t.rate, yuan(t.single_purchase), yuan(t.spend)] for t in rules.tiers]))
         c.print(rules.text, highlight=False)
 
@@ -92,5 +92,5 @@ def rules_profiles(ctx: typer.Context) -> None:
     s = session(ctx)
     items = [{"name": n, "description": parse(default_text(n)).description} for n in profile_names()]
     emit(s, {"profiles": items}, lambda c: c.print(table(_("Profiles (vip init --profile NAME)"),
-                                                         [N_("name"), N_("description")],
+                                                         [N_("profile"), N_("description")],
                                                          [[p["name"], p["description"]] for p in items])))

@@ -19,16 +19,23 @@ from vipcli.io.files import (SUSPECT_FIRST, atomic_output, csv_headed, is_formul
                              xlsx_file)
 from vipcli.money import format_fen
 from vipcli.rules import Rules
-from vipcli.i18n import _
+from vipcli.i18n import N_, _, translator
 
 FORMATS = ("xlsx", "csv", "json", "jsonl")
 
 
 @dataclass(frozen=True)
 class Column:
-    key: str
+    key: str  # the CSV and JSON key, never translated; also the message of its heading for people
     kind: str = "text"  # text, int, money, date, datetime, bool
     width: int | None = None
+
+    def heading(self, translate=_) -> str:
+        """The column's heading for people: its key in English, its name in Chinese (消费时间)."""
+        return translate(self.key)
+
+
+HEADINGS = ("keys", "zh")  # CSV: the keys (for scripts), or Chinese headings with --headers zh
 
 
 @dataclass(frozen=True)
@@ -40,35 +47,35 @@ class Export:
 
 EXPORTS = {
     "members": Export("members", "会员档案", (
-        Column("customer_id", "int"), Column("name"), Column("gender"), Column("birthday", "date"),
-        Column("phone"), Column("id_number"), Column("email"), Column("address", width=30), Column("store"),
-        Column("created_at", "datetime"), Column("registered", "bool"), Column("card_no"), Column("status"),
-        Column("valid_to", "date"), Column("tier"), Column("tier_since", "datetime"),
-        Column("points_balance", "int"), Column("purchases_12m", "int"), Column("spend_12m", "money"),
-        Column("class"))),
+        Column(N_("customer_id"), "int"), Column(N_("name")), Column(N_("gender")), Column(N_("birthday"), "date"),
+        Column(N_("phone")), Column(N_("id_number")), Column(N_("email")), Column(N_("address"), width=30), Column(N_("store")),
+        Column(N_("created_at"), "datetime"), Column(N_("registered"), "bool"), Column(N_("card_no")), Column(N_("status")),
+        Column(N_("valid_to"), "date"), Column(N_("tier")), Column(N_("tier_since"), "datetime"),
+        Column(N_("points_balance"), "int"), Column(N_("purchases_12m"), "int"), Column(N_("spend_12m"), "money"),
+        Column(N_("class")))),
     "purchases": Export("purchases", "消费记录", (
-        Column("receipt"), Column("purchased_at", "datetime"), Column("store"), Column("customer_id", "int"),
-        Column("card_no"), Column("phone"), Column("regular", "money"), Column("promo", "money"),
-        Column("paid", "money"), Column("refunded", "money"), Column("discount_rate"),
-        Column("points_earned", "int"), Column("rules_version", "int"), Column("operator"))),
+        Column(N_("receipt")), Column(N_("purchased_at"), "datetime"), Column(N_("store")), Column(N_("customer_id"), "int"),
+        Column(N_("card_no")), Column(N_("phone")), Column(N_("regular"), "money"), Column(N_("promo"), "money"),
+        Column(N_("paid"), "money"), Column(N_("refunded"), "money"), Column(N_("discount_rate")),
+        Column(N_("points_earned"), "int"), Column(N_("rules_version"), "int"), Column(N_("operator")))),
     "ledger": Export("ledger", "积分流水", (
-        Column("entry_id", "int"), Column("at", "datetime"), Column("card_no"), Column("kind"),
-        Column("points", "int"), Column("lot_id", "int"), Column("lot_expires_at", "datetime"),
-        Column("receipt"), Column("reason", width=30), Column("operator"))),
+        Column(N_("entry_id"), "int"), Column(N_("at"), "datetime"), Column(N_("card_no")), Column(N_("kind")),
+        Column(N_("points"), "int"), Column(N_("lot_id"), "int"), Column(N_("lot_expires_at"), "datetime"),
+        Column(N_("receipt")), Column(N_("reason"), width=30), Column(N_("operator")))),
     "cards": Export("cards", "VIP卡跟踪表", (
-        Column("card_no"), Column("region"), Column("customer_id", "int"), Column("holder"), Column("phone"),
-        Column("issued_at", "datetime"), Column("valid_to", "date"), Column("status"), Column("renewals", "int"),
-        Column("replaced_by"), Column("reason", width=30))),
+        Column(N_("card_no")), Column(N_("region")), Column(N_("customer_id"), "int"), Column(N_("holder")), Column(N_("phone")),
+        Column(N_("issued_at"), "datetime"), Column(N_("valid_to"), "date"), Column(N_("status")), Column(N_("renewals"), "int"),
+        Column(N_("replaced_by")), Column(N_("reason"), width=30))),
     "visits": Export("visits", "回访记录", (
-        Column("visit_id", "int"), Column("at", "datetime"), Column("customer_id", "int"), Column("card_no"),
-        Column("name"), Column("phone"), Column("channel"), Column("note", width=40), Column("operator"))),
+        Column(N_("visit_id"), "int"), Column(N_("at"), "datetime"), Column(N_("customer_id"), "int"), Column(N_("card_no")),
+        Column(N_("name")), Column(N_("phone")), Column(N_("channel")), Column(N_("note"), width=40), Column(N_("operator")))),
     "classes": Export("classes", "客户归类", (
-        Column("customer_id", "int"), Column("name"), Column("phone"), Column("store"), Column("card_no"),
-        Column("class"), Column("purchases", "int"), Column("spend", "money"))),
+        Column(N_("customer_id"), "int"), Column(N_("name")), Column(N_("phone")), Column(N_("store")), Column(N_("card_no")),
+        Column(N_("class")), Column(N_("purchases"), "int"), Column(N_("spend"), "money"))),
     "due": Export("due", "回访名单", (
-        Column("class"), Column("customer_id", "int"), Column("name"), Column("phone"), Column("store"),
-        Column("card_no"), Column("channel"), Column("last_contact", "datetime"), Column("due_since", "datetime"),
-        Column("purchases", "int"), Column("spend", "money"))),
+        Column(N_("class")), Column(N_("customer_id"), "int"), Column(N_("name")), Column(N_("phone")), Column(N_("store")),
+        Column(N_("card_no")), Column(N_("channel")), Column(N_("last_contact"), "datetime"), Column(N_("due_since"), "datetime"),
+        Column(N_("purchases"), "int"), Column(N_("spend"), "money"))),
 }
 
 
@@ -264,13 +271,18 @@ def _visits(conn, rules, f, now, phone, unmask, vault):
 
 
 def _any_csv_export(path) -> bool:
-    """A CSV file vipcli exported (of any kind): one that starts with an export's header."""
-    return any(csv_headed([c.key for c in e.columns])(path) for e in EXPORTS.values())
+    """A CSV file vipcli exported (of any kind): one that starts with an export's header, its keys or
+    its Chinese headings."""
+    zh = translator("zh")
+    return any(csv_headed(header)(path) for e in EXPORTS.values()
+               for header in ([c.key for c in e.columns], [c.heading(zh) for c in e.columns]))
 
 
-def write(path: str, fmt: str, export: Export, records, force: bool = False) -> int:
+def write(path: str, fmt: str, export: Export, records, force: bool = False, headings: str = "keys") -> int:
     """Write the records in `fmt` atomically; returns the number of rows. An existing file is
-    replaced only when it is an earlier export of this kind and format, or with `force`."""
+    replaced only when it is an earlier export of this kind and format, or with `force`. A CSV's
+    header is the keys, or with `headings` "zh" the Chinese headings; a workbook's is the headings
+    in the language in use; JSON has keys."""
     if fmt == "xlsx":
         return write_xlsx(path, export, _as_dicts(export, records), force)
     count = 0
@@ -279,7 +291,7 @@ def write(path: str, fmt: str, export: Export, records, force: bool = False) -> 
         keys = [c.key for c in export.columns]
         with atomic_output(path, encoding="utf-8-sig", own=_any_csv_export, force=force) as handle:
             writer = csv.writer(handle)
-            writer.writerow(keys)
+            writer.writerow(keys if headings == "keys" else [c.heading(translator("zh")) for c in export.columns])
             # How a cell of each kind is written: money as yuan, a bool as true/false, text neutralised
             # where a spreadsheet would run it as a formula; numbers and dates as they are, None as an
             # empty cell. Kinds looked up once, not per cell (an export writes millions of cells); a
@@ -352,13 +364,13 @@ def write_xlsx(path: str, export: Export, records, force: bool = False) -> int:
     sheet = book.create_sheet(export.sheet)
     columns = export.columns
     for i, column in enumerate(columns, 1):
-        width = column.width or max(_display_width(column.key) + 2, {"datetime": 20, "date": 12, "money": 14}.get(
-            column.kind, 12))
+        width = column.width or max(_display_width(column.heading()) + 2, {"datetime": 20, "date": 12,
+                                                                             "money": 14}.get(column.kind, 12))
         sheet.column_dimensions[get_column_letter(i)].width = width
     sheet.freeze_panes = "A2"
     header = []
     for column in columns:
-        cell = WriteOnlyCell(sheet, value=column.key)
+        cell = WriteOnlyCell(sheet, value=column.heading())
         cell.font = Font(bold=True)
         header.append(cell)
     sheet.append(header)

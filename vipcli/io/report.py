@@ -13,6 +13,8 @@ from vipcli import care
 from vipcli.dates import iso, months_before
 from vipcli.io.files import atomic_output, xlsx_file
 from vipcli.overview import store_overview
+from vipcli.cards import status_label
+from vipcli.i18n import _
 from vipcli.rules import Rules
 
 MONEY = '"¥"#,##0.00'
@@ -57,36 +59,36 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     # 汇总
     summary = book.active
     summary.title = "汇总"
-    summary.append(["vipcli report", f"{year}", "as of", iso(now)])
+    summary.append([_("vipcli report"), f"{year}", _("as of"), iso(now)])
     summary["A1"].font = bold
     month_start = iso(now.replace(day=1, hour=0, minute=0, second=0))
     new_members = conn.execute("SELECT COUNT(*) FROM cards WHERE issued_at >= ? AND issued_at <= ?",
                                (month_start, iso(now))).fetchone()[0]
     summary.append([])
-    summary.append(["points outstanding", overview["points_outstanding"]])
-    summary.append(["new members this month", new_members])
-    summary.append([f"spend, {rules.upgrade_window_months} months", _yuan(overview["spend_12m"])])
+    summary.append([_("points outstanding"), overview["points_outstanding"]])
+    summary.append([_("new members this month"), new_members])
+    summary.append([_("spend, {months} months").format(months=rules.upgrade_window_months), _yuan(overview["spend_12m"])])
     summary["B5"].number_format = MONEY
     summary.append([])
     tier_row = summary.max_row + 1
-    summary.append(["tier", "name", "members"])
+    summary.append([_("tier"), _("tier name"), _("members")])
     for cell in summary[tier_row]:
         cell.font = bold
     for tier in rules.tiers:
         summary.append([tier.code, tier.name, overview["members_by_tier"].get(tier.code, 0)])
     chart = BarChart()
-    chart.title = "Members by tier"
+    chart.title = _("Members by tier")
     chart.add_data(Reference(summary, min_col=3, min_row=tier_row, max_row=tier_row + len(rules.tiers)),
                    titles_from_data=True)
     chart.set_categories(Reference(summary, min_col=2, min_row=tier_row + 1, max_row=tier_row + len(rules.tiers)))
     summary.add_chart(chart, "F3")
     summary.append([])
     status_row = summary.max_row + 1
-    summary.append(["status", "customers"])
+    summary.append([_("status"), _("customers")])
     for cell in summary[status_row]:
         cell.font = bold
     for status, count in sorted(overview["customers_by_status"].items()):
-        summary.append([status, count])
+        summary.append([status_label(status), count])
     summary.column_dimensions["A"].width = 24
     summary.column_dimensions["B"].width = 16
 
@@ -97,7 +99,8 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
         tally[row["class"]][0] += 1
         tally[row["class"]][1] += row["spend"]
     counts = [[code, n, _yuan(spend)] for code, (n, spend) in tally.items()]
-    ws = sheet("客户分类", ["class", "customers", f"spend {rules.class_window_months} months"], counts, money_cols=(3,))
+    ws = sheet("客户分类", [_("class"), _("customers"), _("spend {months} months").format(
+        months=rules.class_window_months)], counts, money_cols=(3,))
     chart = BarChart()
     chart.title = "客户归类汇总 (A–E)"
     chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=len(counts) + 1), titles_from_data=True)
@@ -106,14 +109,15 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
 
     tick()
     # 月度消费: one column per store, one row per month of the year
-    stores = [r[0] or "(none)" for r in conn.execute(
+    none = _("(no store)")
+    stores = [r[0] or none for r in conn.execute(
         "SELECT DISTINCT store FROM purchases WHERE substr(purchased_at, 1, 4) = ? ORDER BY store", (str(year),))]
-    totals = {(r[0], r[1] or "(none)"): r[2] for r in conn.execute(
+    totals = {(r[0], r[1] or none): r[2] for r in conn.execute(
         "SELECT substr(purchased_at, 1, 7), store, SUM(paid - refunded) FROM purchases "
         "WHERE substr(purchased_at, 1, 4) = ? GROUP BY 1, 2", (str(year),))}
     months = [f"{year}-{m:02d}" for m in range(1, 13)]
     rows = [[m, *[_yuan(totals.get((m, s), 0)) for s in stores]] for m in months]
-    ws = sheet("月度消费", ["month", *stores], rows, money_cols=range(2, len(stores) + 2))
+    ws = sheet("月度消费", [_("month"), *stores], rows, money_cols=range(2, len(stores) + 2))
     if stores:
         chart = LineChart()
         chart.title = f"会员每月消费累积 {year}"
@@ -126,10 +130,10 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     issued = conn.execute(
         "SELECT region, COUNT(*), SUM(status = 'replaced'), SUM(status = 'cancelled') FROM cards "
         "GROUP BY region ORDER BY region").fetchall()
-    ws = sheet("发卡统计", ["region", "cards issued", "replaced", "cancelled"], [list(r) for r in issued])
+    ws = sheet("发卡统计", [_("region"), _("cards issued"), _("replaced"), _("cancelled")], [list(r) for r in issued])
     if issued:
         chart = BarChart()
-        chart.title = "Cards issued per region"
+        chart.title = _("Cards issued per region")
         chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=len(issued) + 1), titles_from_data=True)
         chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=len(issued) + 1))
         ws.add_chart(chart, "F2")
@@ -147,12 +151,12 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     tier_rows = [[t.code, t.name, _yuan(by_tier.get(t.code, 0)),
                   (Decimal(by_tier.get(t.code, 0)) / total).quantize(Decimal("0.0001")) if total else Decimal(0)]
                  for t in rules.tiers]
-    ws = sheet("等级消费", ["tier", "name", f"spend {rules.upgrade_window_months} months", "share of all spend"], tier_rows, money_cols=(3,),
-               widths=[12, 14, 18, 20])
+    ws = sheet("等级消费", [_("tier"), _("tier name"), _("spend {months} months").format(months=rules.upgrade_window_months),
+                           _("share of all spend")], tier_rows, money_cols=(3,), widths=[12, 14, 18, 20])
     for row in ws.iter_rows(min_row=2, min_col=4, max_col=4):
         row[0].number_format = "0.0%"
     chart = BarChart()
-    chart.title = "Share of spend by tier"
+    chart.title = _("Share of spend by tier")
     chart.add_data(Reference(ws, min_col=4, min_row=1, max_row=len(tier_rows) + 1), titles_from_data=True)
     chart.set_categories(Reference(ws, min_col=2, min_row=2, max_row=len(tier_rows) + 1))
     ws.add_chart(chart, "F2")
@@ -161,12 +165,12 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     # 二八定律
     share = overview["top_fifth_share_permille"]
     top = Decimal(share).scaleb(-3)
-    ws = sheet("二八定律", ["group", "share of spend"], [["top 20% of customers", top], ["other 80%", 1 - top]],
-               widths=[24, 16])
+    ws = sheet("二八定律", [_("group"), _("share of spend")], [[_("the top fifth of customers"), top],
+                                                               [_("the other four fifths"), 1 - top]], widths=[24, 16])
     for row in ws.iter_rows(min_row=2, min_col=2, max_col=2):
         row[0].number_format = "0.0%"
     pie = PieChart()
-    pie.title = "二八定律: share of 12-month spend"
+    pie.title = _("二八定律: share of {months}-month spend").format(months=rules.upgrade_window_months)
     pie.add_data(Reference(ws, min_col=2, min_row=1, max_row=3), titles_from_data=True)
     pie.set_categories(Reference(ws, min_col=1, min_row=2, max_row=3))
     ws.add_chart(pie, "D2")
@@ -174,4 +178,4 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     with atomic_output(path, mode=None, own=xlsx_file, force=force) as temp:
         book.save(temp)
     tick()
-    return {"sheets": book.sheetnames, "rows": sum(n for n, _ in tally.values())}
+    return {"sheets": book.sheetnames, "rows": sum(n for n, _spend in tally.values())}
