@@ -252,3 +252,12 @@ def test_exports_keep_their_keys_and_show_headings_to_people(vip, member, isolat
     book = load_workbook(isolated / "r.xlsx")
     assert [c.value for c in book["发卡统计"][1]] == ["卡区", "发卡", "已换卡", "已注销"]
     assert book["汇总"]["A1"].value == "vipcli 报表"
+
+
+def test_usage_lines_name_arguments_plainly():
+    """A required argument by its name, an optional one in brackets; no type names, no braces."""
+    for path in _paths():
+        usage = _run(*path, "--help")[1].splitlines()[0]
+        assert not re.search(r"[{}<>]|\[\[", usage), usage
+    assert _run("tier", "set", "--help")[1].startswith("Usage: vip tier set [OPTIONS] CARD/PHONE TIER")
+    assert _run("search", "--help")[1].startswith("Usage: vip search [OPTIONS] [TEXT]")

@@ -91,6 +91,12 @@ class Translated:
     def format_usage(self, ctx, formatter):
         formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix=_("Usage: "))
 
+    def collect_usage_pieces(self, ctx):
+        """A required argument by its bare name (`vip show CARD/PHONE`), an optional one in brackets:
+        typer 0.29 writes the required ones in braces, which read as a choice."""
+        return [piece[1:-1] if piece.startswith("{") and piece.endswith("}") else piece
+                for piece in super().collect_usage_pieces(ctx)]
+
     def get_short_help_str(self, limit: int = 45) -> str:
         if current() != "zh":
             return super().get_short_help_str(limit)
