@@ -4,7 +4,7 @@ runs them all. Each is one pass (an aggregate per table, joined once), never a l
 What a check reads is its Scope. EVERY_ROW (`vip check --all`, the tests' own check) reads every
 row: aggregates read their table in its own order and sort (NOT INDEXED), at a million rows three
 times faster than walking an index. The nightly `vip check` reads the rows written since the last
-clean check (`changes_since`): new rows are those above the ids it recorded (the ledger cannot be
+clean check (a Scope of changes): new rows are those above the ids it recorded (the ledger cannot be
 changed, only added to: its triggers), changed and deleted ones are in the check journal, which
 triggers fill on every UPDATE and DELETE of a checked table, made by vipcli or by any other SQLite
 tool (migration 6). Each group a new or changed row belongs to (a lot and all its entries, a
@@ -20,6 +20,7 @@ from vipcli import cards
 from vipcli.db import get_meta, set_meta, transaction
 from vipcli.dates import iso
 from vipcli.errors import DatabaseProblem
+from vipcli.i18n import _
 from vipcli.rules import Rules
 
 # What a lot gives out (its negative entries of these kinds) and what it receives (positive entries
@@ -101,18 +102,21 @@ def lots(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
         "OR COALESCE(e.gave, 0) > COALESCE(e.got, 0) + MAX(-p.points, 0) OR e.last_redeem >= p.expires_at)"
         + scope.also("p.id", "lots")
     ):
-        lot = f"lot {row['id']} of card {row['card_no']}"
+        lot = _("lot {id} of card {card}").format(id=row["id"], card=row["card_no"])
         if row["remaining"] != row["total"]:
-            problems.append(f"{lot}: remaining {row['remaining']} but its entries sum to {row['total']}")
+            problems.append(_("{lot}: remaining {remaining} but its entries sum to {total}").format(
+                lot=lot, remaining=row["remaining"], total=row["total"]))
         if row["low_card"] is not None and not row["low_card"] == row["high_card"] == row["card_no"]:
             other = row["low_card"] if row["low_card"] != row["card_no"] else row["high_card"]
-            problems.append(f"{lot}: has entries on card {other}")
+            problems.append(_("{lot}: has entries on card {card}").format(lot=lot, card=other))
         # A lot created to carry debt to a new card starts negative and gives exactly that.
         if row["gave"] > row["got"] + max(-row["points"], 0):
-            problems.append(f"{lot} over-consumed: gave {row['gave']} of {row['got']}")
+            problems.append(_("{lot} over-consumed: gave {gave} of {got}").format(lot=lot, gave=row["gave"],
+                                                                                   got=row["got"]))
         if row["last_redeem"] is not None and row["last_redeem"] >= row["expires_at"]:
-            problems.append(f"{lot}: redeemed at {row['last_redeem']}, after its expiry {row['expires_at']}")
-    problems += [f"ledger entries of lot {row[0]}: the lot does not exist" for row in conn.execute(
+            problems.append(_("{lot}: redeemed at {at}, after its expiry {expires}").format(
+                lot=lot, at=row["last_redeem"], expires=row["expires_at"]))
+    problems += [_("ledger entries of lot {id}: the lot does not exist").format(id=row[0]) for row in conn.execute(
         "SELECT DISTINCT lot_id FROM ledger WHERE lot_id NOT IN (SELECT id FROM point_lots)"
         + scope.also("lot_id", "lots"))]
     return problems
@@ -129,7 +133,8 @@ def purchases(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
         earned = ("SELECT purchase_id, SUM(delta) AS earned FROM ledger WHERE kind = 'earn' AND lot_id IN "
                   "(SELECT id FROM point_lots WHERE purchase_id IN (SELECT id FROM temp.check_purchases)) "
                   "GROUP BY purchase_id")
-        problems += [f"earn entry {row[0]} of purchase #{row[1]} is on lot {row[2]} of another purchase"
+        problems += [_("earn entry {id} of purchase #{purchase} is on lot {lot} of another purchase").format(
+                         id=row[0], purchase=row[1], lot=row[2])
                      for row in conn.execute(
                          "SELECT e.id, e.purchase_id, e.lot_id FROM ledger e JOIN point_lots l ON l.id = e.lot_id "
                          "WHERE e.kind = 'earn' AND l.purchase_id IS NOT e.purchase_id" + scope.also("e.lot_id", "lots"))]
@@ -152,11 +157,13 @@ def purchases(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
         f"COALESCE(p.points_earned, 0) AS earned, COALESCE(p.refunded, 0) AS refunded, r.total FROM ({refunded}) r "
         "LEFT JOIN purchases p ON p.id = r.purchase_id WHERE p.id IS NULL OR p.refunded = 0").fetchall()
     for row in rows:
-        name = f"purchase {row['receipt'] or '#' + str(row['id'])}"
+        name = _("purchase {receipt}").format(receipt=row["receipt"] or "#" + str(row["id"]))
         if row["points_earned"] != row["earned"]:
-            problems.append(f"{name}: points_earned {row['points_earned']} but earn entries total {row['earned']}")
+            problems.append(_("{purchase}: points_earned {points} but earn entries total {earned}").format(
+                purchase=name, points=row["points_earned"], earned=row["earned"]))
         if row["refunded"] != row["total"]:
-            problems.append(f"{name}: refunded {row['refunded']} but refunds total {row['total']}")
+            problems.append(_("{purchase}: refunded {refunded} but refunds total {total}").format(
+                purchase=name, refunded=row["refunded"], total=row["total"]))
     return problems
 
 
@@ -174,9 +181,11 @@ def tiers(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     codes = {t.code for t in rules.tiers}
     for row in rows:
         if row["tier"] != row["last"]:
-            problems.append(f"customer {row['id']}: tier {row['tier']} but history says {row['last']}")
+            problems.append(_("customer {id}: tier {tier} but history says {last}").format(
+                id=row["id"], tier=row["tier"], last=row["last"]))
         elif row["tier"] not in codes:
-            problems.append(f"customer {row['id']}: tier {row['tier']} is not a tier of the rules")
+            problems.append(_("customer {id}: tier {tier} is not a tier of the rules").format(id=row["id"],
+                                                                                              tier=row["tier"]))
     return problems
 
 
@@ -187,13 +196,13 @@ def card_numbers(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
             "SELECT card_no, region, sequence FROM cards " + scope.where("rowid", "cards")).fetchall():
         expected = cards.make_number(rules, region, sequence)
         if card_no != expected:
-            problems.append(f"card {card_no}: should be {expected} (region {region}, sequence {sequence}, "
-                            "check digit)")
+            problems.append(_("card {card}: should be {expected} (region {region}, sequence {sequence}, check "
+                              "digit)").format(card=card_no, expected=expected, region=region, sequence=sequence))
     for row in conn.execute(
         f"SELECT customer_id, COUNT(*) AS n FROM cards WHERE status IN ({','.join('?' * len(cards.LIVE))})"
         + scope.also("customer_id", "card_holders") + " GROUP BY customer_id HAVING n > 1", cards.LIVE
     ):
-        problems.append(f"customer {row['customer_id']} holds {row['n']} current cards")
+        problems.append(_("customer {id} holds {count} current cards").format(id=row["customer_id"], count=row["n"]))
     return problems
 
 
@@ -215,10 +224,11 @@ def id_numbers(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
         try:
             plain = vault.decrypt(row["id_enc"])
         except DatabaseProblem:
-            problems.append(f"customer {row['id']}: the ID number does not open with the key in force")
+            problems.append(_("customer {id}: the ID number does not open with the key in force").format(
+                id=row["id"]))
             continue
         if vault.lookup_hash(plain) != row["id_hmac"]:
-            problems.append(f"customer {row['id']}: the ID number's look-up hash is not the key's")
+            problems.append(_("customer {id}: the ID number's look-up hash is not the key's").format(id=row["id"]))
     return problems
 
 
