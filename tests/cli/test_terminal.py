@@ -80,3 +80,21 @@ def test_shell_completion_completes_commands_subcommands_and_options(isolated):
     assert complete("vip purchase --am", 2) == ["--amount"]
     shown = subprocess.run(VIP + ["--show-completion", "bash"], capture_output=True, text=True, cwd=isolated)
     assert shown.returncode == 0 and "_VIP_COMPLETE=complete_bash" in shown.stdout
+
+
+def test_a_progress_bar_only_where_a_person_watches(monkeypatch):
+    """A bar on a terminal; nothing under --json, cron or a pipe."""
+    from types import SimpleNamespace
+
+    from vipcli.cli.progress import progress_bar
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    with progress_bar(SimpleNamespace(json=False), "export") as advance:
+        assert advance is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    with progress_bar(SimpleNamespace(json=True), "export") as advance:
+        assert advance is None
+    with progress_bar(SimpleNamespace(json=False), "export", 3, "rows") as advance:
+        advance(2)
+        advance.reset()
+        advance(3)

@@ -21,7 +21,8 @@ def backup(ctx: typer.Context, dest: str = typer.Argument(..., metavar="DEST", h
     from vipcli import safekeeping
 
     s = session(ctx)
-    data = safekeeping.backup(s.conn, dest, s.now, s.operator, force)
+    with progress_bar(s, N_("backup")):  # (one step: the copy is one snapshot; the bar says it is under way)
+        data = safekeeping.backup(s.conn, dest, s.now, s.operator, force)
 
     def human(c):
         c.print(_("Backed up to {dest} ({bytes} bytes, {customers} customers).").format(
@@ -43,7 +44,8 @@ def restore(
     from vipcli import membership, safekeeping
 
     s = session(ctx)
-    data = safekeeping.restore(s.db_path, src, yes)
+    with progress_bar(s, N_("restore")):  # (one step, as the backup)
+        data = safekeeping.restore(s.db_path, src, yes)
     data["erased_again"] = membership.after_restore(s.open(create=True), src, s.now, s.operator)
     if data["erased_again"]:
         data["wiped_from_file"] = membership.wipe_wal(s.conn)
