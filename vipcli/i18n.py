@@ -49,13 +49,9 @@ def language(text: str) -> str:
 def use(lang: str) -> None:
     """Show every message from now on in `lang` ('zh' or 'en')."""
     global _current, _language
-    _language = lang
-    if lang == "en":
-        _current = gettext.NullTranslations()
-    else:
-        _current = gettext.translation(DOMAIN, LOCALES, languages=[LANGUAGES[lang]], fallback=True)
-    # Typer's words: its vendored click calls gettext.gettext, the global domain, whose language
-    # comes from LANGUAGE first (GNU gettext's own list of languages for messages).
+    _language, _current = lang, _catalog(lang)
+    # Typer's words: typer's core calls gettext.gettext, the global domain, whose language comes from
+    # LANGUAGE first (GNU gettext's own list of languages for messages).
     gettext.bindtextdomain(DOMAIN, str(LOCALES))
     gettext.textdomain(DOMAIN)
     os.environ["LANGUAGE"] = LANGUAGES[lang]
@@ -67,18 +63,18 @@ def current() -> str:
 
 def translator(lang: str):
     """gettext for `lang` whatever the language in use (a CSV's Chinese headers, --headers zh)."""
+    return _catalog(lang).gettext
+
+
+def _catalog(lang: str) -> gettext.NullTranslations:
     if lang == "en":
-        return gettext.NullTranslations().gettext
-    return gettext.translation(DOMAIN, LOCALES, languages=[LANGUAGES[lang]], fallback=True).gettext
+        return gettext.NullTranslations()  # the messages are English as written
+    return gettext.translation(DOMAIN, LOCALES, languages=[LANGUAGES[lang]], fallback=True)
 
 
 def _(message: str) -> str:
     """`message` in the language in use."""
     return _current.gettext(message) if message else message
-
-
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return _current.ngettext(singular, plural, n)
 
 
 def N_(message: str) -> str:

@@ -9,11 +9,10 @@ messages and exit codes anyway), so a plain coercer is exact. Where typer's inte
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from unicodedata import east_asian_width
 
 from typer.core import TyperCommand, TyperGroup
 
-from vipcli.cli.helpformat import HelpContext
+from vipcli.cli.helpformat import HelpContext, columns
 from vipcli.i18n import _, current
 
 try:
@@ -104,7 +103,7 @@ class Translated:
         sentence = _(self.short_help or self.help or "").partition("。")[0]
         width, cut = 0, len(sentence)
         for i, ch in enumerate(sentence):
-            width += 2 if east_asian_width(ch) in "WF" else 1
+            width += columns(ch)
             if width > limit - 1:
                 cut = i
                 break

@@ -20,6 +20,7 @@ _UNITS = re.compile(f"[{_CJK}][{_CLOSING}]*|[^\\s{_CJK}]+[{_CLOSING}]*|\\s")
 
 
 def columns(text: str) -> int:
+    """How many terminal columns `text` takes: a wide (CJK) character two, any other one."""
     return sum(2 if east_asian_width(ch) in "WF" else 1 for ch in text)
 
 

@@ -103,13 +103,10 @@ def emit_rows(session, key: str, rows, shown: int | None, summary, human_head, h
 def aligned(cells: list, widths: list[int]) -> str:
     """One line of plain columns, each padded to its width as a terminal shows it (a Chinese
     character takes two columns)."""
-    import unicodedata
-
-    def width(text: str) -> int:
-        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    from vipcli.cli.helpformat import columns
 
     texts = ["" if cell is None else str(cell) for cell in cells]
-    return "  ".join(text + " " * max(w - width(text), 0) for text, w in zip(texts, widths)).rstrip()
+    return "  ".join(text + " " * max(w - columns(text), 0) for text, w in zip(texts, widths)).rstrip()
 
 
 # Into a file or a pipe, nothing is cut or wrapped: as wide as the widest line needs.

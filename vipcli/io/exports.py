@@ -291,7 +291,8 @@ def write(path: str, fmt: str, export: Export, records, force: bool = False, hea
         keys = [c.key for c in export.columns]
         with atomic_output(path, encoding="utf-8-sig", own=_any_csv_export, force=force) as handle:
             writer = csv.writer(handle)
-            writer.writerow(keys if headings == "keys" else [c.heading(translator("zh")) for c in export.columns])
+            zh = translator("zh")
+            writer.writerow(keys if headings == "keys" else [c.heading(zh) for c in export.columns])
             # How a cell of each kind is written: money as yuan, a bool as true/false, text neutralised
             # where a spreadsheet would run it as a formula; numbers and dates as they are, None as an
             # empty cell. Kinds looked up once, not per cell (an export writes millions of cells); a
