@@ -312,6 +312,7 @@ def session(ctx: typer.Context) -> Session:
 
 # The argument most commands take: a card, or the customer's mobile (as the till types either).
 CARD_OR_PHONE = typer.Argument(..., metavar="CARD/PHONE", help=N_("Card number, or the customer's mobile number."))
+STORE = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01)."))  # a store, where several commands take one
 
 
 def command(group: typer.Typer, name: str | None = None, help: str | None = None):  # noqa: A002 - typer's name

@@ -2,7 +2,7 @@
 
 import typer
 
-from vipcli.cli import command, commands, session
+from vipcli.cli import STORE, command, commands, session
 from vipcli.cli.output import emit
 from vipcli.cli.progress import progress_bar
 from vipcli.i18n import N_, _
@@ -20,7 +20,7 @@ def export(
     out: str = typer.Option(..., "--out", help=N_("File to write (atomically: temporary file, then rename).")),
     since: str = typer.Option(None, "--since", help=N_("From this date/time (inclusive).")),
     until: str = typer.Option(None, "--until", help=N_("Up to this date/time (exclusive).")),
-    store: str = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01).")),
+    store: str = STORE,
     tier: str = typer.Option(None, "--tier", help=N_("members: only this tier.")),
     status: str = typer.Option(None, "--status", help=N_("members/cards: only this status.")),
     year: str = typer.Option(None, "--year", help=N_("report: the year of the monthly sheets (default this year).")),

@@ -4,11 +4,18 @@ from contextlib import contextmanager
 
 import typer
 
-from vipcli.cli import CARD_OR_PHONE, command, commands, session
+from vipcli.cli import CARD_OR_PHONE, STORE, command, commands, session
 from vipcli.cli.output import emit, fields_panel, gender_label, status_label, styled, table, tier_label, yuan
 from vipcli.i18n import N_, _
 
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
+
+# The archive's fields, as enroll and update take them.
+NAME = typer.Option(None, "--name", help=N_("Name (姓名)."))
+GENDER = typer.Option(None, "--gender", help=N_("F or M."))
+BIRTHDAY = typer.Option(None, "--birthday", help=N_("YYYY-MM-DD."))
+EMAIL = typer.Option(None, "--email", help=N_("Email address."))
+ADDRESS = typer.Option(None, "--address", help=N_("Postal address."))
 
 
 def _fmt_card(rules, card_no):
@@ -103,13 +110,13 @@ COUNTED = {"customers": N_("customers"), "cards": N_("cards"), "purchases": N_("
 def enroll(
     ctx: typer.Context,
     phone: str = typer.Option(..., "--phone", help=N_("Mobile number (+86, spaces and dashes accepted).")),
-    name: str = typer.Option(None, "--name", help=N_("Name (姓名).")),
-    gender: str = typer.Option(None, "--gender", help=N_("F or M.")),
-    birthday: str = typer.Option(None, "--birthday", help=N_("YYYY-MM-DD.")),
+    name: str = NAME,
+    gender: str = GENDER,
+    birthday: str = BIRTHDAY,
     id_number: str = typer.Option(None, "--id-number", help=N_("18-character resident ID (stored encrypted); - reads "
                                                                "it from a prompt or stdin, out of the process list.")),
-    email: str = typer.Option(None, "--email", help=N_("Email address.")),
-    address: str = typer.Option(None, "--address", help=N_("Postal address.")),
+    email: str = EMAIL,
+    address: str = ADDRESS,
     store: str = typer.Option(None, "--store", help=N_("Store of registration.")),
     region: str = typer.Option(None, "--region", help=N_("Card region when a card is granted.")),
     grant: str = typer.Option(None, "--grant", help=N_("Issue a card without qualifying; the reason is audited.")),
@@ -198,7 +205,7 @@ def search(
     text: str = typer.Argument("", metavar="TEXT", help=N_("Part of a name, phone or card number.")),
     tier: str = typer.Option(None, "--tier", help=N_("Only this tier (code or name).")),
     cls: str = typer.Option(None, "--class", help=N_("A–E.")),
-    store: str = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01).")),
+    store: str = STORE,
     status: str = typer.Option(None, "--status", help=N_("prospect, active, discount_only, blocked, expired...")),
     limit: str = typer.Option("200", "--limit", help=N_("At most this many rows (1-10000).")),
     offset: str = typer.Option("0", "--offset", help=N_("Skip this many matches first (the next page).")),
@@ -246,14 +253,14 @@ def search(
 def update(
     ctx: typer.Context,
     ref: str = CARD_OR_PHONE,
-    name: str = typer.Option(None, "--name", help=N_("Name (姓名).")),
-    gender: str = typer.Option(None, "--gender", help=N_("F or M.")),
-    birthday: str = typer.Option(None, "--birthday", help=N_("YYYY-MM-DD.")),
+    name: str = NAME,
+    gender: str = GENDER,
+    birthday: str = BIRTHDAY,
     phone: str = typer.Option(None, "--phone", help=N_("New phone number.")),
     id_number: str = typer.Option(None, "--id-number", help=N_("New resident ID; - reads it from a prompt or stdin.")),
-    email: str = typer.Option(None, "--email", help=N_("Email address.")),
-    address: str = typer.Option(None, "--address", help=N_("Postal address.")),
-    store: str = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01).")),
+    email: str = EMAIL,
+    address: str = ADDRESS,
+    store: str = STORE,
     pref: list[str] = typer.Option(None, "--pref", help=N_("KEY=VALUE preference (软件档案); KEY= removes.")),
 ) -> None:
     from vipcli import archive
