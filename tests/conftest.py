@@ -1,4 +1,7 @@
+import contextlib
+import itertools
 import json
+import os
 
 import pytest
 from typer.testing import CliRunner
@@ -6,12 +9,90 @@ from typer.testing import CliRunner
 from vipcli.cli import app
 
 
+# --- the engines ------------------------------------------------------------------------------
+#
+# Every test that works a database through the app (`vip`) or asks for `engine` runs on SQLite and
+# on PostgreSQL: a fresh database for each test, copied from a migrated template. The server is the
+# one VIPCLI_TEST_PG names (.ci/run starts a throwaway cluster: tools/pg_cluster.sh); without it,
+# the PostgreSQL half is skipped with one loud line, except on CI (CI set), where it fails.
+# @pytest.mark.sqlite_only: what only a file has (its path, its pages, its companions).
+
+PG_SERVER = os.environ.get("VIPCLI_TEST_PG")
+_TEMPLATE = "vip_template"
+
+
+def pytest_generate_tests(metafunc):
+    if "engine" in metafunc.fixturenames:  # (the `vip` fixture asks for it)
+        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("engine", ["sqlite"] if only_sqlite else ["sqlite", "postgresql"], indirect=True)
+
+
+def pytest_report_header(config):
+    if PG_SERVER:
+        return f"PostgreSQL half: {PG_SERVER}"
+    return "!!! VIPCLI_TEST_PG is not set: every PostgreSQL test is SKIPPED (bash .ci/run starts a server) !!!"
+
+
+@pytest.fixture
+def engine(request):
+    return getattr(request, "param", "sqlite")
+
+
+def _server():
+    import psycopg
+
+    return psycopg.connect(PG_SERVER, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def pg_template():
+    """A database as `vip init` leaves it before any rules, to copy for each test."""
+    if not PG_SERVER:
+        if os.environ.get("CI"):
+            pytest.fail("CI: VIPCLI_TEST_PG is not set; the PostgreSQL half must run (bash .ci/run starts a server)")
+        pytest.skip("no PostgreSQL server (VIPCLI_TEST_PG): the PostgreSQL half is skipped")
+    from vipcli import db
+
+    with _server() as server:
+        server.execute(f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)")
+        server.execute(f"CREATE DATABASE {_TEMPLATE}")
+    db.connect(pg_url(_TEMPLATE), create=True).close()
+    return _TEMPLATE
+
+
+def pg_url(name: str) -> str:
+    """The URL of database `name` on the test server."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(PG_SERVER)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture
+def database(request, engine, tmp_path):
+    """What --db names for this test: a file in its folder, or a fresh PostgreSQL database."""
+    if engine == "sqlite":
+        yield str(tmp_path / "vip.db")
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"vt_{os.getpid()}_{next(_numbers)}"
+    with _server() as server:
+        server.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield pg_url(name)
+    with _server() as server:
+        server.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+_numbers = itertools.count()
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
+def isolated(tmp_path, monkeypatch, request):
     """Every test gets its own database, key file and home; never the user's real ones."""
+    target = request.getfixturevalue("database") if "engine" in request.fixturenames else str(tmp_path / "vip.db")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home" / ".config"))
-    monkeypatch.setenv("VIPCLI_DB", str(tmp_path / "vip.db"))
+    monkeypatch.setenv("VIPCLI_DB", target)
     monkeypatch.setenv("VIPCLI_KEY_FILE", str(tmp_path / "vip.key"))
     monkeypatch.setenv("VIPCLI_OPERATOR", "tester")
     monkeypatch.setenv("VIPCLI_NOW", "2026-06-15T12:00:00")
@@ -20,7 +101,8 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("LANGUAGE", raising=False)  # (set by vipcli.i18n.use: restored after each test)
     from vipcli import db
 
-    db.connect(tmp_path / "vip.db", create=True).close()  # as `vip init` leaves it, before any rules
+    if not target.startswith("postgresql:"):
+        db.connect(target, create=True).close()  # as `vip init` leaves it, before any rules
     return tmp_path
 
 
@@ -38,9 +120,12 @@ def invariants_hold(request, isolated):
     from vipcli import checks, db, rulebook
     from vipcli.errors import VipError
 
-    for path in sorted(isolated.glob("*.db")):
+    targets = sorted(isolated.glob("*.db"))
+    if os.environ.get("VIPCLI_DB", "").startswith("postgresql:"):
+        targets.append(os.environ["VIPCLI_DB"])
+    for path in targets:
         try:
-            conn = db.connect_raw(path)
+            conn = db.connect(path) if isinstance(path, str) else db.connect_raw(path)
         except VipError:
             continue
         try:
@@ -54,7 +139,7 @@ def invariants_hold(request, isolated):
             continue  # not a (current) vipcli database: a backup of another schema, a damaged file
         finally:
             conn.close()
-        assert not problems, f"{path.name}: {problems}"
+        assert not problems, f"{path}: {problems}"
 
 
 class Result:
@@ -78,7 +163,7 @@ class Result:
 
 
 @pytest.fixture
-def vip(monkeypatch):
+def vip(monkeypatch, engine):
     """Run the real Typer app with --json: vip("purchase", "--phone", P, "--amount", "100", now=...)."""
     runner = CliRunner()
 
@@ -106,3 +191,34 @@ def member(vip, monkeypatch):
         return result["card_no"]
 
     return make
+
+
+@contextlib.contextmanager
+def open_db(target=None):
+    """The test's database (VIPCLI_DB), on either engine, each statement committed as it runs: for a
+    test that sets up or damages what the commands cannot."""
+    from vipcli import db
+
+    url = os.environ.get("VIPCLI_DB", "")
+    if target is None or (url.startswith("postgresql:") and os.path.basename(str(target)) == "vip.db"):
+        target = url  # (the test's own database, named by its file on SQLite)
+    target = str(target)
+    # (a file as SQLite opens it for any other tool: no foreign keys, no migration)
+    conn = db.connect(target) if target.startswith("postgresql:") else db.connect_raw(target)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def stored_bytes(folder) -> bytes:
+    """Everything the test's database holds, as bytes to search for a value that must not be there:
+    a file's pages and its WAL; on PostgreSQL every row of every table, as text."""
+    url = os.environ.get("VIPCLI_DB", "")
+    if not url.startswith("postgresql:"):
+        return b"".join(p.read_bytes() for p in sorted(folder.glob("vip.db*")) if p.is_file())
+    with open_db() as conn:
+        tables = [row[0] for row in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+        return "\n".join(str(row[0]) for table in tables
+                         for row in conn.execute(f"SELECT t::text FROM {table} t")).encode()

@@ -84,7 +84,7 @@ def test_a_till_waiting_for_the_lock_goes_before_a_long_writers_next_transaction
 
     from vipcli import db
     card = member()
-    writer = db.connect(isolated / "vip.db")
+    writer = db.connect(os.environ["VIPCLI_DB"])
     waiting = str(isolated / "vip.db") + "-waiting"
     for _ in range(3):
         before = writer.execute("SELECT COUNT(*) FROM purchases").fetchone()[0]
@@ -114,7 +114,7 @@ def test_a_till_waiting_for_the_lock_goes_before_a_long_writers_next_transaction
 
 def test_letting_waiters_in_with_nobody_waiting_returns_at_once(isolated):
     from vipcli import db
-    conn = db.connect(isolated / "vip.db")
+    conn = db.connect(os.environ["VIPCLI_DB"])
     db.let_waiters_in(conn)  # no waiting file yet
     with db.transaction(conn):
         pass  # makes the file

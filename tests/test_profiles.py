@@ -1,5 +1,6 @@
 """Each built-in profile driven through the CLI at the edges of its distinctive rules."""
 
+from conftest import open_db
 import pytest
 
 from vipcli.rulefile import default_text, parse, profile_names
@@ -120,8 +121,7 @@ def test_clinic_gift_allowance_by_tier(vip, isolated):
     assert vip("gift", card).code == 1
     assert vip("card", "renew", card, now="2026-12-15T10:00").data["error"]["code"] == "no_renewal"
     assert vip("gift", card, now="2027-01-02T10:00")["gifts_left"] == 1  # a new year, a new allowance
-    import sqlite3
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT COUNT(*) FROM audit WHERE command = 'gift'").fetchone()[0] == 3
 
 

@@ -1,6 +1,7 @@
 """The everyday queries use an index where they ask for a range or a key: EXPLAIN QUERY PLAN shows
 no full scan of the table (SCAN without an index) for any of them."""
 
+import os
 import pytest
 
 from vipcli import db
@@ -28,7 +29,7 @@ EVERYDAY = [
 
 @pytest.mark.parametrize("name, sql, params", EVERYDAY, ids=[e[0] for e in EVERYDAY])
 def test_no_full_scan(isolated, name, sql, params):
-    conn = db.connect(isolated / "vip.db")
+    conn = db.connect(os.environ["VIPCLI_DB"])
     plan = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
     conn.close()
     scans = [step for step in plan if step.startswith("SCAN") and "INDEX" not in step]
@@ -45,7 +46,7 @@ def test_the_nightly_check_reads_through_the_indexes(isolated, vip, member):
     card = member()
     vip("purchase", card, "--amount", "1000")
     vip("refund", vip("purchase", card, "--amount", "500")["receipt"])
-    conn = db.connect(isolated / "vip.db")
+    conn = db.connect(os.environ["VIPCLI_DB"])
     rules = rulebook.current_rules(conn)
     conn.execute("BEGIN")
     scope = checks._changes(conn, {"at": "2026-01-01T00:00:00"})

@@ -1,5 +1,6 @@
 """Backup and restore, key rotation, the audit trail, hostile input, and a mixed multi-process load."""
 
+from conftest import open_db, stored_bytes
 import json
 import os
 import random
@@ -167,7 +168,7 @@ def test_a_database_without_id_numbers_has_no_key_to_export(vip, member, isolate
 def test_interrupted_rotation_finishes_itself(vip, member, isolated):
     card = member(id_number=ID)
     from vipcli import db, vault
-    conn = db.connect(isolated / "vip.db")
+    conn = db.connect(os.environ["VIPCLI_DB"])
     import base64
     new_key = os.urandom(64)
     fresh = vault.Vault(new_key)
@@ -257,7 +258,7 @@ TRIED = {"n": 0}
 
 
 def _fingerprint(db):
-    with sqlite3.connect(db) as conn:
+    with open_db(db) as conn:
         return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
                 for t in ("customers", "cards", "purchases", "ledger", "point_lots", "changes", "tier_changes")]
 
@@ -364,7 +365,7 @@ def test_eight_processes_mixed_with_export_and_import(vip, member, isolated, wri
 
 
 def _owner(isolated, receipt):
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         return conn.execute("SELECT customer_id FROM purchases WHERE receipt = ?", (receipt,)).fetchone()[0]
 
 
@@ -468,7 +469,7 @@ def test_stored_text_is_printed_as_it_is_in_every_human_view(vip, member, isolat
     @settings(max_examples=40, deadline=None)
     @given(text=MARKUP)
     def views(text):
-        with sqlite3.connect(isolated / "vip.db") as conn:
+        with open_db() as conn:
             conn.execute("UPDATE customers SET name = ?, address = ?", (text, text))
             conn.execute("UPDATE audit SET operator = ?", (text,))
             conn.execute("INSERT INTO changes(customer_id, field, old, new, at, operator) VALUES (1, 'name', ?, ?, "
@@ -481,7 +482,7 @@ def test_stored_text_is_printed_as_it_is_in_every_human_view(vip, member, isolat
             assert "internal error" not in r.stderr and "Traceback" not in r.stderr
             if view[0] in ("show", "search", "history") and text.strip().isprintable():
                 assert text.strip() in r.stdout.replace("\n", ""), (view, r.stdout)
-        with sqlite3.connect(isolated / "vip.db") as conn:
+        with open_db() as conn:
             conn.execute("DELETE FROM purchases WHERE receipt = ?", (receipt,))  # (a later example may reuse it)
 
     views()
@@ -562,7 +563,7 @@ def test_a_prospect_can_be_erased_and_preference_names_go_too(vip, isolated):
     vip("update", P, "--name", "王芳", "--pref", "病史=高血压")
     r = vip("cancel", "--yes", P, "--reason", "本人要求", "--erase")
     assert r.code == 0 and r["erased"] is True and r["card_no"] is None and r["wiped_from_file"] is True
-    data = b"".join(p.read_bytes() for p in isolated.glob("vip.db*"))
+    data = stored_bytes(isolated)
     for value in ("王芳", "病史", "高血压", "13800138000"):
         assert value.encode() not in data, value
     assert vip("check")["ok"] is True
@@ -576,7 +577,7 @@ def test_a_restore_of_an_older_backup_erases_again_whoever_was_erased(vip, membe
     assert r.code == 0 and r["erased_again"] == [1]
     shown = vip("show", card)
     assert shown["name"] is None and shown["phone"] is None and shown["status"] == "cancelled"
-    assert "王芳".encode() not in b"".join(p.read_bytes() for p in isolated.glob("vip.db*"))
+    assert "王芳".encode() not in stored_bytes(isolated)
     assert vip("check")["ok"] is True
 
 
@@ -600,7 +601,7 @@ def test_an_erase_beside_a_long_reader_says_the_old_values_are_still_in_the_log(
 def test_control_characters_in_names_and_paths_are_shown_escaped(vip, member, isolated):
     """File names and stored text with ESC sequences or U+202E were echoed raw to the terminal."""
     card = member()
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         conn.execute("UPDATE customers SET name = ?", ("王\x1b[2J芳\u202e",))
     shown = vip("show", card, json_output=False)
     assert "\x1b" not in shown.stdout and "\u202e" not in shown.stdout and "王\\x1b[2J芳\\u202e" in shown.stdout

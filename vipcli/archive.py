@@ -129,8 +129,8 @@ def create_prospect(conn, phone: str, at: datetime, store: str | None = None) ->
     """A buyer the store knows only by phone (准会员); created_at records it, the change log starts
     with the first change made to it."""
     return conn.execute(
-        "INSERT INTO customers(phone, store, created_at) VALUES (?, ?, ?)", (phone, store, iso(at))
-    ).lastrowid
+        "INSERT INTO customers(phone, store, created_at) VALUES (?, ?, ?) RETURNING id", (phone, store, iso(at))
+    ).fetchone()[0]
 
 
 def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: str,
@@ -143,8 +143,8 @@ def enroll(conn, rules: Rules, vault_for, clean: dict, at: datetime, operator: s
     created = customer is None
     if created:
         customer_id = conn.execute(
-            "INSERT INTO customers(phone, created_at) VALUES (?, ?)", (phone, iso(at))
-        ).lastrowid
+            "INSERT INTO customers(phone, created_at) VALUES (?, ?) RETURNING id", (phone, iso(at))
+        ).fetchone()[0]
         customer = conn.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)).fetchone()
     old = _current_loggable(customer)
     if not created:

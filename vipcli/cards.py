@@ -94,7 +94,7 @@ def issue(conn, rules: Rules, customer_id: int, at: datetime, reason: str,
                                region=region, region_digits=rules.region_digits), code="bad_region")
     sequence = conn.execute(
         "INSERT INTO card_sequences(region, last) VALUES (?, 1) "
-        "ON CONFLICT(region) DO UPDATE SET last = last + 1 RETURNING last",
+        "ON CONFLICT(region) DO UPDATE SET last = card_sequences.last + 1 RETURNING last",
         (region,),
     ).fetchone()[0]
     if sequence >= 10 ** rules.sequence_digits:

@@ -38,9 +38,9 @@ def log_visit(conn, rules: Rules, ref: str, channel: str, note: str | None, at: 
     channel = channel_code(channel)
     customer, card = archive.resolve(conn, rules, ref)
     visit_id = conn.execute(
-        "INSERT INTO visits(customer_id, channel, note, at, operator) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO visits(customer_id, channel, note, at, operator) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (customer["id"], channel, note, iso(at), operator),
-    ).lastrowid
+    ).fetchone()[0]
     audit(conn, at, operator, "visit log", str(customer["id"]), channel=channel)
     return {"visit_id": visit_id, "customer_id": customer["id"], "card_no": card["card_no"] if card else None,
             "channel": channel, "at": iso(at)}

@@ -14,10 +14,11 @@ the indexes. A database whose journal triggers are missing is checked row by row
 reference) reads the whole file and more: `vip check --full`."""
 
 import json
+import re
 from dataclasses import dataclass
 
 from vipcli import cards
-from vipcli.db import get_meta, set_meta, transaction
+from vipcli.db import begin_read, engine, get_meta, set_meta, transaction
 from vipcli.dates import iso
 from vipcli.errors import DatabaseProblem
 from vipcli.i18n import _
@@ -29,6 +30,7 @@ _GIVES = "('redeem', 'expire', 'forfeit', 'transfer', 'settle')"
 
 MARK = "check_mark"  # meta: the greatest id of each table at the last clean check, and when it ran
 _TABLES = ("ledger", "point_lots", "purchases", "refunds", "customers", "tier_changes", "cards")
+_KEY = {"cards": "rowid"}  # (cards' key is its number; its rowid orders it, a column on PostgreSQL)
 # What the scope of changes trusts: the ledger cannot be changed and every change to a checked table
 # is journaled.
 _GUARDS = ("ledger_no_update", "ledger_no_delete", "check_lot_update", "check_lot_delete",
@@ -59,16 +61,16 @@ class Scope:
 
     changes: bool = False
 
-    @property
-    def hint(self) -> str:
-        """Every row: read the table in its own order; changes: through the index on the group."""
-        return "" if self.changes else "NOT INDEXED"
+    def hint(self, conn) -> str:
+        """Every row: read the table in its own order; changes: through the index on the group.
+        (PostgreSQL's planner makes that choice by itself.)"""
+        return "" if self.changes or engine(conn) != "sqlite" else "NOT INDEXED"
 
     def where(self, column: str, group: str) -> str:
-        return f"WHERE {column} IN (SELECT id FROM temp.check_{group})" if self.changes else ""
+        return f"WHERE {column} IN (SELECT id FROM check_{group})" if self.changes else ""
 
     def also(self, column: str, group: str) -> str:
-        return f" AND {column} IN (SELECT id FROM temp.check_{group})" if self.changes else ""
+        return f" AND {column} IN (SELECT id FROM check_{group})" if self.changes else ""
 
 
 EVERY_ROW = Scope()
@@ -76,7 +78,10 @@ EVERY_ROW = Scope()
 
 def structure(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     """SQLite's integrity_check (pages, indexes, NOT NULL and CHECK constraints, which an import's
-    writer leaves to construction) and foreign_key_check."""
+    writer leaves to construction) and foreign_key_check. PostgreSQL holds every constraint on every
+    write (its import's COPY included) and checksums its own pages: nothing to add there."""
+    if engine(conn) != "sqlite":
+        return []
     problems = [f"integrity_check: {row[0]}" for row in conn.execute("PRAGMA integrity_check")
                 if row[0] != "ok"]
     problems += [f"foreign key: {row[0]} row {row[1]} points at missing {row[2]}"
@@ -97,9 +102,9 @@ def lots(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
         "  SUM(CASE WHEN delta > 0 AND kind != 'refund' THEN delta ELSE 0 END) AS got,"
         f" -SUM(CASE WHEN delta < 0 AND kind IN {_GIVES} THEN delta ELSE 0 END) AS gave,"
         "  MAX(CASE WHEN kind = 'redeem' THEN at END) AS last_redeem"
-        f"  FROM ledger {scope.hint} {scope.where('lot_id', 'lots')} GROUP BY lot_id) e ON e.lot_id = p.id "
+        f"  FROM ledger {scope.hint(conn)} {scope.where('lot_id', 'lots')} GROUP BY lot_id) e ON e.lot_id = p.id "
         "WHERE (p.remaining != COALESCE(e.total, 0) OR e.low_card != p.card_no OR e.high_card != p.card_no "
-        "OR COALESCE(e.gave, 0) > COALESCE(e.got, 0) + MAX(-p.points, 0) OR e.last_redeem >= p.expires_at)"
+        "OR COALESCE(e.gave, 0) > COALESCE(e.got, 0) + CASE WHEN p.points < 0 THEN -p.points ELSE 0 END OR e.last_redeem >= p.expires_at)"
         + scope.also("p.id", "lots")
     ):
         lot = _("lot {id} of card {card}").format(id=row["id"], card=row["card_no"])
@@ -131,15 +136,16 @@ def purchases(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     problems = []
     if scope.changes:
         earned = ("SELECT purchase_id, SUM(delta) AS earned FROM ledger WHERE kind = 'earn' AND lot_id IN "
-                  "(SELECT id FROM point_lots WHERE purchase_id IN (SELECT id FROM temp.check_purchases)) "
+                  "(SELECT id FROM point_lots WHERE purchase_id IN (SELECT id FROM check_purchases)) "
                   "GROUP BY purchase_id")
         problems += [_("earn entry {id} of purchase #{purchase} is on lot {lot} of another purchase").format(
                          id=row[0], purchase=row[1], lot=row[2])
                      for row in conn.execute(
                          "SELECT e.id, e.purchase_id, e.lot_id FROM ledger e JOIN point_lots l ON l.id = e.lot_id "
-                         "WHERE e.kind = 'earn' AND l.purchase_id IS NOT e.purchase_id" + scope.also("e.lot_id", "lots"))]
+                         "WHERE e.kind = 'earn' AND l.purchase_id IS DISTINCT FROM e.purchase_id" + scope.also("e.lot_id", "lots"))]
     else:
-        earned = "SELECT purchase_id, SUM(delta) AS earned FROM ledger NOT INDEXED WHERE kind = 'earn' GROUP BY purchase_id"
+        earned = (f"SELECT purchase_id, SUM(delta) AS earned FROM ledger {scope.hint(conn)} WHERE kind = 'earn' "
+                  "GROUP BY purchase_id")
     refunded = f"SELECT purchase_id, SUM(amount) AS total FROM refunds {scope.where('purchase_id', 'purchases')} GROUP BY purchase_id"
     rows = conn.execute(
         f"SELECT p.id, p.receipt, p.points_earned, COALESCE(e.earned, 0) AS earned, p.refunded, "
@@ -169,10 +175,9 @@ def purchases(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
 
 def tiers(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
     """Each member's tier is the last one their tier history records, and a tier of these rules."""
-    # Each customer's last change: with MAX(), SQLite takes the other columns from the row holding the
-    # maximum (documented for bare columns in an aggregate query).
-    last = (f"SELECT customer_id, to_tier, MAX(id) FROM tier_changes {scope.hint} "
-            f"{scope.where('customer_id', 'customers')} GROUP BY customer_id")
+    # Each customer's last change: the row of the greatest id of each customer's history.
+    last = (f"SELECT h.customer_id, h.to_tier FROM tier_changes h JOIN (SELECT MAX(id) AS id FROM tier_changes "
+            f"{scope.hint(conn)} {scope.where('customer_id', 'customers')} GROUP BY customer_id) m ON m.id = h.id")
     rows = conn.execute(f"SELECT c.id, c.tier, t.to_tier AS last FROM customers c LEFT JOIN ({last}) t "
                         "ON t.customer_id = c.id WHERE c.tier IS NOT NULL" + scope.also("c.id", "customers")).fetchall()
     rows += conn.execute(f"SELECT t.customer_id AS id, c.tier, t.to_tier AS last FROM ({last}) t "
@@ -200,7 +205,7 @@ def card_numbers(conn, rules: Rules, scope: Scope = EVERY_ROW) -> list[str]:
                               "digit)").format(card=card_no, expected=expected, region=region, sequence=sequence))
     for row in conn.execute(
         f"SELECT customer_id, COUNT(*) AS n FROM cards WHERE status IN ({','.join('?' * len(cards.LIVE))})"
-        + scope.also("customer_id", "card_holders") + " GROUP BY customer_id HAVING n > 1", cards.LIVE
+        + scope.also("customer_id", "card_holders") + " GROUP BY customer_id HAVING COUNT(*) > 1", cards.LIVE
     ):
         problems.append(_("customer {id} holds {count} current cards").format(id=row["customer_id"], count=row["n"]))
     return problems
@@ -247,21 +252,21 @@ def run_all(conn, rules: Rules, full: bool = False, every_row: bool = False, at=
     """Every check, over every row (`every_row`, `full`, or no clean check recorded yet) or over what
     changed since the last clean check, in one read transaction; a clean result moves the marks to
     what it read (`at`: when it ran, shown by the next check). `progress(1)` after each check."""
-    conn.execute("BEGIN")
+    begin_read(conn)
     try:
-        marks = {table: conn.execute(f"SELECT COALESCE(MAX(rowid), 0) FROM {table}").fetchone()[0]
+        marks = {table: conn.execute(f"SELECT COALESCE(MAX({_KEY.get(table, 'id')}), 0) FROM {table}").fetchone()[0]
                  for table in _TABLES}
         journal = conn.execute("SELECT COALESCE(MAX(id), 0) FROM check_journal").fetchone()[0]
         previous = None if full or every_row or not _guarded(conn) else json.loads(get_meta(conn, MARK) or "null")
         scope = EVERY_ROW if previous is None else _changes(conn, previous)
         problems = {}
         for check in ((structure,) if full else ()) + ALL:
-            problems[check.__name__] = check(conn, rules, scope)
+            problems[check.__name__] = sorted(check(conn, rules, scope), key=_in_order)
             if progress:
                 progress(1)
         if scope.changes:
             for group in (*_GROUPS, "card_holders"):
-                conn.execute(f"DROP TABLE temp.check_{group}")
+                conn.execute(f"DROP TABLE check_{group}")
     finally:
         conn.execute("COMMIT")
     clean = not any(problems.values())
@@ -269,7 +274,17 @@ def run_all(conn, rules: Rules, full: bool = False, every_row: bool = False, at=
     return Report(problems, previous is None, previous and previous["at"], marked)
 
 
+def _in_order(problem: str) -> list:
+    """Problems in the order of what they name, numbers as numbers (lot 9 before lot 10), whatever
+    order the engine read the rows in."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", problem)]
+
+
 def _guarded(conn) -> bool:
+    if engine(conn) == "postgresql":
+        from vipcli import pg
+
+        return pg.journal_guarded(conn)
     found = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
     return found.issuperset(_GUARDS)
 
@@ -278,10 +293,10 @@ def _changes(conn, previous: dict) -> Scope:
     marks = {table: previous.get(table, 0) for table in _TABLES}
     for group, rows in _GROUPS.items():
         conn.execute(f"CREATE TEMP TABLE check_{group} (id INTEGER PRIMARY KEY)")
-        conn.execute(f"INSERT INTO temp.check_{group} {rows}", marks)
+        conn.execute(f"INSERT INTO check_{group} {rows}", marks)
     conn.execute("CREATE TEMP TABLE check_card_holders (id INTEGER PRIMARY KEY)")
-    conn.execute("INSERT OR IGNORE INTO temp.check_card_holders "
-                 "SELECT customer_id FROM cards WHERE rowid IN (SELECT id FROM temp.check_cards)")
+    conn.execute("INSERT INTO check_card_holders "
+                 "SELECT customer_id FROM cards WHERE rowid IN (SELECT id FROM check_cards) ON CONFLICT DO NOTHING")
     return Scope(changes=True)
 
 

@@ -1,6 +1,7 @@
-"""The database file: opening (WAL, busy timeout, 0600; the schema in vipcli/migrations.py), write
-transactions taken with BEGIN IMMEDIATE, and the fairness between a long writer and the tills.
-The stored rules are in vipcli/rulebook.py, the audit log in vipcli/auditlog.py.
+"""The database: a SQLite file (WAL, busy timeout, 0600; the schema in vipcli/migrations.py), or a
+chain's PostgreSQL database (a `postgresql://` URL: what differs is in vipcli/pg.py); write
+transactions that hold the write lock from their first statement, and the fairness between a long
+writer and the tills. The stored rules are in vipcli/rulebook.py, the audit log in vipcli/auditlog.py.
 
 sqlite3 from the standard library on purpose: `vip purchase` must start fast, and sqlite-utils
 costs more imports than the whole of `vip purchase` (it is used by the exporters, off the hot path).
@@ -43,10 +44,26 @@ def connect_raw(path: str | os.PathLike, create: bool = False) -> sqlite3.Connec
     return conn
 
 
-def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection:
-    """Open and migrate the database file; with `create` (vip init, vip demo, vip restore), a missing
-    file is created with mode 0600."""
-    path = Path(path)
+def engine(conn) -> str:
+    """"sqlite" or "postgresql"."""
+    return getattr(conn, "engine", "sqlite")
+
+
+def file_path(conn) -> str | None:
+    """The SQLite file behind `conn` (None for PostgreSQL, or a database in memory)."""
+    if engine(conn) != "sqlite":
+        return None
+    return conn.execute("PRAGMA database_list").fetchone()[2] or None
+
+
+def connect(target: str | os.PathLike, create: bool = False):
+    """Open and migrate the database: a file, where `create` (vip init, vip demo, vip restore) makes a
+    missing one with mode 0600; or a PostgreSQL URL, where `create` makes the schema."""
+    from vipcli import pg
+
+    if pg.is_url(target):
+        return _connect_postgresql(target, create)
+    path = Path(target)
     if not create and path.is_file() and not os.access(path.parent, os.W_OK):
         return _connect_read_only(path)
     try:
@@ -73,6 +90,25 @@ def connect(path: str | os.PathLike, create: bool = False) -> sqlite3.Connection
         _restore_deferred_index(conn)
     except sqlite3.DatabaseError as exc:
         raise translate(exc, path) from None
+    return conn
+
+
+def _connect_postgresql(url: str, create: bool):
+    from vipcli import migrations, pg
+
+    conn = pg.connect(url, busy_timeout())
+    try:
+        if not create and not pg.exists(conn):
+            raise DatabaseProblem(_("no vipcli database at {path} (run vip init)").format(path=pg.redacted(url)),
+                                  code="no_database")
+        migrations.migrate(conn)
+        _restore_deferred_index(conn)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise translate(exc, pg.redacted(url)) from None
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -147,7 +183,9 @@ def defer_index(conn: sqlite3.Connection, owner: int) -> None:
     set_meta(conn, "index_deferred_by", str(owner))
 
 
-def has_deferrable_index(conn: sqlite3.Connection) -> bool:
+def has_deferrable_index(conn) -> bool:
+    if engine(conn) == "postgresql":
+        return conn.execute("SELECT to_regclass('purchases_customer_time') IS NOT NULL").fetchone()[0]
     return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'purchases_customer_time'").fetchone() is not None
 
 
@@ -186,8 +224,11 @@ def transaction(conn: sqlite3.Connection, dry_run: bool = False):
     what it reads cannot change under it before it writes. `dry_run`: everything is done, then
     rolled back (what a command would do, shown before it is asked for)."""
     try:
-        with waiting_for_the_lock(conn):
-            conn.execute("BEGIN IMMEDIATE")
+        if engine(conn) == "postgresql":
+            conn.begin_write()  # (the writers' lock: vipcli/pg.py)
+        else:
+            with waiting_for_the_lock(conn):
+                conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         raise translate(exc) from None
     try:
@@ -203,6 +244,11 @@ def transaction(conn: sqlite3.Connection, dry_run: bool = False):
     except sqlite3.Error as exc:
         _rollback(conn)
         raise translate(exc) from None
+
+
+def begin_read(conn) -> None:
+    """A read transaction: everything it reads from one snapshot."""
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if engine(conn) == "postgresql" else "BEGIN")
 
 
 def _rollback(conn) -> None:
@@ -221,7 +267,7 @@ def _rollback(conn) -> None:
 
 
 def _waiters_file(conn) -> str | None:
-    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    path = file_path(conn)  # (PostgreSQL queues its lock's waiters itself)
     return path + "-waiting" if path else None
 
 

@@ -57,9 +57,9 @@ def _entry(conn, card_no, lot_id, kind, delta, at, operator, purchase_id=None, r
 def _new_lot(conn, card_no, points, earned_at, usable_from, expires_at, purchase_id) -> int:
     return conn.execute(
         "INSERT INTO point_lots(card_no, purchase_id, points, earned_at, usable_from, expires_at, "
-        "remaining) VALUES (?, ?, ?, ?, ?, ?, 0)",
+        "remaining) VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id",
         (card_no, purchase_id, points, iso(earned_at), iso(usable_from), iso(expires_at)),
-    ).lastrowid
+    ).fetchone()[0]
 
 
 def earn(conn, rules: Rules, card_no: str, purchase_id: int | None, points: int, at: datetime,
@@ -249,9 +249,9 @@ def transfer(conn, old_card: str, new_card: str, at: datetime, operator: str) ->
         amount = lot["remaining"]
         new_lot = conn.execute(
             "INSERT INTO point_lots(card_no, purchase_id, points, earned_at, usable_from, expires_at, remaining) "
-            "VALUES (?, ?, ?, ?, ?, ?, 0)",
+            "VALUES (?, ?, ?, ?, ?, ?, 0) RETURNING id",
             (new_card, lot["purchase_id"], amount, lot["earned_at"], lot["usable_from"], lot["expires_at"]),
-        ).lastrowid
+        ).fetchone()[0]
         _entry(conn, old_card, lot["id"], "transfer", -amount, at, operator, reason=f"to card {new_card}")
         _entry(conn, new_card, new_lot, "transfer", amount, at, operator, reason=f"from card {old_card}")
         moved += amount

@@ -136,7 +136,9 @@ def erase_personal_data(conn, customer_id: int, at: datetime) -> bool:
 # applies them again.
 
 def _journal_path(conn) -> str | None:
-    path = conn.execute("PRAGMA database_list").fetchone()[2]
+    from vipcli.db import file_path
+
+    path = file_path(conn)  # (PostgreSQL: a restore is pg_restore of a dump, made after the erasure or not)
     return path + ".erasures" if path else None
 
 
@@ -160,8 +162,10 @@ def wipe_wal(conn, timeout: float | None = None) -> bool:
     until the busy timeout; False when they are still there."""
     import time
 
-    from vipcli.db import busy_timeout
+    from vipcli.db import busy_timeout, engine
 
+    if engine(conn) != "sqlite":
+        return False  # PostgreSQL: the old row versions go at the table's next VACUUM, not now
     deadline = time.monotonic() + (busy_timeout() if timeout is None else timeout)
     while True:
         busy, log, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()

@@ -5,7 +5,7 @@ version n - 1 (PRAGMA user_version) to n, inside one write transaction, and is r
 import sqlite3
 
 from vipcli.dates import iso, now
-from vipcli.db import transaction
+from vipcli.db import engine, transaction
 from vipcli.errors import DatabaseProblem
 from vipcli.i18n import _
 
@@ -240,8 +240,8 @@ MIGRATIONS: list[tuple[str, str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+def migrate(conn) -> None:
+    current = _version(conn)
     if current > SCHEMA_VERSION:
         raise DatabaseProblem(
             _("this database has schema version {current}, newer than this vipcli knows ({schema_version}); "
@@ -252,15 +252,38 @@ def migrate(conn: sqlite3.Connection) -> None:
     if current == SCHEMA_VERSION:
         return
     with transaction(conn):
-        current = conn.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
+        current = _version(conn)  # re-read under the lock
         for number in range(current + 1, SCHEMA_VERSION + 1):
             name, script = MIGRATIONS[number - 1]
-            for statement in _statements(script):
+            for statement in _engine_statements(conn, number, script):
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO migrations VALUES (?, ?, ?)", (number, name, iso(now()))
             )
-            conn.execute(f"PRAGMA user_version = {number}")
+            if engine(conn) == "sqlite":
+                conn.execute(f"PRAGMA user_version = {number}")
+
+
+def _version(conn) -> int:
+    if engine(conn) == "postgresql":
+        from vipcli import pg
+
+        return pg.schema_version(conn)
+    return conn.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _engine_statements(conn, number: int, script: str):
+    """The migration's statements for this engine: on PostgreSQL, its tables in PostgreSQL's types and
+    its triggers in PostgreSQL's language (vipcli/pg.py)."""
+    if engine(conn) == "sqlite":
+        yield from _statements(script)
+        return
+    from vipcli import pg
+
+    for statement in _statements(script):
+        if not statement.lstrip().upper().startswith("CREATE TRIGGER"):
+            yield pg.ddl(statement)
+    yield from pg.statements(pg.TRIGGERS.get(number, ""))
 
 
 def _statements(script: str):

@@ -36,10 +36,10 @@ def store_rules(conn, text: str, source: str, operator: str) -> int:
     """Store a validated profile as the next rules version (inside the caller's transaction)."""
     parsed = rulefile.parse(text)
     cur = conn.execute(
-        "INSERT INTO rules(name, body, source, loaded_at, operator) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO rules(name, body, source, loaded_at, operator) VALUES (?, ?, ?, ?, ?) RETURNING version",
         (parsed.name, text, source, iso(now()), operator),
     )
-    return cur.lastrowid
+    return cur.fetchone()[0]
 
 
 def has_rules(conn) -> bool:

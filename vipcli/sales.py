@@ -76,11 +76,11 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
     purchase_id = conn.execute(
         "INSERT INTO purchases(receipt, customer_id, card_no, store, purchased_at, regular, promo, "
         "paid, paid_given, discount_rate, rules_version, operator, recorded_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (receipt, customer["id"], card["card_no"] if card else None, sale.store, iso(at),
          sale.regular, sale.promo, paid, int(sale.paid is not None),
          str(rate) if rate is not None else None, rules.version, operator, iso(now)),
-    ).lastrowid
+    ).fetchone()[0]
 
     issued = None
     tier = customer["tier"]

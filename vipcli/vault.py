@@ -25,7 +25,9 @@ _FINGERPRINT_KEY = "key_fingerprint"
 def key_path(conn) -> Path:
     """VIPCLI_KEY_FILE, else `DATABASE.key` beside the database file. A database whose key was made
     before keys moved beside it (the app directory's `vip.key`) keeps finding it there."""
-    candidates = key_candidates(conn.execute("PRAGMA database_list").fetchone()[2])
+    from vipcli.db import file_path
+
+    candidates = key_candidates(file_path(conn))
     if len(candidates) == 1:
         return candidates[0]  # VIPCLI_KEY_FILE
     beside, legacy = candidates
@@ -36,10 +38,17 @@ def key_path(conn) -> Path:
 
 def key_candidates(db_path) -> list[Path]:
     """Every file that is or was this database's key: VIPCLI_KEY_FILE, else beside the database,
-    and the app directory's `vip.key` of older installs."""
+    and the app directory's `vip.key` of older installs. A chain's database (PostgreSQL) has no file
+    to stand beside: its key is the app directory's `vip.key`, copied to each till that reads IDs."""
+    from vipcli.pg import is_url
+
     configured = os.environ.get("VIPCLI_KEY_FILE")
     legacy = app_dir() / "vip.key"
-    return [Path(configured)] if configured else [Path(f"{db_path}.key"), legacy]
+    if configured:
+        return [Path(configured)]
+    if db_path is None or is_url(str(db_path)):
+        return [legacy]
+    return [Path(f"{db_path}.key"), legacy]
 
 
 def stored_ids(conn) -> int:

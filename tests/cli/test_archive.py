@@ -1,5 +1,6 @@
+import os
+from conftest import open_db, stored_bytes
 import json
-import sqlite3
 
 import pytest
 
@@ -8,7 +9,7 @@ ID = "11010519491231002X"
 
 
 def _audit(db, command):
-    with sqlite3.connect(db) as conn:
+    with open_db(db) as conn:
         return conn.execute("SELECT operator, target, detail FROM audit WHERE command = ?", (command,)).fetchall()
 
 
@@ -93,8 +94,7 @@ def test_update_id_is_encrypted_and_masked(vip, member, isolated):
     unmasked = vip("show", card, "--unmask")
     assert unmasked["id_number"] == ID and unmasked["phone"] == P
     assert json.loads(_audit(isolated / "vip.db", "unmask")[0][2])["via"] == "show"
-    raw = (isolated / "vip.db").read_bytes() + (isolated / "vip.db-wal").read_bytes() \
-        if (isolated / "vip.db-wal").exists() else (isolated / "vip.db").read_bytes()
+    raw = stored_bytes(isolated)
     assert ID.encode() not in raw
 
 
@@ -151,7 +151,7 @@ def test_enroll_refuses_a_different_id_with_the_same_masked_form(vip, isolated):
 def test_search_reports_the_true_count_and_pages(vip, isolated, filters):
     """'200 found' was printed for 640 matches; now the total, the page and the next offset."""
     from vipcli import db
-    conn = db.connect(isolated / "vip.db")
+    conn = db.connect(os.environ["VIPCLI_DB"])
     with db.transaction(conn):
         conn.executemany("INSERT INTO customers(phone, created_at) VALUES (?, '2026-01-01T10:00:00')",
                          [(f"1370000{i:04d}",) for i in range(205)])

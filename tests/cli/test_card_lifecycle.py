@@ -1,5 +1,5 @@
+from conftest import open_db, stored_bytes
 import csv
-import sqlite3
 
 import pytest
 
@@ -79,7 +79,7 @@ def test_forced_renewal_outside_window_is_audited_and_revives_expired(vip, membe
     r = vip("card", "renew", card, "--force", now="2027-03-01T11:00")
     assert r["valid_to"] == "2027-12-31"
     assert vip("purchase", card, "--amount", "100", now="2027-03-01T12:00")["paid"] == "88.00"
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT operator FROM audit WHERE command = 'card renew --force'").fetchone()
     again = vip("card", "renew", card, now="2027-03-02T10:00")
     assert again.code == 1
@@ -149,7 +149,7 @@ def test_erase_leaves_no_personal_value_in_the_file(vip, member, isolated):
     vip("purchase", card, "--amount", "1000")
     r = vip("cancel", "--yes", card, "--reason", "个人信息删除请求", "--erase", json_output=False)
     assert r.code == 0 and "can't be undone" in r.stdout
-    data = b"".join(p.read_bytes() for p in isolated.glob("vip.db*"))
+    data = stored_bytes(isolated)
     for value in ("王芳", "13800138000", "13912345678", "11010519491231002X", "wangfang@example.com",
                   "科技园88号", "1990-06-15", "清淡", "很满意"):
         assert value.encode() not in data, value
@@ -172,7 +172,7 @@ def test_notify_outbox(vip, member, isolated):
     assert "755 00001" in out.read_text(encoding="utf-8")
     assert vip("notify", "renewal", "--out", str(out))["messages"] == 0  # June: out of season
     assert vip("notify", "renewal", "--out", str(out), now="2026-11-01T09:00")["messages"] == 2
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT COUNT(*) FROM audit WHERE command LIKE 'notify%'").fetchone()[0] == 4
     assert vip("notify", "spam", "--out", str(out)).code == 2
     assert vip("notify", "birthday", "--out", str(isolated / "no" / "x.csv")).code == 2
@@ -231,7 +231,7 @@ def test_without_a_terminal_a_destructive_command_needs_yes_and_dry_run_changes_
     card = member(id_number="11010519491231002X")
     vip("purchase", card, "--amount", "6000")
     args = [a.format(card=card) for a in args]
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         before = conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0]
     refused = vip(*args, now=now)
     assert refused.code == 1 and refused.data["error"]["code"] == "needs_yes"
@@ -240,7 +240,7 @@ def test_without_a_terminal_a_destructive_command_needs_yes_and_dry_run_changes_
     assert dry.code == 0 and dry["dry_run"] is True
     human = vip(*args, "--dry-run", now=now, json_output=False)
     assert human.code == 0 and human.stdout.startswith("Dry run, nothing changed")
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == before
     done = vip(*args, "--yes", now=now)
     assert done.code == 0 and done["dry_run"] is False

@@ -1,3 +1,4 @@
+from conftest import open_db
 import sqlite3
 
 import pytest
@@ -44,7 +45,7 @@ def test_visit_log_validates(vip, isolated):
     assert vip("visit", "log", P, "--channel", "pigeon").code == 2
     assert vip("visit", "log", "13900139000", "--channel", "phone").code == 1
     assert vip("visit", "log", P, "--channel", "SMS", "--note", "已发短信")["channel"] == "sms"
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT operator FROM visits").fetchone()[0] == "tester"
 
 
@@ -60,7 +61,7 @@ def test_older_database_is_migrated(vip, isolated):
     conn.execute("COMMIT")
     conn.close()
     assert vip("purchase", "--phone", P, "--amount", "1000").code == 0
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION
         assert [r[0] for r in conn.execute("SELECT version FROM migrations")] == list(range(1, migrations.SCHEMA_VERSION + 1))
 

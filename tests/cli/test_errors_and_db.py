@@ -1,3 +1,4 @@
+from conftest import open_db
 import json
 import os
 import sqlite3
@@ -33,6 +34,7 @@ def test_help_and_bare_group(vip):
     assert r.code == 0 and "review" in r.stdout
 
 
+@pytest.mark.sqlite_only
 def test_database_created_private_with_wal(vip, isolated):
     db = isolated / "vip.db"
     db.unlink()
@@ -44,6 +46,7 @@ def test_database_created_private_with_wal(vip, isolated):
         assert conn.execute("PRAGMA page_size").fetchone()[0] == 16384
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("args", [["info"], ["export", "members", "--format", "csv", "--out", "m.csv"],
                                   ["purchase", "--phone", P, "--amount", "10"], ["check"], ["rules", "load", str(EXAMPLE_RULES)],
                                   ["backup", "b.db"]])
@@ -60,6 +63,7 @@ def test_only_init_creates_a_database(vip, isolated, monkeypatch, args):
     assert vip("init", "--region", "020").code == 0 and missing.exists()
 
 
+@pytest.mark.sqlite_only
 def test_an_existing_database_keeps_its_page_size(vip, isolated, monkeypatch):
     """16 KB pages are for new files; a file made elsewhere with 4 KB pages is migrated as it is."""
     db = isolated / "old.db"
@@ -75,7 +79,7 @@ def test_an_existing_database_keeps_its_page_size(vip, isolated, monkeypatch):
 
 def test_init_twice_refused_and_info(vip, isolated):
     first = vip("init", "--region", "020")
-    assert first["schema_version"] >= 1 and first["rules_version"] == 1 and first["db"] == str(isolated / "vip.db")
+    assert first["schema_version"] >= 1 and first["rules_version"] == 1 and first["db"] == os.environ["VIPCLI_DB"]
     assert vip("init").code == 1
     info = vip("info")
     assert info["rules_version"] == 1 and info["profile"] == "store"
@@ -83,14 +87,18 @@ def test_init_twice_refused_and_info(vip, isolated):
     assert vip("init", "--region", "20").code == 2
 
 
-def test_newer_schema_refused(vip, isolated):
+def test_newer_schema_refused(vip, isolated, engine):
     vip("init")
-    with sqlite3.connect(isolated / "vip.db") as conn:
-        conn.execute("PRAGMA user_version = 99")
+    with open_db() as conn:
+        if engine == "sqlite":
+            conn.execute("PRAGMA user_version = 99")
+        else:  # (PostgreSQL's version is the migrations table's last row)
+            conn.execute("INSERT INTO migrations VALUES (99, 'from a newer vipcli', '2030-01-01T00:00:00')")
     r = vip("info")
     assert r.code == 4 and "newer" in r["error"]["message"]
 
 
+@pytest.mark.sqlite_only
 def test_corrupt_file_exit_4(vip, isolated):
     (isolated / "vip.db").write_bytes(b"this is not a database at all" * 200)
     r = vip("info")
@@ -100,11 +108,12 @@ def test_corrupt_file_exit_4(vip, isolated):
 def test_locked_past_timeout_is_exit_4_plain_message(vip, isolated, monkeypatch):
     vip("enroll", "--phone", P, "--grant", "x")
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sqlite3, sys, time
-        conn = sqlite3.connect({str(isolated / 'vip.db')!r}, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        print("held", flush=True)
-        time.sleep(5)
+        import sys, time
+        from vipcli import db
+        conn = db.connect({os.environ["VIPCLI_DB"]!r})
+        with db.transaction(conn):  # (BEGIN IMMEDIATE, or PostgreSQL's writers' lock)
+            print("held", flush=True)
+            time.sleep(5)
     """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -115,7 +124,7 @@ def test_locked_past_timeout_is_exit_4_plain_message(vip, isolated, monkeypatch)
     finally:
         holder.kill()
         holder.wait()
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT COUNT(*) FROM purchases").fetchone()[0] == 0
 
 
@@ -138,7 +147,7 @@ def test_rules_commands(vip, tmp_path):
 def test_ledger_is_append_only(vip, member, isolated):
     card = member()
     vip("purchase", card, "--amount", "100")
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             conn.execute("UPDATE ledger SET delta = 1000")
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -153,6 +162,7 @@ def test_console_script_runs_in_a_fresh_process(isolated):
     assert out.returncode == 0 and '"card_issued": true' in out.stdout
 
 
+@pytest.mark.sqlite_only
 def test_an_empty_file_is_not_silently_made_a_database(vip, isolated, monkeypatch):
     empty = isolated / "empty.db"
     empty.write_bytes(b"")
@@ -162,6 +172,7 @@ def test_an_empty_file_is_not_silently_made_a_database(vip, isolated, monkeypatc
     assert vip("init").code == 0 and vip("info").code == 0
 
 
+@pytest.mark.sqlite_only
 def test_a_full_disk_is_said_plainly_and_nothing_is_half_written(vip, member, isolated, monkeypatch):
     """SQLITE_FULL was hidden behind "cannot rollback - no transaction is active"."""
     from vipcli import db
@@ -185,6 +196,7 @@ def test_a_full_disk_is_said_plainly_and_nothing_is_half_written(vip, member, is
     assert vip("check")["ok"] is True
 
 
+@pytest.mark.sqlite_only
 def test_a_database_in_a_folder_that_cant_be_written_still_reads(vip, member, isolated, monkeypatch):
     """On a read-only file system even `vip info`, `show` and `export` failed. (Tests run as root,
     for whom permissions don't bite: the folder is made unwritable by os.access's answer.)"""

@@ -1,7 +1,7 @@
+from conftest import open_db
 import csv
 import os
 import json
-import sqlite3
 from datetime import datetime
 from decimal import Decimal
 
@@ -56,7 +56,7 @@ def test_members_masked_by_default_unmask_audited(vip, shop, isolated):
     vip("export", "members", "--out", str(out), "--unmask")
     text = out.read_text(encoding="utf-8-sig")
     assert P in text and "11010519491231002X" in text
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         row = conn.execute("SELECT operator, detail FROM audit WHERE command = 'unmask'").fetchone()
     assert row[0] == "tester" and "export members" in row[1]
 
@@ -118,7 +118,7 @@ def test_bad_usage(vip, shop, isolated):
 @pytest.mark.parametrize("text", HOSTILE)
 def test_injection_neutralised_in_csv_and_xlsx(vip, member, isolated, text):
     card = member()
-    with sqlite3.connect(isolated / "vip.db") as conn:  # legacy data; the CLI refuses control characters
+    with open_db() as conn:  # legacy data; the CLI refuses control characters
         conn.execute("UPDATE customers SET name = ?, address = ?", (text, text))
     vip("export", "members", "--out", str(isolated / "m.csv"))
     row = next(csv.DictReader((isolated / "m.csv").open(encoding="utf-8-sig", newline="")))

@@ -1,3 +1,4 @@
+from conftest import open_db
 import csv
 import os
 import random
@@ -41,7 +42,7 @@ def write_csv(path, rows, encoding="utf-8"):
 
 
 def dump(db):
-    with sqlite3.connect(db) as conn:
+    with open_db(db) as conn:
         return {t: conn.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall() for t, k in TABLES.items()}
 
 
@@ -216,7 +217,7 @@ def test_dry_run_writes_nothing(vip, isolated):
 @pytest.mark.slow
 def _committed(db) -> int:
     try:
-        with sqlite3.connect(db, timeout=10) as conn:
+        with open_db(db) as conn:
             return conn.execute("SELECT count(*) FROM purchases").fetchone()[0]
     except sqlite3.OperationalError:
         return 0  # not created yet
@@ -264,7 +265,7 @@ def test_killed_import_resumes_to_the_same_state(vip, isolated, monkeypatch):
 
 
 def _has_index(db) -> bool:
-    with sqlite3.connect(db) as conn:
+    with open_db(db) as conn:
         return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'purchases_customer_time'").fetchone() is not None
 
 
@@ -277,7 +278,7 @@ def test_an_index_deferred_by_a_dead_import_is_rebuilt(vip, isolated, monkeypatc
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     for owner, rebuilt in ((os.getpid(), False), (gone.pid, True)):
-        with sqlite3.connect(db) as conn:
+        with open_db(db) as conn:
             conn.execute("DROP INDEX IF EXISTS purchases_customer_time")
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('index_deferred_by', ?)", (str(owner),))
         assert vip("info").code == 0

@@ -10,6 +10,7 @@ through the slow path. Change any one rule in `vipcli/rules.py` or a profile and
 must still agree: this test is what tells the import and `vip purchase` apart.
 """
 
+from conftest import open_db
 import random
 from datetime import datetime, timedelta
 
@@ -116,9 +117,8 @@ def test_import_equals_one_by_one_under_every_profile(vip, isolated, monkeypatch
 
 def exercised(db) -> dict:
     """What the rows made happen on the one-by-one side: the test bites only where something did."""
-    import sqlite3
 
-    with sqlite3.connect(db) as conn:
+    with open_db(db) as conn:
         one = lambda sql: conn.execute(sql).fetchone()[0]
         return {
             "cards_issued": one("SELECT COUNT(*) FROM cards WHERE reason LIKE 'qualified%'"),

@@ -1,3 +1,4 @@
+from conftest import open_db
 import sqlite3
 
 import pytest
@@ -41,7 +42,7 @@ def test_reward_catalog(vip, member):
 
 def test_redeem_needs_active_card(vip, member, isolated):
     card = _card_with(vip, member)
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         conn.execute("UPDATE cards SET status = 'blocked'")
     r = vip("redeem", card, "--points", "1")
     assert r.code == 1 and "blocked" in r["error"]["message"]
@@ -118,7 +119,7 @@ def test_negative_balance_blocks_redemption(vip, member):
 def test_check_catches_tampering(vip, member, isolated):
     card = _card_with(vip, member)
     assert vip("check")["ok"] is True
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         conn.execute("UPDATE point_lots SET remaining = remaining + 50")
     r = vip("check")
     assert r.code == 1 and r["ok"] is False
@@ -128,7 +129,7 @@ def test_check_catches_tampering(vip, member, isolated):
 @pytest.mark.damaged
 def test_check_catches_tier_and_card_tampering(vip, member, isolated):
     member()
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         conn.execute("UPDATE customers SET tier = 'gold'")
         conn.execute("UPDATE cards SET sequence = 7")
     problems = vip("check")["problems"]
@@ -144,7 +145,7 @@ def test_adjust_adds_and_takes_never_below_zero_and_is_audited(vip, member, isol
     assert too_much.code == 1 and "balance is 100" in too_much["error"]["message"]
     assert vip("points", "adjust", card, "--points", "0", "--reason", "x").code == 2
     assert vip("points", "adjust", card, "--points", "5").code == 2
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         rows = conn.execute("SELECT operator FROM audit WHERE command = 'points adjust'").fetchall()
     assert len(rows) == 2 and vip("check")["ok"] is True
 
@@ -160,7 +161,7 @@ def test_a_full_refund_takes_back_the_tier_it_earned(vip, member, isolated):
     shown = vip("tier", "show", card)
     assert shown["tier"] == "vip" and shown["spend_12m"] == "0.00"
     assert vip("purchase", card, "--amount", "100")["paid"] == "88.00"
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         reason = conn.execute("SELECT reason FROM tier_changes ORDER BY id DESC LIMIT 1").fetchone()[0]
     assert "refund of receipt G1" in reason
     assert vip("check")["ok"] is True
@@ -239,15 +240,21 @@ def test_a_card_still_earned_by_other_purchases_or_granted_stays(vip, member):
     (["UPDATE cards SET status = 'active'"], "holds 2 current cards"),
 ])
 @pytest.mark.damaged
-def test_check_catches_each_kind_of_damage(vip, member, isolated, tamper, found):
+def test_check_catches_each_kind_of_damage(vip, member, isolated, tamper, found, engine):
     """Each invariant, broken on its own, is reported (and a clean database passes)."""
     card = member()
     vip("purchase", card, "--amount", "1000")
     vip("card", "lost", card)
     vip("card", "replace", card)
     assert vip("check")["ok"] is True
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         for statement in tamper:
+            if engine == "postgresql" and statement == "DROP TRIGGER ledger_no_update":
+                statement = "DROP TRIGGER ledger_no_change ON ledger"  # (one trigger there, for both)
+            if engine == "postgresql" and "lot_id = 999" in statement:
+                with pytest.raises(sqlite3.IntegrityError):  # PostgreSQL holds foreign keys on every write
+                    conn.execute(statement)
+                return
             conn.execute(statement)
     r = vip("check")
     assert r.code == 1 and any(found in p for p in r["problems"]), r["problems"]
@@ -267,7 +274,7 @@ def test_the_nightly_check_reads_what_changed_since_the_last_clean_one(vip, memb
     vip("redeem", card, "--points", "100", now="2026-06-02T11:00")
     second = vip("check", now="2026-06-02T23:00")
     assert second["ok"] and second["scope"] == "changes" and second["since"] == "2026-06-01T23:00:00"
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT COUNT(*) FROM check_journal").fetchone()[0] == 0  # seen, forgotten
         # a lot older than both checks, changed by another tool: the journal has it
         conn.execute("UPDATE point_lots SET remaining = remaining + 7 WHERE id = 1")
@@ -279,9 +286,10 @@ def test_the_nightly_check_reads_what_changed_since_the_last_clean_one(vip, memb
     assert vip("check", "--all")["problems"] == bad["problems"]
 
 
+@pytest.mark.sqlite_only  # (PostgreSQL refuses the orphan row itself)
 def test_check_full_adds_sqlites_own_checks(vip, member, isolated):
     member()
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         conn.execute("INSERT INTO visits(customer_id, channel, at, operator) VALUES (99, 'phone', '2026-01-01', 't')")
     assert vip("check")["ok"] is True
     full = vip("check", "--full")
@@ -302,6 +310,6 @@ def test_a_retried_redeem_with_its_request_id_returns_the_first_result(vip, memb
     assert other.code == 1 and other.data["error"]["code"] == "request_conflict"
     assert vip("redeem", card, "--points", "100", "--request-id", "x" * 65).code == 2
     assert vip("redeem", card, "--points", "100")["points_balance"] == 680  # no id: a new redeem
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT COUNT(*) FROM ledger WHERE kind = 'redeem'").fetchone()[0] == 2
     assert vip("check")["ok"] is True

@@ -1,4 +1,4 @@
-import sqlite3
+from conftest import open_db
 
 import pytest
 
@@ -129,13 +129,13 @@ def test_same_receipt_same_content_is_a_noop(vip, member, isolated):
     assert again["points_balance"] == first["points_balance"]
     conflict = vip("purchase", card, "--amount", "101", "--receipt", "R1", "--store", "SZ01")
     assert conflict.code == 1 and conflict["error"]["code"] == "receipt_conflict"
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT COUNT(*) FROM purchases").fetchone()[0] == 1
 
 
 def test_blocked_card_refused(vip, member, isolated):
     card = member()
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         conn.execute("UPDATE cards SET status = 'blocked'")
     r = vip("purchase", card, "--amount", "100")
     assert r.code == 1 and "blocked" in r["error"]["message"]
@@ -192,7 +192,7 @@ def test_refund_more_than_paid_refused(vip, member):
 def test_refund_of_spent_points_goes_negative_then_settles(vip, member, isolated):
     card = member()
     first = vip("purchase", card, "--amount", "1000")  # 880 points
-    with sqlite3.connect(isolated / "vip.db") as conn:   # spend them (redeem comes with the points commands)
+    with open_db() as conn:   # spend them (redeem comes with the points commands)
         lot = conn.execute("SELECT id FROM point_lots").fetchone()[0]
         conn.execute("INSERT INTO ledger(card_no, lot_id, kind, delta, at, operator) "
                      "VALUES (?, ?, 'redeem', -800, '2026-06-15T12:00:00', 't')", (card, lot))
@@ -201,7 +201,7 @@ def test_refund_of_spent_points_goes_negative_then_settles(vip, member, isolated
     assert r["points_reversed"] == 880 and r["points_balance"] == -800
     later = vip("purchase", card, "--amount", "1000")
     assert later["points_balance"] == 80
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         total = conn.execute("SELECT SUM(delta) FROM ledger WHERE card_no = ?", (card,)).fetchone()[0]
         lots = conn.execute("SELECT SUM(remaining) FROM point_lots WHERE card_no = ?", (card,)).fetchone()[0]
     assert total == lots == 80

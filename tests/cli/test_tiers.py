@@ -1,4 +1,4 @@
-import sqlite3
+from conftest import open_db
 
 import pytest
 
@@ -47,7 +47,7 @@ def test_gold_steps_down_to_what_spend_meets_and_review_is_idempotent(vip):
 
 def test_upgrade_counts_spend_on_an_expired_card_but_review_skips_cancelled(vip, isolated):
     card = _silver_since(vip, "2024-01-10")
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         conn.execute("UPDATE cards SET status = 'cancelled'")
     assert vip("tier", "review", "--yes", "--as-of", "2026-06-15")["reviewed"] == 0
     del card
@@ -69,7 +69,7 @@ def test_tier_set_is_audited_and_validated(vip, member, isolated):
     r = vip("tier", "set", card, "silver", "--reason", "店长决定")
     assert r["from"] == "vip" and r["to"] == "silver" and r["discount_rate"] == "0.85"
     assert vip("purchase", card, "--amount", "100")["paid"] == "85.00"
-    with sqlite3.connect(isolated / "vip.db") as conn:
+    with open_db() as conn:
         assert conn.execute("SELECT operator FROM audit WHERE command = 'tier set'").fetchone()[0] == "tester"
     assert vip("tier", "set", card, "diamond", "--reason", "x").code == 2
     assert vip("tier", "set", card, "gold").code == 2  # --reason is required

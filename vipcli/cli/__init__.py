@@ -277,10 +277,14 @@ def _root(
 
     if db is not None and not db.strip():
         raise InvalidInput(_("--db: must not be empty"))
+    from vipcli.pg import is_url
+
     if db is None:
         from vipcli.places import default_db
 
         path = default_db()
+    elif is_url(db):
+        path = db  # a chain's PostgreSQL database (vipcli/pg.py)
     else:
         path = Path(db).expanduser()
     who = clean_text(operator, "operator", 40) if operator is not None else _operator_default()

@@ -205,7 +205,7 @@ class Customers:
     def reload(self) -> None:
         self.known.clear()
         self.by_phone.read(self.conn.execute(
-            "SELECT CAST(phone AS INTEGER) AS number, id FROM customers WHERE phone IS NOT NULL ORDER BY number"))
+            "SELECT CAST(phone AS BIGINT) AS number, id FROM customers WHERE phone IS NOT NULL ORDER BY number"))
         self.by_card.clear()
         self.cards_read = False
         self.strangers = bool(self.by_phone) or self.conn.execute("SELECT EXISTS (SELECT 1 FROM cards)").fetchone()[0]

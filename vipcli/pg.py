@@ -1,0 +1,345 @@
+"""The PostgreSQL engine: a chain's tills sharing one database (`--db postgresql://…`).
+
+The domain writes its SQL once, in what both engines accept (`?` and `:name` parameters,
+`ON CONFLICT`, `RETURNING`, standard functions). This module is what differs:
+
+- `Connection` wraps a psycopg 3 connection in the few methods the domain uses of sqlite3's
+  (`execute`, `executemany`, `cursor`, `in_transaction`), turning `?` / `:name` into psycopg's
+  `%s` / `%(name)s`, giving rows that answer by position and by name as sqlite3.Row does, sums
+  (NUMERIC in PostgreSQL) as int, and reporting failures as the DB-API classes of sqlite3 the
+  domain already handles (a lock wait past the busy timeout is `database is locked`: exit 4).
+- `ddl()` turns a migration's tables into PostgreSQL's types (ids BIGINT identity, money BIGINT,
+  text in the "C" collation so that order and comparison are SQLite's byte order, BLOB -> BYTEA);
+  triggers, written in each engine's language, are in `TRIGGERS`, by migration number.
+- Writes: `begin_write` is the chain's BEGIN IMMEDIATE. Every write transaction of vipcli first
+  takes one transaction-scoped advisory lock, so writers run one at a time, exactly as on SQLite,
+  and whatever a read-modify-write reads after it (READ COMMITTED: each statement sees all that was
+  committed before it) cannot change before it commits. Readers never wait (MVCC). A write is a few
+  milliseconds, so one server serialises hundreds of purchases a second (benchmarks/chain.py).
+
+psycopg is imported only when a PostgreSQL URL is used: a single store's `vip purchase` never
+loads it.
+"""
+
+import re
+import sqlite3
+
+from vipcli.errors import DatabaseProblem
+from vipcli.i18n import _
+
+WRITE_LOCK = 0x76697063  # "vipc": the advisory lock every write transaction takes first
+
+
+def is_url(target) -> bool:
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+def connect(url: str, busy_timeout: float):
+    try:
+        import psycopg
+    except ImportError:
+        raise DatabaseProblem(_("PostgreSQL needs psycopg: pip install 'psycopg[binary]'"),
+                              code="no_driver") from None
+    try:
+        # Parameters bound in the client, as literals: PostgreSQL then types them from where they stand
+        # (`? IS NULL OR store = ?`), as SQLite does, instead of refusing a parameter it cannot type.
+        raw = psycopg.connect(url, autocommit=True, connect_timeout=max(1, int(busy_timeout)),
+                              cursor_factory=psycopg.ClientCursor)
+    except psycopg.Error as exc:
+        raise DatabaseProblem(_("cannot connect to {url}: {text}").format(
+            url=redacted(url), text=_first_line(exc)), code="no_database") from None
+    raw.adapters.register_loader("numeric", _integral_numeric_loader())
+    conn = Connection(raw, url)
+    conn.execute(f"SET lock_timeout = '{int(busy_timeout * 1000)}ms'")
+    return conn
+
+
+def redacted(url: str) -> str:
+    """The URL without a password (which belongs in ~/.pgpass, never in a command line or a log)."""
+    return re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _first_line(exc) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _integral_numeric_loader():
+    from psycopg.types.numeric import NumericLoader
+
+    class IntegralNumeric(NumericLoader):
+        """SUM() of BIGINT is NUMERIC in PostgreSQL: whole numbers come back as int, as in SQLite."""
+
+        def load(self, data):
+            value = super().load(data)
+            return int(value) if value == value.to_integral_value() else value
+
+    return IntegralNumeric
+
+
+# --- the connection ----------------------------------------------------------------------------
+
+class Row(tuple):
+    """A row by position and by name (`row[0]`, `row["phone"]`, `dict(row)`), as sqlite3.Row."""
+
+    _index: dict = {}
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self):
+        return list(self._index)
+
+
+def _named_rows(cursor):
+    if cursor.description is None:
+        return tuple
+    names = [column.name for column in cursor.description]
+    cls = type("Row", (Row,), {"_index": {name: i for i, name in enumerate(names)}, "__slots__": ()})
+    return cls
+
+
+def _tuple_rows(cursor):
+    return tuple
+
+
+_PARAM = re.compile(r"'(?:[^']|'')*'|\"[^\"]*\"|::|\?|%|(?<![:\w]):([A-Za-z_]\w*)")
+_translated: dict = {}
+
+
+def translate_sql(sql: str, params=None) -> str:
+    """`?` -> `%s`, `:name` -> `%(name)s`, `%` -> `%%` (outside quotes), when there are parameters."""
+    if params is None:
+        return sql
+    named = isinstance(params, dict)
+    key = (sql, named)
+    found = _translated.get(key)
+    if found is None:
+        def swap(match):
+            text = match.group(0)
+            if text == "?":
+                return "%s"
+            if text == "%":
+                return "%%"
+            if match.group(1) is not None and named:
+                return f"%({match.group(1)})s"
+            return text
+
+        found = _translated[key] = _PARAM.sub(swap, sql)
+    return found
+
+
+class Cursor:
+    """What `conn.cursor()` gives: rows as tuples when row_factory is None (sqlite3's way)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.row_factory = "named"
+
+    def execute(self, sql, params=None):
+        return self._conn.execute(sql, params, tuples=self.row_factory is None)
+
+
+class Connection:
+    engine = "postgresql"
+
+    def __init__(self, raw, url: str):
+        self.raw = raw
+        self.url = url
+        self.row_factory = None  # (accepted and ignored: rows always answer by name and position)
+
+    def execute(self, sql: str, params=None, tuples: bool = False):
+        import psycopg
+
+        cursor = self.raw.cursor(row_factory=_tuple_rows if tuples else _named_rows)
+        try:
+            cursor.execute(translate_sql(sql, params), params)
+        except psycopg.Error as exc:
+            raise as_sqlite_error(exc) from None
+        return _Result(cursor)
+
+    def executemany(self, sql: str, rows):
+        import psycopg
+
+        rows = list(rows)
+        if not rows:
+            return None
+        cursor = self.raw.cursor()
+        try:
+            cursor.executemany(translate_sql(sql, rows[0]), rows)
+        except psycopg.Error as exc:
+            raise as_sqlite_error(exc) from None
+        return cursor
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
+    @property
+    def in_transaction(self) -> bool:
+        from psycopg.pq import TransactionStatus
+
+        return self.raw.info.transaction_status != TransactionStatus.IDLE
+
+    def begin_write(self) -> None:
+        """BEGIN, then the writers' lock (waiting at most lock_timeout: then `database is locked`)."""
+        self.execute("BEGIN")
+        try:
+            self.execute("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+        except sqlite3.Error:
+            self.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _Result:
+    """A finished statement: rows to fetch or iterate, lastrowid (None: use RETURNING), rowcount."""
+
+    __slots__ = ("_cursor",)
+    lastrowid = None
+
+    def __init__(self, cursor):
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    @property
+    def description(self):
+        return self._cursor.description
+
+    def fetchone(self):
+        return self._cursor.fetchone() if self._cursor.description is not None else None
+
+    def fetchall(self):
+        return self._cursor.fetchall() if self._cursor.description is not None else []
+
+    def fetchmany(self, size: int):
+        return self._cursor.fetchmany(size)
+
+    def __iter__(self):
+        return iter(self._cursor) if self._cursor.description is not None else iter(())
+
+
+def as_sqlite_error(exc) -> sqlite3.Error:
+    """psycopg's failure as the DB-API class (of sqlite3) the domain handles, with a plain text."""
+    from psycopg import errors
+
+    text = _first_line(exc)
+    if isinstance(exc, (errors.LockNotAvailable, errors.QueryCanceled, errors.DeadlockDetected,
+                        errors.SerializationFailure)):
+        return sqlite3.OperationalError(f"database is locked ({text})")
+    if isinstance(exc, (errors.IntegrityError, errors.RaiseException)):
+        return sqlite3.IntegrityError(text)
+    if isinstance(exc, errors.DiskFull):
+        return sqlite3.OperationalError(f"database or disk is full ({text})")
+    if isinstance(exc, errors.InsufficientPrivilege):
+        return sqlite3.OperationalError(f"not allowed: {text}")
+    return sqlite3.DatabaseError(text)
+
+
+# --- the schema --------------------------------------------------------------------------------
+
+_TYPES = [
+    (re.compile(r"\b(\w+) INTEGER PRIMARY KEY\b"), r"\1 BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b"), "BIGINT"),
+    (re.compile(r"\bBLOB\b"), "BYTEA"),
+    (re.compile(r"\bTEXT\b"), 'TEXT COLLATE "C"'),
+]
+
+
+def ddl(statement: str) -> str:
+    """A migration's statement in PostgreSQL's types (the version tables keep their given numbers)."""
+    for pattern, replacement in _TYPES:
+        statement = pattern.sub(replacement, statement)
+    return statement
+
+
+def schema_version(conn) -> int:
+    found = conn.execute("SELECT to_regclass('migrations') IS NOT NULL").fetchone()[0]
+    if not found:
+        return 0
+    return conn.execute("SELECT COALESCE(MAX(version), 0) FROM migrations").fetchone()[0]
+
+
+def sync_identities(conn, tables) -> None:
+    """After rows were written with their own ids (an import, a copy): each identity goes on from the
+    greatest id, so the next till's INSERT does not take an id already used."""
+    for table in tables:
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                     f"GREATEST((SELECT MAX(id) FROM {table}), 1), (SELECT MAX(id) FROM {table}) IS NOT NULL)")
+
+
+_APPEND_ONLY = """
+CREATE FUNCTION vip_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION '% entries are append-only', TG_TABLE_NAME; END $$;
+CREATE TRIGGER ledger_no_change BEFORE UPDATE OR DELETE ON ledger
+    FOR EACH ROW EXECUTE FUNCTION vip_append_only();
+"""
+
+# The check journal (migration 6, vipcli/checks.py): (table, trigger, the ids written, as SQLite's).
+_JOURNALED = [
+    ("point_lots", "check_lot", "UPDATE OR DELETE", "'point_lots', OLD.id", "'point_lots', NEW.id"),
+    ("purchases", "check_purchase", "UPDATE OR DELETE", "'purchases', OLD.id", "'purchases', NEW.id"),
+    ("refunds", "check_refund", "UPDATE OR DELETE", "'purchases', OLD.purchase_id", "'purchases', NEW.purchase_id"),
+    ("customers", "check_customer", "UPDATE OF id, tier, id_enc, id_hmac OR DELETE",
+     "'customers', OLD.id", "'customers', NEW.id"),
+    ("tier_changes", "check_tier_change", "UPDATE OR DELETE", "'customers', OLD.customer_id",
+     "'customers', NEW.customer_id"),
+    ("cards", "check_card", "UPDATE OR DELETE", "'cards', OLD.rowid", "'cards', NEW.rowid"),
+]
+
+
+def _journal_triggers() -> str:
+    script = []
+    for table, name, events, old, new in _JOURNALED:
+        script.append(f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO check_journal(tbl, row_id) VALUES ({old});
+    IF TG_OP = 'UPDATE' THEN INSERT INTO check_journal(tbl, row_id) VALUES ({new}); END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER {name} AFTER {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {name}();
+""")
+    return "".join(script)
+
+
+# SQLite's triggers are in the migrations' own text; these are PostgreSQL's, by migration number.
+# (cards has no integer key in SQLite but its rowid; here it gets a column of that name.)
+TRIGGERS = {
+    1: 'ALTER TABLE cards ADD COLUMN rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;\n' + _APPEND_ONLY,
+    6: _journal_triggers(),
+}
+
+
+def journal_guarded(conn) -> bool:
+    """The ledger's guard and every check-journal trigger are in place (vipcli/checks.py)."""
+    names = {"ledger_no_change"} | {name for _table, name, *_rest in _JOURNALED}
+    found = {row[0] for row in conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+    return found >= names
+
+
+def statements(script: str):
+    """A PostgreSQL script split at the semicolons that end statements (not those in $$ bodies)."""
+    parts, buffer, quoted = [], [], False
+    for piece in re.split(r"(\$\$|;)", script):
+        if piece == "$$":
+            quoted = not quoted
+        if piece == ";" and not quoted:
+            text = "".join(buffer).strip()
+            if text:
+                parts.append(text)
+            buffer = []
+        else:
+            buffer.append(piece)
+    if "".join(buffer).strip():
+        parts.append("".join(buffer).strip())
+    return parts
+
+
+def exists(conn) -> bool:
+    return schema_version(conn) > 0
