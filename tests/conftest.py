@@ -86,6 +86,28 @@ def database(request, engine, tmp_path):
 _numbers = itertools.count()
 
 
+@pytest.fixture
+def fresh_database(engine, tmp_path):
+    """fresh_database("name"): one more empty target on the test's engine (a file not yet there, or an
+    empty PostgreSQL database), for a restore or a copy into it."""
+    made = []
+
+    def make(name: str) -> str:
+        if engine == "sqlite":
+            return str(tmp_path / f"fresh-{name}.db")
+        database = f"vt_{os.getpid()}_{next(_numbers)}_{name}"
+        with _server() as server:
+            server.execute(f"CREATE DATABASE {database}")
+        made.append(database)
+        return pg_url(database)
+
+    yield make
+    if made:
+        with _server() as server:
+            for database in made:
+                server.execute(f"DROP DATABASE {database} WITH (FORCE)")
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch, request):
     """Every test gets its own database, key file and home; never the user's real ones."""
@@ -222,3 +244,17 @@ def stored_bytes(folder) -> bytes:
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
         return "\n".join(str(row[0]) for table in tables
                          for row in conn.execute(f"SELECT t::text FROM {table} t")).encode()
+
+
+@contextlib.contextmanager
+def write_lock_held():
+    """Another connection holding the test database's write lock (BEGIN IMMEDIATE, or PostgreSQL's
+    writers' lock) until the block ends."""
+    from vipcli import db
+
+    with open_db() as conn:
+        conn.execute("BEGIN IMMEDIATE") if db.engine(conn) == "sqlite" else conn.begin_write()
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")

@@ -36,6 +36,7 @@ def test_no_full_scan(isolated, name, sql, params):
     assert not scans, f"{name}: {plan}"
 
 
+@pytest.mark.sqlite_only  # (SQLite's own files and query plans)
 def test_the_nightly_check_reads_through_the_indexes(isolated, vip, member):
     """`vip check` over what changed reads each group through an index: no table of the store is
     scanned whole (only the temp tables of the groups are)."""

@@ -17,7 +17,7 @@ ID = "11010519491231002X"
 P = "13800138000"
 
 
-def test_backup_restore_round_trip(vip, member, isolated, monkeypatch):
+def test_backup_restore_round_trip(vip, member, isolated, monkeypatch, fresh_database):
     card = member(id_number=ID)
     vip("purchase", card, "--amount", "1000")
     copy = isolated / "copy.db"
@@ -31,12 +31,12 @@ def test_backup_restore_round_trip(vip, member, isolated, monkeypatch):
     assert vip("restore", str(copy), "--yes").code == 0
     assert vip("points", card)["points_balance"] == 880 and vip("check")["ok"] is True
     assert vip("show", card, "--unmask")["id_number"] == ID
-    monkeypatch.setenv("VIPCLI_DB", str(isolated / "fresh.db"))
+    monkeypatch.setenv("VIPCLI_DB", fresh_database("fresh"))
     assert vip("restore", str(copy)).code == 0  # an empty target needs no --yes
     assert vip("points", card)["points_balance"] == 880
 
 
-def test_restore_checks_its_source(vip, member, isolated):
+def test_restore_checks_its_source(vip, member, isolated, engine):
     member()
     (isolated / "junk.db").write_bytes(b"junk" * 1000)
     assert vip("restore", str(isolated / "junk.db"), "--yes").code == 4
@@ -45,15 +45,23 @@ def test_restore_checks_its_source(vip, member, isolated):
     other.execute("CREATE TABLE t (x)")
     other.close()
     assert vip("restore", str(isolated / "other.db"), "--yes").code == 4
-    vip("backup", str(isolated / "b.db"))
-    with sqlite3.connect(isolated / "b.db") as conn:
-        conn.execute("PRAGMA user_version = 99")
+    if engine == "sqlite":
+        vip("backup", str(isolated / "b.db"))
+        with sqlite3.connect(isolated / "b.db") as conn:
+            conn.execute("PRAGMA user_version = 99")
+    else:  # a dump made by a newer vipcli: refused before anything is replaced
+        from vipcli import pg
+
+        with open_db() as conn:
+            conn.execute("INSERT INTO migrations VALUES (99, 'newer', '2030-01-01T00:00:00')")
+            pg.dump(os.environ["VIPCLI_DB"], str(isolated / "b.db"))
+            conn.execute("DELETE FROM migrations WHERE version = 99")
     r = vip("restore", str(isolated / "b.db"), "--yes")
     assert r.code == 4 and "newer" in r["error"]["message"]
     assert vip("check")["ok"] is True
 
 
-def test_backup_during_a_write_storm_is_consistent(vip, member, isolated):
+def test_backup_during_a_write_storm_is_consistent(vip, member, isolated, monkeypatch, fresh_database):
     cards = [member(phone=f"1380013800{i}") for i in range(3)]
     env = {**os.environ}
     script = textwrap.dedent(f"""
@@ -72,11 +80,14 @@ def test_backup_during_a_write_storm_is_consistent(vip, member, isolated):
         for w in writers:
             w.wait()
     for n in range(3):
-        with sqlite3.connect(isolated / f"b{n}.db") as conn:
-            lots = dict(conn.execute("SELECT card_no, SUM(remaining) FROM point_lots GROUP BY card_no"))
-            entries = dict(conn.execute("SELECT card_no, SUM(delta) FROM ledger GROUP BY card_no"))
+        copy = fresh_database(f"b{n}")
+        monkeypatch.setenv("VIPCLI_DB", copy)
+        assert vip("restore", str(isolated / f"b{n}.db")).code == 0
+        with open_db(copy) as conn:
+            lots = dict(conn.execute("SELECT card_no, SUM(remaining) FROM point_lots GROUP BY card_no").fetchall())
+            entries = dict(conn.execute("SELECT card_no, SUM(delta) FROM ledger GROUP BY card_no").fetchall())
             assert lots == entries
-            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert vip("check", "--all", "--full")["ok"] is True
 
 
 def test_key_rotation(vip, member, isolated, monkeypatch):
@@ -132,6 +143,7 @@ def test_rotations_at_once_and_beside_enrolments_lose_no_key(vip, member, isolat
         assert vip("show", f"1390013900{i}", "--unmask")["id_number"] == number
 
 
+@pytest.mark.sqlite_only  # (a file's companions: PostgreSQL has no file beside the key)
 def test_the_key_lives_beside_the_database_and_backup_names_it(vip, member, isolated, monkeypatch):
     """Without VIPCLI_KEY_FILE, `vip.db` keeps its key in `vip.db.key` (0600): a folder copied to
     another machine still opens its ID numbers. `vip backup` says where the key is; `vip key export`
@@ -258,16 +270,23 @@ TRIED = {"n": 0}
 
 
 def _fingerprint(db):
+    """Every row of the tables a command writes. The new rows' own ids are left out: PostgreSQL does not
+    give back the ids a killed transaction drew (SQLite does), and a gap is not a difference."""
     with open_db(db) as conn:
-        return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
-                for t in ("customers", "cards", "purchases", "ledger", "point_lots", "changes", "tier_changes")]
+        tables = []
+        for t in ("customers", "cards", "purchases", "ledger", "point_lots", "changes", "tier_changes"):
+            rows = conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+            keys = rows[0].keys() if rows else []
+            tables.append([tuple(v for k, v in zip(keys, row) if k not in ("rowid",) and
+                                 not (k == "id" and t in ("ledger", "tier_changes", "changes"))) for row in rows])
+        return tables
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(template=st.sampled_from(TEMPLATES), value=HOSTILE)
 def test_hostile_arguments_never_crash_or_write(vip, member, isolated, template, value):
-    db = isolated / "vip.db"
-    if not db.exists() or vip("show", P).code != 0:
+    db = isolated / "vip.db"  # (on PostgreSQL, open_db reads the test's database by this name)
+    if vip("show", P).code != 0:
         member()
     before = _fingerprint(db)
     if "--out" in template or template[0] in ("backup",):
@@ -375,19 +394,21 @@ def _owner(isolated, receipt):
     (["points", "expire", "--yes", "--as-of", "2027-01-01"], "2027-01-02T10:00:00"),
     (["card", "renew", "--all", "--yes"], "2026-12-15T10:00:00"),
 ])
-def test_long_writes_killed_at_random_finish_exactly_once(vip, isolated, monkeypatch, command, now):
+def test_long_writes_killed_at_random_finish_exactly_once(vip, isolated, monkeypatch, command, now, fresh_database):
     import signal
     import time
     rows = "\n".join(f"K{i},1390000{i:04d},2026-0{1 + i % 9}-1{i % 10}T10:00,{5000 + i % 7}" for i in range(3000))
     (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\n" + rows + "\n", encoding="utf-8")
     monkeypatch.setenv("VIPCLI_NOW", "2026-12-01T00:00:00")
     assert vip("import", "purchases", str(isolated / "p.csv")).code == 0
-    assert vip("backup", str(isolated / "reference.db")).code == 0  # a copy including what the WAL holds
+    assert vip("backup", str(isolated / "reference.backup")).code == 0  # a copy including what the WAL holds
+    live, copy = os.environ["VIPCLI_DB"], fresh_database("reference")
     monkeypatch.setenv("VIPCLI_NOW", now)
-    monkeypatch.setenv("VIPCLI_DB", str(isolated / "reference.db"))
+    monkeypatch.setenv("VIPCLI_DB", copy)
+    assert vip("restore", str(isolated / "reference.backup")).code == 0
     assert vip(*command).code == 0
-    reference = _fingerprint(isolated / "reference.db")
-    monkeypatch.setenv("VIPCLI_DB", str(isolated / "vip.db"))
+    reference = _fingerprint(copy)
+    monkeypatch.setenv("VIPCLI_DB", live)
     env = {**os.environ}
     rng = random.Random(3)
     for _ in range(5):
@@ -403,6 +424,7 @@ def test_long_writes_killed_at_random_finish_exactly_once(vip, isolated, monkeyp
 
 # --- issue 19.1: one wrong path must not destroy the database, the key or the input ----------------
 
+@pytest.mark.sqlite_only  # (a file's companions: PostgreSQL has no file beside the key)
 @pytest.mark.parametrize("target", ["vip.db", "vip.db-wal", "vip.db-shm", "vip.key", "vip.key.1", "link-to-db"])
 @pytest.mark.parametrize("command", [
     ["export", "members", "--format", "csv", "--out", "{}"],
@@ -585,15 +607,16 @@ def test_an_erase_beside_a_long_reader_says_the_old_values_are_still_in_the_log(
                                                                                monkeypatch):
     card = member()
     monkeypatch.setenv("VIPCLI_BUSY_TIMEOUT", "0.3")
-    reader = sqlite3.connect(isolated / "vip.db", isolation_level=None)
-    reader.execute("BEGIN")
-    reader.execute("SELECT COUNT(*) FROM customers").fetchone()  # holds its snapshot
-    try:
-        r = vip("cancel", "--yes", card, "--reason", "x", "--erase")
-        human = vip("cancel", "--yes", card, "--reason", "x", "--erase", json_output=False)
-    finally:
-        reader.execute("ROLLBACK")
-        reader.close()
+    from vipcli.db import begin_read
+
+    with open_db() as reader:
+        begin_read(reader)
+        reader.execute("SELECT COUNT(*) FROM customers").fetchone()  # holds its snapshot
+        try:
+            r = vip("cancel", "--yes", card, "--reason", "x", "--erase")
+            human = vip("cancel", "--yes", card, "--reason", "x", "--erase", json_output=False)
+        finally:
+            reader.execute("ROLLBACK")
     assert r.code == 0 and r["erased"] is True and r["wiped_from_file"] is False
     assert human.code == 0
 

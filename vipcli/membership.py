@@ -135,10 +135,13 @@ def erase_personal_data(conn, customer_id: int, at: datetime) -> bool:
 # (customer id and time, nothing personal) to DATABASE.erasures beside the database, and a restore
 # applies them again.
 
+# (On PostgreSQL the journal is a table in a schema of its own that `vip backup` leaves out, so that
+# pg_restore of an older backup does not take it back: vipcli/pg.py.)
+
 def _journal_path(conn) -> str | None:
     from vipcli.db import file_path
 
-    path = file_path(conn)  # (PostgreSQL: a restore is pg_restore of a dump, made after the erasure or not)
+    path = file_path(conn)
     return path + ".erasures" if path else None
 
 
@@ -146,6 +149,13 @@ def journal_erasure(conn, customer_id: int, at: datetime) -> None:
     """After the erasure's commit (a rolled-back or dry-run erasure is not one)."""
     import os
 
+    from vipcli.db import engine
+
+    if engine(conn) == "postgresql":
+        from vipcli import pg
+
+        pg.journal_erasure(conn, customer_id, iso(at))
+        return
     path = _journal_path(conn)
     if path is None:
         return
@@ -164,9 +174,11 @@ def wipe_wal(conn, timeout: float | None = None) -> bool:
 
     from vipcli.db import busy_timeout, engine
 
-    if engine(conn) != "sqlite":
-        return False  # PostgreSQL: the old row versions go at the table's next VACUUM, not now
     deadline = time.monotonic() + (busy_timeout() if timeout is None else timeout)
+    if engine(conn) == "postgresql":
+        from vipcli import pg
+
+        return pg.vacuum_erased(conn, deadline)
     while True:
         busy, log, copied = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         if not busy and log <= 0:
@@ -180,6 +192,12 @@ def erased_before(conn) -> list[int]:
     """The customers erased in this database's life, from its journal."""
     import os
 
+    from vipcli.db import engine
+
+    if engine(conn) == "postgresql":
+        from vipcli import pg
+
+        return pg.erased_before(conn)
     path = _journal_path(conn)
     if path is None or not os.path.exists(path):
         return []

@@ -29,9 +29,9 @@ def store_overview(conn, rules: Rules, now: datetime, top: int = 10) -> dict:
             points_outstanding += max(held.get(card["card_no"], 0), 0)
     since = iso(months_before(now, rules.upgrade_window_months))
     spenders = conn.execute(
-        "SELECT p.customer_id, c.name, c.phone, c.tier, COUNT(*) AS purchases, "
+        "SELECT c.id AS customer_id, c.name, c.phone, c.tier, COUNT(*) AS purchases, "
         "SUM(p.paid - p.refunded) AS spend FROM purchases p JOIN customers c ON c.id = p.customer_id "
-        "WHERE p.purchased_at > ? AND p.purchased_at <= ? GROUP BY p.customer_id ORDER BY spend DESC, p.customer_id",
+        "WHERE p.purchased_at > ? AND p.purchased_at <= ? GROUP BY c.id ORDER BY spend DESC, c.id",
         (since, iso(now)),
     ).fetchall()
     total = sum(r["spend"] for r in spenders)

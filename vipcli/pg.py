@@ -21,6 +21,7 @@ psycopg is imported only when a PostgreSQL URL is used: a single store's `vip pu
 loads it.
 """
 
+import os
 import re
 import sqlite3
 
@@ -124,7 +125,7 @@ def translate_sql(sql: str, params=None) -> str:
                 return "%%"
             if match.group(1) is not None and named:
                 return f"%({match.group(1)})s"
-            return text
+            return text.replace("%", "%%")  # (psycopg reads % inside quotes too)
 
         found = _translated[key] = _PARAM.sub(swap, sql)
     return found
@@ -343,3 +344,113 @@ def statements(script: str):
 
 def exists(conn) -> bool:
     return schema_version(conn) > 0
+
+
+# --- backup and restore: PostgreSQL's own tools -------------------------------------------------
+
+DUMP_MAGIC = b"PGDMP"  # the first bytes of pg_dump's custom format
+
+
+def _tool(name: str) -> str:
+    """pg_dump / pg_restore: on PATH, else in the server's folder (pg_config --bindir, Debian's)."""
+    import glob
+    import shutil
+    import subprocess
+
+    found = shutil.which(name)
+    if found:
+        return found
+    folders = []
+    try:
+        folders.append(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True,
+                                      check=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    folders += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for folder in folders:
+        candidate = os.path.join(folder, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    raise DatabaseProblem(_("{name} is not installed: install PostgreSQL's client programs (Debian: apt install "
+                            "postgresql-client)").format(name=name), code="no_pg_tools")
+
+
+def _run(argv: list) -> None:
+    import subprocess
+
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        text = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        raise DatabaseProblem(_("{name} failed: {text}").format(name=os.path.basename(argv[0]), text=text))
+
+
+def dump(url: str, dest: str) -> None:
+    """A consistent copy (pg_dump reads one snapshot while others write), custom format."""
+    _run([_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", f"--exclude-schema={KEPT}",
+          f"--file={dest}", url])
+
+
+def is_dump(path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(len(DUMP_MAGIC)) == DUMP_MAGIC
+
+
+def restore(url: str, src: str) -> None:
+    """SRC's schema and rows in place of the database's, in one transaction (seen whole or not at all)."""
+    _run([_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction",
+          f"--dbname={url}", src])
+
+
+def dump_schema_version(src: str) -> int:
+    """The schema version a backup holds (its migrations table's greatest version), read from the dump
+    without restoring it; 0 when it holds no vipcli schema."""
+    import subprocess
+
+    done = subprocess.run([_tool("pg_restore"), "--data-only", "--table=migrations", "--file=-", src],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return 0
+    versions, rows = [], False
+    for line in done.stdout.splitlines():
+        if line.startswith("COPY ") and "migrations" in line:
+            rows = True
+        elif line == "\\.":
+            rows = False
+        elif rows and line.split("\t", 1)[0].isdigit():
+            versions.append(int(line.split("\t", 1)[0]))
+    return max(versions, default=0)
+
+
+# --- erasures (PIPL art. 47): what a restore of an older backup must not bring back ---------------
+
+KEPT = "vipcli_kept"  # a schema `vip backup` leaves out: pg_restore of an older backup does not touch it
+
+
+def journal_erasure(conn, customer_id: int, at: str) -> None:
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {KEPT}")
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {KEPT}.erasures (customer_id BIGINT NOT NULL, at TEXT NOT NULL)")
+    conn.execute(f"INSERT INTO {KEPT}.erasures VALUES (?, ?)", (customer_id, at))
+
+
+def erased_before(conn) -> list[int]:
+    if not conn.execute(f"SELECT to_regclass('{KEPT}.erasures') IS NOT NULL").fetchone()[0]:
+        return []
+    return [row[0] for row in conn.execute(f"SELECT DISTINCT customer_id FROM {KEPT}.erasures ORDER BY 1")]
+
+
+def vacuum_erased(conn, deadline: float) -> bool:
+    """After an erasure: VACUUM the tables it changed, once no other session of this database holds a
+    snapshot that still sees the old row versions (tried until `deadline`); False when one still does.
+    (The server's WAL and its backups keep the old values until they are recycled.)"""
+    import time
+
+    while True:
+        others = conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_xmin IS NOT NULL").fetchone()[0]
+        if not others:
+            conn.execute("VACUUM customers, changes, visits")
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

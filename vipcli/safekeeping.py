@@ -19,6 +19,8 @@ def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -
 
     if Path(dest).is_dir():
         raise InvalidInput(_("backup: {dest} is a folder; give a file name").format(dest=dest), code="bad_path")
+    if db.engine(conn) == "postgresql":
+        return _backup_postgresql(conn, dest, now, operator, force)
     with atomic_output(dest, mode=None, own=is_vipcli_database, force=force) as temp:
         copy = sqlite3.connect(temp)
         try:
@@ -39,6 +41,30 @@ def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -
     with db.transaction(conn):
         auditlog.audit(conn, now, operator, "backup", dest, bytes=size)
     return {"out": dest, "bytes": size, "counts": counts, "key_file": key_file}
+
+
+def _backup_postgresql(conn, dest: str, now: datetime, operator: str, force: bool) -> dict:
+    """pg_dump's custom format (a consistent snapshot), written as a file backup is: 0600, into place."""
+    from vipcli import pg
+    from vipcli.io.files import atomic_output
+
+    with atomic_output(dest, mode=None, own=_is_backup, force=force) as temp:
+        pg.dump(conn.url, temp)
+        size = os.path.getsize(temp)
+    counts = db.counts(conn)
+    with db.transaction(conn):
+        auditlog.audit(conn, now, operator, "backup", dest, bytes=size)
+    from vipcli import vault
+
+    key_file = str(vault.key_path(conn)) if vault.has_key(conn) else None
+    return {"out": dest, "bytes": size, "counts": {t: counts[t] for t in ("customers", "cards", "purchases", "ledger")},
+            "key_file": key_file}
+
+
+def _is_backup(path) -> bool:
+    from vipcli import pg
+
+    return is_vipcli_database(path) or pg.is_dump(path)
 
 
 def export_key(conn, dest: str, now: datetime, operator: str) -> dict:
@@ -110,9 +136,15 @@ def check_source(src: str) -> int:
     return version
 
 
-def restore(target: Path, src: str, yes: bool) -> dict:
+def restore(target, src: str, yes: bool) -> dict:
     """Replace the database's content with SRC's, through the backup API (one locked write, seen
-    whole or not at all by other processes); then migrate SRC's schema forward if it is older."""
+    whole or not at all by other processes); then migrate SRC's schema forward if it is older. On
+    PostgreSQL, SRC is a backup of a chain's database (pg_dump's custom format), put back by
+    pg_restore in one transaction."""
+    from vipcli import pg
+
+    if pg.is_url(str(target)):
+        return _restore_postgresql(target, src, yes)
     version = check_source(src)
     has_data = False
     if target.exists() and target.stat().st_size:
@@ -141,6 +173,39 @@ def restore(target: Path, src: str, yes: bool) -> dict:
     finally:
         restored.close()
     return {"db": str(target), "from": src, "source_schema": version, "schema_version": SCHEMA_VERSION,
+            "key_needed": key_needed}
+
+
+def _restore_postgresql(url: str, src: str, yes: bool) -> dict:
+    from vipcli import pg
+
+    if not Path(src).is_file():
+        raise InvalidInput(_("restore: {src} does not exist").format(src=src), code="bad_path")
+    if not pg.is_dump(src):
+        raise DatabaseProblem(_("restore: {src} is not a backup of a chain's database (vip backup on PostgreSQL "
+                                "writes pg_dump's custom format)").format(src=src), code="corrupt")
+    version = pg.dump_schema_version(src)
+    if version < 1:
+        raise DatabaseProblem(_("restore: {src} is not a vipcli database").format(src=src), code="corrupt")
+    if version > SCHEMA_VERSION:
+        raise DatabaseProblem(_("restore: {src} has schema {version}, newer than this vipcli ({schema_version})").format(
+                                  src=src, version=version, schema_version=SCHEMA_VERSION),
+                              code="newer_schema")
+    live = db.connect(url, create=True)
+    try:
+        has_data = db.counts(live)["customers"] > 0
+    finally:
+        live.close()
+    if has_data and not yes:
+        raise Refused(_("{target} holds data; restoring replaces all of it (add --yes)").format(
+                          target=pg.redacted(url)), code="needs_yes")
+    pg.restore(url, src)
+    restored = db.connect(url)  # forward migrations, if the backup is older
+    try:
+        key_needed = _key_needed(restored)
+    finally:
+        restored.close()
+    return {"db": pg.redacted(url), "from": src, "source_schema": version, "schema_version": SCHEMA_VERSION,
             "key_needed": key_needed}
 
 

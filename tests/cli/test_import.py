@@ -554,7 +554,7 @@ def test_a_full_card_region_rejects_only_the_rows_that_need_a_card(vip, isolated
     monkeypatch.setenv("VIPCLI_IMPORT_WRITER", writer)
     rules = isolated / "small.toml"
     rules.write_text(default_text("store").replace("sequence_digits = 5", "sequence_digits = 1"), encoding="utf-8")
-    (isolated / "vip.db").unlink()
+    (isolated / "vip.db").unlink(missing_ok=True)
     assert vip("init", "--rules", str(rules)).code == 0
     rows = [f"S{i:02d},1390000{i:04d},2026-05-01T10:{i:02d}:00,{1000 if i % 2 == 0 else 10}" for i in range(24)]
     (isolated / "p.csv").write_text("receipt,phone,purchased_at,amount\n" + "\n".join(rows) + "\n", encoding="utf-8")

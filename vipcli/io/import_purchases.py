@@ -93,13 +93,14 @@ class _Plan:
         self.spare = spare  # a writer process started early, not told the database yet
 
     def run(self, rows, parser, rejects, progress, order=None):
-        from vipcli.io.writer import Writer, WriterProcess
+        from vipcli.io.writer import WriterProcess, writer_for
 
         if self.spare is not None:
             writer, self.spare = self.spare, None
             writer.start(self.db_path, self.rules, self.now, self.operator)
         else:
-            writer = (WriterProcess if self.processes else Writer)(self.db_path, self.rules, self.now, self.operator)
+            writer = (WriterProcess if self.processes else writer_for)(self.db_path, self.rules, self.now,
+                                                                       self.operator)
 
         def in_order() -> None:
             if not order()[0]:

@@ -128,7 +128,8 @@ def build(conn, rules: Rules, now: datetime, year: int, path: str, force: bool =
     tick()
     # 发卡统计
     issued = conn.execute(
-        "SELECT region, COUNT(*), SUM(status = 'replaced'), SUM(status = 'cancelled') FROM cards "
+        "SELECT region, COUNT(*), COUNT(CASE WHEN status = 'replaced' THEN 1 END), "
+        "COUNT(CASE WHEN status = 'cancelled' THEN 1 END) FROM cards "
         "GROUP BY region ORDER BY region").fetchall()
     ws = sheet("发卡统计", [_("region"), _("cards issued"), _("replaced"), _("cancelled")], [list(r) for r in issued])
     if issued:

@@ -48,6 +48,17 @@ SQL = {
 TABLES = tuple(SQL)  # foreign-key order
 
 
+def writer_for(target, rules, now, operator):
+    """The writer in this process for the database `target`: SQLite's, or PostgreSQL's (io/pg_writer.py)."""
+    from vipcli.pg import is_url
+
+    if is_url(str(target)):
+        from vipcli.io.pg_writer import PgWriter
+
+        return PgWriter(str(target), rules, now, operator)
+    return Writer(target, rules, now, operator)
+
+
 class Writer:
     """The writer in this process: the same calls, answered at once."""
 
@@ -382,7 +393,7 @@ def _serve(source, sink) -> None:
             continue
         try:
             if kind == "start":
-                writer = Writer(*args)
+                writer = writer_for(*args)
             elif kind == "slow":
                 try:
                     writer.slow(*args)
@@ -439,7 +450,6 @@ def main() -> None:
     # Ctrl-C at the terminal reaches the whole process group: the importer handles it (it closes
     # the pipe, and this process then rolls back), so it must not stop this one half-way.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import vipcli.db  # noqa: F401 - imported while the importer is still starting, not after "start"
 
     try:
         _serve(sys.stdin.buffer, sys.stdout.buffer)
