@@ -15,7 +15,8 @@ from vipcli.cli import app
 # on PostgreSQL: a fresh database for each test, copied from a migrated template. The server is the
 # one VIPCLI_TEST_PG names (.ci/run starts a throwaway cluster: tools/pg_cluster.sh); without it,
 # the PostgreSQL half is skipped with one loud line, except on CI (CI set), where it fails.
-# @pytest.mark.sqlite_only: what only a file has (its path, its pages, its companions).
+# @pytest.mark.sqlite_only: what only a file has (its path, its pages, its companions);
+# @pytest.mark.postgresql_only: what only a server has (logins, grants).
 
 PG_SERVER = os.environ.get("VIPCLI_TEST_PG")
 _TEMPLATE = "vip_template"
@@ -23,8 +24,12 @@ _TEMPLATE = "vip_template"
 
 def pytest_generate_tests(metafunc):
     if "engine" in metafunc.fixturenames:  # (the `vip` fixture asks for it)
-        only_sqlite = metafunc.definition.get_closest_marker("sqlite_only") is not None
-        metafunc.parametrize("engine", ["sqlite"] if only_sqlite else ["sqlite", "postgresql"], indirect=True)
+        engines = ["sqlite", "postgresql"]
+        if metafunc.definition.get_closest_marker("sqlite_only") is not None:
+            engines = ["sqlite"]
+        elif metafunc.definition.get_closest_marker("postgresql_only") is not None:
+            engines = ["postgresql"]
+        metafunc.parametrize("engine", engines, indirect=True)
 
 
 def pytest_report_header(config):
@@ -42,6 +47,23 @@ def _server():
     import psycopg
 
     return psycopg.connect(PG_SERVER, autocommit=True)
+
+
+def pg_login(name: str, *grants: str) -> None:
+    """A login on the test server (made once), member of `grants`."""
+    with _server() as server:
+        if not server.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+            server.execute(f"CREATE ROLE {name} LOGIN")
+        for role in grants:
+            server.execute(f"GRANT {role} TO {name}")
+
+
+def as_login(url: str, name: str) -> str:
+    """`url` with another user name."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{name}@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")))
 
 
 @pytest.fixture(scope="session")

@@ -262,6 +262,10 @@ def migrate(conn) -> None:
             )
             if engine(conn) == "sqlite":
                 conn.execute(f"PRAGMA user_version = {number}")
+        if engine(conn) == "postgresql":
+            from vipcli import pg
+
+            pg.grant_tills(conn)
 
 
 def _version(conn) -> int:

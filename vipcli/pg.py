@@ -268,18 +268,53 @@ def schema_version(conn) -> int:
 
 def sync_identities(conn, tables) -> None:
     """After rows were written with their own ids (an import, a copy): each identity goes on from the
-    greatest id, so the next till's INSERT does not take an id already used."""
-    for table in tables:
-        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                     f"GREATEST((SELECT MAX(id) FROM {table}), 1), (SELECT MAX(id) FROM {table}) IS NOT NULL)")
+    greatest id, so the next till's INSERT does not take an id already used. `tables`: names, or
+    "table.column" where the key is not `id`."""
+    for name in tables:
+        table, _dot, key = name.partition(".")
+        key = key or "id"
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', '{key}'), "
+                     f"GREATEST((SELECT MAX({key}) FROM {table}), 1), (SELECT MAX({key}) FROM {table}) IS NOT NULL)")
 
 
-_APPEND_ONLY = """
+TILL_ROLE = "vipcli_till"  # the group role a till's login is granted (README, "Chain")
+
+# The ledger and the audit are append-only for every login: a trigger refuses an UPDATE or DELETE
+# (even the owner's, unless the owner drops it), and the tills' role may not UPDATE, DELETE or
+# TRUNCATE them at all. The role is made when the login running `vip init` may create roles.
+_APPEND_ONLY = f"""
 CREATE FUNCTION vip_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION '% entries are append-only', TG_TABLE_NAME; END $$;
 CREATE TRIGGER ledger_no_change BEFORE UPDATE OR DELETE ON ledger
     FOR EACH ROW EXECUTE FUNCTION vip_append_only();
+CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION vip_append_only();
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION vip_append_only();
+CREATE TRIGGER no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION vip_append_only();
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{TILL_ROLE}') THEN
+        CREATE ROLE {TILL_ROLE} NOLOGIN;
+    END IF;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE NOTICE 'no role {TILL_ROLE}: this login may not create roles (README, Chain)';
+END $$;
 """
+
+
+def grant_tills(conn) -> None:
+    """After every migration (new tables included): the tills' role reads and writes what the commands
+    do, and only appends to the ledger and the audit."""
+    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = ?", (TILL_ROLE,)).fetchone():
+        return
+    for statement in (
+        f"GRANT USAGE ON SCHEMA public TO {TILL_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {TILL_ROLE}",
+        f"REVOKE UPDATE, DELETE, TRUNCATE ON ledger, audit FROM {TILL_ROLE}",
+        f"GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {TILL_ROLE}",
+    ):
+        conn.execute(statement)
 
 # The check journal (migration 6, vipcli/checks.py): (table, trigger, the ids written, as SQLite's).
 _JOURNALED = [

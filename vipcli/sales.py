@@ -72,7 +72,7 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
     paid, rate = price(rules, sale, status, customer["tier"], birthday, at)
     note = status_note(status, card) or note
 
-    receipt = sale.receipt or _new_receipt(conn, at)
+    receipt = sale.receipt or _new_receipt(conn, at, sale.store)
     purchase_id = conn.execute(
         "INSERT INTO purchases(receipt, customer_id, card_no, store, purchased_at, regular, promo, "
         "paid, paid_given, discount_rate, rules_version, operator, recorded_at) "
@@ -204,11 +204,13 @@ def is_recorded(conn, receipt: str) -> bool:
     return conn.execute("SELECT 1 FROM purchases WHERE receipt = ?", (receipt,)).fetchone() is not None
 
 
-def _new_receipt(conn, at: datetime) -> str:
-    prefix = f"R{at:%Y%m%d}-"
-    row = conn.execute(
+def _new_receipt(conn, at: datetime, store: str | None = None) -> str:
+    """The day's next receipt number: R20261202-000001, or with the till's store R20261202-SZ01-000001, so
+    that the tills of a chain's stores never draw the same number."""
+    prefix = f"R{at:%Y%m%d}-{store}-" if store else f"R{at:%Y%m%d}-"
+    row = conn.execute(  # (the greatest of the prefix followed by digits: ':' sorts just after '9')
         "SELECT receipt FROM purchases WHERE receipt >= ? AND receipt < ? ORDER BY receipt DESC LIMIT 1",
-        (prefix, prefix + "\uffff"),
+        (prefix, prefix + ":"),
     ).fetchone()
     number = 1
     if row is not None and row[0][len(prefix):].isdigit():

@@ -43,8 +43,21 @@ class VipGroup(PlainGroup):
                 formatter.write_dl([(name, self.get_command(ctx, name).get_short_help_str(limit)) for name in names])
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """The till's config.toml in force for the command (vipcli/config.py), then the command."""
+        from vipcli import config
+
         argv = _globals_first(list(sys.argv[1:] if args is None else args))
         as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
+        try:
+            with config.applied():
+                return self._run(argv, as_json, complete_var, standalone_mode, **extra)
+        except VipError as exc:  # (config.toml itself is wrong)
+            code = report(exc.code, exc.message, exc.exit_code, as_json)
+            if standalone_mode:
+                sys.exit(code)
+            return code
+
+    def _run(self, argv, as_json, complete_var, standalone_mode, **extra):
         try:
             i18n.use(i18n.choose(_global_value(argv, "--lang")))
         except VipError as exc:
@@ -201,12 +214,26 @@ def report(code: str, message: str, exit_code: int, as_json: bool) -> int:
 class Session:
     """What every command needs: where the database is, who is working, what time it is."""
 
-    db_path: Path
+    db_path: Path | str  # a file, or a chain's postgresql:// URL
     json: bool
-    operator: str
+    given_operator: str  # --operator / VIPCLI_OPERATOR / the OS user
     now: datetime
     pager: bool = True  # lists on a terminal through the pager (--no-pager: off)
     _conn: sqlite3.Connection | None = field(default=None, repr=False)
+    _login: str | None = field(default=None, repr=False)
+
+    @property
+    def operator(self) -> str:
+        """Who is working, as the audit and change log record it: on a chain's PostgreSQL database the
+        database login (current_user), which no option or variable can change; on a file, the name
+        given (--operator, VIPCLI_OPERATOR, else the OS user)."""
+        from vipcli.pg import is_url
+
+        if not is_url(str(self.db_path)):
+            return self.given_operator
+        if self._login is None:
+            self._login = self.conn.execute("SELECT current_user").fetchone()[0]
+        return self._login
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -284,12 +311,15 @@ def _root(
 
         path = default_db()
     elif is_url(db):
+        from vipcli.config import refuse_password
+
+        refuse_password(db, "--db")
         path = db  # a chain's PostgreSQL database (vipcli/pg.py)
     else:
         path = Path(db).expanduser()
     who = clean_text(operator, "operator", 40) if operator is not None else _operator_default()
     _protect(path)
-    ctx.obj = Session(db_path=path, json=json_output, operator=who, now=now(), pager=not no_pager)
+    ctx.obj = Session(db_path=path, json=json_output, given_operator=who, now=now(), pager=not no_pager)
 
 
 def _protect(db_path: Path) -> None:
@@ -317,6 +347,10 @@ def session(ctx: typer.Context) -> Session:
 # The argument most commands take: a card, or the customer's mobile (as the till types either).
 CARD_OR_PHONE = typer.Argument(..., metavar="CARD/PHONE", help=N_("Card number, or the customer's mobile number."))
 STORE = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01)."))  # a store, where several commands take one
+# This terminal's store, where a command records one (a sale, an enrolment): VIPCLI_STORE or config.toml
+# say it once for the till.
+TILL_STORE = typer.Option(None, "--store", envvar="VIPCLI_STORE", show_default=False,
+                          help=N_("This terminal's store code (e.g. SZ01); default VIPCLI_STORE or config.toml."))
 
 
 def command(group: typer.Typer, name: str | None = None, help: str | None = None):  # noqa: A002 - typer's name
@@ -343,7 +377,8 @@ COMMANDS = {
     "rewards": "points_cmd", "class": "care_cmd", "visit": "care_cmd", "birthdays": "care_cmd",
     "notify": "care_cmd", "import": "import_cmd", "export": "export_cmd", "check": "points_cmd",
     "audit": "safety_cmd", "backup": "safety_cmd", "restore": "safety_cmd", "key": "safety_cmd",
-    "rules": "rules_cmd", "init": "members", "info": "members", "demo": "demo_cmd",
+    "rules": "rules_cmd", "init": "members", "info": "members", "demo": "demo_cmd", "config": "chain_cmd",
+    "db": "chain_cmd",
 }
 
 
@@ -355,7 +390,8 @@ JOBS = (
     (N_("Cards and tiers"), ("card", "cards", "tier")),
     (N_("Care and follow-ups"), ("class", "visit", "birthdays", "notify")),
     (N_("Reports and files"), ("export", "import")),
-    (N_("Maintenance"), ("init", "info", "check", "audit", "backup", "restore", "key", "rules", "demo")),
+    (N_("Maintenance"), ("init", "info", "check", "audit", "backup", "restore", "key", "rules", "config", "db",
+                         "demo")),
 )
 
 

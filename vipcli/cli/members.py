@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 import typer
 
-from vipcli.cli import CARD_OR_PHONE, STORE, command, commands, session
+from vipcli.cli import CARD_OR_PHONE, STORE, TILL_STORE, command, commands, session
 from vipcli.cli.output import emit, fields_panel, gender_label, status_label, styled, table, tier_label, yuan
 from vipcli.i18n import N_, _
 
@@ -117,7 +117,7 @@ def enroll(
                                                                "it from a prompt or stdin, out of the process list.")),
     email: str = EMAIL,
     address: str = ADDRESS,
-    store: str = typer.Option(None, "--store", help=N_("Store of registration.")),
+    store: str = TILL_STORE,
     region: str = typer.Option(None, "--region", help=N_("Card region when a card is granted.")),
     grant: str = typer.Option(None, "--grant", help=N_("Issue a card without qualifying; the reason is audited.")),
     at: str = typer.Option(None, "--at", help=N_("Back-date (YYYY-MM-DD[THH:MM]).")),

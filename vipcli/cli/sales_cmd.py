@@ -2,7 +2,7 @@
 
 import typer
 
-from vipcli.cli import STORE, command, commands, session
+from vipcli.cli import TILL_STORE, command, commands, session
 from vipcli.cli.output import emit, styled, tier_label, yuan
 from vipcli.i18n import N_, _
 
@@ -36,7 +36,7 @@ def purchase(
     paid: str = typer.Option(None, "--paid", help=N_("Total already paid at the till (POS data): no discount "
                                                      "computed.")),
     receipt: str = typer.Option(None, "--receipt", help=N_("Receipt number (generated if not given).")),
-    store: str = STORE,
+    store: str = TILL_STORE,
     at: str = typer.Option(None, "--at", help=N_("Back-date (YYYY-MM-DD[THH:MM]).")),
     birthday_id_checked: bool = typer.Option(False, "--birthday-id-checked",
                                              help=N_("ID seen on the birthday: birthday rate applies (第十四条).")),
