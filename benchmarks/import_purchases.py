@@ -14,9 +14,15 @@ also prints the CPU-time ratio (all processes, user + system) and the ratio to t
     python benchmarks/import_purchases.py --full --customers 200000 --existing
         # into a database that already holds the year before: the same customers, their cards,
         # tiers and purchases, which the import reads back as it meets them
+    python benchmarks/import_purchases.py --engine postgresql [--pg URL]
+        # into a chain's PostgreSQL database (a fresh one per run) against `psql \copy` of the
+        # same file into a plain table, and against the same vip import into SQLite, alternating;
+        # target: PostgreSQL no slower than 1.5 x SQLite. Without --pg (or VIPCLI_TEST_PG), a
+        # throwaway cluster is started (tools/pg_cluster.sh).
 """
 
 import argparse
+import contextlib
 import csv
 import os
 import random
@@ -58,14 +64,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--existing", action="store_true",
                         help="import into a database holding the year before (same customers)")
+    parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--pg", default=os.environ.get("VIPCLI_TEST_PG"),
+                        help="a PostgreSQL server's URL (a maintenance database the script may CREATE DATABASE from)")
     args = parser.parse_args()
     rows = 1_000_000 if args.full else args.rows
     folder = Path(tempfile.mkdtemp())
+    os.chmod(folder, 0o755)
     data = folder / "purchases.csv"
     generate(data, rows, args.customers)
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "VIPCLI_NOW": "2026-11-02T00:00:00", "VIPCLI_OPERATOR": "bench",
            "VIPCLI_KEY_FILE": str(folder / "vip.key")}
+    if args.engine == "postgresql":
+        with server(args.pg, folder) as url:
+            postgresql(url, rows, args.runs, data, folder, bin_dir, env)
+        return
     base = folder / "base.db"
     if args.existing:
         before = folder / "before.csv"
@@ -123,6 +137,71 @@ def main() -> None:
               f"{statistics.median(cpu['vip']) / statistics.median(cpu['floor']):.1f} CPU")
     print(f"RESULT import_purchases ratio={medians['vip import purchases'] / peer:.2f} rss_mb={max(rss) / 1024:.0f} "
           f"rss_all_mb={max(rss_all) / 1024:.0f} cpu_ratio={cpu_ratio:.2f}")
+
+
+@contextlib.contextmanager
+def server(url, folder: Path):
+    """The server at `url`, or a throwaway cluster for this run."""
+    if url:
+        yield url
+        return
+    tool = Path(__file__).resolve().parent.parent / "tools" / "pg_cluster.sh"
+    started = subprocess.run(["bash", str(tool), "start", str(folder / "pg")], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    try:
+        yield started
+    finally:
+        subprocess.run(["bash", str(tool), "stop", str(folder / "pg")], check=False)
+
+
+def database_url(server_url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+
+
+def postgresql(server_url: str, rows: int, runs: int, data: Path, folder: Path, bin_dir: Path, env: dict) -> None:
+    """vip's import into PostgreSQL, into SQLite, and psql's \\copy into a plain table, alternating."""
+    psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+
+    def sql(statement: str, database: str = "postgres") -> None:
+        subprocess.run([psql, "-q", "-v", "ON_ERROR_STOP=1", database_url(server_url, database), "-c", statement],
+                       check=True, capture_output=True)
+
+    vip = str(bin_dir / "vip")
+    times = {"vip import purchases (PostgreSQL)": [], "vip import purchases (SQLite)": [],
+             "psql \\copy into a plain table": []}
+    cpu = []
+    for i in range(runs):
+        name = f"bench_import_{os.getpid()}_{i}"
+        sql(f"DROP DATABASE IF EXISTS {name}")
+        sql(f"CREATE DATABASE {name}")
+        url = database_url(server_url, name)
+        subprocess.run([vip, "--db", url, "init"], env=env, check=True, capture_output=True)
+        seconds, _, used = timed_cpu([vip, "--db", url, "--json", "import", "purchases", str(data)], env)
+        times["vip import purchases (PostgreSQL)"].append(seconds)
+        cpu.append(used)
+        lite = folder / f"lite{i}.db"
+        subprocess.run([vip, "--db", str(lite), "init"], env=env, check=True, capture_output=True)
+        seconds, _, _ = timed_cpu([vip, "--db", str(lite), "--json", "import", "purchases", str(data)], env)
+        times["vip import purchases (SQLite)"].append(seconds)
+        sql("CREATE TABLE plain (receipt text, phone text, store text, purchased_at text, amount text, promo text)",
+            name)
+        seconds, _, _ = timed_cpu([psql, "-q", url, "-c", f"\\copy plain FROM '{data}' WITH (FORMAT csv, HEADER)"],
+                                  env)
+        times["psql \\copy into a plain table"].append(seconds)
+        sql(f"DROP DATABASE {name}")
+        lite.unlink()
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    pg, lite, floor = medians.values()
+    print(f"{rows:,} rows into PostgreSQL ({runs} runs each, alternating)")
+    print(f"{'tool':44} {'median s':>9} {'rows/s':>9}")
+    for name, value in medians.items():
+        print(f"{name:44} {value:9.2f} {rows / value:9,.0f}")
+    print(f"vip on PostgreSQL / vip on SQLite = {pg / lite:.2f} (target <= 1.5); vip / psql \\copy = {pg / floor:.1f}; "
+          f"vip's CPU (its processes) {statistics.median(cpu):.2f} s")
+    print(f"RESULT import_purchases_postgresql pg_over_sqlite={pg / lite:.2f} over_copy={pg / floor:.1f} "
+          f"rows_per_s={rows / pg:,.0f}")
 
 
 if __name__ == "__main__":

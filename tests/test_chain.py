@@ -131,3 +131,22 @@ def test_a_stores_file_copied_into_an_empty_chain_database_is_whole_and_checked(
     again = vip("db", "copy", "--to", chain)
     assert again.code == 1 and again["error"]["code"] == "target_not_empty"
     assert vip("db", "copy", "--to", str(isolated / "x.db")).code == 2
+
+
+def test_each_command_closes_its_connection(vip, member):
+    """A script running many commands through the app (as the tests do) held one connection per command
+    until the server refused more."""
+    import gc
+
+    member()
+    gc.disable()  # (what is closed is closed by the command, not by the collector)
+    try:
+        for _ in range(30):
+            assert vip("points", "13800138000").code == 0
+        if os.environ["VIPCLI_DB"].startswith("postgresql:"):
+            with open_db() as conn:
+                sessions = conn.execute("SELECT COUNT(*) FROM pg_stat_activity "
+                                        "WHERE datname = current_database()").fetchone()[0]
+            assert sessions == 1  # (this one)
+    finally:
+        gc.enable()

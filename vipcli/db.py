@@ -254,7 +254,9 @@ def begin_read(conn) -> None:
 def _rollback(conn) -> None:
     """Undo what is left: SQLite has already rolled back after some failures (a full disk), and a
     second ROLLBACK would hide the first error behind "no transaction is active"."""
-    if conn.in_transaction:
+    if engine(conn) == "postgresql":
+        conn.rollback()  # (or, when the connection cannot take one, closed: vipcli/pg.py)
+    elif conn.in_transaction:
         conn.execute("ROLLBACK")
 
 

@@ -180,7 +180,7 @@ class Connection:
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
-        return self.raw.info.transaction_status != TransactionStatus.IDLE
+        return not self.raw.closed and self.raw.info.transaction_status != TransactionStatus.IDLE
 
     def begin_write(self) -> None:
         """BEGIN, then the writers' lock (waiting at most lock_timeout: then `database is locked`)."""
@@ -190,6 +190,16 @@ class Connection:
         except sqlite3.Error:
             self.execute("ROLLBACK")
             raise
+
+    def rollback(self) -> None:
+        """Undo the open transaction; when the connection cannot take a ROLLBACK (Ctrl-C landed in the
+        middle of a statement or a COPY), close it instead: the server rolls back what was not committed."""
+        if not self.in_transaction:
+            return
+        try:
+            self.execute("ROLLBACK")
+        except (sqlite3.Error, KeyboardInterrupt):
+            self.raw.close()
 
     def close(self) -> None:
         self.raw.close()

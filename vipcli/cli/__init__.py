@@ -247,6 +247,13 @@ class Session:
             self._conn = connect(self.db_path, create=create)
         return self._conn
 
+    def close(self) -> None:
+        """When the command ends (its context closes): the connection, so that a process running many
+        commands (a test, a script through the app) does not hold one per command."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
     def rules(self):
         from vipcli.rulebook import current_rules
 
@@ -320,6 +327,7 @@ def _root(
     who = clean_text(operator, "operator", 40) if operator is not None else _operator_default()
     _protect(path)
     ctx.obj = Session(db_path=path, json=json_output, given_operator=who, now=now(), pager=not no_pager)
+    ctx.call_on_close(ctx.obj.close)
 
 
 def _protect(db_path: Path) -> None:

@@ -123,8 +123,7 @@ class PgWriter:
         return translate(exc)
 
     def rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        self.conn.rollback()
 
     def slow(self, sale: tuple) -> None:
         """One purchase through `sales.record_purchase`, as the SQLite writer does (a savepoint)."""
