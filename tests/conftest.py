@@ -78,16 +78,19 @@ def pg_template():
     with _server() as server:
         server.execute(f"DROP DATABASE IF EXISTS {_TEMPLATE} WITH (FORCE)")
         server.execute(f"CREATE DATABASE {_TEMPLATE}")
+        # The tests' login is "tester", the operator they expect (on PostgreSQL the operator is the login)
+        if not server.execute("SELECT 1 FROM pg_roles WHERE rolname = 'tester'").fetchone():
+            server.execute("CREATE ROLE tester LOGIN SUPERUSER")
     db.connect(pg_url(_TEMPLATE), create=True).close()
     return _TEMPLATE
 
 
-def pg_url(name: str) -> str:
-    """The URL of database `name` on the test server."""
+def pg_url(name: str, login: str | None = None) -> str:
+    """The URL of database `name` on the test server (as `login`, else the server URL's user)."""
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(PG_SERVER)
-    return urlunsplit(parts._replace(path="/" + name))
+    url = urlunsplit(urlsplit(PG_SERVER)._replace(path="/" + name))
+    return as_login(url, login) if login else url
 
 
 @pytest.fixture
@@ -100,7 +103,7 @@ def database(request, engine, tmp_path):
     name = f"vt_{os.getpid()}_{next(_numbers)}"
     with _server() as server:
         server.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
-    yield pg_url(name)
+    yield pg_url(name, "tester")
     with _server() as server:
         server.execute(f"DROP DATABASE {name} WITH (FORCE)")
 

@@ -483,7 +483,7 @@ MARKUP = st.one_of(st.sampled_from(["[/x]", "[/]", "[link=https://evil.example]è
                    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30))
 
 
-def test_stored_text_is_printed_as_it_is_in_every_human_view(vip, member, isolated):
+def test_stored_text_is_printed_as_it_is_in_every_human_view(vip, member, isolated, engine):
     """A name `[/x]` broke show, search, history and birthdays for everyone; a receipt `[/]` reported a
     recorded sale as failed; a `[link=...]` name was shown as a link."""
     card = member(birthday="1990-06-20")
@@ -493,7 +493,8 @@ def test_stored_text_is_printed_as_it_is_in_every_human_view(vip, member, isolat
     def views(text):
         with open_db() as conn:
             conn.execute("UPDATE customers SET name = ?, address = ?", (text, text))
-            conn.execute("UPDATE audit SET operator = ?", (text,))
+            conn.execute("INSERT INTO audit(at, operator, command) VALUES ('2026-06-01T00:00:00', ?, 'note')",
+                         (text,))  # (the audit only grows)
             conn.execute("INSERT INTO changes(customer_id, field, old, new, at, operator) VALUES (1, 'name', ?, ?, "
                          "'2026-06-01T00:00:00', ?)", (text, text, text))
         receipt = text.strip()[:40] if text.strip().isprintable() and text.strip() else "R-plain"
@@ -504,8 +505,9 @@ def test_stored_text_is_printed_as_it_is_in_every_human_view(vip, member, isolat
             assert "internal error" not in r.stderr and "Traceback" not in r.stderr
             if view[0] in ("show", "search", "history") and text.strip().isprintable():
                 assert text.strip() in r.stdout.replace("\n", ""), (view, r.stdout)
-        with open_db() as conn:
-            conn.execute("DELETE FROM purchases WHERE receipt = ?", (receipt,))  # (a later example may reuse it)
+        if engine == "sqlite":  # (PostgreSQL holds the purchase's lots to it: a reuse is shown as a duplicate)
+            with open_db() as conn:
+                conn.execute("DELETE FROM purchases WHERE receipt = ?", (receipt,))  # (a later example may reuse it)
 
     views()
 
@@ -673,7 +675,7 @@ def _every_slot():
                  "TEXT": "çŽ‹", "RECEIPT": "R1", "FILE": "{file}", "DEST": "{new}", "SRC": "{new}", "TIER": "gold",
                  "card-issued|birthday|renewal": "birthday"}
     required = {"--reason": "x", "--amount": "10", "--channel": "phone", "--out": "{new}", "--phone": P,
-                "--points": "1"}
+                "--points": "1", "--to": "postgresql://nobody@/none?host=/nonexistent"}
     slots = []
     for path, cmd in walk(get_command(app), []):
         if path[0] in ("demo", "init", "restore"):

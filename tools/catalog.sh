@@ -6,6 +6,6 @@ set -e
 cd "$(dirname "$0")/.."
 pybabel extract -F babel.cfg -k N_ --no-location --sort-output --project vipcli --version 0.1 \
     -o vipcli/locale/vipcli.pot .
-pybabel update -i vipcli/locale/vipcli.pot -d vipcli/locale -D vipcli -l zh_CN --no-location --no-fuzzy-matching \
+pybabel update -i vipcli/locale/vipcli.pot -d vipcli/locale -D vipcli -l zh_CN --no-fuzzy-matching \
     --ignore-obsolete --width 100
 pybabel compile -d vipcli/locale -D vipcli --statistics

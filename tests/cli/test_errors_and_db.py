@@ -233,7 +233,7 @@ def test_a_json_error_is_written_once_on_stderr(vip):
     assert r.code == 2 and r.stdout == "" and json.loads(r.stderr)["error"]["code"] == "bad_card"
 
 
-def test_global_options_after_the_command(vip, member, isolated):
+def test_global_options_after_the_command(vip, member, isolated, engine):
     """Issue 16.10: --json, --db and --operator are taken after the command name too; a command's own
     option of that name keeps it (vip audit --operator filters)."""
     card = member()
@@ -241,6 +241,7 @@ def test_global_options_after_the_command(vip, member, isolated):
     assert r.code == 0 and r["paid"] == "8.80"
     other = isolated / "other.db"
     assert vip("init", "--db", str(other)).code == 0 and other.exists()
-    assert vip("audit", "--operator", "小王")["entries"][0]["operator"] == "小王"
+    who = "小王" if engine == "sqlite" else "tester"  # (on PostgreSQL the operator is the login, whatever is said)
+    assert vip("audit", "--operator", who)["entries"][0]["operator"] == who
     assert vip("audit", "--operator", "nobody")["entries"] == []
     assert vip("show", card, "--db=" + str(other)).code == 1  # (no such card in the other database)

@@ -272,7 +272,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
-    help=N_("VIP membership and customer archive over one SQLite file."),
+    help=N_("VIP membership and customer archive: one SQLite file, or a chain's PostgreSQL database."),
 )
 
 
@@ -294,7 +294,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    db: str = typer.Option(None, "--db", envvar="VIPCLI_DB", help=N_("Database file."), show_default=False),
+    db: str = typer.Option(None, "--db", envvar="VIPCLI_DB", show_default=False,
+                           help=N_("Database file, or a chain's database (postgresql://user@host/name).")),
     json_output: bool = typer.Option(False, "--json", help=N_("Print exactly one JSON object.")),
     lang: str = typer.Option(None, "--lang", envvar="VIPCLI_LANG", metavar="zh|en", show_default=False,
                              help=N_("Language of what people read (default: VIPCLI_LANG, then LC_ALL, LC_MESSAGES, "
