@@ -141,13 +141,14 @@ def main() -> None:
 
 @contextlib.contextmanager
 def server(url, folder: Path):
-    """The server at `url`, or a throwaway cluster for this run."""
+    """The server at `url`, or a throwaway cluster for this run (syncing its commits, as a chain's server
+    does)."""
     if url:
         yield url
         return
     tool = Path(__file__).resolve().parent.parent / "tools" / "pg_cluster.sh"
     started = subprocess.run(["bash", str(tool), "start", str(folder / "pg")], capture_output=True, text=True,
-                             check=True).stdout.strip()
+                             check=True, env={**os.environ, "PG_DURABLE": "1"}).stdout.strip()
     try:
         yield started
     finally:

@@ -124,7 +124,7 @@ def fresh_database(engine, tmp_path):
         with _server() as server:
             server.execute(f"CREATE DATABASE {database}")
         made.append(database)
-        return pg_url(database)
+        return pg_url(database, "tester")
 
     yield make
     if made:
