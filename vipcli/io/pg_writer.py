@@ -44,6 +44,10 @@ class PgWriter:
         self.sql = SQL
         self.copies = _copies(SQL)
         self.conn = connect(url)
+        # Each transaction stays atomic; a crash of the server may lose the last ones' durability, and
+        # a re-run of the import (idempotent by receipt) puts them back: the SQLite writer's
+        # synchronous = NORMAL.
+        self.conn.execute("SET synchronous_commit = off")
         self.seen = None
         self.unchecked = self._skip_row_checks()
 
