@@ -66,6 +66,31 @@ def tills(target: str, n: int, seconds: float, customers: int, vip: str, env: di
             "redeemed": sum(redeems)}
 
 
+def lock_held(target: str, env: dict, n: int = 300) -> tuple[float, float]:
+    """In one process, `n` purchases through the domain: the median time a purchase's write transaction
+    takes and the part of it inside the writers' lock, in ms (the server's serial share, what one
+    database carries at most, without Python's start)."""
+    code = f"""
+import os, statistics, time
+os.environ.update({{"VIPCLI_NOW": "2026-11-02T13:00:00"}})
+from vipcli import db, rulebook, sales
+from vipcli.dates import now
+conn = db.connect({target!r}); rules = rulebook.current_rules(conn); whole, held = [], []
+for i in range({n}):
+    started = time.perf_counter()
+    with db.transaction(conn):
+        locked = time.perf_counter()
+        sales.record_purchase(conn, rules, sales.Sale(regular=10000 + i, promo=0, paid=None, card_no=None,
+            phone=f"139{{i % 2000:08d}}", receipt=None, store="S99", at=None), now(), "bench")
+        held.append(time.perf_counter() - locked)
+    whole.append(time.perf_counter() - started)
+print(statistics.median(whole) * 1000, statistics.median(held) * 1000)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    whole, held = map(float, out.split())
+    return whole, held
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60)
@@ -88,6 +113,7 @@ def main() -> None:
         url = database_url(server_url, name)
         load(url, data, vip, env)
         results["PostgreSQL"] = tills(url, args.tills, args.seconds, customers, vip, env)
+        results["PostgreSQL"]["tx_ms"], results["PostgreSQL"]["held_ms"] = lock_held(url, env)
         check = subprocess.run([vip, "--db", url, "--json", "check", "--all"], env=env, capture_output=True, text=True)
         results["PostgreSQL"]["check"] = check.returncode == 0
         subprocess.run(["psql", "-q", database_url(server_url, "postgres"), "-c", f"DROP DATABASE {name}"],
@@ -95,16 +121,22 @@ def main() -> None:
     lite = str(folder / "chain.db")
     load(lite, data, vip, env)
     results["SQLite"] = tills(lite, args.tills, args.seconds, customers, vip, env)
+    results["SQLite"]["tx_ms"], results["SQLite"]["held_ms"] = lock_held(lite, env)
     check = subprocess.run([vip, "--db", lite, "--json", "check", "--all"], env=env, capture_output=True, text=True)
     results["SQLite"]["check"] = check.returncode == 0
     print(f"{args.tills} tills, {args.seconds:.0f} s each engine, {os.cpu_count()} cores")
-    print(f"{'engine':11} {'purchases':>9} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7} {'failed':>6} {'redeemed':>8} check")
+    print(f"{'engine':11} {'purchases':>9} {'per s':>7} {'p50 ms':>7} {'p99 ms':>7} {'failed':>6} {'redeemed':>8} "
+          f"{'tx ms':>6} {'lock ms':>7} check")
     for engine, r in results.items():
         print(f"{engine:11} {r['purchases']:9,} {r['per_second']:7.1f} {r['p50'] * 1000:7.0f} {r['p99'] * 1000:7.0f} "
-              f"{r['failed']:6} {r['redeemed']:8} {'clean' if r['check'] else 'PROBLEMS'}")
+              f"{r['failed']:6} {r['redeemed']:8} {r['tx_ms']:6.2f} {r['held_ms']:7.2f} "
+              f"{'clean' if r['check'] else 'PROBLEMS'}")
+    print("tx ms / lock ms: one purchase's write transaction in a running process, and the part of it inside the "
+          "writers' lock (the serial share: 1000 / lock ms purchases a second at most, plus a round trip per "
+          "statement over a network)")
     pg, lite_r = results["PostgreSQL"], results["SQLite"]
     print(f"RESULT chain pg_per_s={pg['per_second']:.1f} pg_p50_ms={pg['p50'] * 1000:.0f} "
-          f"pg_p99_ms={pg['p99'] * 1000:.0f} sqlite_per_s={lite_r['per_second']:.1f}")
+          f"pg_p99_ms={pg['p99'] * 1000:.0f} pg_lock_ms={pg['held_ms']:.2f} sqlite_per_s={lite_r['per_second']:.1f}")
 
 
 if __name__ == "__main__":
