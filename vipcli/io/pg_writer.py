@@ -12,7 +12,7 @@ Constraints (foreign keys, CHECKs) hold on every row, as PostgreSQL always holds
 import re
 import sqlite3
 
-from vipcli.errors import DatabaseProblem, VipError
+from vipcli.io.writer import RowWriter
 
 _INSERT = re.compile(r"INSERT INTO (\w+)\(([^)]*)\) VALUES \((.*)\)$", re.S)
 _IDS = ("customers", "purchases", "point_lots", "ledger", "tier_changes")
@@ -33,7 +33,7 @@ def _copies(statements: dict) -> dict:
     return copies
 
 
-class PgWriter:
+class PgWriter(RowWriter):
     def __init__(self, url, rules, now, operator):
         from vipcli.dates import iso
         from vipcli.db import connect
@@ -141,40 +141,18 @@ class PgWriter:
             raise self._failed(exc) from None
         self.seen = self._last_ids()
 
-    def _failed(self, exc: sqlite3.Error) -> DatabaseProblem:
-        from vipcli.db import translate
-
-        try:
-            self.rollback()
-        except sqlite3.Error:
-            pass
-        return translate(exc)
-
     def rollback(self) -> None:
         self.conn.rollback()
 
-    def slow(self, sale: tuple) -> None:
-        """One purchase through `sales.record_purchase`, as the SQLite writer does (a savepoint)."""
-        from vipcli import sales
+    def _before_slow(self) -> None:
         from vipcli.pg import sync_identities
 
-        receipt, card_no, phone, store, at, regular, promo, paid = sale
         sync_identities(self.conn, _IDS)  # (its INSERTs take ids after the rows written before it)
-        self.conn.execute("SAVEPOINT slow")
-        if self.unchecked:  # (the exact path of `vip purchase`: constraints and the check journal's triggers)
-            self.conn.execute("SET LOCAL session_replication_role = origin")
-        try:
-            sales.record_purchase(self.conn, self.rules, sales.Sale(
-                regular=regular, promo=promo, paid=paid, card_no=card_no, phone=phone, receipt=receipt,
-                store=store, at=at), self.now, self.operator)
-        except VipError:
-            self.conn.execute("ROLLBACK TO slow")
-            self.conn.execute("RELEASE slow")
-            raise
-        finally:
-            if self.unchecked and self.conn.in_transaction:
-                self.conn.execute("SET LOCAL session_replication_role = replica")
-        self.conn.execute("RELEASE slow")
+
+    def _checked(self, on: bool) -> None:
+        """The exact path of `vip purchase`: foreign keys and the check journal's triggers on."""
+        if self.unchecked and self.conn.in_transaction:
+            self.conn.execute(f"SET LOCAL session_replication_role = {'origin' if on else 'replica'}")
 
     def close(self) -> None:
         self.rollback()

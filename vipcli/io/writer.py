@@ -59,7 +59,49 @@ def writer_for(target, rules, now, operator):
     return Writer(target, rules, now, operator)
 
 
-class Writer:
+class RowWriter:
+    """What the writers of both engines share: a failure rolled back and worded as vipcli words it,
+    and the slow path (one purchase through `sales.record_purchase`, with every constraint on)."""
+
+    def _failed(self, exc: sqlite3.Error) -> DatabaseProblem:
+        """The transaction rolled back, and the failure as vipcli words it."""
+        from vipcli.db import translate
+
+        try:
+            self.rollback()
+        except sqlite3.Error:
+            pass
+        return translate(exc)
+
+    def slow(self, sale: tuple) -> None:
+        """One purchase through `sales.record_purchase`, inside the open transaction; a refusal
+        undoes what it wrote (a savepoint) and is raised for the importer to reject the row."""
+        from vipcli import sales
+
+        receipt, card_no, phone, store, at, regular, promo, paid = sale
+        self._before_slow()
+        self.conn.execute("SAVEPOINT slow")
+        self._checked(True)
+        try:
+            sales.record_purchase(self.conn, self.rules, sales.Sale(
+                regular=regular, promo=promo, paid=paid, card_no=card_no, phone=phone, receipt=receipt,
+                store=store, at=at), self.now, self.operator)
+        except VipError:
+            self.conn.execute("ROLLBACK TO slow")
+            self.conn.execute("RELEASE slow")
+            raise
+        finally:
+            self._checked(False)
+        self.conn.execute("RELEASE slow")
+
+    def _before_slow(self) -> None:
+        pass
+
+    def _checked(self, on: bool) -> None:
+        """The constraints this writer leaves to construction, back on (`on`) or off again."""
+
+
+class Writer(RowWriter):
     """The writer in this process: the same calls, answered at once."""
 
     def __init__(self, path, rules, now, operator):
@@ -155,16 +197,6 @@ class Writer:
         self.seen_version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         self.checkpoints.ask()
 
-    def _failed(self, exc: sqlite3.Error) -> DatabaseProblem:
-        """The transaction rolled back, and the failure as vipcli words it."""
-        from vipcli.db import translate
-
-        try:
-            self.rollback()
-        except sqlite3.Error:
-            pass
-        return translate(exc)
-
     def rollback(self) -> None:
         # (SQLite's own state, not the flag: Ctrl-C may land between a COMMIT and the flag's reset,
         # and a ROLLBACK with no transaction fails, which turned Ctrl-C into a database error)
@@ -172,25 +204,8 @@ class Writer:
             self.conn.execute("ROLLBACK")
         self.open = False
 
-    def slow(self, sale: tuple) -> None:
-        """One purchase through `sales.record_purchase`, inside the open transaction; a refusal
-        undoes what it wrote (a savepoint) and is raised for the importer to reject the row."""
-        from vipcli import sales
-
-        receipt, card_no, phone, store, at, regular, promo, paid = sale
-        self.conn.execute("SAVEPOINT slow")
-        self.conn.execute("PRAGMA ignore_check_constraints = OFF")
-        try:
-            sales.record_purchase(self.conn, self.rules, sales.Sale(
-                regular=regular, promo=promo, paid=paid, card_no=card_no, phone=phone, receipt=receipt,
-                store=store, at=at), self.now, self.operator)
-        except VipError:
-            self.conn.execute("ROLLBACK TO slow")
-            self.conn.execute("RELEASE slow")
-            raise
-        finally:
-            self.conn.execute("PRAGMA ignore_check_constraints = ON")
-        self.conn.execute("RELEASE slow")
+    def _checked(self, on: bool) -> None:
+        self.conn.execute(f"PRAGMA ignore_check_constraints = {'OFF' if on else 'ON'}")
 
     def close(self) -> None:
         """After the last commit: the deferred index built (if this import deferred it)."""
