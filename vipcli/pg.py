@@ -55,6 +55,11 @@ def connect(url: str, busy_timeout: float):
     return conn
 
 
+def login(conn) -> str:
+    """Who is connected: the operator every write records on a chain's database."""
+    return conn.execute("SELECT current_user").fetchone()[0]
+
+
 def redacted(url: str) -> str:
     """The URL without a password (which belongs in ~/.pgpass, never in a command line or a log)."""
     return re.sub(r"(//[^/:@]*):[^@/]*@", r"\1:***@", url)

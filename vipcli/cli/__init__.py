@@ -227,12 +227,12 @@ class Session:
         """Who is working, as the audit and change log record it: on a chain's PostgreSQL database the
         database login (current_user), which no option or variable can change; on a file, the name
         given (--operator, VIPCLI_OPERATOR, else the OS user)."""
-        from vipcli.pg import is_url
+        from vipcli.pg import is_url, login
 
         if not is_url(str(self.db_path)):
             return self.given_operator
         if self._login is None:
-            self._login = self.conn.execute("SELECT current_user").fetchone()[0]
+            self._login = login(self.conn)
         return self._login
 
     @property
