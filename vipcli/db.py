@@ -98,11 +98,11 @@ def _connect_postgresql(url: str, create: bool):
 
     conn = pg.connect(url, busy_timeout())
     try:
-        if not create and not pg.exists(conn):
+        version = pg.schema_version(conn)
+        if not create and not version:
             raise DatabaseProblem(_("no vipcli database at {path} (run vip init)").format(path=pg.redacted(url)),
                                   code="no_database")
-        migrations.migrate(conn)
-        _restore_deferred_index(conn)
+        migrations.migrate(conn, version)  # (no index is deferred here: the import's COPY keeps them)
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise translate(exc, pg.redacted(url)) from None

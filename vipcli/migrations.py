@@ -240,8 +240,9 @@ MIGRATIONS: list[tuple[str, str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn) -> None:
-    current = _version(conn)
+def migrate(conn, current: int | None = None) -> None:
+    """Bring the database to SCHEMA_VERSION (`current`: its version, when the caller has read it)."""
+    current = _version(conn) if current is None else current
     if current > SCHEMA_VERSION:
         raise DatabaseProblem(
             _("this database has schema version {current}, newer than this vipcli knows ({schema_version}); "

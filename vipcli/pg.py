@@ -392,10 +392,6 @@ def statements(script: str):
     return parts
 
 
-def exists(conn) -> bool:
-    return schema_version(conn) > 0
-
-
 # --- backup and restore: PostgreSQL's own tools -------------------------------------------------
 
 DUMP_MAGIC = b"PGDMP"  # the first bytes of pg_dump's custom format
