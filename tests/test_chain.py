@@ -150,3 +150,85 @@ def test_each_command_closes_its_connection(vip, member):
             assert sessions == 1  # (this one)
     finally:
         gc.enable()
+
+
+# --- a receipt number is unique per store ------------------------------------------------------------
+
+def test_two_stores_files_with_the_same_receipt_numbers_both_go_in(vip, isolated):
+    """Each store's POS numbers its receipts from 000001: the chain's import keeps both, a re-run of either
+    adds nothing, and a refund names the store when the number is not enough."""
+    rows = {"SZ01": ["000001,13900000001,SZ01,2026-05-01T10:00:00,100.00",
+                     "000002,13900000002,SZ01,2026-05-01T11:00:00,1200.00"],
+            "GZ01": ["000001,13900000003,GZ01,2026-05-01T10:30:00,50.00",
+                     "000002,13900000002,GZ01,2026-05-02T09:00:00,30.00"]}
+    for store, lines in rows.items():
+        (isolated / f"{store}.csv").write_text("receipt,phone,store,purchased_at,amount\n" + "\n".join(lines) + "\n",
+                                               encoding="utf-8")
+        r = vip("import", "purchases", str(isolated / f"{store}.csv"))
+        assert r.code == 0 and (r["inserted"], r["duplicates"]) == (2, 0), r
+    again = vip("import", "purchases", str(isolated / "GZ01.csv"))
+    assert (again["inserted"], again["duplicates"]) == (0, 2)
+    assert vip("info")["counts"]["purchases"] == 4
+    ambiguous = vip("refund", "000002")
+    assert ambiguous.code == 2 and ambiguous["error"]["code"] == "ambiguous_receipt"
+    assert "SZ01" in ambiguous["error"]["message"] and "GZ01" in ambiguous["error"]["message"]
+    assert vip("refund", "000002", "--store", "GZ01")["refunded"] == "26.40"  # (a member by then: 0.88)
+    assert vip("points", "13900000002")["points_balance"] == 1200  # (the SZ01 purchase's points stay)
+    assert vip("check", "--all")["ok"] is True
+
+
+def test_the_same_receipt_at_two_tills_of_two_stores(vip, member):
+    card = member()
+    first = vip("purchase", card, "--amount", "100", "--receipt", "T-1", "--store", "SZ01")
+    other = vip("purchase", card, "--amount", "100", "--receipt", "T-1", "--store", "SZ02")
+    assert first.code == other.code == 0 and not other["duplicate"]
+    same = vip("purchase", card, "--amount", "100", "--receipt", "T-1", "--store", "SZ02")
+    assert same["duplicate"] is True
+    differs = vip("purchase", card, "--amount", "99", "--receipt", "T-1", "--store", "SZ02")
+    assert differs.code == 1
+    assert vip("refund", "T-1", "--store", "SZ01").code == 0  # (a till of SZ01 returns its own)
+    assert vip("purchase", card, "--amount", "5", "--receipt", "T-2").code == 0
+    assert vip("refund", "T-2", "--store", "SZ09").code == 0  # the only T-2: returned at any store
+
+
+@pytest.mark.sqlite_only
+def test_a_file_of_schema_6_keeps_every_purchase_when_receipts_become_per_store(vip, isolated, monkeypatch):
+    """Migration 7 builds the purchases table again (SQLite cannot drop a UNIQUE): every row, its
+    indexes, its check-journal triggers and the foreign keys pointing at it are there after."""
+    from vipcli import db, migrations
+
+    (isolated / "vip.db").unlink()
+    conn = sqlite3.connect(isolated / "vip.db", isolation_level=None)
+    conn.execute("BEGIN")
+    for number, (name, script) in enumerate(migrations.MIGRATIONS[:6], 1):
+        for statement in migrations._statements(script):
+            conn.execute(statement)
+        conn.execute("INSERT INTO migrations VALUES (?, ?, '2026-01-01')", (number, name))
+    conn.execute("PRAGMA user_version = 6")
+    conn.execute("COMMIT")
+    conn.close()
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 6)  # (a vipcli of schema 6 fills it)
+    monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:6])
+    assert vip("init").code == 0
+    card = vip("enroll", "--phone", "13800138000", "--grant", "x")["card_no"]
+    vip("purchase", card, "--amount", "1000", "--receipt", "A1", "--store", "SZ01")
+    vip("refund", "A1", "--amount", "100")
+    monkeypatch.undo()
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "vip.db"))
+    monkeypatch.setenv("VIPCLI_KEY_FILE", str(isolated / "vip.key"))
+    monkeypatch.setenv("VIPCLI_OPERATOR", "tester")
+    monkeypatch.setenv("VIPCLI_NOW", "2026-06-15T12:00:00")
+    monkeypatch.setenv("VIPCLI_LANG", "en")
+    assert vip("points", card)["points_balance"] == 780  # (migrated on opening)
+    conn = db.connect(isolated / "vip.db")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert not conn.execute("PRAGMA foreign_key_check").fetchall()
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'purchases'")}
+    assert {"purchases_receipt_store", "purchases_customer_time", "purchases_time", "check_purchase_update",
+            "check_purchase_delete"} <= names
+    with pytest.raises(sqlite3.IntegrityError):  # (the refund still points at its purchase)
+        conn.execute("DELETE FROM purchases")
+    conn.close()
+    assert vip("purchase", card, "--amount", "10", "--receipt", "A1", "--store", "SZ02")["duplicate"] is False
+    assert vip("check", "--all")["ok"] is True

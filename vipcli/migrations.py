@@ -235,7 +235,44 @@ MIGRATIONS: list[tuple[str, str]] = [
             INSERT INTO check_journal(tbl, row_id) VALUES ('cards', OLD.rowid); END;
         """,
     ),
+    (
+        "a receipt number is unique per store, not in the whole database: a chain's stores may number "
+        "their receipts alike (no store is a store of its own). SQLite cannot drop a column's UNIQUE, so "
+        "the table is built again (PostgreSQL drops the constraint: vipcli/pg.py)",
+        """
+        CREATE TABLE purchases_by_store (
+            id INTEGER PRIMARY KEY,
+            receipt TEXT NOT NULL,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            card_no TEXT REFERENCES cards(card_no),
+            store TEXT,
+            purchased_at TEXT NOT NULL,
+            regular INTEGER NOT NULL CHECK (regular >= 0),
+            promo INTEGER NOT NULL CHECK (promo >= 0),
+            paid INTEGER NOT NULL CHECK (paid >= 0),
+            paid_given INTEGER NOT NULL,
+            discount_rate TEXT,
+            points_earned INTEGER NOT NULL DEFAULT 0,
+            refunded INTEGER NOT NULL DEFAULT 0 CHECK (refunded >= 0 AND refunded <= paid),
+            rules_version INTEGER NOT NULL REFERENCES rules(version),
+            note TEXT,
+            operator TEXT NOT NULL,
+            recorded_at TEXT NOT NULL
+        );
+        INSERT INTO purchases_by_store SELECT * FROM purchases;
+        DROP TABLE purchases;
+        ALTER TABLE purchases_by_store RENAME TO purchases;
+        CREATE UNIQUE INDEX purchases_receipt_store ON purchases(receipt, COALESCE(store, ''));
+        CREATE INDEX purchases_customer_time ON purchases(customer_id, purchased_at);
+        CREATE INDEX purchases_time ON purchases(purchased_at);
+        CREATE TRIGGER check_purchase_update AFTER UPDATE ON purchases BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('purchases', OLD.id), ('purchases', NEW.id); END;
+        CREATE TRIGGER check_purchase_delete AFTER DELETE ON purchases BEGIN
+            INSERT INTO check_journal(tbl, row_id) VALUES ('purchases', OLD.id); END;
+        """,
+    ),
 ]
+REBUILDS = {7}  # migrations that build a table again: SQLite's foreign keys are off while they run
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -252,6 +289,17 @@ def migrate(conn, current: int | None = None) -> None:
         )
     if current == SCHEMA_VERSION:
         return
+    rebuilds = engine(conn) == "sqlite" and any(n in REBUILDS for n in range(current + 1, SCHEMA_VERSION + 1))
+    if rebuilds:
+        conn.execute("PRAGMA foreign_keys = OFF")  # (a no-op inside a transaction: set before it)
+    try:
+        _migrate(conn)
+    finally:
+        if rebuilds:
+            conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(conn) -> None:
     with transaction(conn):
         current = _version(conn)  # re-read under the lock
         for number in range(current + 1, SCHEMA_VERSION + 1):
@@ -285,6 +333,9 @@ def _engine_statements(conn, number: int, script: str):
         return
     from vipcli import pg
 
+    if number in pg.INSTEAD:
+        yield from pg.statements(pg.INSTEAD[number])
+        return
     for statement in _statements(script):
         if not statement.lstrip().upper().startswith("CREATE TRIGGER"):
             yield pg.ddl(statement)

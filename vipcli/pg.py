@@ -367,6 +367,13 @@ TRIGGERS = {
 }
 
 
+# Migrations whose SQLite script does what PostgreSQL does another way, by number.
+INSTEAD = {
+    7: """ALTER TABLE purchases DROP CONSTRAINT purchases_receipt_key;
+CREATE UNIQUE INDEX purchases_receipt_store ON purchases(receipt, COALESCE(store, ''))""",
+}
+
+
 def journal_guarded(conn) -> bool:
     """The ledger's guard and every check-journal trigger are in place (vipcli/checks.py)."""
     names = {"ledger_no_change"} | {name for _table, name, *_rest in _JOURNALED}

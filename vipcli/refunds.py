@@ -15,11 +15,13 @@ from vipcli.rules import Rules
 from vipcli.i18n import _
 
 
-def refund(conn, rules: Rules, receipt: str, amount: int | None, now: datetime, operator: str) -> dict:
+def refund(conn, rules: Rules, receipt: str, amount: int | None, now: datetime, operator: str,
+           store: str | None = None) -> dict:
     """Return goods of a receipt, whole (amount None) or in part: paid, spend and the points that
     purchase earned are reversed under the rules version the purchase was recorded with; then the
-    tier and a qualified card are held to what the remaining purchases earn (`rules`: in force)."""
-    purchase = conn.execute("SELECT * FROM purchases WHERE receipt = ?", (receipt,)).fetchone()
+    tier and a qualified card are held to what the remaining purchases earn (`rules`: in force).
+    `store`: whose receipt, when stores of a chain recorded the same number."""
+    purchase = _purchase(conn, receipt, store)
     if purchase is None:
         raise NotFound(_("receipt {receipt} is not on record").format(receipt=receipt), code="unknown_receipt")
     left = purchase["paid"] - purchase["refunded"]
@@ -146,3 +148,17 @@ def _earned_tier(rules: Rules, rows: list[tuple], held_since: datetime):
             if rules.tier_rank(tier.code) > rules.tier_rank(earned.code):
                 earned = tier
     return earned
+
+
+def _purchase(conn, receipt: str, store: str | None):
+    """The purchase of `receipt`: the only one of that number (a return at any store of the chain), or,
+    where several stores recorded it, the one of `store`."""
+    found = conn.execute("SELECT * FROM purchases WHERE receipt = ? ORDER BY id", (receipt,)).fetchall()
+    if len(found) <= 1:
+        return found[0] if found else None
+    mine = [row for row in found if store is not None and (row["store"] or "") == store]
+    if len(mine) != 1:
+        raise InvalidInput(_("receipt {receipt} is recorded at several stores ({stores}): say which with --store")
+                           .format(receipt=receipt, stores=", ".join(row["store"] or "-" for row in found)),
+                           code="ambiguous_receipt")
+    return mine[0]

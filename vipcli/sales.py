@@ -53,7 +53,7 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
     """Record a purchase inside the caller's write transaction."""
     at = sale.at or now
     if sale.receipt is not None:
-        existing = conn.execute("SELECT * FROM purchases WHERE receipt = ?", (sale.receipt,)).fetchone()
+        existing = recorded(conn, sale.receipt, sale.store)
         if existing is not None:
             return _replay(conn, rules, existing, sale, now)
     customer, card, created = _buyer(conn, rules, sale, at, operator)
@@ -200,8 +200,15 @@ def _replay(conn, rules: Rules, existing, sale: Sale, now: datetime) -> dict:
     }
 
 
-def is_recorded(conn, receipt: str) -> bool:
-    return conn.execute("SELECT 1 FROM purchases WHERE receipt = ?", (receipt,)).fetchone() is not None
+def recorded(conn, receipt: str, store: str | None):
+    """The purchase recorded as `receipt` at `store`: a receipt number is unique per store (a chain's
+    stores may number theirs alike); no store is a store of its own."""
+    return conn.execute("SELECT * FROM purchases WHERE receipt = ? AND COALESCE(store, '') = ?",
+                        (receipt, store or "")).fetchone()
+
+
+def is_recorded(conn, receipt: str, store: str | None) -> bool:
+    return recorded(conn, receipt, store) is not None
 
 
 def _new_receipt(conn, at: datetime, store: str | None = None) -> str:

@@ -93,8 +93,9 @@ def refund(
     receipt: str = typer.Argument(..., metavar="RECEIPT", help=N_("Receipt number of the purchase.")),
     amount: str = typer.Option(None, "--amount", help=N_("Part of the paid amount to refund (default: all that is "
                                                          "left).")),
+    store: str = TILL_STORE,
 ) -> None:
-    from vipcli import refunds
+    from vipcli import fields, refunds
     from vipcli.db import transaction
     from vipcli.money import parse_yuan
 
@@ -102,7 +103,8 @@ def refund(
     value = parse_yuan(amount, "amount") if amount is not None else None
     rules = s.rules()
     with transaction(s.conn) as conn:
-        result = refunds.refund(conn, rules, receipt.strip(), value, s.now, s.operator)
+        result = refunds.refund(conn, rules, receipt.strip(), value, s.now, s.operator,
+                                fields.check_store(store) if store is not None else None)
 
     def human(c):
         c.print(_("Refunded {amount} of {receipt}; points reversed {points}, balance {balance}.").format(

@@ -130,10 +130,10 @@ def _dry_run(conn, parser, rows, rejects) -> dict:
         if row is None:
             continue
         report["rows"] += 1
-        receipt = row[0]
-        if receipt in seen or sales.is_recorded(conn, receipt):
+        key = (row[0], row[3] or "")  # (receipt, store: a receipt is unique per store)
+        if key in seen or sales.is_recorded(conn, *key):
             report["duplicates"] += 1
         else:
-            seen.add(receipt)
+            seen.add(key)
             report["inserted"] += 1
     return report

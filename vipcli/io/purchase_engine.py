@@ -71,9 +71,9 @@ class PurchaseImport:
         self.full_regions: set[str] = set()  # regions with no card number left (their rows go slow)
         self.open = False
         self.loaded = False
-        # the receipts this transaction wrote (not yet visible to the chunk's look-up of existing
-        # ones); one seen again is read back from the database
-        self.in_tx: set[str] = set()
+        # the (receipt, store) this transaction wrote (not yet visible to the chunk's look-up of
+        # existing ones); one seen again is read back from the database
+        self.in_tx: set[tuple] = set()
         self.tier_sets: dict[int, tuple] = {}  # customer id -> (tier, since), written before the commit
         self.days: dict[str, Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
@@ -189,7 +189,7 @@ class PurchaseImport:
 
     def _existing(self, receipts: list[str]) -> dict:
         """The recorded purchases among `receipts` (committed ones: this transaction's are in
-        in_tx), by receipt."""
+        in_tx), by (receipt, store or ""): a receipt number is unique per store (sales.recorded)."""
         found = {}
         if not receipts:
             return found
@@ -204,7 +204,7 @@ class PurchaseImport:
             for row in self.conn.execute(
                 f"SELECT receipt, customer_id, regular, promo, paid, paid_given, store, purchased_at "
                 f"FROM purchases WHERE receipt IN ({','.join('?' * len(chunk))})", chunk):
-                found[row[0]] = tuple(row)[1:]
+                found[row[0], row[6] or ""] = tuple(row)[1:]
         return found
 
     # --- one row -------------------------------------------------------------------------------
@@ -220,8 +220,8 @@ class PurchaseImport:
             try:
                 number, receipt, card_given, phone, store, stamp, moment, regular, promo, given = row
                 cid = by_phone(int(phone)) if card_given is None else self._card_owner(card_given)
-                if ((existing and receipt in existing) or receipt in in_tx) and self._repeat(
-                        cid, row, existing):
+                key = (receipt, store or "")
+                if ((existing and key in existing) or key in in_tx) and self._repeat(cid, row, key, existing):
                     continue  # the same purchase again (a different one raised)
                 if cid is None:
                     state = self._new_prospect(phone, store, stamp)
@@ -271,7 +271,7 @@ class PurchaseImport:
                 self.purchases.append((purchase_id, receipt, state.id, card_no, store, stamp, regular, promo,
                                        paid, 0 if given is None else 1, None if rate is None else str(rate),
                                        points))
-                in_tx.add(receipt)
+                in_tx.add(key)
                 if points:
                     self._earn(card_no, purchase_id, points, stamp)
             except VipError as exc:
@@ -291,19 +291,20 @@ class PurchaseImport:
         raise VipError(_("card {card_no} is {value}; purchase refused").format(
                            card_no=card_no, value=status[0] if status else 'unknown'))
 
-    def _repeat(self, cid, row: tuple, existing: dict) -> bool:
-        """A receipt maybe recorded already: True for the same purchase again (a duplicate), an
-        error for a different one, False when it was not recorded after all."""
-        _number, receipt, _card, _phone, store, stamp, _moment, regular, promo, given = row
-        earlier = existing.get(receipt) if existing else None
+    def _repeat(self, cid, row: tuple, key: tuple, existing: dict) -> bool:
+        """A receipt of this store maybe recorded already (`key`: receipt, store): True for the same
+        purchase again (a duplicate), an error for a different one, False when it was not recorded
+        after all."""
+        _number, receipt, _card, _phone, _store, stamp, _moment, regular, promo, given = row
+        earlier = existing.get(key) if existing else None
         if earlier is None:
-            earlier = self._written(receipt)
+            earlier = self._written(key)
             if earlier is None:
                 return False  # (not recorded after all)
-            existing[receipt] = earlier
-        cid0, regular0, promo0, paid0, given0, store0, when0 = earlier
+            existing[key] = earlier
+        cid0, regular0, promo0, paid0, given0, _store0, when0 = earlier
         if not (cid0 == cid and regular0 == regular and promo0 == promo and given0 == (given is not None)
-                and store0 == store and when0 == stamp and (given is None or paid0 == given)):
+                and when0 == stamp and (given is None or paid0 == given)):
             raise VipError(_("receipt {receipt} is already recorded with different content").format(receipt=receipt))
         self.report.duplicates += 1
         return True
@@ -366,12 +367,13 @@ class PurchaseImport:
                                        purchase_id, None))
         self.next_entry += 1
 
-    def _written(self, receipt: str) -> tuple | None:
-        """A receipt this transaction may have written, seen again (rare): commit, read it back."""
+    def _written(self, key: tuple) -> tuple | None:
+        """A receipt (and store) this transaction may have written, seen again (rare): commit, read it
+        back."""
         self._flush()
         self._commit()
         self._begin()
-        return self._existing([receipt]).get(receipt)
+        return self._existing([key[0]]).get(key)
 
     def _upgrade_spend(self, state: Customer, seconds: int, day: Day) -> int:
         months = self.rules.upgrade_window_months
