@@ -137,6 +137,9 @@ class PurchaseImport:
             self._load_maps()  # another process wrote between our transactions: forget what we knew
             self.loaded = True
         self._ids()
+        # The greatest receipt committed: no other process commits while this transaction holds the
+        # write lock (and this one's rows are in in_tx), so it is read once per transaction.
+        self.greatest_receipt = self.conn.execute("SELECT MAX(receipt) FROM purchases").fetchone()[0]
         limit = 10 ** self.rules.sequence_digits  # (another process may have used the last numbers meanwhile)
         self.full_regions.update(region for region, last in self.conn.execute(
             "SELECT region, last FROM card_sequences WHERE last + 1 >= ?", (limit,)))
@@ -196,7 +199,7 @@ class PurchaseImport:
         # A POS numbers its receipts in order: when every receipt of the chunk sorts after the
         # greatest one recorded (one step down the receipt index; SQLite compares text as Python
         # does), none is recorded, and the look-up of 2,500 receipts is spared.
-        greatest = self.conn.execute("SELECT MAX(receipt) FROM purchases").fetchone()[0]
+        greatest = self.greatest_receipt
         if greatest is None or min(receipts) > greatest:
             return found
         for i in range(0, len(receipts), 900):
