@@ -98,11 +98,17 @@ class Row(tuple):
         return list(self._index)
 
 
+_row_classes: dict[tuple, type] = {}  # a Row class for each list of column names met
+
+
 def _named_rows(cursor):
     if cursor.description is None:
         return tuple
-    names = [column.name for column in cursor.description]
-    cls = type("Row", (Row,), {"_index": {name: i for i, name in enumerate(names)}, "__slots__": ()})
+    names = tuple(column.name for column in cursor.description)
+    cls = _row_classes.get(names)
+    if cls is None:
+        index = {name: i for i, name in enumerate(names)}
+        cls = _row_classes[names] = type("Row", (Row,), {"_index": index, "__slots__": ()})
     return cls
 
 
@@ -115,7 +121,8 @@ _translated: dict = {}
 
 
 def translate_sql(sql: str, params=None) -> str:
-    """`?` -> `%s`, `:name` -> `%(name)s`, `%` -> `%%` (outside quotes), when there are parameters."""
+    """With parameters: `?` -> `%s` and `:name` -> `%(name)s` outside quotes, `%` -> `%%` everywhere
+    (psycopg reads it inside quotes too)."""
     if params is None:
         return sql
     named = isinstance(params, dict)
