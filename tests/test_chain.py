@@ -124,6 +124,7 @@ def test_a_stores_file_copied_into_an_empty_chain_database_is_whole_and_checked(
     assert vip("points", card)["points_balance"] == before["points_balance"]
     assert vip("show", card, "--unmask")["id_number"] == "11010519491231002X"  # (the same key file)
     assert vip("audit")["count"] == audits + 2  # every entry, the copy's, and the unmask just now
+    assert [e["operator"] for e in vip("audit", "--command", "db copy")["entries"]] == ["tester"]  # (the login)
     assert vip("purchase", card, "--amount", "10").code == 0  # new ids go on after the copied ones
     assert vip("enroll", "--phone", "13900139000", "--grant", "x").code == 0
     assert vip("check", "--all")["ok"] is True

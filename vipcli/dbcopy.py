@@ -27,8 +27,10 @@ def rows_to_copy(source) -> int:
     return sum(source.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in TABLES)
 
 
-def copy(source, url: str, now: datetime, operator: str, progress=None) -> dict:
-    """Copy `source` (a SQLite connection) into the empty database at `url`; progress(n) as rows go."""
+def copy(source, url: str, now: datetime, progress=None) -> dict:
+    """Copy `source` (a SQLite connection) into the empty database at `url`, as one snapshot of it
+    (a till may go on writing the file meanwhile); progress(n) as rows go. The copy's audit records the
+    chain's login that made it."""
     if db.engine(source) != "sqlite":
         raise InvalidInput(_("db copy: the database to copy is a store's SQLite file (--db FILE)"),
                            code="bad_source")
@@ -48,14 +50,18 @@ def copy(source, url: str, now: datetime, operator: str, progress=None) -> dict:
                                   url=pg.redacted(url), tables=", ".join(f"{t} {n}" for t, n in held.items())),
                               code="target_not_empty")
             copied = 0
-            for table in TABLES:
-                copied += _copy_table(source, target, table, progress)
-            for key in META_KEPT:
-                value = db.get_meta(source, key)
+            db.begin_read(source)
+            try:
+                for table in TABLES:
+                    copied += _copy_table(source, target, table, progress)
+                kept = {key: db.get_meta(source, key) for key in META_KEPT}
+            finally:
+                source.execute("COMMIT")
+            for key, value in kept.items():
                 if value is not None:
                     db.set_meta(target, key, value)
             pg.sync_identities(target, IDS)
-            auditlog.audit(target, now, operator, "db copy", db.file_path(source), rows=copied)
+            auditlog.audit(target, now, pg.login(target), "db copy", db.file_path(source), rows=copied)
         report = checks.run_all(target, _rules(target), every_row=True, at=now)
     finally:
         target.close()

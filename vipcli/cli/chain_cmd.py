@@ -55,7 +55,7 @@ def db_copy(
     source = s.conn
     total = dbcopy.rows_to_copy(source)
     with progress_bar(s, N_("copy"), total=total, unit=N_("rows")) as advance:
-        data = dbcopy.copy(source, to, s.now, s.operator, progress=advance)
+        data = dbcopy.copy(source, to, s.now, progress=advance)
 
     def human(c):
         c.print(_("Copied {rows} rows into {target}; vip check on the copy: {verdict}.").format(
