@@ -96,16 +96,13 @@ def in_force(root_ctx, defaults: dict) -> dict:
     """Each setting: its value and where it came from (flag, environment, config file, default)."""
     shown = {}
     for key, variable in SETTINGS.items():
-        source, value = "default", None
-        parameter = FLAGS.get(key, "").lstrip("-")
-        if parameter and root_ctx.params.get(parameter) is not None:
-            got = root_ctx.get_parameter_source(parameter)
-            value = root_ctx.params[parameter]
-            source = "flag" if got is not None and got.name == "COMMANDLINE" else None
-        if source in (None, "default") and variable in os.environ:
-            value = os.environ[variable]
-            source = "config" if key in _from_file else "environment"
-        if value is None:
+        name = FLAGS.get(key, "").lstrip("-")
+        given = root_ctx.get_parameter_source(name) if name else None
+        if given is not None and given.name == "COMMANDLINE":
+            source, value = "flag", root_ctx.params[name]
+        elif variable in os.environ:
+            source, value = ("config" if key in _from_file else "environment"), os.environ[variable]
+        else:
             source, value = "default", defaults.get(key)
         shown[key] = {"value": value, "source": source,
                       "from": {"flag": FLAGS.get(key), "environment": variable, "config": str(path())}.get(source)}
