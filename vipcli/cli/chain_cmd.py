@@ -33,7 +33,7 @@ def config_show(ctx: typer.Context) -> None:
     def human(c):
         c.print(_("Configuration file: {path} ({state})").format(
             path=data["config_file"], state=_("present") if data["config_exists"] else _("none")))
-        c.print(table(None, [N_("setting"), N_("value"), N_("from")],
+        c.print(table(None, [N_("setting"), N_("value in force"), N_("set from")],
                       [[key, item["value"] if item["value"] is not None else "-",
                         _(SOURCES[item["source"]]) + (f" ({item['from']})" if item["from"] else "")]
                        for key, item in settings.items()]))
