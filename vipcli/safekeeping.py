@@ -35,6 +35,11 @@ def backup(conn, dest: str, now: datetime, operator: str, force: bool = False) -
             raise DatabaseProblem(_("the backup copy failed its integrity check: {value}").format(
                                       value=problems[0]), code="corrupt")
         size = os.path.getsize(temp)
+    return _backed_up(conn, dest, size, counts, now, operator)
+
+
+def _backed_up(conn, dest: str, size: int, counts: dict, now: datetime, operator: str) -> dict:
+    """A backup written: audited, and which key file its ID numbers need."""
     from vipcli import vault
 
     key_file = str(vault.key_path(conn)) if vault.has_key(conn) else None
@@ -51,14 +56,7 @@ def _backup_postgresql(conn, dest: str, now: datetime, operator: str, force: boo
     with atomic_output(dest, mode=None, own=_is_backup, force=force) as temp:
         pg.dump(conn.url, temp)
         size = os.path.getsize(temp)
-    counts = db.counts(conn)
-    with db.transaction(conn):
-        auditlog.audit(conn, now, operator, "backup", dest, bytes=size)
-    from vipcli import vault
-
-    key_file = str(vault.key_path(conn)) if vault.has_key(conn) else None
-    return {"out": dest, "bytes": size, "counts": {t: counts[t] for t in ("customers", "cards", "purchases", "ledger")},
-            "key_file": key_file}
+    return _backed_up(conn, dest, size, db.counts(conn), now, operator)
 
 
 def _is_backup(path) -> bool:
@@ -127,7 +125,14 @@ def check_source(src: str) -> int:
     if problems:
         raise DatabaseProblem(_("restore: {src} fails its integrity check: {value}").format(
                                   src=src, value=problems[0]), code="corrupt")
-    if not {"customers", "cards", "purchases", "ledger", "rules"} <= tables or version < 1:
+    if not {"customers", "cards", "purchases", "ledger", "rules"} <= tables:
+        version = 0
+    return _restorable(src, version)
+
+
+def _restorable(src: str, version: int) -> int:
+    """A backup of schema `version` (0: not vipcli's) is one this vipcli can restore."""
+    if version < 1:
         raise DatabaseProblem(_("restore: {src} is not a vipcli database").format(src=src), code="corrupt")
     if version > SCHEMA_VERSION:
         raise DatabaseProblem(_("restore: {src} has schema {version}, newer than this vipcli ({schema_version})").format(
@@ -184,13 +189,7 @@ def _restore_postgresql(url: str, src: str, yes: bool) -> dict:
     if not pg.is_dump(src):
         raise DatabaseProblem(_("restore: {src} is not a backup of a chain's database (vip backup on PostgreSQL "
                                 "writes pg_dump's custom format)").format(src=src), code="corrupt")
-    version = pg.dump_schema_version(src)
-    if version < 1:
-        raise DatabaseProblem(_("restore: {src} is not a vipcli database").format(src=src), code="corrupt")
-    if version > SCHEMA_VERSION:
-        raise DatabaseProblem(_("restore: {src} has schema {version}, newer than this vipcli ({schema_version})").format(
-                                  src=src, version=version, schema_version=SCHEMA_VERSION),
-                              code="newer_schema")
+    version = _restorable(src, pg.dump_schema_version(src))
     live = db.connect(url, create=True)
     try:
         has_data = db.counts(live)["customers"] > 0
