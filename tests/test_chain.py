@@ -5,8 +5,8 @@ import os
 import sqlite3
 
 import pytest
-from conftest import as_login, open_db, pg_login
 from test_concurrency import run_workers
+from conftest import as_login, open_db, pg_login
 
 pytestmark = pytest.mark.slow
 

@@ -1,9 +1,9 @@
 """Each built-in profile driven through the CLI at the edges of its distinctive rules."""
 
-from conftest import open_db
 import pytest
 
 from vipcli.rulefile import default_text, parse, profile_names
+from conftest import open_db
 
 P = "13800138000"
 

@@ -1,6 +1,5 @@
 """Backup and restore, key rotation, the audit trail, hostile input, and a mixed multi-process load."""
 
-from conftest import open_db, stored_bytes
 import json
 import os
 import random
@@ -12,6 +11,7 @@ import textwrap
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from conftest import open_db, stored_bytes
 
 ID = "11010519491231002X"
 P = "13800138000"

@@ -1,8 +1,8 @@
-import os
-from conftest import open_db, stored_bytes
 import json
+import os
 
 import pytest
+from conftest import open_db, stored_bytes
 
 P = "13800138000"
 ID = "11010519491231002X"

@@ -1,7 +1,7 @@
-from conftest import open_db, stored_bytes
 import csv
 
 import pytest
+from conftest import open_db, stored_bytes
 
 P = "13800138000"
 

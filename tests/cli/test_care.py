@@ -1,7 +1,7 @@
-from conftest import open_db
 import sqlite3
 
 import pytest
+from conftest import open_db
 
 P = "13800138000"
 

@@ -1,4 +1,3 @@
-from conftest import open_db
 import json
 import os
 import sqlite3
@@ -8,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import open_db
 
 P = "13800138000"
 EXAMPLE_RULES = Path(__file__).resolve().parents[2] / "examples" / "rules" / "store.toml"

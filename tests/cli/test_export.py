@@ -1,7 +1,6 @@
-from conftest import open_db, write_lock_held
 import csv
-import os
 import json
+import os
 from datetime import datetime
 from decimal import Decimal
 
@@ -10,6 +9,7 @@ from openpyxl import load_workbook
 
 from vipcli.io.exports import EXPORTS
 from vipcli.io.files import is_formula_like, neutralize
+from conftest import open_db, write_lock_held
 
 P = "13800138000"
 HOSTILE = ["=1+1", "+1", "-1", "@SUM(A1)", "＝1", "＋1", "－1", "＠x", "\t=1", "\r=1", "\n=1", "  =1", "\tplain",

@@ -1,4 +1,3 @@
-from conftest import open_db
 import csv
 import os
 import random
@@ -10,6 +9,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+from conftest import open_db
 
 TABLES = {
     "customers": "id", "cards": "card_no", "card_sequences": "region", "purchases": "id",

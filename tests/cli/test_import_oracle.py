@@ -10,7 +10,6 @@ through the slow path. Change any one rule in `vipcli/rules.py` or a profile and
 must still agree: this test is what tells the import and `vip purchase` apart.
 """
 
-from conftest import open_db
 import random
 from datetime import datetime, timedelta
 
@@ -18,6 +17,7 @@ import pytest
 
 from test_import import TABLES, _one_by_one, dump, write_csv  # (tests/cli is on the path: no package)
 from vipcli.rulefile import default_text, profile_names
+from conftest import open_db
 
 # The store's profile, with what no built-in profile turns on.
 VARIANT = (default_text("store")

@@ -1,6 +1,5 @@
-from conftest import open_db
-
 import pytest
+from conftest import open_db
 
 P = "13800138000"
 
