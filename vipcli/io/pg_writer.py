@@ -56,7 +56,9 @@ class PgWriter(RowWriter):
         table): half of an import's time. As the SQLite writer does, this session leaves them to
         construction and `vip check`, when its login may (a superuser, or one granted
         `SET ON PARAMETER session_replication_role`, PostgreSQL 15). The role also stops this session's
-        triggers: nothing here updates the ledger or the audit, and `slow` turns them back on."""
+        triggers: nothing here updates the ledger or the audit, a customer whose tier it sets has a new
+        tier_changes row (which the nightly check reads as the check journal's would), and `slow`
+        turns them back on."""
         try:
             self.conn.execute("SET session_replication_role = replica")
         except sqlite3.Error:
