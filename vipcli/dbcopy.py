@@ -13,6 +13,7 @@ from datetime import datetime
 from vipcli import auditlog, checks, db, pg
 from vipcli.errors import InvalidInput, Refused
 from vipcli.i18n import _
+from vipcli.rulebook import current_rules
 
 # The tables a copy carries, parents first; what is left out is the target's own (its migrations, the
 # check journal of the source's last checks) or of the source's file (meta's import and check marks).
@@ -62,17 +63,11 @@ def copy(source, url: str, now: datetime, progress=None) -> dict:
                     db.set_meta(target, key, value)
             pg.sync_identities(target, IDS)
             auditlog.audit(target, now, pg.login(target), "db copy", db.file_path(source), rows=copied)
-        report = checks.run_all(target, _rules(target), every_row=True, at=now)
+        report = checks.run_all(target, current_rules(target), every_row=True, at=now)
     finally:
         target.close()
     return {"to": pg.redacted(url), "rows": copied, "check_ok": not any(report.problems.values()),
             "problems": [p for found in report.problems.values() for p in found]}
-
-
-def _rules(conn):
-    from vipcli.rulebook import current_rules
-
-    return current_rules(conn)
 
 
 def _copy_table(source, target, table: str, progress) -> int:
