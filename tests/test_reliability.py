@@ -673,9 +673,9 @@ def _every_slot():
 
     arguments = {"CARD/PHONE": "{card}", "[CARD]": "{card}", "CARD": "{card}", "[CARD/PHONE]": "{card}",
                  "TEXT": "王", "RECEIPT": "R1", "FILE": "{file}", "DEST": "{new}", "SRC": "{new}", "TIER": "gold",
-                 "card-issued|birthday|renewal": "birthday"}
+                 "card-issued|birthday|renewal": "birthday", "NAME": "anna", "ROLE": "clerk", "ID": "1"}
     required = {"--reason": "x", "--amount": "10", "--channel": "phone", "--out": "{new}", "--phone": P,
-                "--points": "1", "--to": "postgresql://nobody@/none?host=/nonexistent"}
+                "--points": "1", "--to": "postgresql://nobody@/none?host=/nonexistent", "--role": "clerk"}
     slots = []
     for path, cmd in walk(get_command(app), []):
         if path[0] in ("demo", "init", "restore"):

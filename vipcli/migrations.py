@@ -271,6 +271,39 @@ MIGRATIONS: list[tuple[str, str]] = [
             INSERT INTO check_journal(tbl, row_id) VALUES ('purchases', OLD.id); END;
         """,
     ),
+    (
+        "roles and card applications: who may do what (clerk, manager, hq, auditor), and the applications "
+        "a profile with card_issue = \"review\" opens instead of issuing a card (56饰, 003 贵宾卡申办及发放流程)",
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('clerk', 'manager', 'hq', 'auditor')),
+            store TEXT,
+            added_at TEXT NOT NULL,
+            added_by TEXT NOT NULL
+        );
+        CREATE TABLE applications (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers(id),
+            status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+            reason TEXT NOT NULL,
+            store TEXT,
+            applied_at TEXT NOT NULL,
+            operator TEXT NOT NULL,
+            decided_at TEXT,
+            decided_by TEXT,
+            card_no TEXT REFERENCES cards(card_no),
+            note TEXT
+        );
+        CREATE UNIQUE INDEX applications_one_pending ON applications(customer_id) WHERE status = 'pending';
+        CREATE INDEX applications_status ON applications(status, id);
+        CREATE TABLE application_receipts (
+            application_id INTEGER NOT NULL REFERENCES applications(id),
+            purchase_id INTEGER NOT NULL REFERENCES purchases(id),
+            PRIMARY KEY (application_id, purchase_id)
+        );
+        """,
+    ),
 ]
 REBUILDS = {7}  # migrations that build a table again: SQLite's foreign keys are off while they run
 

@@ -25,6 +25,7 @@ import os
 import re
 import sqlite3
 
+from vipcli import pg_roles
 from vipcli.errors import DatabaseProblem
 from vipcli.i18n import _
 
@@ -328,6 +329,7 @@ END $$;
 def grant_tills(conn) -> None:
     """After every migration (new tables included): the tills' role reads and writes what the commands
     do, and only appends to the ledger and the audit."""
+    pg_roles.grant_groups(conn)
     if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = ?", (TILL_ROLE,)).fetchone():
         return
     for statement in (
@@ -371,6 +373,7 @@ CREATE TRIGGER {name} AFTER {events} ON {table} FOR EACH ROW EXECUTE FUNCTION {n
 TRIGGERS = {
     1: 'ALTER TABLE cards ADD COLUMN rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE;\n' + _APPEND_ONLY,
     6: _journal_triggers(),
+    8: pg_roles.CREATE,
 }
 
 

@@ -150,6 +150,12 @@ def _earned_tier(rules: Rules, rows: list[tuple], held_since: datetime):
     return earned
 
 
+def purchased_on(conn, receipt: str, store: str | None) -> str | None:
+    """The day (ISO) the purchase of `receipt` was made, or None when there is none to refund."""
+    found = _purchase(conn, receipt, store)
+    return found["purchased_at"][:10] if found else None
+
+
 def _purchase(conn, receipt: str, store: str | None):
     """The purchase of `receipt`: the only one of that number (a return at any store of the chain), or,
     where several stores recorded it, the one of `store`."""

@@ -54,6 +54,9 @@ def initialise(conn, text: str, source: str, operator: str, at: datetime, where:
                               where=where),
                           code="already_initialised")
         version = store_rules(conn, text, source, operator)
+        from vipcli.roles import first_user
+
+        first_user(conn, operator, at)  # whoever runs vip init is the first hq user
         audit(conn, at, operator, "init", where, rules_version=version)
     return version
 

@@ -59,7 +59,8 @@ class _Reader:
                            "points", "card", "tiers", "classes", "rewards", "messages", "gifts"})
         profile = self._table(d, "profile", {"name", "description"})
         limits = self._table(d, "limits", {"max_amount"})
-        qual = self._table(d, "qualification", {"single_purchase", "count_promo", "windows", "on_registration"})
+        qual = self._table(d, "qualification", {"single_purchase", "count_promo", "windows", "on_registration",
+                                                  "card_issue", "review_requires"})
         reg = self._table(d, "registration", {"window_days"})
         disc = self._table(d, "discount", {"birthday_rate", "birthday_requires_id_check"})
         pts = self._table(d, "points", {"per_yuan", "expiry", "validity_months", "redeem_months",
@@ -154,8 +155,20 @@ class _Reader:
             classes=class_list,
             rewards=rewards,
             messages=self._messages(d),
+            card_issue=self._choice(qual, "qualification.card_issue", ("at_once", "review"))
+            if "card_issue" in qual else "at_once",
+            review_requires=self._fields(qual, "qualification.review_requires"),
             **self._gifts(d, tier_list),
         )
+
+    def _fields(self, table: dict, path: str) -> tuple[str, ...]:
+        """A list of the archive's fields (an application's required ones)."""
+        from vipcli.applications import ARCHIVE_FIELDS
+
+        value = table.get(path.rpartition(".")[2], [])
+        if not isinstance(value, list) or any(v not in ARCHIVE_FIELDS for v in value):
+            raise RulesError(_("{path}: must be a list of {fields}").format(path=path, fields=", ".join(ARCHIVE_FIELDS)))
+        return tuple(value)
 
     def _gifts(self, d: dict, tiers: tuple[Tier, ...]) -> dict:
         if "gifts" not in d:

@@ -111,6 +111,8 @@ class Rules:
     classes: tuple[CustomerClass, ...]
     rewards: tuple[Reward, ...]
     messages: dict = field(default_factory=dict)
+    card_issue: str = "at_once"  # or "review": qualifying opens an application that hq approves (56饰, 003)
+    review_requires: tuple[str, ...] = ()  # the archive's fields an application needs before approval
     gift_name: str | None = None
     gift_value: int = 0
     text: str = field(repr=False, default="")

@@ -82,15 +82,18 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
          str(rate) if rate is not None else None, rules.version, operator, iso(now)),
     ).fetchone()[0]
 
-    issued = None
+    issued = application = None
     tier = customer["tier"]
     if card is None:
         cancelled = cards.latest_card(conn, customer["id"])
         if cancelled is None:
-            issued, tier = _qualify(conn, rules, customer, purchase_id, paid, sale, at, operator)
+            issued, tier, application = _qualify(conn, rules, customer, purchase_id, paid, sale, at, operator)
             if issued:
                 card = cards.get(conn, issued)
                 status = "active"
+            elif application:
+                note = (f"application {application} waits for the head office's review: list price and no points "
+                        "until it is approved (vip approve)")
         else:
             note = f"membership ended (card {cancelled['card_no']} {cancelled['status']}): no card issued"
     else:
@@ -119,6 +122,7 @@ def record_purchase(conn, rules: Rules, sale: Sale, now: datetime, operator: str
         "tier": tier if card else None,
         "duplicate": False,
         "new_customer": created,
+        "application": application,
         "note": note,
     }
 
@@ -196,6 +200,7 @@ def _replay(conn, rules: Rules, existing, sale: Sale, now: datetime) -> dict:
         "tier": customer["tier"] if card_no else None,
         "duplicate": True,
         "new_customer": False,
+        "application": None,
         "note": "already recorded: nothing changed",
     }
 
@@ -242,18 +247,24 @@ def upgrade_reason(rules: Rules, paid: int, spend: int) -> str:
 
 def _qualify(conn, rules: Rules, customer, purchase_id: int, paid: int, sale: Sale, at: datetime,
              operator: str):
-    """第四条/第五条: a prospect whose purchase meets a rule gets a card at once."""
+    """第四条/第五条: a prospect whose purchase meets a rule gets a card at once, or under review rules
+    an application (vipcli/applications.py). (card, tier, application)."""
     windows = {w.months: _window_spend(conn, rules, customer["id"], w.months, at, True)
                for w in rules.qualify_windows}
     reason = rules.qualification_reason(rules.counted(paid, sale.promo), windows)
     if reason is None:
-        return None, None
+        return None, None, None
+    if rules.card_issue == "review":
+        from vipcli import applications
+
+        return None, None, applications.on_qualifying(conn, rules, customer, purchase_id, reason, at, sale.store,
+                                                      operator)
     number = cards.issue(conn, rules, customer["id"], at, cards.qualified_reason(reason), store=sale.store)
     conn.execute("UPDATE purchases SET card_no = ? WHERE id = ?", (number, purchase_id))
     spend = _window_spend(conn, rules, customer["id"], rules.upgrade_window_months, at, False)
     tier = rules.tier_for(paid, spend).code
     archive.set_tier(conn, customer["id"], None, tier, at, cards.issue_reason(reason), operator)
-    return number, tier
+    return number, tier, None
 
 
 def _upgrade(conn, rules: Rules, customer, paid: int, at: datetime, operator: str) -> str:

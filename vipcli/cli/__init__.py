@@ -219,6 +219,7 @@ class Session:
     given_operator: str  # --operator / VIPCLI_OPERATOR / the OS user
     now: datetime
     pager: bool = True  # lists on a terminal through the pager (--no-pager: off)
+    user: dict | None = None  # the operator's users row, once the command's role check passed
     _conn: sqlite3.Connection | None = field(default=None, repr=False)
     _login: str | None = field(default=None, repr=False)
 
@@ -246,6 +247,38 @@ class Session:
 
             self._conn = connect(self.db_path, create=create)
         return self._conn
+
+    def exists(self) -> bool:
+        """Whether there is a database to open (a chain's database always is: its server says the rest)."""
+        from vipcli.pg import is_url
+
+        return is_url(str(self.db_path)) or Path(self.db_path).exists()
+
+    @property
+    def role(self) -> str | None:
+        return self.user["role"] if self.user else None
+
+    def may_unmask(self, command: str, reason: str | None) -> str | None:
+        """--unmask: hq, or a manager who gives --reason (002: 借阅资格), else refused and audited; the
+        reason, cleaned, for the record of the look (借阅记录)."""
+        from vipcli import roles
+        from vipcli.fields import clean_text
+
+        why = clean_text(reason, "reason", 200) if reason is not None else None
+        roles.check_unmask(self.conn, self.operator, self.role, command, why, self.now)
+        return why
+
+    def till_store(self, given: str | None) -> str | None:
+        """The store a sale, an enrolment or an application is recorded at: --store (VIPCLI_STORE,
+        config.toml), else the user's own store; a clerk or manager of one store records only there."""
+        from vipcli import roles
+
+        own = self.user["store"] if self.user else None
+        if given is not None and own and given.strip() != own and self.role in ("clerk", "manager"):
+            roles.refuse(self.conn, self.operator, "--store", self.now, self.role, _(
+                "not allowed: {name} works at store {own}, not {store} (an hq user changes it)").format(
+                name=self.operator, own=own, store=given.strip()))
+        return given if given is not None else own
 
     def close(self) -> None:
         """When the command ends (its context closes): the connection, so that a process running many
@@ -353,11 +386,26 @@ def session(ctx: typer.Context) -> Session:
     return ctx.find_root().obj
 
 
+def authorize(ctx: typer.Context) -> None:
+    """The operator's role against the command's (vipcli/roles.py), before it reads or writes anything:
+    refused (and audited) with one line. A command missing from roles.PERMISSIONS needs hq."""
+    from vipcli import roles
+
+    name = ctx.command_path.partition(" ")[2]
+    allowed = roles.PERMISSIONS.get(name, roles.HQ)
+    s = session(ctx)
+    if allowed in (roles.NO_DATABASE, roles.NEW_DATABASE) or (name in roles.CREATES and not s.exists()):
+        return
+    s.user = dict(roles.require(s.conn, s.operator, name, s.now))
+
+
 # The argument most commands take: a card, or the customer's mobile (as the till types either).
 CARD_OR_PHONE = typer.Argument(..., metavar="CARD/PHONE", help=N_("Card number, or the customer's mobile number."))
 STORE = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01)."))  # a store, where several commands take one
 # This terminal's store, where a command records one (a sale, an enrolment): VIPCLI_STORE or config.toml
 # say it once for the till.
+# Why a person looks at a customer's full phone and ID number (recorded with the look; a manager must say).
+UNMASK_REASON = typer.Option(None, "--reason", help=N_("With --unmask: why (recorded; a manager must give it)."))
 TILL_STORE = typer.Option(None, "--store", envvar="VIPCLI_STORE", show_default=False,
                           help=N_("This terminal's store code (e.g. SZ01); default VIPCLI_STORE or config.toml."))
 
@@ -387,7 +435,8 @@ COMMANDS = {
     "notify": "care_cmd", "import": "import_cmd", "export": "export_cmd", "check": "points_cmd",
     "audit": "safety_cmd", "backup": "safety_cmd", "restore": "safety_cmd", "key": "safety_cmd",
     "rules": "rules_cmd", "init": "members", "info": "members", "demo": "demo_cmd", "config": "chain_cmd",
-    "db": "chain_cmd",
+    "db": "chain_cmd", "user": "users_cmd", "whoami": "users_cmd", "apply": "users_cmd",
+    "applications": "users_cmd", "approve": "users_cmd", "reject": "users_cmd",
 }
 
 
@@ -397,10 +446,12 @@ JOBS = (
     (N_("At the till"), ("purchase", "refund", "redeem")),
     (N_("Points"), ("points", "rewards", "gift")),
     (N_("Cards and tiers"), ("card", "cards", "tier")),
+    (N_("Card applications"), ("apply", "applications", "approve", "reject")),
     (N_("Care and follow-ups"), ("class", "visit", "birthdays", "notify")),
     (N_("Reports and files"), ("export", "import")),
     (N_("Maintenance"), ("init", "info", "check", "audit", "backup", "restore", "key", "rules", "config", "db",
                          "demo")),
+    (N_("Users and roles"), ("user", "whoami")),
 )
 
 

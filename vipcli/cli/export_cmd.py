@@ -2,7 +2,7 @@
 
 import typer
 
-from vipcli.cli import STORE, command, commands, session
+from vipcli.cli import STORE, UNMASK_REASON, command, commands, session
 from vipcli.cli.output import emit
 from vipcli.cli.progress import progress_bar
 from vipcli.i18n import N_, _
@@ -25,6 +25,7 @@ def export(
     status: str = typer.Option(None, "--status", help=N_("members/cards: only this status.")),
     year: str = typer.Option(None, "--year", help=N_("report: the year of the monthly sheets (default this year).")),
     unmask: bool = typer.Option(False, "--unmask", help=N_("Phone and ID numbers in full (audited).")),
+    reason: str = UNMASK_REASON,
     headers: str = typer.Option("keys", "--headers", metavar="keys|zh",
                                 help=N_("CSV: the keys as the header (for scripts, the default), or the "
                                         "Chinese headings (zh).")),
@@ -40,6 +41,7 @@ def export(
     from vipcli.io import exports
 
     s = session(ctx)
+    why = s.may_unmask("export", reason) if unmask else None
     kinds = (*exports.EXPORTS, "report")
     if kind not in kinds:
         raise InvalidInput(_("export: {kind!r} must be one of {value}").format(
@@ -81,7 +83,7 @@ def export(
     vault = s.vault_for(create=False) if unmask and kind == "members" and stored_ids(s.conn) else None
     if unmask:  # recorded before a single full phone or ID number is written anywhere
         disclosed(s.conn, s.now, s.operator, "unmask", out, via=f"export {kind}", format=fmt, store=filters.store,
-                  since=filters.since, until=filters.until)
+                  since=filters.since, until=filters.until, reason=why)
     records = exports.rows(s.conn, rules, kind, filters, s.now, unmask, vault)
     with progress_bar(s, N_("export"), unit=N_("rows")) as advance:
         count = exports.write(out, fmt, exports.EXPORTS[kind], exports.counted(records, advance), force, headers)

@@ -128,6 +128,12 @@ class PlainCommand(Translated, TyperCommand):
         _lighten(params)
         return params
 
+    def invoke(self, ctx):
+        from vipcli.cli import authorize
+
+        authorize(ctx)  # the operator's role, before the command reads or writes anything
+        return super().invoke(ctx)
+
 
 class PlainGroup(Translated, TyperGroup):
     def get_params(self, ctx):

@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 import typer
 
-from vipcli.cli import CARD_OR_PHONE, STORE, TILL_STORE, command, commands, session
+from vipcli.cli import CARD_OR_PHONE, STORE, TILL_STORE, UNMASK_REASON, command, commands, session
 from vipcli.cli.output import emit, fields_panel, gender_label, status_label, styled, table, tier_label, yuan
 from vipcli.i18n import N_, _
 
@@ -131,7 +131,7 @@ def enroll(
     moment = when(at, s.now)
     clean = archive.clean_profile(
         {"phone": phone, "name": name, "gender": gender, "birthday": birthday, "id_number": _secret(id_number),
-         "email": email, "address": address, "store": store}, moment.date())
+         "email": email, "address": address, "store": s.till_store(store)}, moment.date())
     reason = clean_text(grant, "grant", 200) if grant is not None else None
     rules = s.rules()
     with _auditing_refused_ids(s, clean["phone"]), transaction(s.conn) as conn:
@@ -163,15 +163,17 @@ def show(
     ctx: typer.Context,
     ref: str = CARD_OR_PHONE,
     unmask: bool = typer.Option(False, "--unmask", help=N_("Show phone and ID in full (audited).")),
+    reason: str = UNMASK_REASON,
 ) -> None:
     from vipcli import archive
     from vipcli.auditlog import disclosed
 
     s = session(ctx)
+    why = s.may_unmask("show", reason) if unmask else None
     rules = s.rules()
     customer, card = archive.resolve(s.conn, rules, ref)
     if unmask:
-        disclosed(s.conn, s.now, s.operator, "unmask", str(customer["id"]), via="show")
+        disclosed(s.conn, s.now, s.operator, "unmask", str(customer["id"]), via="show", reason=why)
     data = archive.summary(s.conn, rules, customer, card, s.now, unmask)
 
     def human(c):
@@ -286,15 +288,17 @@ def history(
     ctx: typer.Context,
     ref: str = CARD_OR_PHONE,
     unmask: bool = typer.Option(False, "--unmask", help=N_("Show old and new phone numbers in full (audited).")),
+    reason: str = UNMASK_REASON,
 ) -> None:
     from vipcli import archive
     from vipcli.auditlog import disclosed
 
     s = session(ctx)
+    why = s.may_unmask("history", reason) if unmask else None
     rules = s.rules()
     customer_id, changes = archive.history(s.conn, rules, ref, unmask)
     if unmask:
-        disclosed(s.conn, s.now, s.operator, "unmask", str(customer_id), via="history")
+        disclosed(s.conn, s.now, s.operator, "unmask", str(customer_id), via="history", reason=why)
     emit(s, {"customer_id": customer_id, "changes": changes}, lambda c: c.print(table(
         _("Changes to customer {id}").format(id=customer_id), [N_("time"), N_("field"), N_("old"), N_("new"),
                                                                 N_("operator")],

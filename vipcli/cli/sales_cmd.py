@@ -47,6 +47,7 @@ def purchase(
 
     s = session(ctx)
     rules = s.rules()
+    store = s.till_store(store)
     sale = sales.Sale(
         regular=parse_yuan(amount, "amount"),
         promo=parse_yuan(promo, "promo") if promo is not None else 0,
@@ -95,12 +96,18 @@ def refund(
                                                          "left).")),
     store: str = TILL_STORE,
 ) -> None:
-    from vipcli import fields, refunds
+    from vipcli import fields, refunds, roles
     from vipcli.db import transaction
     from vipcli.money import parse_yuan
 
     s = session(ctx)
     value = parse_yuan(amount, "amount") if amount is not None else None
+    if s.role == "clerk":  # a clerk refunds the day's purchases; an earlier day's needs the store's manager
+        day = refunds.purchased_on(s.conn, receipt.strip(), fields.check_store(store) if store is not None else None)
+        if day is not None and day != s.now.date().isoformat():
+            roles.refuse(s.conn, s.operator, "refund", s.now, s.role, _(
+                "not allowed: a clerk refunds the day's purchases; {receipt} is of {day} (a manager refunds it)").format(
+                receipt=receipt.strip(), day=day))
     rules = s.rules()
     with transaction(s.conn) as conn:
         result = refunds.refund(conn, rules, receipt.strip(), value, s.now, s.operator,

@@ -77,6 +77,7 @@ class PurchaseImport:
         self.tier_sets: dict[int, tuple] = {}  # customer id -> (tier, since), written before the commit
         self.days: dict[str, Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
+        self.review = rules.card_issue == "review"  # qualifying opens an application: the exact path
         # rules.discount_rate's answers, by (tier, card status, birthday today)
         self.rates: dict[tuple, Decimal | None] = {}
         self.lot_texts: dict[datetime, str] = {}  # iso() of lot dates (see _text)
@@ -257,10 +258,14 @@ class PurchaseImport:
                     # (rejected) if it qualifies, recorded if it does not; the other rows go on.
                     self._slow(row, state, refusable=True)
                     continue
+                counted = counted_of(paid, promo)
+                if (self.review and state.card is None and not state.ended
+                        and may_qualify(counted, kept(state, 2) + counted)):
+                    self._slow(row, state)  # under review rules, an application (vipcli/applications.py)
+                    continue
                 purchase_id = self.next_purchase
                 self.next_purchase = purchase_id + 1
                 seconds = day.base + moment
-                counted = counted_of(paid, promo)
                 add_event(state, seconds, paid, counted)
                 card_no = state.card
                 if card_no is None:

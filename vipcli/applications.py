@@ -1,0 +1,197 @@
+"""Card applications, for rules with `card_issue = "review"` (56饰, 003 贵宾卡申办及发放流程): a qualifying
+purchase, or `vip apply`, opens an application holding the qualifying receipts; the head office's VIP
+desk approves it (the card gets the next number of the applicant's region, its SMS goes into the next
+`vip notify card-issued`) or rejects it with a reason.
+
+Until approval the customer is a prospect: list price, no points. On approval the application's
+purchases, from the one that qualified on (the card-less purchases the customer made since,
+while the application waited, included), earn the points they would have earned had the card been
+issued at once: what each paid, net of its refunds, under the rules in force, as one lot dated the
+day of approval; and the customer's first tier is set from them.
+"""
+
+from datetime import datetime
+
+from vipcli import archive, cards, ledger
+from vipcli.auditlog import audit
+from vipcli.dates import iso, months_before
+from vipcli.errors import InvalidInput, NotFound, Refused
+from vipcli.fields import mask_phone
+from vipcli.i18n import N_, _
+from vipcli.rules import Rules
+
+# The archive's fields an application may require (rules: qualification.review_requires), with the
+# names the seed gives them (003 发放流程 4: 顾客性别,姓氏,出生日期,联系电话 为必填项).
+ARCHIVE_FIELDS = ("gender", "name", "birthday", "phone", "id_number", "email", "address")
+FIELD_NAMES = {"gender": N_("gender (性别)"), "name": N_("name (姓氏)"), "birthday": N_("birthday (出生日期)"),
+               "phone": N_("phone (联系电话)"), "id_number": N_("ID number"), "email": N_("email"),
+               "address": N_("address")}
+STATUSES = ("pending", "approved", "rejected")
+
+
+def pending(conn, customer_id: int):
+    return conn.execute("SELECT * FROM applications WHERE customer_id = ? AND status = 'pending'",
+                        (customer_id,)).fetchone()
+
+
+def on_qualifying(conn, rules: Rules, customer, purchase_id: int, reason: str, at: datetime, store: str | None,
+                  operator: str) -> int:
+    """Inside the caller's write transaction: a purchase qualified a prospect under review rules. Its
+    pending application gets the receipt, or a new one is opened with the purchases that qualified
+    (this one, and those of the qualifying window when a window's spend did it). Returns its id."""
+    found = pending(conn, customer["id"])
+    if found is not None:
+        _attach(conn, found["id"], [purchase_id])
+        return found["id"]
+    application = _open(conn, customer["id"], reason, store or customer["store"], at, operator)
+    months = _window_months(rules, reason)
+    ids = [purchase_id]
+    if months:
+        ids += [row[0] for row in conn.execute(
+            "SELECT id FROM purchases WHERE customer_id = ? AND card_no IS NULL AND purchased_at > ? "
+            "AND purchased_at <= ? AND id != ?",
+            (customer["id"], iso(months_before(at, months)), iso(at), purchase_id))]
+    _attach(conn, application, ids)
+    audit(conn, at, operator, "apply", str(application), customer_id=customer["id"], reason=reason)
+    return application
+
+
+def _window_months(rules: Rules, reason: str) -> int | None:
+    for window in rules.qualify_windows:
+        if reason.startswith(f"{window.months}-month"):
+            return window.months
+    return None
+
+
+def _open(conn, customer_id: int, reason: str, store: str | None, at: datetime, operator: str) -> int:
+    return conn.execute(
+        "INSERT INTO applications(customer_id, status, reason, store, applied_at, operator) "
+        "VALUES (?, 'pending', ?, ?, ?, ?) RETURNING id", (customer_id, reason, store, iso(at), operator)).fetchone()[0]
+
+
+def _attach(conn, application: int, purchase_ids: list[int]) -> None:
+    conn.executemany("INSERT INTO application_receipts(application_id, purchase_id) VALUES (?, ?) "
+                     "ON CONFLICT DO NOTHING", [(application, pid) for pid in purchase_ids])
+
+
+def apply(conn, rules: Rules, ref: str, note: str | None, store: str | None, at: datetime, operator: str) -> dict:
+    """`vip apply`: an application for a customer without a card, by hand (the counter's 申请函 for a
+    customer the store vouches for); the receipts are the customer's card-less purchases so far."""
+    if rules.card_issue != "review":
+        raise Refused(_("these rules issue cards at once (qualification.card_issue = \"at_once\"): there is "
+                        "nothing to apply for; a card comes with the qualifying purchase, or vip enroll --grant"),
+                      code="no_review")
+    customer, card = archive.resolve(conn, rules, ref)
+    if card is not None and card["status"] not in ("cancelled", "replaced"):
+        raise Refused(_("customer {id} has card {card_no} already").format(id=customer["id"], card_no=card["card_no"]),
+                      code="has_card")
+    if customer["erased_at"]:
+        raise Refused(_("customer {id} was erased").format(id=customer["id"]), code="erased")
+    found = pending(conn, customer["id"])
+    if found is not None:
+        raise Refused(_("customer {id} has application {application} waiting for review already").format(
+            id=customer["id"], application=found["id"]), code="application_pending")
+    application = _open(conn, customer["id"], f"applied: {note}" if note else "applied", store or customer["store"],
+                        at, operator)
+    _attach(conn, application, [row[0] for row in conn.execute(
+        "SELECT id FROM purchases WHERE customer_id = ? AND card_no IS NULL", (customer["id"],))])
+    audit(conn, at, operator, "apply", str(application), customer_id=customer["id"], note=note)
+    return describe(conn, rules, application)
+
+
+def describe(conn, rules: Rules, application: int, unmask: bool = False) -> dict:
+    row = _get(conn, application)
+    customer = conn.execute("SELECT * FROM customers WHERE id = ?", (row["customer_id"],)).fetchone()
+    receipts = conn.execute(
+        "SELECT p.receipt, p.store, p.purchased_at, p.paid - p.refunded FROM application_receipts r "
+        "JOIN purchases p ON p.id = r.purchase_id WHERE r.application_id = ? ORDER BY p.purchased_at, p.id",
+        (application,)).fetchall()
+    return {
+        "id": row["id"], "status": row["status"], "customer_id": row["customer_id"], "name": customer["name"],
+        "phone": customer["phone"] if unmask else mask_phone(customer["phone"]), "store": row["store"],
+        "region": rules.region_for(row["store"]), "reason": row["reason"], "applied_at": row["applied_at"],
+        "receipts": [{"receipt": r[0], "store": r[1], "purchased_at": r[2], "paid": r[3]} for r in receipts],
+        "missing": missing(rules, customer), "decided_at": row["decided_at"], "decided_by": row["decided_by"],
+        "card_no": row["card_no"], "note": row["note"],
+    }
+
+
+def listing(conn, rules: Rules, status: str | None) -> list[dict]:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(_("status: {status!r} is not one of {statuses}").format(
+            status=status, statuses=", ".join(STATUSES)), code="bad_status")
+    ids = [row[0] for row in conn.execute(
+        "SELECT id FROM applications WHERE ? IS NULL OR status = ? ORDER BY id", (status, status))]
+    return [describe(conn, rules, application) for application in ids]
+
+
+def missing(rules: Rules, customer) -> list[str]:
+    """The required fields (rules.review_requires) the customer's archive lacks."""
+    return [name for name in rules.review_requires
+            if not (customer["id_hmac"] if name == "id_number" else customer[name])]
+
+
+def _get(conn, application: int):
+    row = conn.execute("SELECT * FROM applications WHERE id = ?", (application,)).fetchone()
+    if row is None:
+        raise NotFound(_("no application {id} (see vip applications)").format(id=application),
+                       code="unknown_application")
+    return row
+
+
+def _undecided(conn, application: int):
+    row = _get(conn, application)
+    if row["status"] != "pending":
+        raise Refused(_("application {id} is {status} already ({by}, {at})").format(
+            id=application, status=row["status"], by=row["decided_by"], at=row["decided_at"]), code="decided")
+    return row
+
+
+def approve(conn, rules: Rules, application: int, now: datetime, operator: str) -> dict:
+    """Inside the caller's write transaction: issue the card, credit the purchases, set the first tier."""
+    row = _undecided(conn, application)
+    customer = conn.execute("SELECT * FROM customers WHERE id = ?", (row["customer_id"],)).fetchone()
+    lacking = missing(rules, customer)
+    if lacking:
+        raise Refused(_("application {id} cannot be approved: the archive lacks {fields} (complete the archive: "
+                        "vip update PHONE --{option} …)").format(
+            id=application, fields=", ".join(_(FIELD_NAMES[f]) for f in lacking),
+            option=lacking[0].replace("_", "-")), code="incomplete")
+    if cards.live_card(conn, customer["id"]) is not None:
+        raise Refused(_("customer {id} has a card already: reject the application instead").format(
+            id=customer["id"]), code="has_card")
+    card_no = cards.issue(conn, rules, customer["id"], now, cards.qualified_reason(row["reason"]) + " (approved)",
+                          store=row["store"])
+    first = conn.execute(
+        "SELECT MAX(p.purchased_at) FROM application_receipts r JOIN purchases p ON p.id = r.purchase_id "
+        "WHERE r.application_id = ?", (application,)).fetchone()[0]
+    credited = conn.execute(
+        "SELECT id, paid - refunded FROM purchases WHERE customer_id = ? AND card_no IS NULL AND purchased_at >= ? "
+        "ORDER BY purchased_at, id", (customer["id"], first or iso(now))).fetchall()
+    points = 0
+    for purchase_id, net in credited:
+        earned = rules.points_for(net)
+        conn.execute("UPDATE purchases SET card_no = ?, points_earned = ? WHERE id = ?", (card_no, earned, purchase_id))
+        if earned:
+            ledger.earn(conn, rules, card_no, purchase_id, earned, now, operator, reason=f"application {application}")
+        points += earned
+    largest = max((net for _id, net in credited), default=0)
+    spend = conn.execute("SELECT COALESCE(SUM(paid - refunded), 0) FROM purchases WHERE customer_id = ? "
+                         "AND purchased_at > ?", (customer["id"], iso(months_before(now, rules.upgrade_window_months)))
+                         ).fetchone()[0]
+    tier = rules.tier_for(largest, spend).code
+    archive.set_tier(conn, customer["id"], None, tier, now, cards.issue_reason(row["reason"]), operator)
+    conn.execute("UPDATE applications SET status = 'approved', decided_at = ?, decided_by = ?, card_no = ? "
+                 "WHERE id = ?", (iso(now), operator, card_no, application))
+    audit(conn, now, operator, "approve", str(application), customer_id=customer["id"], card_no=card_no,
+          points=points)
+    return {**describe(conn, rules, application), "tier": tier, "points_earned": points,
+            "points_balance": ledger.balance(conn, card_no, now), "sms_queued": customer["phone"] is not None}
+
+
+def reject(conn, rules: Rules, application: int, reason: str, now: datetime, operator: str) -> dict:
+    _undecided(conn, application)
+    conn.execute("UPDATE applications SET status = 'rejected', decided_at = ?, decided_by = ?, note = ? "
+                 "WHERE id = ?", (iso(now), operator, reason, application))
+    audit(conn, now, operator, "reject", str(application), reason=reason)
+    return describe(conn, rules, application)
