@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Nightly export for cron: yesterday's purchases and the whole member file, with dated names.
 # crontab:  15 2 * * *  VIPCLI_DB=/srv/vip/vip.db /srv/vip/nightly-export.sh /srv/vip/exports >>/var/log/vip-export.log 2>&1
+# The operator "cron" is a user with the manager role (masked exports, vip check), added once by an hq
+# user:  vip user add cron --role manager
 # Exit codes are vip's (0 ok, 4 database busy or damaged): cron mails on failure.
 set -euo pipefail
 out="${1:?usage: nightly-export.sh OUT_DIR}"

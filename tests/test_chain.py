@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 from test_concurrency import run_workers
-from conftest import as_login, open_db, pg_login
+from conftest import as_login, open_db
 
 pytestmark = pytest.mark.slow
 
@@ -28,24 +28,28 @@ def test_eight_tills_of_one_region_issue_distinct_consecutive_card_numbers(vip, 
 @pytest.mark.postgresql_only
 def test_the_operator_is_the_database_login_not_a_name_anyone_can_set(vip, member, monkeypatch):
     card = member()
-    pg_login("till_sz01", "vipcli_till")
-    monkeypatch.setenv("VIPCLI_DB", as_login(os.environ["VIPCLI_DB"], "till_sz01"))
+    assert vip("user", "add", "till_sz01", "--role", "clerk", "--store", "SZ01").code == 0  # (made if missing)
+    owner = os.environ["VIPCLI_DB"]
+    monkeypatch.setenv("VIPCLI_DB", as_login(owner, "till_sz01"))
     monkeypatch.setenv("VIPCLI_OPERATOR", "the-manager")
     assert vip("--operator", "someone-else", "purchase", card, "--amount", "100").code == 0
+    assert vip("whoami")["name"] == "till_sz01"
+    monkeypatch.setenv("VIPCLI_DB", owner)
     entries = vip("audit", "--command", "purchase")["entries"]
     assert [e["operator"] for e in entries] == ["till_sz01"]
 
 
 @pytest.mark.postgresql_only
-def test_no_login_can_change_or_delete_the_ledger_or_the_audit(vip, member):
+def test_no_login_can_change_or_delete_the_ledger_or_the_audit_and_a_clerk_cannot_read_it(vip, member):
     card = member()
     vip("purchase", card, "--amount", "1000")
-    pg_login("till_sz02", "vipcli_till")
+    assert vip("user", "add", "till_sz02", "--role", "clerk").code == 0
     till_url = as_login(os.environ["VIPCLI_DB"], "till_sz02")
-    with open_db(till_url) as till:  # a till's login, through plain SQL (as psql would)
-        assert till.execute("SELECT COUNT(*) FROM audit").fetchone()[0] > 0
-        for statement in ("UPDATE audit SET operator = 'nobody'", "DELETE FROM audit",
-                          "UPDATE ledger SET delta = delta + 1", "DELETE FROM ledger", "TRUNCATE ledger"):
+    with open_db(till_url) as till:  # a clerk's login, through plain SQL (as psql would)
+        for statement in ("SELECT * FROM audit", "UPDATE audit SET operator = 'nobody'", "DELETE FROM audit",
+                          "UPDATE ledger SET delta = delta + 1", "DELETE FROM ledger", "TRUNCATE ledger",
+                          "INSERT INTO users VALUES ('till_sz02b', 'hq', NULL, 'x', 'x')",
+                          "UPDATE users SET role = 'hq'"):
             with pytest.raises(sqlite3.Error, match="not allowed|permission denied"):
                 till.execute(statement)
         till.execute("UPDATE customers SET store = 'SZ02'")  # (what the commands do, it may)
@@ -196,7 +200,8 @@ def test_the_same_receipt_at_two_tills_of_two_stores(vip, member):
 def test_a_file_of_schema_6_keeps_every_purchase_when_receipts_become_per_store(vip, isolated, monkeypatch):
     """Migration 7 builds the purchases table again (SQLite cannot drop a UNIQUE): every row, its
     indexes, its check-journal triggers and the foreign keys pointing at it are there after."""
-    from vipcli import db, migrations
+    import vipcli.cli
+    from vipcli import db, migrations, roles
 
     (isolated / "vip.db").unlink()
     conn = sqlite3.connect(isolated / "vip.db", isolation_level=None)
@@ -208,8 +213,10 @@ def test_a_file_of_schema_6_keeps_every_purchase_when_receipts_become_per_store(
     conn.execute("PRAGMA user_version = 6")
     conn.execute("COMMIT")
     conn.close()
-    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 6)  # (a vipcli of schema 6 fills it)
+    monkeypatch.setattr(migrations, "SCHEMA_VERSION", 6)  # (a vipcli of schema 6 fills it: no roles yet)
     monkeypatch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:6])
+    monkeypatch.setattr(vipcli.cli, "authorize", lambda ctx: None)
+    monkeypatch.setattr(roles, "first_user", lambda *args: None)
     assert vip("init").code == 0
     card = vip("enroll", "--phone", "13800138000", "--grant", "x")["card_no"]
     vip("purchase", card, "--amount", "1000", "--receipt", "A1", "--store", "SZ01")
@@ -222,7 +229,8 @@ def test_a_file_of_schema_6_keeps_every_purchase_when_receipts_become_per_store(
     monkeypatch.setenv("VIPCLI_LANG", "en")
     assert vip("points", card)["points_balance"] == 780  # (migrated on opening)
     conn = db.connect(isolated / "vip.db")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 7
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == migrations.SCHEMA_VERSION
+    assert [tuple(r) for r in conn.execute("SELECT name, role FROM users")] == [("tester", "hq")]  # (its first operator)
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
     assert not conn.execute("PRAGMA foreign_key_check").fetchall()
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'purchases'")}

@@ -66,6 +66,7 @@ def test_nightly_export_script(vip, tmp_path, monkeypatch):
     import shutil
     monkeypatch.setenv("VIPCLI_NOW", "2026-03-31T20:00:00")
     vip("import", "purchases", str(EXAMPLES / "purchases.csv"), "--rejects", str(tmp_path / "r.csv"))
+    assert vip("user", "add", "cron", "--role", "manager").code == 0  # (the script's operator: README, Roles)
     bin_dir = Path(sys.executable).parent
     if not (bin_dir / "vip").exists() or not shutil.which("date"):
         pytest.skip("the vip console script is not installed beside this python")

@@ -41,19 +41,23 @@ def _member(vip, phone=P, birthday="1990-06-15"):
 
 # --- fashion (003, 56饰) ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("amount,issued", [("679.99", False), ("680.00", True)])
-def test_fashion_single_purchase_680(vip, amount, issued):
+@pytest.mark.parametrize("amount,applies", [("679.99", False), ("680.00", True)])
+def test_fashion_single_purchase_680(vip, amount, applies):
+    """003 一,1: 680 paid qualifies; the card waits for the head office's review (an application)."""
     vip("init", "--profile", "fashion")
-    assert vip("purchase", "--phone", P, "--amount", amount)["card_issued"] is issued
+    r = vip("purchase", "--phone", P, "--amount", amount)
+    assert r["card_issued"] is False and (r["application"] is not None) is applies
 
 
 def test_fashion_year_of_1000_promo_not_counted(vip):
     vip("init", "--profile", "fashion")
     vip("purchase", "--phone", P, "--amount", "600", "--at", "2025-07-01")
     r = vip("purchase", "--phone", P, "--amount", "399.99", "--promo", "300")
-    assert r["card_issued"] is False  # 999.99 of regular goods; the 300.00 promo does not count
+    assert r["application"] is None  # 999.99 of regular goods; the 300.00 promo does not count
     r = vip("purchase", "--phone", P, "--amount", "0.01")
-    assert r["card_issued"] is True
+    assert r["application"] is not None and r["card_issued"] is False
+    receipts = vip("applications")["applications"][0]["receipts"]
+    assert len(receipts) == 3  # (the purchases of the qualifying 12 months)
 
 
 def test_fashion_card_number_without_check_digit_and_birthday_085(vip):
@@ -70,7 +74,9 @@ def test_fashion_card_number_without_check_digit_and_birthday_085(vip):
 
 def test_fashion_card_issued_sms(vip, isolated):
     vip("init", "--profile", "fashion")
-    vip("purchase", "--phone", P, "--amount", "680")
+    application = vip("purchase", "--phone", P, "--amount", "680")["application"]
+    vip("update", P, "--name", "王芳", "--gender", "F", "--birthday", "1990-06-15")
+    assert vip("approve", application).code == 0
     vip("notify", "card-issued", "--out", str(isolated / "sms.csv"))
     assert "祝贺您成为56饰尊贵的会员" in (isolated / "sms.csv").read_text(encoding="utf-8")
 

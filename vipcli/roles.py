@@ -31,6 +31,7 @@ TILL = ("clerk", "manager", "hq")
 STORE = ("manager", "hq")
 HQ = ("hq",)
 AUDIT = ("hq", "auditor")
+CHECK = ("manager", "hq", "auditor")  # (vip check shows no one's data: a store's nightly job runs it)
 EVERYONE = ROLES
 NO_DATABASE = ()  # reads no vipcli database (a rules file, config.toml, the demo's own): nothing to check
 NEW_DATABASE = ("new",)  # vip init: its operator becomes the first hq user (vip init refuses a database with rules)
@@ -42,7 +43,7 @@ PERMISSIONS = {
     "card lost": STORE, "card found": STORE, "card replace": STORE, "card renew": STORE, "cards": STORE,
     "cancel": HQ, "tier show": TILL, "tier review": HQ, "tier set": HQ, "gift": TILL, "rewards": TILL,
     "class": STORE, "visit log": STORE, "visit due": STORE, "birthdays": STORE, "notify": HQ,
-    "import purchases": STORE, "import members": STORE, "export": STORE, "check": AUDIT, "audit": AUDIT,
+    "import purchases": STORE, "import members": STORE, "export": STORE, "check": CHECK, "audit": AUDIT,
     "backup": HQ, "restore": HQ, "key export": HQ, "key rotate": HQ, "rules show": TILL, "rules load": HQ,
     "rules validate": NO_DATABASE, "rules profiles": NO_DATABASE, "init": NEW_DATABASE, "info": EVERYONE,
     "demo": NO_DATABASE, "config show": NO_DATABASE, "db copy": HQ,

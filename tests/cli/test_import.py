@@ -14,6 +14,7 @@ from conftest import open_db
 TABLES = {
     "customers": "id", "cards": "card_no", "card_sequences": "region", "purchases": "id",
     "point_lots": "id", "ledger": "id", "tier_changes": "id", "changes": "id", "refunds": "id",
+    "applications": "id", "application_receipts": "application_id, purchase_id",
 }
 HEADER = ["receipt", "card_no", "phone", "store", "purchased_at", "amount", "promo", "paid"]
 
