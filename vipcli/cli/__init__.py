@@ -249,10 +249,16 @@ class Session:
         return self._conn
 
     def exists(self) -> bool:
-        """Whether there is a database to open (a chain's database always is: its server says the rest)."""
-        from vipcli.pg import is_url
+        """Whether there is a vipcli database to open (a file, or a chain's database with its tables)."""
+        from vipcli.errors import DatabaseProblem
 
-        return is_url(str(self.db_path)) or Path(self.db_path).exists()
+        try:
+            self.conn
+        except DatabaseProblem as exc:
+            if exc.code == "no_database":
+                return False
+            raise
+        return True
 
     @property
     def role(self) -> str | None:
