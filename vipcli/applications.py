@@ -27,6 +27,7 @@ FIELD_NAMES = {"gender": N_("gender (性别)"), "name": N_("name (姓氏)"), "bi
                "phone": N_("phone (联系电话)"), "id_number": N_("ID number"), "email": N_("email"),
                "address": N_("address")}
 STATUSES = ("pending", "approved", "rejected")
+STATUS_NAMES = {"pending": N_("pending"), "approved": N_("approved"), "rejected": N_("rejected")}
 
 
 def pending(conn, customer_id: int):

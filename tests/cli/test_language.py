@@ -86,13 +86,15 @@ def _english_words(text: str) -> set[str]:
     from vipcli.cards import STATUS_NAMES
     from vipcli.io.exports import EXPORTS
     from vipcli.rulefile import default_text, parse, profile_names
+    from vipcli.roles import ROLES
     from vipcli.rules import CHANNEL_NAMES
 
     text = "\n\n".join(re.sub(r"示例：.*", "", paragraph, flags=re.S) for paragraph in text.split("\n\n"))
     text = re.sub(r"(?<![\w])--?[a-z][a-z-]*", " ", text)  # options
     text = re.sub(r"\S*[./]\S*|\{[a-z_]*\}|`[^`]*`", " ", text)  # file names, paths, placeholders, `vip rules`
     allowed = ({"vip", "vipcli", "zh", "en", "SQLite", "PostgreSQL", "TOML", "xlsx", "csv", "json", "jsonl", "utf-8",
-                "utf-8-sig", "gb18030", "birthday", "card-issued", "renewal", "grant", "unmask", "text", "keys"}
+                "utf-8-sig", "gb18030", "birthday", "card-issued", "renewal", "grant", "unmask", "text", "keys",
+                "card_issue", "pending", "approved", "rejected"} | set(ROLES)
                | set(CHANNEL_NAMES.values()) | set(STATUS_NAMES.values()) | {"prospect", "cancelled"}
                | set(EXPORTS) | {"report"} | {name for path in _paths() for name in path}
                | {tier.code for name in profile_names() for tier in parse(default_text(name), 1).tiers})

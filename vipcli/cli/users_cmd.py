@@ -3,6 +3,7 @@ vipcli/applications.py)."""
 
 import typer
 
+from vipcli.applications import STATUS_NAMES
 from vipcli.cli import CARD_OR_PHONE, TILL_STORE, command, commands, session, subgroup
 from vipcli.cli.output import emit, fields_panel, table, yuan
 from vipcli.i18n import N_, _
@@ -65,13 +66,19 @@ def whoami(ctx: typer.Context) -> None:
 # --- card applications ---------------------------------------------------------------------------
 
 
+def _missing(data: dict) -> str:
+    from vipcli.applications import FIELD_NAMES
+
+    return ", ".join(_(FIELD_NAMES[name]) for name in data["missing"])
+
+
 def _application_panel(c, data: dict) -> None:
     c.print(fields_panel([
-        (N_("application"), data["id"]), (N_("status"), _(data["status"])), (N_("customer"), data["customer_id"]),
+        (N_("application"), data["id"]), (N_("status"), _(STATUS_NAMES[data["status"]])), (N_("customer"), data["customer_id"]),
         (N_("name"), data["name"] or ""), (N_("phone"), data["phone"] or ""), (N_("store"), data["store"] or ""),
         (N_("region"), data["region"]), (N_("reason"), data["reason"]),
         (N_("receipts"), ", ".join(f"{r['receipt']} {yuan(r['paid'])}" for r in data["receipts"])),
-        (N_("missing"), ", ".join(data["missing"])), (N_("card"), data["card_no"] or ""),
+        (N_("missing"), _missing(data)), (N_("card"), data["card_no"] or ""),
         (N_("note"), data["note"] or ""),
     ]))
 
@@ -113,8 +120,8 @@ def applications_list(
         _("Applications ({count})").format(count=len(found)),
         [N_("application"), N_("status"), N_("customer"), N_("name"), N_("phone"), N_("store"), N_("paid"),
          N_("missing")],
-        [[a["id"], _(a["status"]), a["customer_id"], a["name"] or "", a["phone"] or "", a["store"] or "",
-          yuan(sum(r["paid"] for r in a["receipts"])), ", ".join(a["missing"])] for a in found])), page=True)
+        [[a["id"], _(STATUS_NAMES[a["status"]]), a["customer_id"], a["name"] or "", a["phone"] or "", a["store"] or "",
+          yuan(sum(r["paid"] for r in a["receipts"])), _missing(a)] for a in found])), page=True)
 
 
 APPLICATION = typer.Argument(..., metavar="ID", help=N_("The application's number (vip applications)."))
