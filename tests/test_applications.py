@@ -118,3 +118,19 @@ def test_an_import_under_review_rules_opens_the_same_applications(vip, fashion, 
     assert r.code == 0 and r["inserted"] == 3 and r["cards_issued"] == 0
     listed = vip("applications")["applications"]
     assert [(a["customer_id"], [x["receipt"] for x in a["receipts"]]) for a in listed] == [(1, ["A1"])]
+
+
+def test_under_review_rules_only_hq_grants_a_card_without_review(vip, fashion, isolated):
+    r = vip("enroll", "--phone", P, "--name", "王芳", "--grant", "friend of the owner")
+    assert r.code == 1 and r.data["error"]["code"] == "not_allowed" and "vip apply" in r.data["error"]["message"]
+    assert vip("show", P).code == 1  # nothing written
+    path = isolated / "m.csv"
+    path.write_text("phone,name,grant\n13800138000,王芳,key account\n13900139000,李四,\n", encoding="utf-8")
+    fashion("tester")
+    assert vip("user", "add", "r_manager", "--role", "manager").code == 0
+    fashion("r_manager")
+    r = vip("import", "members", str(path), "--rejects", str(isolated / "rejects.csv"))
+    assert (r.code, r["inserted"], r["rejected"], r["cards_issued"]) == (3, 1, 1, 0)
+    assert "only hq grants" in (isolated / "rejects.csv").read_text(encoding="utf-8-sig")
+    fashion("tester")
+    assert vip("enroll", "--phone", P, "--name", "王芳", "--grant", "friend of the owner")["card_no"] == "75500001"

@@ -129,6 +129,17 @@ def check_unmask(conn, operator: str, role: str, command: str, reason: str | Non
                    command=command) + hint)
 
 
+def may_grant(rules, role: str | None) -> bool:
+    """Whether `role` may issue a card without qualifying (vip enroll --grant, a members import's grant
+    column): under review rules only hq, the desk that approves cards (003: VIP卡发放需经公司主管人员审核)."""
+    return rules.card_issue != "review" or role == "hq"
+
+
+def grant_needs_hq() -> str:
+    return _("not allowed: under these rules a card is reviewed before it is issued, and only hq grants one "
+             "(leave the grant out: vip apply opens an application)")
+
+
 # --- users ---------------------------------------------------------------------------------------
 
 

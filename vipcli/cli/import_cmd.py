@@ -127,17 +127,20 @@ def import_members(
     dry_run: bool = typer.Option(False, "--dry-run", help=N_("Validate and report; write nothing.")),
 ) -> None:
     from vipcli.io.import_members import import_members_file
+    from vipcli.roles import may_grant
 
     s = session(ctx)
     rules = s.rules()
+    grants = may_grant(rules, s.role)
     started = time.perf_counter()
     check_rejects(path, rejects_path)
     if dry_run:
-        outcome = import_members_file(s.conn, rules, s.vault_for, path, s.now, s.operator, encoding, dry_run=True)
+        outcome = import_members_file(s.conn, rules, s.vault_for, path, s.now, s.operator, encoding, dry_run=True,
+                                      may_grant=grants)
     else:
         held = last_id(s.conn, "customers")
         with _saying_what_was_saved(s, N_("customers"), held, path), _progress(s, N_("members"), path) as advance:
             outcome = import_members_file(s.conn, rules, s.vault_for, path, s.now, s.operator, encoding,
-                                          progress=advance)
+                                          progress=advance, may_grant=grants)
     _finish(s, N_("dry run") if dry_run else N_("import members"), path, rejects_path, outcome.report, outcome.rejects,
             outcome.columns, started)

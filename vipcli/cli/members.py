@@ -122,7 +122,7 @@ def enroll(
     grant: str = typer.Option(None, "--grant", help=N_("Issue a card without qualifying; the reason is audited.")),
     at: str = typer.Option(None, "--at", help=N_("Back-date (YYYY-MM-DD[THH:MM]).")),
 ) -> None:
-    from vipcli import archive, cards
+    from vipcli import archive, cards, roles
     from vipcli.cli.sales_cmd import when
     from vipcli.db import transaction
     from vipcli.fields import clean_text
@@ -134,6 +134,8 @@ def enroll(
          "email": email, "address": address, "store": s.till_store(store)}, moment.date())
     reason = clean_text(grant, "grant", 200) if grant is not None else None
     rules = s.rules()
+    if reason is not None and not roles.may_grant(rules, s.role):
+        roles.refuse(s.conn, s.operator, "enroll --grant", s.now, s.role, roles.grant_needs_hq())
     with _auditing_refused_ids(s, clean["phone"]), transaction(s.conn) as conn:
         result = archive.enroll(conn, rules, s.vault_for, clean, moment, s.operator, reason, region)
         customer = archive.customer(conn, result["customer_id"])

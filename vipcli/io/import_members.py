@@ -27,8 +27,10 @@ class MembersReport:
 
 
 def import_members_file(conn, rules, vault_for, path: str, now: datetime, operator: str,
-                        encoding: str | None = None, dry_run: bool = False, progress=None) -> Outcome:
-    """Import (or with dry_run, check) the members file at `path`: what `vip import members` does."""
+                        encoding: str | None = None, dry_run: bool = False, progress=None,
+                        may_grant: bool = True) -> Outcome:
+    """Import (or with dry_run, check) the members file at `path`: what `vip import members` does.
+    `may_grant`: whether the `grant` column may issue cards (vipcli.roles.may_grant)."""
     columns, records = open_rows(path, COLUMNS, REQUIRED, encoding)
     if encoding is not None:  # (a detected one is read through already)
         check_encoding(path, encoding.lower())
@@ -38,30 +40,35 @@ def import_members_file(conn, rules, vault_for, path: str, now: datetime, operat
         for number, values in records:
             report["rows"] += 1
             try:
-                clean, _, _ = cleaned(values, now)
+                clean, _, _ = cleaned(values, now, may_grant)
                 report["duplicates" if archive.customer_by_phone(conn, clean["phone"]) else "inserted"] += 1
             except VipError as exc:
                 report["rejected"] += 1
                 rejects(number, values, exc.message)
         return Outcome(report, rejects, columns)
-    result = import_members(conn, rules, vault_for, records, rejects, now, operator, progress=progress)
+    result = import_members(conn, rules, vault_for, records, rejects, now, operator, progress=progress,
+                            may_grant=may_grant)
     return Outcome({"rows": result.rows, "inserted": result.inserted, "updated": result.updated,
                     "duplicates": result.duplicates, "rejected": result.rejected,
                     "cards_issued": result.cards_issued}, rejects, columns)
 
 
-def cleaned(values: dict, now: datetime) -> tuple[dict, str | None, str | None]:
+def cleaned(values: dict, now: datetime, may_grant: bool = True) -> tuple[dict, str | None, str | None]:
     """A row's archive fields validated as `vip enroll` validates them, its grant reason and region."""
     trusted(values)
     clean = archive.clean_profile({k: values.get(k) for k in archive.PROFILE_FIELDS}, now.date())
     if "phone" not in clean:
         clean["phone"] = normalize_phone(values.get("phone") or "")  # required: refuses the empty one
     grant = clean_text(values["grant"], "grant", 200) if values.get("grant") else None
+    if grant and not may_grant:
+        from vipcli.roles import grant_needs_hq
+
+        raise VipError(grant_needs_hq())
     return clean, grant, values.get("region")
 
 
 def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operator: str, batch_size: int = 500,
-                   progress=None) -> MembersReport:
+                   progress=None, may_grant: bool = True) -> MembersReport:
     report = MembersReport()
     batch = []
 
@@ -85,7 +92,7 @@ def import_members(conn, rules, vault_for, rows, rejects, now: datetime, operato
             progress(len(items))
 
     def _one(values):
-        clean, grant, region = cleaned(values, now)
+        clean, grant, region = cleaned(values, now, may_grant)
         known = archive.customer_by_phone(conn, clean["phone"]) if grant else None
         if known is not None and cards.live_card(conn, known["id"]) is not None:
             grant = None  # re-run of a granted row: the card is there already
