@@ -129,6 +129,7 @@ def test_a_stores_file_copied_into_an_empty_chain_database_is_whole_and_checked(
     assert vip("show", card, "--unmask")["id_number"] == "11010519491231002X"  # (the same key file)
     assert vip("audit")["count"] == audits + 2  # every entry, the copy's, and the unmask just now
     assert [e["operator"] for e in vip("audit", "--command", "db copy")["entries"]] == ["tester"]  # (the login)
+    assert [(u["name"], u["role"]) for u in vip("user", "list")["users"]] == [("tester", "hq")]  # (the copier)
     assert vip("purchase", card, "--amount", "10").code == 0  # new ids go on after the copied ones
     assert vip("enroll", "--phone", "13900139000", "--grant", "x").code == 0
     assert vip("check", "--all")["ok"] is True
@@ -136,6 +137,21 @@ def test_a_stores_file_copied_into_an_empty_chain_database_is_whole_and_checked(
     again = vip("db", "copy", "--to", chain)
     assert again.code == 1 and again["error"]["code"] == "target_not_empty"
     assert vip("db", "copy", "--to", str(isolated / "x.db")).code == 2
+
+
+@pytest.mark.postgresql_only
+def test_a_copied_file_keeps_its_waiting_applications(vip, isolated, monkeypatch):
+    chain = os.environ["VIPCLI_DB"]
+    monkeypatch.setenv("VIPCLI_DB", str(isolated / "store.db"))
+    assert vip("init", "--profile", "fashion").code == 0
+    application = vip("purchase", "--phone", "13800138000", "--amount", "700", "--store", "GZ01")["application"]
+    assert vip("db", "copy", "--to", chain).code == 0
+    monkeypatch.setenv("VIPCLI_DB", chain)
+    assert [a["id"] for a in vip("applications", "--status", "pending")["applications"]] == [application]
+    vip("update", "13800138000", "--name", "王芳", "--gender", "F", "--birthday", "1990-06-15")
+    assert vip("approve", application)["card_no"] == "02000001"  # (GZ01's region, 020)
+    assert vip("apply", "13900139000").code == 1  # (no such customer: ids go on after the copied ones)
+    assert vip("check", "--all")["ok"] is True
 
 
 def test_each_command_closes_its_connection(vip, member):

@@ -10,18 +10,19 @@ something a copy can decide.
 
 from datetime import datetime
 
-from vipcli import auditlog, checks, db, pg
+from vipcli import auditlog, checks, db, pg, roles
 from vipcli.errors import InvalidInput, Refused
 from vipcli.i18n import _
 from vipcli.rulebook import current_rules
 
 # The tables a copy carries, parents first; what is left out is the target's own (its migrations, the
-# check journal of the source's last checks) or of the source's file (meta's import and check marks).
+# check journal of the source's last checks, its users) or of the source's file (meta's import and check
+# marks).
 TABLES = ("rules", "customers", "card_sequences", "cards", "purchases", "refunds", "point_lots", "ledger",
-          "tier_changes", "changes", "audit", "visits", "gifts", "requests")
+          "tier_changes", "changes", "audit", "visits", "gifts", "requests", "applications", "application_receipts")
 META_KEPT = ("key_fingerprint",)  # (what the copy must keep knowing: which key opens its ID numbers)
 IDS = ("rules.version", "customers", "purchases", "refunds", "point_lots", "ledger", "tier_changes", "changes",
-       "audit", "visits", "gifts")
+       "audit", "visits", "gifts", "applications")
 
 
 def rows_to_copy(source) -> int:
@@ -62,6 +63,9 @@ def copy(source, url: str, now: datetime, progress=None) -> dict:
                 if value is not None:
                     db.set_meta(target, key, value)
             pg.sync_identities(target, IDS)
+            # (a file's users are names anyone may type; a chain's are logins: the login that copies is the
+            # first hq user, and adds the others with vip user add)
+            roles.first_user(target, pg.login(target), now)
             auditlog.audit(target, now, pg.login(target), "db copy", db.file_path(source), rows=copied)
         report = checks.run_all(target, current_rules(target), every_row=True, at=now)
     finally:
