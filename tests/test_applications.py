@@ -134,3 +134,20 @@ def test_under_review_rules_only_hq_grants_a_card_without_review(vip, fashion, i
     assert "only hq grants" in (isolated / "rejects.csv").read_text(encoding="utf-8-sig")
     fashion("tester")
     assert vip("enroll", "--phone", P, "--name", "王芳", "--grant", "friend of the owner")["card_no"] == "75500001"
+
+
+@pytest.mark.slow
+def test_four_desks_approving_one_application_at_once_issue_one_card(vip, fashion):
+    """Real processes: the approval reads the application under the write lock, so one desk issues the card
+    and credits the points; the others are told it was decided."""
+    from test_concurrency import run_workers
+
+    application = vip("purchase", "--phone", P, "--amount", "700")["application"]
+    fashion("tester")
+    vip("update", P, "--name", "王芳", "--gender", "F", "--birthday", "1990-06-15")
+    results = run_workers([(["approve", str(application)], 1) for _ in range(4)], os.environ.copy())
+    assert sorted(r["code"] for r in results) == [0, 1, 1, 1]
+    assert sum('"decided"' in r["err"] for r in results) == 3
+    assert [c["card_no"] for c in vip("cards")["cards"]] == ["75500001"]
+    assert vip("points", "75500001")["points_balance"] == 700
+    assert vip("check", "--all")["ok"] is True

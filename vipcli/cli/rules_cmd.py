@@ -23,6 +23,8 @@ def _summary(rules) -> dict:
         "registration_days": rules.registration_days,
         "renewal_month": rules.renewal_month,
         "qualify_windows": [{"months": w.months, "amount": w.amount} for w in rules.qualify_windows],
+        "card_issue": rules.card_issue,
+        "review_requires": list(rules.review_requires),
         "birthday_rate": str(rules.birthday_rate),
         "points_per_yuan": rules.points_per_yuan,
         "expiry": rules.expiry,
@@ -49,7 +51,8 @@ def rules_show(ctx: typer.Context) -> None:
                                   + ([_("one purchase {amount}").format(amount=yuan(rules.qualify_single))]
                                      if rules.qualify_single else [])
                                   + [_("{months} months {amount}").format(months=w.months, amount=yuan(w.amount))
-                                     for w in rules.qualify_windows])),
+                                     for w in rules.qualify_windows])
+                              + (_(" (an application, reviewed by hq)") if rules.card_issue == "review" else "")),
                               (N_("birthday rate"), rules.birthday_rate),
                               (N_("points"), _("{per_yuan} per yuan, expiry {expiry}").format(
                                   per_yuan=rules.points_per_yuan, expiry=rules.expiry))]))
