@@ -33,7 +33,7 @@ def test_every_command_has_its_roles_and_no_role_names_a_command_that_is_gone():
     assert set(LEAVES) - set(roles.PERMISSIONS) == set(), "a command without roles (vipcli/roles.py PERMISSIONS)"
     assert set(roles.PERMISSIONS) - set(LEAVES) == set()
     for name, allowed in roles.PERMISSIONS.items():
-        assert set(allowed) <= set(roles.ROLES) | {"new"}, name
+        assert set(allowed) <= set(roles.ROLES), name
 
 
 def test_the_issue_s_table_of_roles():
@@ -45,7 +45,7 @@ def test_the_issue_s_table_of_roles():
     assert not {"approve", "reject", "tier set", "points adjust", "cancel", "rules load", "notify"} & may["manager"]
     assert {"approve", "reject", "tier set", "points adjust", "cancel", "rules load", "notify", "user add"} <= may["hq"]
     assert may["auditor"] == {"audit", "check", "info", "whoami"}
-    assert set(roles.PERMISSIONS) - {n for n, a in roles.PERMISSIONS.items() if not set(a) - {"new"}} <= may["hq"]
+    assert {n for n, a in roles.PERMISSIONS.items() if a} <= may["hq"]
 
 
 # --- every command as every role ----------------------------------------------------------------
@@ -88,8 +88,8 @@ def become(monkeypatch, engine: str, owner: str, name: str) -> None:
         monkeypatch.setenv("VIPCLI_DB", as_login(owner, name))
 
 
-CHECKED = sorted(n for n, allowed in roles.PERMISSIONS.items() if allowed not in (roles.NO_DATABASE, roles.NEW_DATABASE)
-                 and n not in ("restore", "db copy", "key rotate", "key export", "user add"))
+CHECKED = sorted(n for n, allowed in roles.PERMISSIONS.items() if allowed != roles.NO_DATABASE
+                 and n not in ("init", "restore", "db copy", "key rotate", "key export", "user add"))
 
 
 def test_each_role_against_each_command(vip, member, engine, isolated, monkeypatch):
@@ -125,7 +125,7 @@ def test_each_role_against_each_command(vip, member, engine, isolated, monkeypat
     assert succeeded["check"] == 3 and succeeded["audit"] == 2 and succeeded["info"] == 4
 
 
-@pytest.mark.parametrize("name", ["key rotate", "key export", "restore", "db copy", "user add"])
+@pytest.mark.parametrize("name", ["key rotate", "key export", "restore", "db copy", "user add", "init"])
 def test_the_commands_that_replace_or_hand_out_everything_need_hq(vip, member, engine, isolated, monkeypatch, name):
     member()
     owner = os.environ["VIPCLI_DB"]

@@ -34,7 +34,6 @@ AUDIT = ("hq", "auditor")
 CHECK = ("manager", "hq", "auditor")  # (vip check shows no one's data: a store's nightly job runs it)
 EVERYONE = ROLES
 NO_DATABASE = ()  # reads no vipcli database (a rules file, config.toml, the demo's own): nothing to check
-NEW_DATABASE = ("new",)  # vip init: its operator becomes the first hq user (vip init refuses a database with rules)
 
 # The roles each command allows, by its name as typed (`vip tier set` -> "tier set").
 PERMISSIONS = {
@@ -45,12 +44,14 @@ PERMISSIONS = {
     "class": STORE, "visit log": STORE, "visit due": STORE, "birthdays": STORE, "notify": HQ,
     "import purchases": STORE, "import members": STORE, "export": STORE, "check": CHECK, "audit": AUDIT,
     "backup": HQ, "restore": HQ, "key export": HQ, "key rotate": HQ, "rules show": TILL, "rules load": HQ,
-    "rules validate": NO_DATABASE, "rules profiles": NO_DATABASE, "init": NEW_DATABASE, "info": EVERYONE,
+    "rules validate": NO_DATABASE, "rules profiles": NO_DATABASE, "init": HQ, "info": EVERYONE,
     "demo": NO_DATABASE, "config show": NO_DATABASE, "db copy": HQ,
     "user add": HQ, "user list": HQ, "user role": HQ, "whoami": EVERYONE,
     "apply": TILL, "applications": TILL, "approve": HQ, "reject": HQ,
 }
-CREATES = {"restore"}  # a command that may make its database: checked only when the database exists
+# The commands that make their database: checked only when it exists (vip init's operator is then the
+# first hq user; a restore into a new file is anyone's who may write there)
+CREATES = {"init", "restore"}
 UNMASK = ("hq",)  # and a manager who gives --reason (see `may_unmask`)
 
 
@@ -114,6 +115,7 @@ def first_user(conn, name: str, at: datetime) -> None:
     """Inside the caller's write transaction: `name` as the first hq user, if there is none yet."""
     if conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is None:
         _insert(conn, name, "hq", None, at, name, first=True)
+        audit(conn, at, name, "user add", name, role="hq", first=True)
 
 
 def may_unmask(role: str, reason: str | None) -> bool:

@@ -400,7 +400,7 @@ def authorize(ctx: typer.Context) -> None:
     name = ctx.command_path.partition(" ")[2]
     allowed = roles.PERMISSIONS.get(name, roles.HQ)
     s = session(ctx)
-    if allowed in (roles.NO_DATABASE, roles.NEW_DATABASE) or (name in roles.CREATES and not s.exists()):
+    if allowed == roles.NO_DATABASE or (name in roles.CREATES and not s.exists()):
         return
     s.user = dict(roles.require(s.conn, s.operator, name, s.now))
 
