@@ -408,10 +408,10 @@ def authorize(ctx: typer.Context) -> None:
 # The argument most commands take: a card, or the customer's mobile (as the till types either).
 CARD_OR_PHONE = typer.Argument(..., metavar="CARD/PHONE", help=N_("Card number, or the customer's mobile number."))
 STORE = typer.Option(None, "--store", help=N_("Store code (e.g. SZ01)."))  # a store, where several commands take one
-# This terminal's store, where a command records one (a sale, an enrolment): VIPCLI_STORE or config.toml
-# say it once for the till.
 # Why a person looks at a customer's full phone and ID number (recorded with the look; a manager must say).
 UNMASK_REASON = typer.Option(None, "--reason", help=N_("With --unmask: why (recorded; a manager must give it)."))
+# This terminal's store, where a command records one (a sale, an enrolment): VIPCLI_STORE or config.toml
+# say it once for the till.
 TILL_STORE = typer.Option(None, "--store", envvar="VIPCLI_STORE", show_default=False,
                           help=N_("This terminal's store code (e.g. SZ01); default VIPCLI_STORE or config.toml."))
 

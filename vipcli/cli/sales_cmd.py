@@ -81,7 +81,11 @@ def purchase(
                            _(" ({tier}).").format(tier=tier_label(rules, result["tier"]))))
         c.print(_("Points earned {earned}, balance {balance}.").format(earned=result["points_earned"],
                                                                         balance=result["points_balance"]))
-        if result["note"]:
+        if result["application"]:
+            c.print(styled((_("Application {id} opened").format(id=result["application"]), "bold"), _(
+                ": the card comes once the head office approves it (vip approve); until then list price, "
+                "no points.")))
+        elif result["note"]:
             c.print(result["note"])
 
     emit(s, result, human)
