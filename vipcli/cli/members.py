@@ -93,10 +93,10 @@ def info(ctx: typer.Context) -> None:
     rules = s.rules()
     counts = db_counts(s.conn)
     data = {"db": str(s.db_path), "schema_version": SCHEMA_VERSION, "rules_version": rules.version,
-            "profile": rules.name, "operator": s.operator, "counts": counts}
+            "profile": rules.name, "operator": s.operator, "role": s.role, "counts": counts}
     emit(s, data, lambda c: c.print(fields_panel([
         (N_("database"), s.db_path), (N_("schema version"), SCHEMA_VERSION),
-        (N_("rules version"), f"{rules.version} ({rules.name})"), (N_("operator"), s.operator),
+        (N_("rules version"), f"{rules.version} ({rules.name})"), (N_("operator"), f"{s.operator} ({s.role})"),
         *[(_(COUNTED[k]), v) for k, v in counts.items()],
     ])))
 
