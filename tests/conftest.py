@@ -49,15 +49,6 @@ def _server():
     return psycopg.connect(PG_SERVER, autocommit=True)
 
 
-def pg_login(name: str, *grants: str) -> None:
-    """A login on the test server (made once), member of `grants`."""
-    with _server() as server:
-        if not server.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
-            server.execute(f"CREATE ROLE {name} LOGIN")
-        for role in grants:
-            server.execute(f"GRANT {role} TO {name}")
-
-
 def as_login(url: str, name: str) -> str:
     """`url` with another user name."""
     from urllib.parse import urlsplit, urlunsplit

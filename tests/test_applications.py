@@ -151,3 +151,53 @@ def test_four_desks_approving_one_application_at_once_issue_one_card(vip, fashio
     assert [c["card_no"] for c in vip("cards")["cards"]] == ["75500001"]
     assert vip("points", "75500001")["points_balance"] == 700
     assert vip("check", "--all")["ok"] is True
+
+
+# --- the points an approval credits, for any run of purchases (hypothesis) ----------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(amounts=st.lists(st.integers(min_value=1, max_value=90_000), min_size=1, max_size=8),
+       refunded=st.integers(min_value=0, max_value=7))
+def test_an_approval_credits_what_a_card_issued_at_once_would_have_earned(tmp_path_factory, amounts, refunded):
+    """Purchases of a prospect a day apart, one of them refunded in part: the application opens on the
+    first that qualifies (a single purchase of 680.00, or 1,000.00 in 12 months: the rules' own
+    qualification_reason decides), and approval credits that one and those after it, each net of its
+    refund, and nothing before it."""
+    from datetime import datetime, timedelta
+
+    from vipcli import applications, db, ledger, refunds, rulebook, sales
+    from vipcli.rulefile import default_text
+
+    conn = db.connect(tmp_path_factory.mktemp("h") / "vip.db", create=True)
+    start = datetime(2026, 1, 5, 10, 0)
+    rulebook.initialise(conn, default_text("fashion"), "fashion", "tester", start, "test")
+    rules = rulebook.current_rules(conn)
+    receipts, first = [], None
+    for day, fen in enumerate(amounts):
+        at = start + timedelta(days=day)
+        with db.transaction(conn):
+            r = sales.record_purchase(conn, rules, sales.Sale(regular=fen, phone=P, at=at), at, "tester")
+        assert r["points_earned"] == 0 and r["paid"] == fen  # a prospect: list price, no points
+        receipts.append((r["receipt"], fen))
+        if r["application"] is not None and first is None:
+            first = day
+    assert (first is None) == (rules.qualification_reason(max(amounts), {12: sum(amounts)}) is None)
+    back = 0
+    if refunded < len(amounts):
+        back = receipts[refunded][1] // 2 or receipts[refunded][1]
+        with db.transaction(conn):
+            refunds.refund(conn, rules, receipts[refunded][0], back, start + timedelta(days=len(amounts)), "tester")
+    if first is None:
+        assert not applications.listing(conn, rules, None)
+        return
+    conn.execute("UPDATE customers SET name = '王芳', gender = 'F', birthday = '1990-06-15'")
+    now = start + timedelta(days=len(amounts) + 1)
+    with db.transaction(conn):
+        done = applications.approve(conn, rules, 1, now, "tester")
+    expected = sum(rules.points_for(fen - (back if day == refunded else 0))
+                   for day, (_receipt, fen) in enumerate(receipts) if day >= first)
+    assert done["points_earned"] == expected == ledger.balance(conn, done["card_no"], now)
+    conn.close()

@@ -127,7 +127,7 @@ def test_a_stores_file_copied_into_an_empty_chain_database_is_whole_and_checked(
     monkeypatch.setenv("VIPCLI_DB", chain)
     assert vip("points", card)["points_balance"] == before["points_balance"]
     assert vip("show", card, "--unmask")["id_number"] == "11010519491231002X"  # (the same key file)
-    assert vip("audit")["count"] == audits + 2  # every entry, the copy's, and the unmask just now
+    assert vip("audit")["count"] == audits + 3  # every entry, its first user, the copy's, and the unmask just now
     assert [e["operator"] for e in vip("audit", "--command", "db copy")["entries"]] == ["tester"]  # (the login)
     assert [(u["name"], u["role"]) for u in vip("user", "list")["users"]] == [("tester", "hq")]  # (the copier)
     assert vip("purchase", card, "--amount", "10").code == 0  # new ids go on after the copied ones

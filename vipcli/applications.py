@@ -44,7 +44,7 @@ def on_qualifying(conn, rules: Rules, customer, purchase_id: int, reason: str, a
     if found is not None:
         _attach(conn, found["id"], [purchase_id])
         return found["id"]
-    application = _open(conn, customer["id"], reason, store or customer["store"], at, operator)
+    application = _open(conn, customer["id"], reason, store or customer["store"], at, operator, purchase_id)
     months = _window_months(rules, reason)
     ids = [purchase_id]
     if months:
@@ -64,10 +64,14 @@ def _window_months(rules: Rules, reason: str) -> int | None:
     return None
 
 
-def _open(conn, customer_id: int, reason: str, store: str | None, at: datetime, operator: str) -> int:
+def _open(conn, customer_id: int, reason: str, store: str | None, at: datetime, operator: str,
+          opened_by: int | None) -> int:
+    """A pending application; `opened_by`: the purchase from which on the customer's purchases earn
+    their points on approval (the one that qualified), or None (from the approval on)."""
     return conn.execute(
-        "INSERT INTO applications(customer_id, status, reason, store, applied_at, operator) "
-        "VALUES (?, 'pending', ?, ?, ?, ?) RETURNING id", (customer_id, reason, store, iso(at), operator)).fetchone()[0]
+        "INSERT INTO applications(customer_id, status, reason, opened_by, store, applied_at, operator) "
+        "VALUES (?, 'pending', ?, ?, ?, ?, ?) RETURNING id",
+        (customer_id, reason, opened_by, store, iso(at), operator)).fetchone()[0]
 
 
 def _attach(conn, application: int, purchase_ids: list[int]) -> None:
@@ -92,10 +96,12 @@ def apply(conn, rules: Rules, ref: str, note: str | None, store: str | None, at:
     if found is not None:
         raise Refused(_("customer {id} has application {application} waiting for review already").format(
             id=customer["id"], application=found["id"]), code="application_pending")
+    held = [row[0] for row in conn.execute(
+        "SELECT id FROM purchases WHERE customer_id = ? AND card_no IS NULL ORDER BY purchased_at, id",
+        (customer["id"],))]
     application = _open(conn, customer["id"], f"applied: {note}" if note else "applied", store or customer["store"],
-                        at, operator)
-    _attach(conn, application, [row[0] for row in conn.execute(
-        "SELECT id FROM purchases WHERE customer_id = ? AND card_no IS NULL", (customer["id"],))])
+                        at, operator, held[-1] if held else None)
+    _attach(conn, application, held)
     audit(conn, at, operator, "apply", str(application), customer_id=customer["id"], note=note)
     return describe(conn, rules, application)
 
@@ -163,12 +169,10 @@ def approve(conn, rules: Rules, application: int, now: datetime, operator: str) 
             id=customer["id"]), code="has_card")
     card_no = cards.issue(conn, rules, customer["id"], now, cards.qualified_reason(row["reason"]) + " (approved)",
                           store=row["store"])
-    first = conn.execute(
-        "SELECT MAX(p.purchased_at) FROM application_receipts r JOIN purchases p ON p.id = r.purchase_id "
-        "WHERE r.application_id = ?", (application,)).fetchone()[0]
+    opened = conn.execute("SELECT purchased_at FROM purchases WHERE id = ?", (row["opened_by"],)).fetchone()
     credited = conn.execute(
         "SELECT id, paid - refunded FROM purchases WHERE customer_id = ? AND card_no IS NULL AND purchased_at >= ? "
-        "ORDER BY purchased_at, id", (customer["id"], first or iso(now))).fetchall()
+        "ORDER BY purchased_at, id", (customer["id"], opened[0] if opened else iso(now))).fetchall()
     points = 0
     for purchase_id, net in credited:
         earned = rules.points_for(net)

@@ -287,6 +287,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             customer_id INTEGER NOT NULL REFERENCES customers(id),
             status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
             reason TEXT NOT NULL,
+            opened_by INTEGER REFERENCES purchases(id),
             store TEXT,
             applied_at TEXT NOT NULL,
             operator TEXT NOT NULL,
