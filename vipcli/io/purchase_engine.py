@@ -219,7 +219,7 @@ class PurchaseImport:
         rules, report, in_tx = self.rules, self.report, self.in_tx
         by_phone, known, days = self.people.by_phone.get, self.people.known, self.days.get
         counted_of, price, points_for = rules.counted, rules.price, rules.points_for
-        may_qualify, may_rise = rules.may_qualify, rules.may_rise
+        may_qualify, may_rise, review = rules.may_qualify, rules.may_rise, self.review
         for row in rows:
             try:
                 number, receipt, card_given, phone, store, stamp, moment, regular, promo, given = row
@@ -259,7 +259,7 @@ class PurchaseImport:
                     self._slow(row, state, refusable=True)
                     continue
                 counted = counted_of(paid, promo)
-                if (self.review and state.card is None and not state.ended
+                if (review and state.card is None and not state.ended
                         and may_qualify(counted, kept(state, 2) + counted)):
                     self._slow(row, state)  # under review rules, an application (vipcli/applications.py)
                     continue
