@@ -30,38 +30,43 @@ STATUSES = ("pending", "approved", "rejected")
 STATUS_NAMES = {"pending": N_("pending"), "approved": N_("approved"), "rejected": N_("rejected")}
 
 
+def waiting(conn) -> set[int]:
+    """The customers with an application waiting for review."""
+    return {row[0] for row in conn.execute("SELECT customer_id FROM applications WHERE status = 'pending'")}
+
+
 def pending(conn, customer_id: int):
     return conn.execute("SELECT * FROM applications WHERE customer_id = ? AND status = 'pending'",
                         (customer_id,)).fetchone()
 
 
+# The receipts of an application a purchase opened: that purchase, and the customer's card-less
+# purchases of the qualifying window before it (none when one purchase qualified on its own). One
+# statement for `vip purchase` and the import's writer (io/writer.py).
+RECEIPTS = ("INSERT INTO application_receipts(application_id, purchase_id) SELECT ?, ? UNION "
+            "SELECT ?, id FROM purchases WHERE customer_id = ? AND card_no IS NULL AND purchased_at > ? "
+            "AND purchased_at <= ? AND id < ?")
+
+
+def receipts_of(rules: Rules, application: int, purchase_id: int, customer_id: int, reason: str,
+                at: datetime) -> tuple:
+    """RECEIPTS' values for the application that purchase `purchase_id` (at `at`) opened on `reason`."""
+    months = rules.qualifying_months(reason)
+    since = iso(months_before(at, months)) if months else iso(at)
+    return application, purchase_id, application, customer_id, since, iso(at), purchase_id
+
+
 def on_qualifying(conn, rules: Rules, customer, purchase_id: int, reason: str, at: datetime, store: str | None,
                   operator: str) -> int:
     """Inside the caller's write transaction: a purchase qualified a prospect under review rules. Its
-    pending application gets the receipt, or a new one is opened with the purchases that qualified
-    (this one, and those of the qualifying window when a window's spend did it). Returns its id."""
+    pending application's id, or a new one's, opened with the purchases that qualified (RECEIPTS)."""
     found = pending(conn, customer["id"])
     if found is not None:
-        _attach(conn, found["id"], [purchase_id])
-        return found["id"]
+        return found["id"]  # (its purchases earn from the one that opened it on: nothing to add)
     application = _open(conn, customer["id"], reason, store or customer["store"], at, operator, purchase_id)
-    months = _window_months(rules, reason)
-    ids = [purchase_id]
-    if months:
-        ids += [row[0] for row in conn.execute(
-            "SELECT id FROM purchases WHERE customer_id = ? AND card_no IS NULL AND purchased_at > ? "
-            "AND purchased_at <= ? AND id != ?",
-            (customer["id"], iso(months_before(at, months)), iso(at), purchase_id))]
-    _attach(conn, application, ids)
+    conn.execute(RECEIPTS, receipts_of(rules, application, purchase_id, customer["id"], reason, at))
     audit(conn, at, operator, "apply", str(application), customer_id=customer["id"], reason=reason)
     return application
-
-
-def _window_months(rules: Rules, reason: str) -> int | None:
-    for window in rules.qualify_windows:
-        if reason.startswith(f"{window.months}-month"):
-            return window.months
-    return None
 
 
 def _open(conn, customer_id: int, reason: str, store: str | None, at: datetime, operator: str,

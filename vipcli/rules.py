@@ -145,6 +145,13 @@ class Rules:
                 return f"{window.months}-month spend >= {format_fen(window.amount)}"
         return None
 
+    def qualifying_months(self, reason: str) -> int | None:
+        """The window's months when qualification_reason gave a window's spend, else None."""
+        for window in self.qualify_windows:
+            if reason.startswith(f"{window.months}-month spend >= "):
+                return window.months
+        return None
+
     def tier(self, code: str) -> Tier:
         """A tier by its code or its name as the profile writes it (gold, 金卡)."""
         for tier in self.tiers:

@@ -53,8 +53,11 @@ def import_purchases_file(conn, db_path, rules, path: str, now, operator: str, e
         return Outcome({**report, "in_time_order": in_order}, rejects, columns)
 
     batch = int(os.environ.get("VIPCLI_IMPORT_BATCH", "100000"))
-    plan = _Plan(conn, db_path, rules, now, operator, spare is not None or in_processes(path), batch,
-                 last_id(conn, "purchases") == 0 and os.path.getsize(path) >= FIRST_LOAD_BYTES, spare)
+    # (under review rules an application opened reads the customer's purchases through that index: it stays)
+    first_load = (last_id(conn, "purchases") == 0 and os.path.getsize(path) >= FIRST_LOAD_BYTES
+                  and rules.card_issue != "review")
+    plan = _Plan(conn, db_path, rules, now, operator, spare is not None or in_processes(path), batch, first_load,
+                 spare)
     # A large file's time-order pass runs in a process of its own, beside the import, which asks for
     # the answer before its first commit; a small file's runs first.
     order = (timeorder.Pending if plan.processes else timeorder.Known)(path, stamps, encoding)
@@ -75,10 +78,11 @@ def import_purchases_file(conn, db_path, rules, path: str, now, operator: str, e
         order.abandon()
     with transaction(conn):  # one audit row for the whole import
         audit(conn, now, operator, "import purchases", path, inserted=result.inserted,
-              duplicates=result.duplicates, rejected=result.rejected, cards_issued=result.cards_issued)
+              duplicates=result.duplicates, rejected=result.rejected, cards_issued=result.cards_issued,
+              applications=result.applications)
     report = {"rows": result.rows, "inserted": result.inserted, "duplicates": result.duplicates,
               "rejected": result.rejected, "cards_issued": result.cards_issued, "upgrades": result.upgrades,
-              "in_time_order": in_order}
+              "applications": result.applications, "in_time_order": in_order}
     return Outcome(report, rejects, columns)
 
 

@@ -15,7 +15,7 @@ import sqlite3
 from vipcli.io.writer import RowWriter
 
 _INSERT = re.compile(r"INSERT INTO (\w+)\(([^)]*)\) VALUES \((.*)\)$", re.S)
-_IDS = ("customers", "purchases", "point_lots", "ledger", "tier_changes")
+_IDS = ("customers", "purchases", "point_lots", "ledger", "tier_changes", "applications")
 
 
 def _copies(statements: dict) -> dict:

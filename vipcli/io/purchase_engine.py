@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from vipcli import cards, sales
+from vipcli import applications, cards, sales
 from vipcli.dates import is_birthday, iso
 from vipcli.errors import DatabaseProblem, Refused, VipError
 from vipcli.io.purchase_state import Customer, Customers, Day, Windows, add_event, kept, window_sum
@@ -47,6 +47,7 @@ class Report:
     cards_issued: int = 0
     upgrades: int = 0
     slow_path: int = 0  # rows applied by sales.record_purchase (points debt, a lost card, a full region)
+    applications: int = 0  # opened, under review rules (vipcli/applications.py)
 
 
 class PurchaseImport:
@@ -77,7 +78,8 @@ class PurchaseImport:
         self.tier_sets: dict[int, tuple] = {}  # customer id -> (tier, since), written before the commit
         self.days: dict[str, Day] = {}
         self.months = {w.months for w in rules.qualify_windows} | {rules.upgrade_window_months}
-        self.review = rules.card_issue == "review"  # qualifying opens an application: the exact path
+        self.review = rules.card_issue == "review"  # qualifying opens an application, not a card
+        self.new_stores: dict[int, str | None] = {}  # under review rules: the store of each customer it made
         # rules.discount_rate's answers, by (tier, card status, birthday today)
         self.rates: dict[tuple, Decimal | None] = {}
         self.lot_texts: dict[datetime, str] = {}  # iso() of lot dates (see _text)
@@ -88,6 +90,8 @@ class PurchaseImport:
     def _load_maps(self):
         self.sequences.clear()
         self.people.reload()
+        # the customers with an application waiting (under review rules: applications.on_qualifying)
+        self.applied = applications.waiting(self.conn) if self.review else set()
 
     def _day(self, text: str) -> Day:
         day = self.days.get(text)
@@ -160,7 +164,8 @@ class PurchaseImport:
     def _new_pending(self) -> None:
         """Rows for the writer; a purchase's last three columns (rules version, operator, time
         recorded) are the same for the whole import and are added by the writer."""
-        self.pending = {name: [] for name in ("customers", "cards", "purchases", "lots", "ledger", "tiers")}
+        self.pending = {name: [] for name in ("customers", "cards", "purchases", "lots", "ledger", "tiers",
+                                              "applications", "application_receipts")}
         self.purchases = self.pending["purchases"]
 
     def _chunk(self, rows, bad, rejects) -> None:
@@ -187,9 +192,10 @@ class PurchaseImport:
     def _ids(self):
         """The next free id of each table (the writer holds the write lock: nobody else adds any)."""
         conn = self.conn
-        self.next_customer, self.next_purchase, self.next_lot, self.next_entry, self.next_change = (
+        (self.next_customer, self.next_purchase, self.next_lot, self.next_entry, self.next_change,
+         self.next_application) = (
             conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0] + 1
-            for table in ("customers", "purchases", "point_lots", "ledger", "tier_changes"))
+            for table in ("customers", "purchases", "point_lots", "ledger", "tier_changes", "applications"))
 
     def _existing(self, receipts: list[str]) -> dict:
         """The recorded purchases among `receipts` (committed ones: this transaction's are in
@@ -219,7 +225,7 @@ class PurchaseImport:
         rules, report, in_tx = self.rules, self.report, self.in_tx
         by_phone, known, days = self.people.by_phone.get, self.people.known, self.days.get
         counted_of, price, points_for = rules.counted, rules.price, rules.points_for
-        may_qualify, may_rise, review = rules.may_qualify, rules.may_rise, self.review
+        may_qualify, may_rise = rules.may_qualify, rules.may_rise
         for row in rows:
             try:
                 number, receipt, card_given, phone, store, stamp, moment, regular, promo, given = row
@@ -258,20 +264,16 @@ class PurchaseImport:
                     # (rejected) if it qualifies, recorded if it does not; the other rows go on.
                     self._slow(row, state, refusable=True)
                     continue
-                counted = counted_of(paid, promo)
-                if (review and state.card is None and not state.ended
-                        and may_qualify(counted, kept(state, 2) + counted)):
-                    self._slow(row, state)  # under review rules, an application (vipcli/applications.py)
-                    continue
                 purchase_id = self.next_purchase
                 self.next_purchase = purchase_id + 1
                 seconds = day.base + moment
+                counted = counted_of(paid, promo)
                 add_event(state, seconds, paid, counted)
                 card_no = state.card
                 if card_no is None:
                     # (no window holds more than all the events kept: a bound that spares the sums)
                     if not state.ended and may_qualify(counted, kept(state, 2)):
-                        card_no = self._qualify(state, store, stamp, paid, counted, seconds, day)
+                        card_no = self._qualify(state, store, stamp, paid, counted, seconds, day, purchase_id)
                         status = "active" if card_no else None
                 elif may_rise(state.tier, paid, kept(state, 1)):
                     self._upgrade(state, paid, seconds, day, stamp)
@@ -344,16 +346,38 @@ class PurchaseImport:
         return self.rates[key]
 
     def _qualify(self, state: Customer, store, stamp: str, paid: int, counted: int, seconds: int,
-                 day: Day) -> str | None:
-        """第四条/第五条: the card a prospect's purchase earns, if it meets a rule."""
+                 day: Day, purchase_id: int) -> str | None:
+        """第四条/第五条: the card a prospect's purchase earns, if it meets a rule; under review rules
+        none, but an application (as applications.on_qualifying opens it)."""
+        if self.review and state.id in self.applied:
+            return None  # (its application waits: nothing to open, no card to issue)
         rules = self.rules
         reason = rules.qualification_reason(counted, Windows(state, seconds, day))
         if reason is None:
+            return None
+        if self.review:
+            self._open_application(state, store, stamp, purchase_id, reason)
             return None
         card_no = self._issue(state, store, day, stamp, reason)
         spend = self._upgrade_spend(state, seconds, day)
         self._set_tier(state, None, rules.tier_for(paid, spend).code, stamp, cards.issue_reason(reason))
         return card_no
+
+    def _open_application(self, state: Customer, store, stamp: str, purchase_id: int, reason: str) -> None:
+        """applications.on_qualifying, for the writer: a customer with an application waiting keeps it."""
+        if state.id in self.applied:
+            return
+        self.applied.add(state.id)
+        application = self.next_application
+        self.next_application += 1
+        if store is None:  # the customer's own store, as the till's path takes it
+            store = self.new_stores.get(state.id) if state.id in self.new_stores else self.conn.execute(
+                "SELECT store FROM customers WHERE id = ?", (state.id,)).fetchone()[0]
+        self.pending["applications"].append((application, state.id, reason, purchase_id, store, stamp,
+                                             self.operator))
+        self.pending["application_receipts"].append(
+            applications.receipts_of(self.rules, application, purchase_id, state.id, reason, _fromisoformat(stamp)))
+        self.report.applications += 1
 
     def _upgrade(self, state: Customer, paid: int, seconds: int, day: Day, stamp: str) -> None:
         rules = self.rules
@@ -392,6 +416,8 @@ class PurchaseImport:
         self.next_customer = cid + 1
         state = self.people.new(cid, phone)
         self.pending["customers"].append((cid, phone, store, stamp))
+        if self.review:
+            self.new_stores[cid] = store  # (an application's store, when its row names none)
         return state
 
     def _last_sequence(self, region: str) -> int:

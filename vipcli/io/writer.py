@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 from vipcli import errors
+from vipcli.applications import RECEIPTS
 from vipcli.errors import DatabaseProblem, VipError
 from vipcli.i18n import _
 
@@ -44,6 +45,9 @@ SQL = {
     "tier_set": "UPDATE customers SET tier = ?, tier_since = ? WHERE id = ?",
     "sequences": "INSERT INTO card_sequences(region, last) VALUES (?, ?) "
                  "ON CONFLICT(region) DO UPDATE SET last = excluded.last",
+    "applications": "INSERT INTO applications(id, customer_id, status, reason, opened_by, store, applied_at, "
+                    "operator) VALUES (?, ?, 'pending', ?, ?, ?, ?, ?)",
+    "application_receipts": RECEIPTS,
 }
 TABLES = tuple(SQL)  # foreign-key order
 
