@@ -65,6 +65,8 @@ def main() -> None:
     parser.add_argument("--existing", action="store_true",
                         help="import into a database holding the year before (same customers)")
     parser.add_argument("--engine", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--profile", default="store",
+                        help="the built-in rules profile (fashion: qualifying opens applications for review)")
     parser.add_argument("--pg", default=os.environ.get("VIPCLI_TEST_PG"),
                         help="a PostgreSQL server's URL (a maintenance database the script may CREATE DATABASE from)")
     args = parser.parse_args()
@@ -84,7 +86,8 @@ def main() -> None:
     if args.existing:
         before = folder / "before.csv"
         generate(before, rows, args.customers, seed=7, year=2024, prefix="A")
-        subprocess.run([str(bin_dir / "vip"), "--db", str(base), "init"], env=env, check=True, capture_output=True)
+        subprocess.run([str(bin_dir / "vip"), "--db", str(base), "init", "--profile", args.profile], env=env,
+                       check=True, capture_output=True)
         subprocess.run([str(bin_dir / "vip"), "--db", str(base), "import", "purchases", str(before)], env=env,
                        check=True, capture_output=True)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -97,8 +100,8 @@ def main() -> None:
         if args.existing:
             shutil.copy(base, vip_db)
         else:
-            subprocess.run([str(bin_dir / "vip"), "--db", str(vip_db), "init"], env=env, check=True,
-                           capture_output=True)
+            subprocess.run([str(bin_dir / "vip"), "--db", str(vip_db), "init", "--profile", args.profile], env=env,
+                           check=True, capture_output=True)
         seconds, peak, together, used = timed_tree([str(bin_dir / "vip"), "--db", str(vip_db), "--json", "import",
                                                     "purchases", str(data)], env)
         cpu["vip"].append(used)
@@ -118,7 +121,8 @@ def main() -> None:
             db.unlink()
     medians = {k: statistics.median(v) for k, v in times.items()}
     peer = medians["sqlite-utils insert --csv --no-detect-types"]
-    print(f"{rows:,} rows, {args.customers:,} customers" + (", into the year before" if args.existing else ""))
+    print(f"{rows:,} rows, {args.customers:,} customers, profile {args.profile}"
+          + (", into the year before" if args.existing else ""))
     print(f"{'tool':48} {'median s':>9} {'rows/s':>9} {'ratio':>6}")
     for name, value in medians.items():
         print(f"{name:48} {value:9.2f} {rows / value:9,.0f} {value / peer:6.2f}")
