@@ -173,6 +173,20 @@ def test_a_store_s_clerk_records_at_that_store_only(vip, member, engine, monkeyp
     assert r.code == 1 and "works at store SZ01" in r.data["error"]["message"]
 
 
+def test_a_store_s_manager_lists_and_exports_that_store_s_rows_only(vip, member, engine, isolated, monkeypatch):
+    member(store="SZ01")
+    member(phone="13900139001", store="GZ01")
+    owner = os.environ["VIPCLI_DB"]
+    vip("user", "add", "r_gz01", "--role", "manager", "--store", "GZ01")
+    become(monkeypatch, engine, owner, "r_gz01")
+    out = isolated / "members.csv"
+    assert vip("export", "members", "--out", str(out))["rows"] == 1  # (GZ01's customer)
+    assert "13900139001"[-4:] in out.read_text(encoding="utf-8-sig")
+    assert vip("export", "members", "--out", str(out), "--store", "SZ01").data["error"]["code"] == "not_allowed"
+    assert vip("visit", "due", "--store", "SZ01").data["error"]["code"] == "not_allowed"
+    assert vip("search", "王")["total"] == 2  # (a customer of any store is served at the till)
+
+
 def test_a_clerk_refunds_the_day_s_purchases_a_manager_any_day_s(vip, member, engine, monkeypatch):
     card = member()
     owner = os.environ["VIPCLI_DB"]

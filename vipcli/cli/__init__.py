@@ -275,8 +275,9 @@ class Session:
         return why
 
     def till_store(self, given: str | None) -> str | None:
-        """The store a sale, an enrolment or an application is recorded at: --store (VIPCLI_STORE,
-        config.toml), else the user's own store; a clerk or manager of one store records only there."""
+        """The store a sale, an enrolment or an application is recorded at, or a store's list or export
+        is drawn from: --store (VIPCLI_STORE, config.toml), else the user's own store; a clerk or
+        manager of one store works only there."""
         from vipcli import roles
 
         own = self.user["store"] if self.user else None

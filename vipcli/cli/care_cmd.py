@@ -32,6 +32,7 @@ def _filters(s, rules, cls, store, limit):
                                cls=cls, value=', '.join((c.code for c in rules.classes))),
                            code="bad_class")
     shown = parse_count(limit, "limit", 1, 10**7) if limit is not None else (None if s.json else 200)
+    store = s.till_store(store)  # (a store's manager: that store's customers)
     return cls, check_store(store) if store is not None else None, shown
 
 

@@ -61,6 +61,7 @@ def export(
         from vipcli.cards import STATUSES, status_code
 
         status = status_code(status, ("prospect", *STATUSES))
+    store = s.till_store(store)  # (a store's manager: that store's rows)
     filters = exports.Filters(
         since=parse_when(since, "since") if since else None, until=parse_when(until, "until") if until else None,
         store=check_store(store) if store else None, tier=tier, status=status)
