@@ -3,11 +3,11 @@ purchase, or `vip apply`, opens an application holding the qualifying receipts; 
 desk approves it (the card gets the next number of the applicant's region, its SMS goes into the next
 `vip notify card-issued`) or rejects it with a reason.
 
-Until approval the customer is a prospect: list price, no points. On approval the application's
-purchases, from the one that qualified on (the card-less purchases the customer made since,
-while the application waited, included), earn the points they would have earned had the card been
-issued at once: what each paid, net of its refunds, under the rules in force, as one lot dated the
-day of approval; and the customer's first tier is set from them.
+Until approval the customer is a prospect: list price, no points. On approval the purchase that
+opened the application and the customer's card-less purchases since (made while it waited) earn
+the points they would have earned had the card been issued at once: what each paid, net of its
+refunds, under the rules in force, a lot each dated the day of approval; and the customer's first
+tier is set from them.
 """
 
 from datetime import datetime
@@ -79,11 +79,6 @@ def _open(conn, customer_id: int, reason: str, store: str | None, at: datetime, 
         (customer_id, reason, opened_by, store, iso(at), operator)).fetchone()[0]
 
 
-def _attach(conn, application: int, purchase_ids: list[int]) -> None:
-    conn.executemany("INSERT INTO application_receipts(application_id, purchase_id) VALUES (?, ?) "
-                     "ON CONFLICT DO NOTHING", [(application, pid) for pid in purchase_ids])
-
-
 def apply(conn, rules: Rules, ref: str, note: str | None, store: str | None, at: datetime, operator: str) -> dict:
     """`vip apply`: an application for a customer without a card, by hand (the counter's 申请函 for a
     customer the store vouches for); the receipts are the customer's card-less purchases so far."""
@@ -106,35 +101,43 @@ def apply(conn, rules: Rules, ref: str, note: str | None, store: str | None, at:
         (customer["id"],))]
     application = _open(conn, customer["id"], f"applied: {note}" if note else "applied", store or customer["store"],
                         at, operator, held[-1] if held else None)
-    _attach(conn, application, held)
+    conn.executemany("INSERT INTO application_receipts(application_id, purchase_id) VALUES (?, ?)",
+                     [(application, purchase_id) for purchase_id in held])
     audit(conn, at, operator, "apply", str(application), customer_id=customer["id"], note=note)
     return describe(conn, rules, application)
 
 
-def describe(conn, rules: Rules, application: int, unmask: bool = False) -> dict:
-    row = _get(conn, application)
-    customer = conn.execute("SELECT * FROM customers WHERE id = ?", (row["customer_id"],)).fetchone()
-    receipts = conn.execute(
-        "SELECT p.receipt, p.store, p.purchased_at, p.paid - p.refunded FROM application_receipts r "
-        "JOIN purchases p ON p.id = r.purchase_id WHERE r.application_id = ? ORDER BY p.purchased_at, p.id",
-        (application,)).fetchall()
-    return {
-        "id": row["id"], "status": row["status"], "customer_id": row["customer_id"], "name": customer["name"],
-        "phone": customer["phone"] if unmask else mask_phone(customer["phone"]), "store": row["store"],
-        "region": rules.region_for(row["store"]), "reason": row["reason"], "applied_at": row["applied_at"],
-        "receipts": [{"receipt": r[0], "store": r[1], "purchased_at": r[2], "paid": r[3]} for r in receipts],
-        "missing": missing(rules, customer), "decided_at": row["decided_at"], "decided_by": row["decided_by"],
-        "card_no": row["card_no"], "note": row["note"],
-    }
+def describe(conn, rules: Rules, application: int) -> dict:
+    _get(conn, application)
+    return _described(conn, rules, "a.id = ?", (application,))[0]
 
 
 def listing(conn, rules: Rules, status: str | None) -> list[dict]:
+    """The applications (in `status`), oldest first: two queries, however many there are."""
     if status is not None and status not in STATUSES:
         raise InvalidInput(_("status: {status!r} is not one of {statuses}").format(
             status=status, statuses=", ".join(STATUSES)), code="bad_status")
-    ids = [row[0] for row in conn.execute(
-        "SELECT id FROM applications WHERE ? IS NULL OR status = ? ORDER BY id", (status, status))]
-    return [describe(conn, rules, application) for application in ids]
+    return _described(conn, rules, "? IS NULL OR a.status = ?", (status, status))
+
+
+def _described(conn, rules: Rules, where: str, params: tuple) -> list[dict]:
+    """The applications `where` says, each with its customer (masked), receipts and missing fields."""
+    receipts = {}
+    for row in conn.execute(
+            "SELECT r.application_id, p.receipt, p.store, p.purchased_at, p.paid - p.refunded "
+            "FROM application_receipts r JOIN purchases p ON p.id = r.purchase_id "
+            f"JOIN applications a ON a.id = r.application_id WHERE {where} ORDER BY p.purchased_at, p.id", params):
+        receipts.setdefault(row[0], []).append({"receipt": row[1], "store": row[2], "purchased_at": row[3],
+                                                "paid": row[4]})
+    return [{
+        "id": row["id"], "status": row["status"], "customer_id": row["customer_id"], "name": row["name"],
+        "phone": mask_phone(row["phone"]), "store": row["store"], "region": rules.region_for(row["store"]),
+        "reason": row["reason"], "applied_at": row["applied_at"], "receipts": receipts.get(row["id"], []),
+        "missing": missing(rules, row), "decided_at": row["decided_at"], "decided_by": row["decided_by"],
+        "card_no": row["card_no"], "note": row["note"],
+    } for row in conn.execute(
+        "SELECT a.*, c.name, c.phone, c.gender, c.birthday, c.id_hmac, c.email, c.address FROM applications a "
+        f"JOIN customers c ON c.id = a.customer_id WHERE {where} ORDER BY a.id", params)]
 
 
 def missing(rules: Rules, customer) -> list[str]:
