@@ -52,7 +52,6 @@ PERMISSIONS = {
 # The commands that make their database: checked only when it exists (vip init's operator is then the
 # first hq user; a restore into a new file is anyone's who may write there)
 CREATES = {"init", "restore"}
-UNMASK = ("hq",)  # and a manager who gives --reason (see `may_unmask`)
 
 
 class NotAllowed(Refused):
@@ -75,8 +74,7 @@ def require(conn, operator: str, command: str, at: datetime):
     found = user(conn, operator)
     if found is None and _may_found(conn):
         with transaction(conn):
-            if conn.execute("SELECT 1 FROM users LIMIT 1").fetchone() is None:
-                first_user(conn, operator, at)
+            first_user(conn, operator, at)  # (if there is still none, under the write lock)
         found = user(conn, operator)
     if found is None:
         refuse(conn, operator, command, at, None, _(
@@ -118,17 +116,12 @@ def first_user(conn, name: str, at: datetime) -> None:
         audit(conn, at, name, "user add", name, role="hq", first=True)
 
 
-def may_unmask(role: str, reason: str | None) -> bool:
-    return role in UNMASK or (role == "manager" and bool(reason and reason.strip()))
-
-
 def check_unmask(conn, operator: str, role: str, command: str, reason: str | None, at: datetime) -> None:
     """`--unmask`: hq, or a manager who says why (002: 借阅资格); else refused and audited."""
-    if not may_unmask(role, reason):
-        hint = _(" (a manager gives --reason)") if role == "manager" else ""
+    if not (role == "hq" or (role == "manager" and reason)):
         refuse(conn, operator, f"{command} --unmask", at, role,
                _("not allowed: '{command} --unmask' needs role hq, or manager with --reason").format(
-                   command=command) + hint)
+                   command=command))
 
 
 def may_grant(rules, role: str | None) -> bool:
