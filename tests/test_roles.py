@@ -125,6 +125,28 @@ def test_each_role_against_each_command(vip, member, engine, isolated, monkeypat
     assert succeeded["check"] == 3 and succeeded["audit"] == 2 and succeeded["info"] == 4
 
 
+def test_a_removed_user_is_refused_and_what_they_did_stays(vip, member, engine, monkeypatch):
+    card = member()
+    owner = os.environ["VIPCLI_DB"]
+    vip("user", "add", "r_gone", "--role", "clerk")
+    become(monkeypatch, engine, owner, "r_gone")
+    assert vip("purchase", card, "--amount", "10").code == 0
+    become(monkeypatch, engine, owner, "tester")
+    assert vip("user", "remove", "r_gone")["removed"] is True
+    assert vip("user", "remove", "r_gone").data["error"]["code"] == "unknown_user"
+    become(monkeypatch, engine, owner, "r_gone")
+    r = vip("purchase", card, "--amount", "10")
+    assert r.code == 1 and r.data["error"]["code"] == "not_allowed"
+    if engine == "postgresql":  # the login keeps no group: plain SQL is refused too
+        import psycopg
+
+        with psycopg.connect(as_login(owner, "r_gone")) as gone:
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                gone.execute("SELECT COUNT(*) FROM customers")
+    become(monkeypatch, engine, owner, "tester")
+    assert [e["operator"] for e in vip("audit", "--command", "purchase")["entries"]] == ["r_gone"]
+
+
 @pytest.mark.parametrize("name", ["key rotate", "key export", "restore", "db copy", "user add", "init"])
 def test_the_commands_that_replace_or_hand_out_everything_need_hq(vip, member, engine, isolated, monkeypatch, name):
     member()
@@ -160,6 +182,7 @@ def test_user_role_changes_are_recorded_and_the_last_hq_stays(vip, monkeypatch, 
     assert (r["from"], r["role"]) == ("clerk", "manager")
     last = vip("user", "role", "tester", "clerk")
     assert last.code == 1 and last.data["error"]["code"] == "last_hq"
+    assert vip("user", "remove", "tester").data["error"]["code"] == "last_hq"
     assert [e["command"] for e in vip("audit", "--limit", "2")["entries"]] == ["user role", "user add"]
 
 

@@ -98,7 +98,16 @@ def _connect_postgresql(url: str, create: bool):
 
     conn = pg.connect(url, busy_timeout())
     try:
-        version = pg.schema_version(conn)
+        try:
+            version = pg.schema_version(conn)
+        except sqlite3.OperationalError as exc:
+            if not str(exc).startswith("not allowed"):
+                raise
+            from vipcli.roles import NotAllowed  # (a login without a vipcli role: unrecorded, it may write nothing)
+
+            login = pg.login(conn)
+            raise NotAllowed(_("not allowed: the login {login} holds no vipcli role in this database (an hq user "
+                               "adds it: vip user add {login} --role clerk)").format(login=login)) from None
         if not create and not version:
             raise DatabaseProblem(_("no vipcli database at {path} (run vip init)").format(path=pg.redacted(url)),
                                   code="no_database")

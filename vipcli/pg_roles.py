@@ -82,11 +82,7 @@ def grant(conn, login: str, role: str, first: bool = False) -> None:
                 raise Refused(_("there is no login {name} on this server, and this login may not create one: the "
                                 "server's administrator runs CREATE ROLE {name} LOGIN PASSWORD '…', then vip user "
                                 "add again").format(name=login), code="no_login") from None
-        held = [row[0] for row in conn.execute(
-            "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
-            "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = ?", (login,))]
-        for group in set(held) & set(GROUP.values()):
-            conn.execute(f"REVOKE {group} FROM {who}")
+        revoke(conn, login)
         if role == "hq":  # (hq holds every group's privileges anyway)
             conn.execute(f"GRANT {', '.join(GROUP.values())} TO {who} WITH ADMIN OPTION")
         else:
@@ -96,3 +92,12 @@ def grant(conn, login: str, role: str, first: bool = False) -> None:
         if not first:
             raise
     conn.execute("RELEASE vip_grant")
+
+
+def revoke(conn, login: str) -> None:
+    """Inside the caller's transaction: `login` loses every vipcli group role it holds."""
+    held = {row[0] for row in conn.execute(
+        "SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+        "JOIN pg_roles u ON u.oid = m.member WHERE u.rolname = ?", (login,))}
+    for group in sorted(held & set(GROUP.values())):
+        conn.execute(f"REVOKE {group} FROM {quoted(login)}")

@@ -46,7 +46,7 @@ PERMISSIONS = {
     "backup": HQ, "restore": HQ, "key export": HQ, "key rotate": HQ, "rules show": TILL, "rules load": HQ,
     "rules validate": NO_DATABASE, "rules profiles": NO_DATABASE, "init": HQ, "info": EVERYONE,
     "demo": NO_DATABASE, "config show": NO_DATABASE, "db copy": HQ,
-    "user add": HQ, "user list": HQ, "user role": HQ, "whoami": EVERYONE,
+    "user add": HQ, "user list": HQ, "user role": HQ, "user remove": HQ, "whoami": EVERYONE,
     "apply": TILL, "applications": TILL, "approve": HQ, "reject": HQ,
 }
 # The commands that make their database: checked only when it exists (vip init's operator is then the
@@ -173,17 +173,24 @@ def add_user(conn, name: str, role: str, store: str | None, at: datetime, operat
     return {"name": name, "role": role, "store": store}
 
 
+def _changing(conn, name: str, role: str | None):
+    """Inside the caller's write transaction: the user whose role changes to `role` (None: removed);
+    the last hq user keeps the role."""
+    found = user(conn, name)
+    if found is None:
+        raise NotFound(_("no user {name} (add one: vip user add {name} --role {role})").format(
+            name=name, role=role or "clerk"), code="unknown_user")
+    if found["role"] == "hq" and role != "hq" and conn.execute(
+            "SELECT COUNT(*) FROM users WHERE role = 'hq'").fetchone()[0] == 1:
+        raise Refused(_("{name} is the last hq user: make another user hq first").format(name=name),
+                      code="last_hq")
+    return found
+
+
 def set_role(conn, name: str, role: str, at: datetime, operator: str) -> dict:
     role = _role(role)
     with transaction(conn):
-        found = user(conn, name)
-        if found is None:
-            raise NotFound(_("no user {name} (add one: vip user add {name} --role {role})").format(
-                name=name, role=role), code="unknown_user")
-        if found["role"] == "hq" and role != "hq" and conn.execute(
-                "SELECT COUNT(*) FROM users WHERE role = 'hq'").fetchone()[0] == 1:
-            raise Refused(_("{name} is the last hq user: make another user hq first").format(name=name),
-                          code="last_hq")
+        found = _changing(conn, name, role)
         conn.execute("UPDATE users SET role = ? WHERE name = ?", (role, name))
         if engine(conn) == "postgresql":
             from vipcli import pg_roles
@@ -191,6 +198,20 @@ def set_role(conn, name: str, role: str, at: datetime, operator: str) -> dict:
             pg_roles.grant(conn, name, role)
         audit(conn, at, operator, "user role", name, from_role=found["role"], to_role=role)
     return {"name": name, "role": role, "from": found["role"], "store": found["store"]}
+
+
+def remove_user(conn, name: str, at: datetime, operator: str) -> dict:
+    """Someone who left: no command accepts them any more (on PostgreSQL their login loses its group
+    role; the login itself is the server's administrator's to drop). What they did stays recorded."""
+    with transaction(conn):
+        found = _changing(conn, name, None)
+        conn.execute("DELETE FROM users WHERE name = ?", (name,))
+        if engine(conn) == "postgresql":
+            from vipcli import pg_roles
+
+            pg_roles.revoke(conn, name)
+        audit(conn, at, operator, "user remove", name, role=found["role"])
+    return {"name": name, "removed": True, "role": found["role"]}
 
 
 def users(conn) -> list[dict]:

@@ -65,7 +65,7 @@ def purchase(
         result = sales.record_purchase(conn, rules, sale, s.now, s.operator)
 
     def human(c):
-        shown = cards.format_number(result["card_no"], rules) or _("no card (prospect)")
+        shown = cards.format_number(result["card_no"], rules)
         if result["duplicate"]:
             c.print(_("Receipt {receipt} was already recorded; nothing changed.").format(receipt=result["receipt"]))
             return
@@ -74,8 +74,10 @@ def purchase(
                 "{id} created for phone {phone} (not on file before).").format(
                     id=result["customer_id"], phone=fields.mask_phone(sale.phone))))
         rate = " " + _("at {rate}").format(rate=result["discount_rate"]) if result["discount_rate"] else ""
+        tail = (_("{rate}, card {card}.").format(rate=rate, card=shown) if result["card_no"]
+                else _("{rate}, no card (prospect).").format(rate=rate))
         c.print(styled(_("Receipt {receipt}: paid ").format(receipt=result["receipt"]), (yuan(result["paid"]), "bold"),
-                       _("{rate}, card {card}.").format(rate=rate, card=shown)))
+                       tail))
         if result["card_issued"]:
             c.print(styled((_("Qualified: card {card} issued").format(card=shown), "bold green"),
                            _(" ({tier}).").format(tier=tier_label(rules, result["tier"]))))

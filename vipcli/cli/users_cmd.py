@@ -44,6 +44,19 @@ def user_role(
     emit(s, data, lambda c: c.print(_("{name}: {old} -> {new}.").format(name=name, old=data["from"], new=data["role"])))
 
 
+@command(user_app, "remove", help=N_("Remove a user who left: no command accepts them any more (audited; what they "
+                                     "did stays recorded). Example: vip user remove anna"))
+def user_remove(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME", help=N_("Login (chain) or operator name (file).")),
+) -> None:
+    from vipcli import roles
+
+    s = session(ctx)
+    data = roles.remove_user(s.conn, name, s.now, s.operator)
+    emit(s, data, lambda c: c.print(_("Removed {name} ({role}).").format(name=name, role=data["role"])))
+
+
 @command(user_app, "list", help=N_("The users and their roles. Example: vip user list"))
 def user_list(ctx: typer.Context) -> None:
     from vipcli import roles
