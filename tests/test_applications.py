@@ -4,6 +4,7 @@ end through the app on both engines."""
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from test_roles import become
 
@@ -154,8 +155,6 @@ def test_four_desks_approving_one_application_at_once_issue_one_card(vip, fashio
 
 
 # --- the points an approval credits, for any run of purchases (hypothesis) ----------------------
-
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

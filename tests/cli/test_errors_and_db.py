@@ -243,6 +243,8 @@ def test_global_options_after_the_command(vip, member, isolated, engine):
     assert r.code == 0 and r["paid"] == "8.80"
     other = isolated / "other.db"
     assert vip("init", "--db", str(other)).code == 0 and other.exists()
+    odd = vip("purchase", card, "--amount", "10", "--receipt", "--operator", "--json", json_output=False)
+    assert odd.code == 0 and odd["receipt"] == "--operator"  # (an option's value is the command's, whatever it says)
     who = "小王" if engine == "sqlite" else "tester"  # (on PostgreSQL the operator is the login, whatever is said)
     assert vip("audit", "--operator", who)["entries"][0]["operator"] == who
     assert vip("audit", "--operator", "nobody")["entries"] == []

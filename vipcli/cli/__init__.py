@@ -138,22 +138,26 @@ def _globals_first(argv: list[str]) -> list[str]:
             front += argv[i:i + 1 + takes]
             i += 1 + takes
         else:
-            rest.append(argv[i])
-            i += 1
+            takes = own.get(name, False) and "=" not in argv[i]  # (its value is the command's: `--receipt --json`)
+            rest += argv[i:i + 1 + takes]
+            i += 1 + takes
     return front + rest + argv[end:]
 
 
-def _own_options(name: str) -> set[str]:
-    """The option names a command (or any command of a group) defines itself."""
+def _own_options(name: str) -> dict[str, bool]:
+    """The option names a command (or any command of a group) defines itself, and whether each takes a
+    value."""
     module = COMMANDS.get(name)
     if module is None:
-        return set()
-    found, todo = set(), [_module_group(module).get_command(None, name)]
+        return {}
+    found, todo = {}, [_module_group(module).get_command(None, name)]
     while todo:
         command = todo.pop()
         if command is None:
             continue
-        found.update(opt for param in command.params for opt in getattr(param, "opts", ()))
+        for param in command.params:
+            takes = getattr(param, "param_type_name", "") == "option" and not getattr(param, "is_flag", False)
+            found.update({opt: takes for opt in getattr(param, "opts", ())})
         todo += list(getattr(command, "commands", {}).values())
     return found
 

@@ -1,4 +1,4 @@
-"""user add / list / role, whoami; apply, applications, approve, reject (vipcli/roles.py,
+"""user add / role / remove / list, whoami; apply, applications, approve, reject (vipcli/roles.py,
 vipcli/applications.py)."""
 
 import typer
@@ -11,6 +11,7 @@ from vipcli.i18n import N_, _
 cli = commands()  # this module's commands, found by name through vipcli.cli.COMMANDS
 
 user_app = subgroup(cli, "user", N_("Who may use vipcli, and in which role (clerk, manager, hq, auditor)."))
+USER = typer.Argument(..., metavar="NAME", help=N_("Login (chain) or operator name (file)."))
 ROLE = typer.Option(..., "--role", metavar="clerk|manager|hq|auditor", help=N_("The role: clerk, manager, hq or "
                                                                                "auditor (README, Roles)."))
 
@@ -19,7 +20,7 @@ ROLE = typer.Option(..., "--role", metavar="clerk|manager|hq|auditor", help=N_("
                                   "on a file an operator name. Example: vip user add anna --role clerk --store SZ01"))
 def user_add(
     ctx: typer.Context,
-    name: str = typer.Argument(..., metavar="NAME", help=N_("Login (chain) or operator name (file).")),
+    name: str = USER,
     role: str = ROLE,
     store: str = typer.Option(None, "--store", help=N_("The user's store (e.g. SZ01).")),
 ) -> None:
@@ -34,7 +35,7 @@ def user_add(
 @command(user_app, "role", help=N_("Change a user's role (audited). Example: vip user role anna manager"))
 def user_role(
     ctx: typer.Context,
-    name: str = typer.Argument(..., metavar="NAME", help=N_("Login (chain) or operator name (file).")),
+    name: str = USER,
     role: str = typer.Argument(..., metavar="ROLE", help=N_("clerk, manager, hq or auditor.")),
 ) -> None:
     from vipcli import roles
@@ -48,7 +49,7 @@ def user_role(
                                      "did stays recorded). Example: vip user remove anna"))
 def user_remove(
     ctx: typer.Context,
-    name: str = typer.Argument(..., metavar="NAME", help=N_("Login (chain) or operator name (file).")),
+    name: str = USER,
 ) -> None:
     from vipcli import roles
 
