@@ -20,9 +20,8 @@ from vipcli.fields import mask_phone
 from vipcli.i18n import N_, _
 from vipcli.rules import Rules
 
-# The archive's fields an application may require (rules: qualification.review_requires), with the
-# names the seed gives them (003 发放流程 4: 顾客性别,姓氏,出生日期,联系电话 为必填项).
-ARCHIVE_FIELDS = ("gender", "name", "birthday", "phone", "id_number", "email", "address")
+# The names the seed gives the fields an application may require (rules.ARCHIVE_FIELDS; 003 发放流程 4:
+# 顾客性别,姓氏,出生日期,联系电话 为必填项).
 FIELD_NAMES = {"gender": N_("gender (性别)"), "name": N_("name (姓氏)"), "birthday": N_("birthday (出生日期)"),
                "phone": N_("phone (联系电话)"), "id_number": N_("ID number"), "email": N_("email"),
                "address": N_("address")}

@@ -327,8 +327,9 @@ END $$;
 
 
 def grant_tills(conn) -> None:
-    """After every migration (new tables included): the tills' role reads and writes what the commands
-    do, and only appends to the ledger and the audit."""
+    """After every migration (new tables included): the groups of the roles their privileges
+    (vipcli/pg_roles.py), and the tills' role of the databases made before roles reads and writes what
+    the commands do, and only appends to the ledger and the audit."""
     pg_roles.grant_groups(conn)
     if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = ?", (TILL_ROLE,)).fetchone():
         return

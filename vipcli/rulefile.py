@@ -7,8 +7,8 @@ from importlib import resources
 
 from vipcli.errors import InvalidInput
 from vipcli.money import parse_yuan
-from vipcli.rules import (CHANNELS, MESSAGE_FIELDS, MESSAGE_KINDS, Contact, CustomerClass, Reward, Rules, Tier,
-                          Window)
+from vipcli.rules import (ARCHIVE_FIELDS, CHANNELS, MESSAGE_FIELDS, MESSAGE_KINDS, Contact, CustomerClass, Reward,
+                          Rules, Tier, Window)
 from vipcli.i18n import _
 
 
@@ -163,11 +163,10 @@ class _Reader:
 
     def _fields(self, table: dict, path: str) -> tuple[str, ...]:
         """A list of the archive's fields (an application's required ones)."""
-        from vipcli.applications import ARCHIVE_FIELDS
-
         value = table.get(path.rpartition(".")[2], [])
         if not isinstance(value, list) or any(v not in ARCHIVE_FIELDS for v in value):
-            raise RulesError(_("{path}: must be a list of {fields}").format(path=path, fields=", ".join(ARCHIVE_FIELDS)))
+            raise RulesError(_("{path}: must be a list of {fields}").format(path=path,
+                                                                            fields=", ".join(ARCHIVE_FIELDS)))
         return tuple(value)
 
     def _gifts(self, d: dict, tiers: tuple[Tier, ...]) -> dict:

@@ -19,6 +19,8 @@ CHANNELS = ("phone", "visit", "sms", "email", "letter")
 CHANNEL_NAMES = {"电话": "phone", "上门": "visit", "短信": "sms", "邮件": "email", "信函": "letter"}  # as a clerk types them
 NO_EXPIRY = date(9999, 12, 31)  # the validity of a card whose profile has no renewal
 MESSAGE_KINDS = ("card_issued", "birthday", "renewal")
+# The archive's fields a profile may require before a card application is approved (review_requires).
+ARCHIVE_FIELDS = ("gender", "name", "birthday", "phone", "id_number", "email", "address")
 MESSAGE_FIELDS = ("name", "card_no", "valid_to", "discount", "store")
 
 
