@@ -108,16 +108,16 @@ def refund(
 
     s = session(ctx)
     value = parse_yuan(amount, "amount") if amount is not None else None
+    receipt, store = receipt.strip(), fields.check_store(store) if store is not None else None
     if s.role == "clerk":  # a clerk refunds the day's purchases; an earlier day's needs the store's manager
-        day = refunds.purchased_on(s.conn, receipt.strip(), fields.check_store(store) if store is not None else None)
+        day = refunds.purchased_on(s.conn, receipt, store)
         if day is not None and day != s.now.date().isoformat():
             roles.refuse(s.conn, s.operator, "refund", s.now, s.role, _(
                 "not allowed: a clerk refunds the day's purchases; {receipt} is of {day} (a manager refunds it)").format(
-                receipt=receipt.strip(), day=day))
+                receipt=receipt, day=day))
     rules = s.rules()
     with transaction(s.conn) as conn:
-        result = refunds.refund(conn, rules, receipt.strip(), value, s.now, s.operator,
-                                fields.check_store(store) if store is not None else None)
+        result = refunds.refund(conn, rules, receipt, value, s.now, s.operator, store)
 
     def human(c):
         c.print(_("Refunded {amount} of {receipt}; points reversed {points}, balance {balance}.").format(
